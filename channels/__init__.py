@@ -1,0 +1,1 @@
+"""Channel adapters: one sub-package per channel behind one small interface (see ``base``)."""

@@ -1,0 +1,116 @@
+"""The aiohttp application: ``create_app(settings) -> web.Application``.
+
+Every resource is opened and closed in one ``cleanup_ctx`` generator and kept under a typed
+``web.AppKey``; nothing is set on the app after startup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+import redis
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from gateway.appkeys import METRICS, PIPELINE, REDIS, ROUTER, SETTINGS, STORE
+from gateway.health import routes as health_routes
+from gateway.ingest import Ingest
+from gateway.metrics import Metrics
+from gateway.pipeline import Pipeline
+from gateway.routing import Router
+from gateway.settings import Settings
+from gateway.store import Store
+from gateway.store.types import utcnow
+from knowledge_base.base import KnowledgeBase, NeverMatches
+from workers.relay import OutboxRelay
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    kb: KnowledgeBase | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> web.Application:
+    """Build the gateway's web application; resources open when it starts."""
+    metrics = Metrics()
+    app = web.Application(middlewares=[_count_requests(metrics)])
+    app[SETTINGS] = settings
+    app[METRICS] = metrics
+    app.cleanup_ctx.append(_resources(settings, metrics, kb or NeverMatches(), clock))
+    app.add_routes(health_routes)
+    return app
+
+
+def _resources(
+    settings: Settings, metrics: Metrics, kb: KnowledgeBase, clock: Callable[[], datetime]
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        store = Store(settings.database_url)
+        redis_client = aioredis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=2, socket_timeout=5
+        )
+        ingest = Ingest(store, zone=settings.zone, reopen_days=settings.reopen_days, clock=clock)
+        router = Router(store, kb, clock=clock)
+        pipeline = Pipeline(ingest, router, metrics=metrics)
+        app[STORE] = store
+        app[REDIS] = redis_client
+        app[ROUTER] = router
+        app[PIPELINE] = pipeline
+        tasks = [asyncio.create_task(_sweep(router), name="route-sweep")]
+        relay_redis = None
+        if settings.outbox_relay:
+            relay_redis = redis.Redis.from_url(
+                settings.redis_url, socket_connect_timeout=2, socket_timeout=5
+            )
+            relay = OutboxRelay(store, relay_redis, metrics=metrics, clock=clock)
+            tasks.append(
+                asyncio.create_task(
+                    relay.run(pipeline.committed, poll_seconds=settings.outbox_poll_seconds),
+                    name="outbox-relay",
+                )
+            )
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await pipeline.drain()
+            if relay_redis is not None:
+                relay_redis.close()
+            await redis_client.aclose()
+            await store.close()
+
+    return resources
+
+
+async def _sweep(router: Router, *, every: float = 30.0) -> None:
+    while True:
+        await asyncio.sleep(every)
+        with contextlib.suppress(Exception):
+            routed = await router.sweep()
+            if routed:
+                log.warning("routed messages left unrouted", extra={"count": routed})
+
+
+def _count_requests(metrics: Metrics) -> Middleware:
+    @web.middleware
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "unmatched"
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            metrics.requests.labels(route=name, status=f"{exc.status // 100}xx").inc()
+            raise
+        metrics.requests.labels(route=name, status=f"{response.status // 100}xx").inc()
+        return response
+
+    return count

@@ -1,0 +1,219 @@
+"""The ``gateway`` command: up, serve, worker, relay, migrate, agents, kb (``--help`` on each)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import redis
+from aiohttp import web
+from pydantic import ValidationError
+
+from gateway.logs import configure_logging
+from gateway.settings import Settings, describe_errors
+
+REDIS_HINT = "start it with: redis-server --daemonize yes --port 6379 (or set GATEWAY_REDIS_URL)"
+
+
+def load_settings() -> Settings:
+    """The settings, or exit 2 with one line per bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for line in describe_errors(exc):
+            print(f"configuration error: {line}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def require_redis(settings: Settings) -> None:
+    """Exit 1 with one clear line if Redis does not answer."""
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        print(
+            f"error: Redis is not reachable at {settings.redis_url} ({exc}); {REDIS_HINT}",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
+    finally:
+        client.close()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    require_redis(settings)
+    from gateway.migrate import upgrade
+    from gateway.supervisor import supervise
+
+    upgrade(settings.database_url)
+    print(f"gateway: http://{settings.host}:{settings.port}/  (Ctrl-C stops)", file=sys.stderr)
+    return asyncio.run(supervise())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    from gateway.app import create_app
+
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    web.run_app(
+        create_app(settings),
+        host=host,
+        port=port,
+        # The access log halves throughput on the hot path: off unless asked for.
+        access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
+        print=None,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    require_redis(settings)
+    from rq import Queue, Worker
+
+    from gateway.outbox import QUEUES
+
+    connection = redis.Redis.from_url(settings.redis_url)
+    queues = [Queue(name, connection=connection) for name in QUEUES]
+    worker = Worker(queues, connection=connection)
+    worker.work(with_scheduler=True, burst=args.burst)
+    return 0
+
+
+def cmd_relay(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    from gateway.store import Store
+    from workers.relay import OutboxRelay
+
+    async def run() -> None:
+        store = Store(settings.database_url)
+        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+        try:
+            relay = OutboxRelay(store, client)
+            await relay.run(asyncio.Event(), poll_seconds=settings.outbox_poll_seconds)
+        finally:
+            client.close()
+            await store.close()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    from gateway.migrate import upgrade
+
+    upgrade(settings.database_url, args.revision)
+    print(f"database at {args.revision}", file=sys.stderr)
+    return 0
+
+
+def cmd_agents_create(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    from gateway.accounts import AccountError, create_agent
+    from gateway.models import AgentRole
+    from gateway.store import Store
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("error: the passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+
+    async def run() -> int:
+        store = Store(settings.database_url)
+        try:
+            return await create_agent(
+                store,
+                email=args.email,
+                name=args.name,
+                role=AgentRole(args.role),
+                password=password,
+            )
+        finally:
+            await store.close()
+
+    try:
+        agent_id = asyncio.run(run())
+    except AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"agent {agent_id} created: {args.email} ({args.role}); password change at first login")
+    return 0
+
+
+def cmd_kb_match(args: argparse.Namespace) -> int:
+    from knowledge_base.evaluate import run_match
+
+    if args.out is None:
+        return run_match(args.kb, args.queries, sys.stdout)
+    with args.out.open("w", encoding="utf-8") as out:
+        return run_match(args.kb, args.queries, out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway", description="Customer-service messaging gateway."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help_: str
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_, description=help_)
+        sub.set_defaults(func=func)
+        return sub
+
+    add("up", cmd_up, "Migrate, then run the web server and a worker, supervised (one machine).")
+    serve = add("serve", cmd_serve, "Run the web server (and the outbox relay, unless disabled).")
+    serve.add_argument("--host", help="listen address (default GATEWAY_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (default GATEWAY_PORT)")
+    worker = add("worker", cmd_worker, "Run an RQ worker for the replies, notices, surveys queues.")
+    worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    add("relay", cmd_relay, "Run the outbox relay alone (when GATEWAY_OUTBOX_RELAY=false).")
+    migrate = add("migrate", cmd_migrate, "Apply the database migrations.")
+    migrate.add_argument("revision", nargs="?", default="head", help="target (default: head)")
+
+    agents = commands.add_parser("agents", help="Manage agent accounts.")
+    agents_commands = agents.add_subparsers(dest="agents_command", required=True, metavar="COMMAND")
+    create = agents_commands.add_parser(
+        "create",
+        help="Create an agent (the first admin, too); password from stdin or prompted.",
+        description="Create an agent; the password is read from stdin, or prompted on a terminal.",
+    )
+    create.add_argument("--email", required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", choices=["agent", "supervisor", "admin"], default="agent")
+    create.set_defaults(func=cmd_agents_create)
+
+    kb = commands.add_parser("kb", help="Knowledge base tools.")
+    kb_commands = kb.add_subparsers(dest="kb_command", required=True, metavar="COMMAND")
+    match = kb_commands.add_parser(
+        "match",
+        help="Match queries against a KB file with the product's default threshold.",
+        description="Match each query of Q.jsonl against KB.jsonl; write one result line each.",
+    )
+    match.add_argument(
+        "--kb", type=Path, required=True, help="KB.jsonl: {id,title,examples,answer}"
+    )
+    match.add_argument("--queries", type=Path, required=True, help="Q.jsonl: {id,text}")
+    match.add_argument("--out", type=Path, help="R.jsonl (default: stdout)")
+    match.set_defaults(func=cmd_kb_match)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command in {"up", "serve", "worker", "relay"}:
+        configure_logging()
+    result: int = args.func(args)
+    return result

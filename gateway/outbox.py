@@ -1,0 +1,54 @@
+"""Writing what is owed to a customer: outbox rows, in the caller's transaction (invariant 3).
+
+The relay in ``workers/relay.py`` moves due rows to RQ; the jobs in ``workers/`` deliver them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.models import Channel, OutboxKind, OutboxStatus
+from gateway.store.tables import OutboxRow
+
+QUEUE_BY_KIND: dict[OutboxKind, str] = {
+    OutboxKind.REPLY: "replies",
+    OutboxKind.NOTICE: "notices",
+    OutboxKind.SURVEY: "surveys",
+}
+"""RQ queue per kind; workers listen in this order, so replies go before notices before surveys."""
+
+QUEUES: tuple[str, ...] = tuple(QUEUE_BY_KIND.values())
+
+
+def add_outbox(
+    session: AsyncSession,
+    *,
+    kind: OutboxKind,
+    template: str,
+    channel: Channel,
+    contact_id: int,
+    ticket_id: int | None,
+    now: datetime,
+    message_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+    due_at: datetime | None = None,
+) -> OutboxRow:
+    """Add one outbox row to the session; it commits with the change that caused it."""
+    row = OutboxRow(
+        kind=kind.value,
+        template=template,
+        channel=channel.value,
+        contact_id=contact_id,
+        ticket_id=ticket_id,
+        message_id=message_id,
+        payload=payload or {},
+        status=OutboxStatus.PENDING.value,
+        attempts=0,
+        due_at=due_at or now,
+        created_at=now,
+    )
+    session.add(row)
+    return row

@@ -1,0 +1,57 @@
+"""What a channel adapter is handed: ``on_message(inbound) -> IngestResult``.
+
+The adapter acks its channel once ``on_message`` returns: the message is committed by then.
+Routing (knowledge base or escalation) runs after, in a task the pipeline tracks and drains on
+shutdown; a message a crash left unrouted is routed on redelivery or by the router's sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from gateway.ingest import Ingest, IngestResult
+from gateway.metrics import Metrics
+from gateway.models import InboundMessage
+from gateway.routing import Router
+
+log = logging.getLogger(__name__)
+
+OnMessage = Callable[[InboundMessage], Awaitable[IngestResult]]
+
+
+class Pipeline:
+    """Ingest, then route in the background."""
+
+    def __init__(self, ingest: Ingest, router: Router, *, metrics: Metrics | None = None) -> None:
+        self.ingest = ingest
+        self.router = router
+        self.metrics = metrics
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.committed = asyncio.Event()
+        """Set after every commit that may have written outbox rows (wakes the relay)."""
+
+    async def on_message(self, inbound: InboundMessage) -> IngestResult:
+        """Store one inbound message and schedule its routing; safe to call again on replay."""
+        result = await self.ingest(inbound)
+        if self.metrics is not None and not result.duplicate:
+            self.metrics.ingested.labels(channel=inbound.channel.value).inc()
+        self.committed.set()
+        task = asyncio.create_task(self._route(result.message.id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return result
+
+    async def _route(self, message_id: int) -> None:
+        try:
+            await self.router.route(message_id)
+            self.committed.set()
+        except Exception:
+            # The message stays unrouted and the sweep tries again; never lose the error.
+            log.exception("routing failed", extra={"message_id": message_id})
+
+    async def drain(self) -> None:
+        """Wait for routing still under way (at shutdown, and in tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -1,0 +1,97 @@
+"""Engines and transactions.
+
+SQLite allows one writer at a time. Rather than letting concurrent writers collide on
+``database is locked``, writes go through their own engine with a single pooled connection (the
+pool queues writers in order) and open with ``BEGIN IMMEDIATE`` (a deferred transaction that later
+upgrades to a write can deadlock with another process's writer, and SQLite then fails at once
+instead of waiting). Reads use a second engine and run beside the writer thanks to WAL.
+PostgreSQL needs none of this: one engine serves both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",  # durable across process crashes in WAL mode; fsync per checkpoint
+    "PRAGMA busy_timeout=30000",  # another process (the CLI, a worker) may hold the write lock
+    "PRAGMA foreign_keys=ON",
+)
+
+
+def _prepare_sqlite(engine: AsyncEngine, *, begin: str) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver so that BEGIN is ours (see the module doc).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)
+
+
+def _ensure_sqlite_dir(url: URL) -> None:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+class Store:
+    """The database: ``write()`` and ``read()`` give a session inside one transaction."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            _ensure_sqlite_dir(self.url)
+            self.write_engine = create_async_engine(
+                self.url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=120
+            )
+            _prepare_sqlite(self.write_engine, begin="BEGIN IMMEDIATE")
+            self.read_engine = create_async_engine(self.url, echo=echo, pool_size=5)
+            _prepare_sqlite(self.read_engine, begin="BEGIN")
+        else:
+            self.write_engine = create_async_engine(
+                self.url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True
+            )
+            self.read_engine = self.write_engine
+        self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
+        self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        async with self._writer() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only view (the transaction is rolled back at the end)."""
+        async with self._reader() as session:
+            yield session  # closing the session rolls the implicit transaction back
+
+    async def ping(self) -> None:
+        """Raise if the database does not answer."""
+        async with self.read_engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            await self.read_engine.dispose()

@@ -1,0 +1,45 @@
+"""Builders for test inputs."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gateway.ingest import Ingest
+from gateway.models import Channel, InboundMessage
+from gateway.store import Store
+
+_ids = itertools.count(1)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+NOON = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
+
+
+def inbound(**fields: Any) -> InboundMessage:
+    """A Telegram-like private message; any field can be overridden."""
+    n = next(_ids)
+    values: dict[str, Any] = {
+        "channel": Channel.TELEGRAM,
+        "external_id": f"msg-{n}",
+        "external_user_id": "user-1",
+        "thread_key": "chat-1",
+        "text": f"question {n}",
+        "sender_name": "Ann",
+    }
+    values.update(fields)
+    return InboundMessage(**values)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime = NOON) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make_ingest(store: Store, clock: Clock | None = None, *, zone: ZoneInfo = SHANGHAI) -> Ingest:
+    return Ingest(store, zone=zone, reopen_days=7, clock=clock or Clock())

@@ -1,0 +1,233 @@
+"""Ingest: dedupe, contacts, threading, reopening, and all-or-nothing transactions."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.models import Channel, EventKind, OutboxKind, TicketStatus
+from gateway.store import Store
+from gateway.store.tables import (
+    Contact,
+    ContactIdentity,
+    OutboxRow,
+    Ticket,
+    TicketEvent,
+    TicketMessage,
+)
+from tests.factories import Clock, inbound, make_ingest
+
+
+async def count(store: Store, table: type) -> int:
+    async with store.read() as session:
+        return int(await session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+async def set_status(store: Store, number: str, status: TicketStatus, clock: Clock) -> None:
+    async with store.write() as session:
+        ticket = await session.scalar(select(Ticket).where(Ticket.number == number))
+        assert ticket is not None
+        ticket.status = status.value
+        ticket.resolved_at = clock.now
+
+
+async def test_first_message_opens_a_ticket_and_owes_an_acknowledgement(store: Store) -> None:
+    result = await make_ingest(store)(inbound(text="我的订单还没到"))
+    assert result.new_ticket and not result.duplicate
+    assert result.ticket.status is TicketStatus.NEW
+    assert result.message.text == "我的订单还没到"
+    assert result.contact.name == "Ann"
+    async with store.read() as session:
+        outbox = (await session.scalars(select(OutboxRow))).all()
+        events = (await session.scalars(select(TicketEvent))).all()
+    assert [(o.kind, o.template, o.ticket_id) for o in outbox] == [
+        (OutboxKind.NOTICE, "ticket_received", result.ticket.id)
+    ]
+    assert [e.kind for e in events] == [EventKind.CREATED]
+
+
+async def test_a_replay_returns_the_stored_message_and_changes_nothing(store: Store) -> None:
+    ingest = make_ingest(store)
+    message = inbound()
+    first = await ingest(message)
+    again = await ingest(message)
+    assert again.duplicate
+    assert again.message.id == first.message.id
+    assert again.ticket.number == first.ticket.number
+    assert await count(store, TicketMessage) == 1
+    assert await count(store, OutboxRow) == 1
+
+
+async def test_fifty_concurrent_deliveries_store_one_message(store: Store) -> None:
+    ingest = make_ingest(store)
+    message = inbound(external_user_id="new-user")
+    results = await asyncio.gather(*(ingest(message) for _ in range(50)))
+    assert len({r.message.id for r in results}) == 1
+    assert sum(not r.duplicate for r in results) == 1
+    assert await count(store, TicketMessage) == 1
+    assert await count(store, Ticket) == 1
+    assert await count(store, Contact) == 1
+    assert await count(store, OutboxRow) == 1
+
+
+async def test_a_new_customers_racing_messages_share_one_ticket(store: Store) -> None:
+    ingest = make_ingest(store)
+    results = await asyncio.gather(
+        *(ingest(inbound(external_user_id="racer", thread_key="chat-9")) for _ in range(20))
+    )
+    assert len({r.ticket.id for r in results}) == 1
+    assert await count(store, Contact) == 1
+
+
+async def test_same_external_id_on_another_channel_is_another_message(store: Store) -> None:
+    ingest = make_ingest(store)
+    await ingest(inbound(external_id="42", channel=Channel.TELEGRAM))
+    other = await ingest(inbound(external_id="42", channel=Channel.WEBCHAT, external_user_id="w"))
+    assert not other.duplicate
+    assert await count(store, TicketMessage) == 2
+
+
+async def test_messages_in_one_conversation_thread_onto_its_open_ticket(store: Store) -> None:
+    ingest = make_ingest(store)
+    first = await ingest(inbound())
+    second = await ingest(inbound())
+    elsewhere = await ingest(inbound(thread_key="chat-2"))
+    assert second.ticket.id == first.ticket.id and not second.new_ticket
+    assert elsewhere.ticket.id != first.ticket.id
+    assert await count(store, OutboxRow) == 2  # one acknowledgement per ticket, not per message
+
+
+async def test_a_message_without_thread_or_reference_opens_a_new_ticket(store: Store) -> None:
+    ingest = make_ingest(store)
+    first = await ingest(inbound(channel=Channel.EMAIL, thread_key=None))
+    second = await ingest(inbound(channel=Channel.EMAIL, thread_key=None))
+    assert first.ticket.id != second.ticket.id
+
+
+async def test_a_ticket_reference_is_honoured_only_for_its_own_contact(store: Store) -> None:
+    ingest = make_ingest(store)
+    ann = await ingest(
+        inbound(channel=Channel.EMAIL, external_user_id="ann@x.test", thread_key=None)
+    )
+    own = await ingest(
+        inbound(
+            channel=Channel.EMAIL,
+            external_user_id="ann@x.test",
+            thread_key=None,
+            ticket_ref=ann.ticket.number,
+        )
+    )
+    forged = await ingest(
+        inbound(
+            channel=Channel.EMAIL,
+            external_user_id="eve@x.test",
+            thread_key=None,
+            ticket_ref=ann.ticket.number,
+        )
+    )
+    assert own.ticket.id == ann.ticket.id
+    assert forged.ticket.id != ann.ticket.id and forged.new_ticket
+
+
+async def test_a_verified_email_joins_a_new_channel_to_the_same_contact(store: Store) -> None:
+    ingest = make_ingest(store)
+    by_mail = await ingest(
+        inbound(
+            channel=Channel.EMAIL,
+            external_user_id="ann@example.test",
+            email="Ann@Example.test",
+            email_verified=True,
+            thread_key=None,
+        )
+    )
+    by_chat = await ingest(
+        inbound(
+            channel=Channel.WEBCHAT,
+            external_user_id="session-1",
+            email="ann@example.test",
+            email_verified=True,
+        )
+    )
+    unverified = await ingest(
+        inbound(channel=Channel.WEBCHAT, external_user_id="session-2", email="ann@example.test")
+    )
+    assert by_chat.contact.id == by_mail.contact.id
+    assert unverified.contact.id != by_mail.contact.id
+    async with store.read() as session:
+        identities = await session.scalar(
+            select(func.count())
+            .select_from(ContactIdentity)
+            .where(ContactIdentity.contact_id == by_mail.contact.id)
+        )
+    assert identities == 2
+
+
+async def test_a_reply_within_the_window_reopens_the_resolved_ticket(store: Store) -> None:
+    clock = Clock()
+    ingest = make_ingest(store, clock)
+    first = await ingest(inbound())
+    await set_status(store, first.ticket.number, TicketStatus.RESOLVED, clock)
+    clock.now += timedelta(days=6, hours=23)
+    again = await ingest(inbound())
+    assert again.reopened and again.ticket.id == first.ticket.id
+    assert again.ticket.status is TicketStatus.REOPENED
+    assert again.ticket.resolved_at is None
+    async with store.read() as session:
+        kinds = (await session.scalars(select(TicketEvent.kind).order_by(TicketEvent.id))).all()
+    assert kinds == [EventKind.CREATED, EventKind.REOPENED]
+
+
+async def test_a_reply_after_the_window_opens_a_linked_follow_up(store: Store) -> None:
+    clock = Clock()
+    ingest = make_ingest(store, clock)
+    first = await ingest(inbound())
+    await set_status(store, first.ticket.number, TicketStatus.CLOSED, clock)
+    clock.now += timedelta(days=7, minutes=1)
+    later = await ingest(inbound())
+    assert later.new_ticket and not later.reopened
+    assert later.ticket.parent_id == first.ticket.id
+    assert later.ticket.status is TicketStatus.NEW
+
+
+async def test_an_automatic_message_is_stored_but_owed_nothing(store: Store) -> None:
+    result = await make_ingest(store)(inbound(channel=Channel.EMAIL, auto_submitted=True))
+    assert result.message.channel_meta["auto_submitted"] is True
+    assert await count(store, OutboxRow) == 0
+
+
+@pytest.mark.parametrize("new_ticket", [True, False])
+async def test_a_failure_after_the_message_insert_leaves_nothing_half_written(
+    store: Store, monkeypatch: pytest.MonkeyPatch, new_ticket: bool
+) -> None:
+    ingest = make_ingest(store)
+    if not new_ticket:
+        await ingest(inbound())
+    before = {t: await count(store, t) for t in (Contact, Ticket, TicketMessage, OutboxRow)}
+
+    original_flush = None
+
+    async def failing_flush(self: object, *args: object, **kwargs: object) -> None:
+        assert original_flush is not None
+        await original_flush(self, *args, **kwargs)
+        raise RuntimeError("injected after the message insert")
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    # Fail at the flush that writes the message, whatever ticket path led there.
+    real_add = AsyncSession.add
+
+    def add(self: AsyncSession, instance: object, *args: object, **kwargs: object) -> None:
+        real_add(self, instance)
+        if isinstance(instance, TicketMessage):
+            monkeypatch.setattr(AsyncSession, "flush", failing_flush)
+
+    original_flush = AsyncSession.flush
+    monkeypatch.setattr(AsyncSession, "add", add)
+    with pytest.raises(RuntimeError, match="injected"):
+        await ingest(inbound(external_user_id="user-1" if not new_ticket else "brand-new"))
+    monkeypatch.undo()
+    after = {t: await count(store, t) for t in (Contact, Ticket, TicketMessage, OutboxRow)}
+    assert after == before

@@ -1,0 +1,132 @@
+"""The outbox relay and the delivery job, against a real Redis and real RQ worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from rq import Queue
+from sqlalchemy import select
+
+from gateway.models import Channel, OutboxStatus
+from gateway.store import Store
+from gateway.store.tables import OutboxRow
+from tests.conftest import SECRET, RedisServer
+from tests.factories import inbound, make_ingest
+from tests.worker_harness import read_record
+from workers.relay import OutboxRelay, job_id
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def run_worker(
+    db_url: str, redis_url: str, record: Path, *, forking: bool = False, fail: str | None = None
+) -> None:
+    """A burst worker in its own process, configured from the environment like a real one."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(GATEWAY_DATABASE_URL=db_url, GATEWAY_REDIS_URL=redis_url, GATEWAY_SECRET_KEY=SECRET)
+    args = [sys.executable, "-m", "tests.worker_harness", str(record)]
+    if forking:
+        args.append("--forking")
+    if fail:
+        args += ["--fail", fail]
+    process = await asyncio.create_subprocess_exec(
+        *args, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, output.decode()
+
+
+async def statuses(store: Store) -> list[str]:
+    async with store.read() as session:
+        return list((await session.scalars(select(OutboxRow.status).order_by(OutboxRow.id))).all())
+
+
+async def row(store: Store, outbox_id: int) -> OutboxRow:
+    async with store.read() as session:
+        return await session.get_one(OutboxRow, outbox_id)
+
+
+async def test_relay_moves_due_rows_to_their_queue_once(store: Store, redis_url: str) -> None:
+    ingest = make_ingest(store)
+    await ingest(inbound(external_user_id="a", thread_key="a"))
+    await ingest(inbound(external_user_id="b", thread_key="b"))
+    redis = Redis.from_url(redis_url)
+    relay = OutboxRelay(store, redis)
+    assert await relay.run_once() == 2
+    assert await relay.run_once() == 0
+    notices = Queue("notices", connection=redis)
+    assert sorted(notices.job_ids) == [job_id(1), job_id(2)]
+    assert await statuses(store) == ["queued", "queued"]
+    redis.close()
+
+
+async def test_with_redis_down_rows_wait_and_then_go_out_once(
+    store: Store, redis_server: RedisServer, redis_url: str
+) -> None:
+    await make_ingest(store)(inbound())
+    redis = Redis.from_url(redis_url, socket_connect_timeout=1)
+    relay = OutboxRelay(store, redis)
+    redis_server.stop()
+    task = asyncio.create_task(relay.run(asyncio.Event(), poll_seconds=0.05))
+    await asyncio.sleep(0.5)
+    assert await statuses(store) == ["pending"]  # nothing lost, nothing marked
+    redis_server.start()
+    for _ in range(200):
+        if await statuses(store) == ["queued"]:
+            break
+        await asyncio.sleep(0.05)
+    task.cancel()
+    assert await statuses(store) == ["queued"]
+    assert Queue("notices", connection=redis).job_ids == [job_id(1)]
+    redis.close()
+
+
+@pytest.mark.parametrize("forking", [False, True], ids=["simple-worker", "forking-worker"])
+async def test_a_job_delivers_once_even_when_run_twice(
+    store: Store, db_url: str, redis_url: str, tmp_path: Path, forking: bool
+) -> None:
+    record = tmp_path / "sent.jsonl"
+    result = await make_ingest(store)(inbound(locale="en"))
+    redis = Redis.from_url(redis_url)
+    await OutboxRelay(store, redis).run_once()
+    await run_worker(db_url, redis_url, record, forking=forking)
+    assert await statuses(store) == ["sent"]
+    [sent] = read_record(record)
+    assert (sent.channel, sent.recipient, sent.outbox_id) == (Channel.TELEGRAM, "user-1", 1)
+    assert result.ticket.number in sent.text and "24 hours" in sent.text
+    # The same job again (a retry after a crash before RQ recorded success): nothing new sent.
+    Queue("notices", connection=redis).enqueue_call("workers.jobs.deliver", args=(1,))
+    await run_worker(db_url, redis_url, record, forking=forking)
+    assert len(read_record(record)) == 1
+    redis.close()
+
+
+async def test_a_channel_without_a_sender_parks_the_row_as_failed_with_the_reason(
+    store: Store, db_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    await make_ingest(store)(inbound(channel=Channel.WEBCHAT))
+    redis = Redis.from_url(redis_url)
+    await OutboxRelay(store, redis).run_once()
+    await run_worker(db_url, redis_url, tmp_path / "sent.jsonl")
+    parked = await row(store, 1)
+    assert parked.status == OutboxStatus.FAILED
+    assert parked.last_error == "no sender configured for channel webchat"
+    redis.close()
+
+
+async def test_a_permanent_channel_error_parks_the_row(
+    store: Store, db_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    await make_ingest(store)(inbound())
+    redis = Redis.from_url(redis_url)
+    await OutboxRelay(store, redis).run_once()
+    await run_worker(db_url, redis_url, tmp_path / "sent.jsonl", fail="chat not found")
+    parked = await row(store, 1)
+    assert (parked.status, parked.last_error, parked.attempts) == ("failed", "chat not found", 1)
+    assert read_record(tmp_path / "sent.jsonl") == []
+    redis.close()

@@ -1,0 +1,1 @@
+"""Background work: the outbox relay and the RQ jobs that deliver what is owed."""

@@ -1,0 +1,125 @@
+"""The outbox relay: moves due outbox rows to RQ queues (DESIGN.md invariant 3).
+
+Rows are claimed inside a write transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the single
+writer on SQLite), so several relays may run side by side. Each row becomes one RQ job with the
+deterministic id ``outbox-<id>``; a row enqueued but not yet marked (a crash in between) is
+enqueued again under the same id, and the job itself is idempotent by outbox id. With Redis down
+the rows stay pending and the relay tries again on its next tick: sends are delayed, none lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue, Retry
+from sqlalchemy import func, select
+
+from gateway.backoff import Backoff
+from gateway.metrics import Metrics
+from gateway.models import OutboxKind, OutboxStatus
+from gateway.outbox import QUEUE_BY_KIND
+from gateway.store import Store
+from gateway.store.tables import OutboxRow
+from gateway.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+DELIVER = "workers.jobs.deliver"
+RETRY_INTERVALS = [5, 30, 120, 600, 1800]
+"""Seconds between tries of a failing delivery: capped, the last one parks it as failed."""
+
+
+def job_id(outbox_id: int) -> str:
+    return f"outbox-{outbox_id}"
+
+
+class OutboxRelay:
+    """Moves due rows to RQ. ``await relay.run_once()`` relays one batch and says how many."""
+
+    def __init__(
+        self,
+        store: Store,
+        redis: Redis,
+        *,
+        batch: int = 200,
+        metrics: Metrics | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.redis = redis
+        self.batch = batch
+        self.metrics = metrics
+        self.clock = clock
+        self.queues = {kind: Queue(name, connection=redis) for kind, name in QUEUE_BY_KIND.items()}
+
+    async def run_once(self) -> int:
+        now = self.clock()
+        async with self.store.write() as session:
+            query = (
+                select(OutboxRow)
+                .where(OutboxRow.status == OutboxStatus.PENDING.value, OutboxRow.due_at <= now)
+                .order_by(OutboxRow.due_at, OutboxRow.id)
+                .limit(self.batch)
+            )
+            if not self.store.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = list((await session.scalars(query)).all())
+            if not rows:
+                return 0
+            # RQ's client is synchronous: enqueue off the event loop, in one pipeline.
+            await asyncio.to_thread(self._enqueue, [(row.id, OutboxKind(row.kind)) for row in rows])
+            for row in rows:
+                row.status = OutboxStatus.QUEUED.value
+                row.queued_at = now
+        if self.metrics is not None:
+            self.metrics.relayed.inc(len(rows))
+        return len(rows)
+
+    def _enqueue(self, rows: list[tuple[int, OutboxKind]]) -> None:
+        with self.redis.pipeline() as pipe:
+            for outbox_id, kind in rows:
+                self.queues[kind].enqueue_call(
+                    DELIVER,
+                    args=(outbox_id,),
+                    job_id=job_id(outbox_id),
+                    retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+                    result_ttl=3600,
+                    failure_ttl=30 * 86400,
+                    pipeline=pipe,
+                )
+            pipe.execute()
+
+    async def run(self, wake: asyncio.Event, *, poll_seconds: float = 1.0) -> None:
+        """Relay until cancelled: at once when woken, else every ``poll_seconds``."""
+        backoff = Backoff(base=poll_seconds, cap=30.0)
+        while True:
+            delay = poll_seconds
+            try:
+                while await self.run_once() == self.batch:
+                    pass
+                backoff.reset()
+            except RedisError as exc:
+                # Redis down: the rows wait in the outbox; try again later.
+                delay = backoff.next()
+                log.warning("outbox relay: redis unavailable, rows kept", extra={"error": str(exc)})
+            except Exception:
+                delay = backoff.next()
+                log.exception("outbox relay failed; retrying")
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=delay)
+
+
+async def outbox_depth(store: Store) -> dict[str, int]:
+    """Outbox rows by status, for metrics and the console."""
+    async with store.read() as session:
+        rows = await session.execute(
+            select(OutboxRow.status, func.count()).group_by(OutboxRow.status)
+        )
+        return {status: count for status, count in rows.all()}
