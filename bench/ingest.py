@@ -21,15 +21,15 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import text
 
-from bench.common import fresh_database, write_results  # noqa: E402
-from gateway.ingest import Ingest  # noqa: E402
-from gateway.models import Channel, InboundMessage  # noqa: E402
-from gateway.pipeline import Pipeline  # noqa: E402
-from gateway.routing import Router  # noqa: E402
-from gateway.store import Store  # noqa: E402
-from knowledge_base.base import NeverMatches  # noqa: E402
+from bench.common import fresh_database, write_results
+from gateway.ingest import Ingest
+from gateway.models import Channel, InboundMessage
+from gateway.pipeline import Pipeline
+from gateway.routing import Router
+from gateway.store import Store
+from knowledge_base.base import NeverMatches
 
 
 async def _drive(count: int, concurrency: int, one: Any) -> float:

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from channels.registry import MOUNTS, enabled
 from gateway.appkeys import METRICS, PIPELINE, REDIS, ROUTER, SETTINGS, STORE
 from gateway.health import routes as health_routes
 from gateway.ingest import Ingest
@@ -45,6 +46,9 @@ def create_app(
     app[METRICS] = metrics
     app.cleanup_ctx.append(_resources(settings, metrics, kb or NeverMatches(), clock))
     app.add_routes(health_routes)
+    for channel, mount in MOUNTS.items():
+        if enabled(settings, channel):
+            mount(app, settings)
     return app
 
 

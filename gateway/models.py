@@ -161,6 +161,15 @@ class OutboundMessage(BaseModel):
     text: str
     ticket_number: str | None = None
     kind: OutboxKind = OutboxKind.REPLY
+    template: str | None = None
+    """For notices and surveys: which one (``ticket_received``, ``escalated`` ...)."""
+    message_id: int | None = None
+    """The stored ticket message this delivers (replies), so a channel can show its id."""
+    subject: str | None = None
+    """The ticket's subject, for channels that have one (email)."""
+    reply_meta: Mapping[str, Any] = Field(default_factory=dict)
+    """``channel_meta`` of the customer's latest message on this channel, to thread the answer
+    (an email's Message-ID and References, a Telegram message id)."""
     locale: str | None = None
     attachments: tuple[Attachment, ...] = ()
     channel_meta: Mapping[str, Any] = Field(default_factory=dict)

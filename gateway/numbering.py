@@ -29,19 +29,23 @@ def format_number(day: str, seq: int) -> str:
     return f"{PREFIX}{day}{seq:03d}"
 
 
-async def next_ticket_number(session: AsyncSession, moment: datetime, zone: ZoneInfo) -> str:
-    """Take the next number of ``moment``'s local day, inside the caller's transaction."""
+async def reserve_ticket_numbers(
+    session: AsyncSession, moment: datetime, zone: ZoneInfo, count: int
+) -> list[str]:
+    """Take the next ``count`` numbers of ``moment``'s local day, in the caller's transaction."""
+    if count < 1:
+        return []
     day = local_day(moment, zone)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = cast(Table, TicketCounter.__table__)
     statement = (
         insert(table)
-        .values(day=day, last_seq=1)
+        .values(day=day, last_seq=count)
         .on_conflict_do_update(
-            index_elements=[table.c.day], set_={"last_seq": table.c.last_seq + 1}
+            index_elements=[table.c.day], set_={"last_seq": table.c.last_seq + count}
         )
         .returning(table.c.last_seq)
     )
-    seq = (await session.execute(statement)).scalar_one()
-    return format_number(day, seq)
+    last = (await session.execute(statement)).scalar_one()
+    return [format_number(day, seq) for seq in range(last - count + 1, last + 1)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import Channel, OutboxKind, OutboxStatus
@@ -23,8 +24,7 @@ QUEUE_BY_KIND: dict[OutboxKind, str] = {
 QUEUES: tuple[str, ...] = tuple(QUEUE_BY_KIND.values())
 
 
-def add_outbox(
-    session: AsyncSession,
+def outbox_values(
     *,
     kind: OutboxKind,
     template: str,
@@ -35,20 +35,31 @@ def add_outbox(
     message_id: int | None = None,
     payload: dict[str, Any] | None = None,
     due_at: datetime | None = None,
-) -> OutboxRow:
-    """Add one outbox row to the session; it commits with the change that caused it."""
-    row = OutboxRow(
-        kind=kind.value,
-        template=template,
-        channel=channel.value,
-        contact_id=contact_id,
-        ticket_id=ticket_id,
-        message_id=message_id,
-        payload=payload or {},
-        status=OutboxStatus.PENDING.value,
-        attempts=0,
-        due_at=due_at or now,
-        created_at=now,
-    )
+) -> dict[str, Any]:
+    """The column values of one pending outbox row."""
+    return {
+        "kind": kind.value,
+        "template": template,
+        "channel": channel.value,
+        "contact_id": contact_id,
+        "ticket_id": ticket_id,
+        "message_id": message_id,
+        "payload": payload or {},
+        "status": OutboxStatus.PENDING.value,
+        "attempts": 0,
+        "due_at": due_at or now,
+        "created_at": now,
+    }
+
+
+def add_outbox(session: AsyncSession, **values: Any) -> OutboxRow:
+    """Add one outbox row to the session (see :func:`outbox_values` for the arguments)."""
+    row = OutboxRow(**outbox_values(**values))
     session.add(row)
     return row
+
+
+async def write_outbox(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert outbox rows built by :func:`outbox_values`, in the caller's transaction."""
+    if rows:
+        await session.execute(insert(OutboxRow), rows)

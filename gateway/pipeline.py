@@ -38,18 +38,18 @@ class Pipeline:
         if self.metrics is not None and not result.duplicate:
             self.metrics.ingested.labels(channel=inbound.channel.value).inc()
         self.committed.set()
-        task = asyncio.create_task(self._route(result.message.id))
+        task = asyncio.create_task(self._route(result))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return result
 
-    async def _route(self, message_id: int) -> None:
+    async def _route(self, result: IngestResult) -> None:
         try:
-            await self.router.route(message_id)
+            await self.router.route(result.message.id, seen=None if result.duplicate else result)
             self.committed.set()
         except Exception:
             # The message stays unrouted and the sweep tries again; never lose the error.
-            log.exception("routing failed", extra={"message_id": message_id})
+            log.exception("routing failed", extra={"message_id": result.message.id})
 
     async def drain(self) -> None:
         """Wait for routing still under way (at shutdown, and in tests)."""

@@ -17,13 +17,15 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.batching import GroupCommit
 from gateway.events import record_event
+from gateway.ingest import IngestResult
 from gateway.models import AuthorType, Channel, EventKind, MessageKind, OutboxKind
 from gateway.outbox import add_outbox
 from gateway.store import Store
 from gateway.store.tables import Ticket, TicketMessage
 from gateway.store.types import utcnow
-from knowledge_base.base import Answer, Clarify, KnowledgeBase
+from knowledge_base.base import Answer, Clarify, KnowledgeBase, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,13 @@ class QueueOnly:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    message_id: int
+    verdict: Verdict | None
+    """None: nothing was asked (an automatic or empty message, or people have the ticket)."""
+
+
 class Router:
     """Decides what happens to each incoming message once it is stored."""
 
@@ -72,55 +81,96 @@ class Router:
         self.kb = kb
         self.dispatcher = dispatcher or QueueOnly()
         self.clock = clock
+        self._writes = GroupCommit(self._write, max_writers=1 if store.is_sqlite else 2)
 
-    async def route(self, message_id: int) -> RouteOutcome:
-        """Route one stored incoming message (idempotent: a routed message is left alone)."""
-        async with self.store.read() as session:
-            message = await session.get_one(TicketMessage, message_id)
-            if message.routed_at is not None:
-                return RouteOutcome(Route.SILENT)
-            ticket = await session.get_one(Ticket, message.ticket_id)
+    async def route(self, message_id: int, *, seen: IngestResult | None = None) -> RouteOutcome:
+        """Route one stored incoming message (idempotent: a routed message is left alone).
+
+        ``seen`` is what ingest returned for it, which saves reading it back; the decision is
+        checked again under lock when it is written.
+        """
+        if seen is not None:
+            message, ticket = seen.message, seen.ticket
             with_agent = ticket.assignee_id is not None or ticket.escalated_at is not None
-            question, locale = message.text, message.channel_meta.get("locale")
-            auto_submitted = bool(message.channel_meta.get("auto_submitted"))
+            question, meta = message.text, message.channel_meta
+        else:
+            async with self.store.read() as session:
+                stored = await session.get_one(TicketMessage, message_id)
+                if stored.routed_at is not None:
+                    return RouteOutcome(Route.SILENT)
+                found = await session.get_one(Ticket, stored.ticket_id)
+                with_agent = found.assignee_id is not None or found.escalated_at is not None
+                question, meta = stored.text, stored.channel_meta
+        locale = meta.get("locale")
         verdict = None
-        if not with_agent and not auto_submitted and question.strip():
+        if not with_agent and not meta.get("auto_submitted") and question.strip():
             # The knowledge base runs outside any transaction: a slow match holds no lock.
             verdict = await self.kb.match(
                 question, locale=locale if isinstance(locale, str) else None
             )
+        return await self._writes.submit(_Decision(message_id, verdict))
+
+    async def _write(self, decisions: list[_Decision]) -> list[RouteOutcome]:
+        """Write a batch of routing decisions in one transaction."""
         async with self.store.write() as session:
-            message = await session.get_one(TicketMessage, message_id, with_for_update=True)
-            if message.routed_at is not None:
-                return RouteOutcome(Route.SILENT)
             now = self.clock()
-            message.routed_at = now
-            # Lock the ticket: two messages of one conversation routed at once must not both
-            # escalate it (or both answer after one escalated).
-            ticket = await session.get_one(Ticket, message.ticket_id, with_for_update=True)
-            if with_agent or ticket.assignee_id is not None or ticket.escalated_at is not None:
-                return RouteOutcome(Route.WITH_AGENT)
-            if verdict is None:
-                return RouteOutcome(Route.SILENT)
-            if isinstance(verdict, Answer):
-                reply = _bot_reply(session, ticket, verdict.answer, now, entry_id=verdict.entry_id)
-                await session.flush()
-                _owe_reply(session, ticket, reply, now)
-                return RouteOutcome(Route.ANSWERED, reply.id)
-            if isinstance(verdict, Clarify):  # otherwise a Decline: people take it
-                titles = [c.title for c in verdict.candidates]
-                reply = _bot_reply(
-                    session,
-                    ticket,
-                    "\n".join(titles),
-                    now,
-                    choices=[c.entry_id for c in verdict.candidates],
+            messages = {
+                m.id: m
+                for m in await session.scalars(
+                    select(TicketMessage)
+                    .where(TicketMessage.id.in_({d.message_id for d in decisions}))
+                    .with_for_update()
                 )
-                await session.flush()
-                _owe_reply(session, ticket, reply, now)
-                return RouteOutcome(Route.CLARIFY, reply.id)
-            await self.escalate(session, ticket, now)
-            return RouteOutcome(Route.ESCALATED)
+            }
+            # Lock the tickets (in id order: no deadlocks between batches): two messages of one
+            # conversation routed at once must not both escalate it, or answer after it escalated.
+            tickets = {
+                t.id: t
+                for t in await session.scalars(
+                    select(Ticket)
+                    .where(Ticket.id.in_({m.ticket_id for m in messages.values()}))
+                    .order_by(Ticket.id)
+                    .with_for_update()
+                )
+            }
+            routes: list[tuple[Route, TicketMessage | None]] = []
+            for decision in decisions:
+                message = messages[decision.message_id]
+                routes.append(await self._decide(session, decision, message, tickets, now))
+            replies = [(tickets[r.ticket_id], r) for _, r in routes if r is not None]
+            if replies:
+                await session.flush()  # one flush gives every bot reply its id
+                for ticket, reply in replies:
+                    _owe_reply(session, ticket, reply, now)
+            return [RouteOutcome(route, reply.id if reply else None) for route, reply in routes]
+
+    async def _decide(
+        self,
+        session: AsyncSession,
+        decision: _Decision,
+        message: TicketMessage,
+        tickets: dict[int, Ticket],
+        now: datetime,
+    ) -> tuple[Route, TicketMessage | None]:
+        if message.routed_at is not None:
+            return Route.SILENT, None
+        message.routed_at = now
+        ticket = tickets[message.ticket_id]
+        verdict = decision.verdict
+        if ticket.assignee_id is not None or ticket.escalated_at is not None:
+            return Route.WITH_AGENT, None
+        if verdict is None:
+            return Route.SILENT, None
+        if isinstance(verdict, Answer):
+            return Route.ANSWERED, _bot_reply(
+                session, ticket, verdict.answer, now, entry_id=verdict.entry_id
+            )
+        if isinstance(verdict, Clarify):  # otherwise a Decline: people take it
+            titles = "\n".join(c.title for c in verdict.candidates)
+            choices = [c.entry_id for c in verdict.candidates]
+            return Route.CLARIFY, _bot_reply(session, ticket, titles, now, choices=choices)
+        await self.escalate(session, ticket, now)
+        return Route.ESCALATED, None
 
     async def escalate(
         self, session: AsyncSession, ticket: Ticket, now: datetime, *, note: str | None = None

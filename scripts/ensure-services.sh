@@ -16,8 +16,9 @@ install_packages() {
 
 # command -> the Debian package that brings it (installed only when the command is missing)
 missing=()
+# dovecot: the IMAP peer of the email tests; chromium: the browser of the web chat and console tests.
 for pair in redis-server:redis-server redis-cli:redis-tools pg_isready:postgresql-client \
-            psql:postgresql-client; do
+            psql:postgresql-client dovecot:dovecot-imapd dovecot:dovecot-core chromium:chromium; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)

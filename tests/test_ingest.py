@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from gateway.models import Channel, EventKind, OutboxKind, TicketStatus
+from gateway.models import Channel, EventKind, InboundMessage, OutboxKind, TicketStatus
 from gateway.store import Store
 from gateway.store.tables import (
     Contact,
@@ -205,29 +206,43 @@ async def test_a_failure_after_the_message_insert_leaves_nothing_half_written(
     ingest = make_ingest(store)
     if not new_ticket:
         await ingest(inbound())
-    before = {t: await count(store, t) for t in (Contact, Ticket, TicketMessage, OutboxRow)}
+    tables = (Contact, ContactIdentity, Ticket, TicketEvent, TicketMessage, OutboxRow)
+    before = {t: await count(store, t) for t in tables}
 
-    original_flush = None
-
-    async def failing_flush(self: object, *args: object, **kwargs: object) -> None:
-        assert original_flush is not None
-        await original_flush(self, *args, **kwargs)
+    async def fail_after_messages(session: object, rows: object) -> None:
         raise RuntimeError("injected after the message insert")
 
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-    # Fail at the flush that writes the message, whatever ticket path led there.
-    real_add = AsyncSession.add
-
-    def add(self: AsyncSession, instance: object, *args: object, **kwargs: object) -> None:
-        real_add(self, instance)
-        if isinstance(instance, TicketMessage):
-            monkeypatch.setattr(AsyncSession, "flush", failing_flush)
-
-    original_flush = AsyncSession.flush
-    monkeypatch.setattr(AsyncSession, "add", add)
+    # write_outbox runs after the messages are inserted, in the same transaction.
+    monkeypatch.setattr("gateway.ingest.transaction.write_outbox", fail_after_messages)
+    sender = "brand-new" if new_ticket else "user-1"
     with pytest.raises(RuntimeError, match="injected"):
-        await ingest(inbound(external_user_id="user-1" if not new_ticket else "brand-new"))
+        await ingest(inbound(external_user_id=sender))
     monkeypatch.undo()
-    after = {t: await count(store, t) for t in (Contact, Ticket, TicketMessage, OutboxRow)}
-    assert after == before
+    assert {t: await count(store, t) for t in tables} == before
+    # ... and the same sender's next message goes through once the fault is gone.
+    assert not (await ingest(inbound(external_user_id=sender))).duplicate
+
+
+async def test_one_bad_message_in_a_batch_fails_alone(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.ingest.transaction import ingest_batch as real
+
+    sizes: list[int] = []
+
+    async def fragile(session: Any, batch: list[InboundMessage], **kwargs: Any) -> Any:
+        sizes.append(len(batch))
+        if any(m.text == "poison" for m in batch):
+            raise RuntimeError("poison")
+        return await real(session, batch, **kwargs)
+
+    monkeypatch.setattr("gateway.ingest.ingest_batch", fragile)
+    ingest = make_ingest(store)
+    results = await asyncio.gather(
+        *(ingest(inbound(external_user_id=f"ok-{i}", thread_key=f"ok-{i}")) for i in range(5)),
+        ingest(inbound(external_user_id="poison", text="poison")),
+        return_exceptions=True,
+    )
+    assert sizes[0] == 6  # they were written as one batch first
+    assert [type(r).__name__ for r in results] == ["IngestResult"] * 5 + ["RuntimeError"]
+    assert await count(store, TicketMessage) == 5

@@ -63,10 +63,10 @@ async def test_a_rolled_back_creation_leaves_no_gap(
     ingest = make_ingest(store)
     first = await ingest(inbound(external_user_id="a", thread_key="a"))
 
-    def boom(*args: object, **kwargs: object) -> None:
+    async def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("injected")
 
-    monkeypatch.setattr("gateway.ingest.add_outbox", boom)
+    monkeypatch.setattr("gateway.ingest.transaction.write_outbox", boom)
     with pytest.raises(RuntimeError, match="injected"):
         await ingest(inbound(external_user_id="b", thread_key="b"))
     monkeypatch.undo()

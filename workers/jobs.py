@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import ChannelError, TransientChannelError
 from channels.registry import SENDERS
-from gateway.models import Channel, OutboundMessage, OutboxKind, OutboxStatus
+from gateway.models import Channel, MessageKind, OutboundMessage, OutboxKind, OutboxStatus
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import Contact, ContactIdentity, OutboxRow, Ticket, TicketMessage
@@ -47,14 +47,14 @@ async def deliver_async(outbox_id: int, settings: Settings) -> str:
             await _mark(store, outbox_id, OutboxStatus.FAILED, reason)
             return f"failed: {reason}"
         try:
-            await factory(settings).send(outbound)
+            receipt = await factory(settings).send(outbound)
         except TransientChannelError as exc:
             await _mark(store, outbox_id, None, str(exc))
             raise  # RQ retries it with backoff
         except ChannelError as exc:
             await _mark(store, outbox_id, OutboxStatus.FAILED, str(exc))
             return f"failed: {exc}"
-        await _mark(store, outbox_id, OutboxStatus.SENT, None)
+        await _mark(store, outbox_id, OutboxStatus.SENT, None, external_id=receipt.external_id)
         return "sent"
     finally:
         await store.close()
@@ -83,6 +83,19 @@ async def _build(session: AsyncSession, row: OutboxRow) -> OutboundMessage | Non
         if ticket is not None:
             values["promise"] = promise(ticket.priority, contact.locale)
         text = render(row.template, contact.locale, **values)
+    reply_meta: dict[str, object] = {}
+    if ticket is not None:
+        latest = await session.scalar(
+            select(TicketMessage.channel_meta)
+            .where(
+                TicketMessage.ticket_id == ticket.id,
+                TicketMessage.channel == row.channel,
+                TicketMessage.kind == MessageKind.INCOMING.value,
+            )
+            .order_by(TicketMessage.id.desc())
+            .limit(1)
+        )
+        reply_meta = dict(latest or {})
     return OutboundMessage(
         outbox_id=row.id,
         channel=Channel(row.channel),
@@ -90,18 +103,28 @@ async def _build(session: AsyncSession, row: OutboxRow) -> OutboundMessage | Non
         text=text,
         ticket_number=ticket.number if ticket else None,
         kind=OutboxKind(row.kind),
+        template=row.template,
+        message_id=row.message_id if row.kind == OutboxKind.REPLY.value else None,
+        subject=ticket.subject if ticket else None,
+        reply_meta=reply_meta,
         locale=contact.locale,
         channel_meta=dict(row.payload),
     )
 
 
 async def _mark(
-    store: Store, outbox_id: int, status: OutboxStatus | None, error: str | None
+    store: Store,
+    outbox_id: int,
+    status: OutboxStatus | None,
+    error: str | None,
+    *,
+    external_id: str | None = None,
 ) -> None:
     async with store.write() as session:
         row = await session.get_one(OutboxRow, outbox_id, with_for_update=True)
         row.attempts += 1
         row.last_error = error
+        row.external_id = external_id or row.external_id
         if status is not None:
             row.status = status.value
         if status is OutboxStatus.SENT:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -193,5 +194,49 @@ class OutboxRow(Base):
     queued_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    external_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    """The channel's id of what was sent (an email Message-ID, a Telegram message id)."""
 
     __table_args__ = (Index("ix_outbox_status_due", "status", "due_at"),)
+
+
+class ChannelState(Base):
+    """A channel's durable cursor (an IMAP mailbox's UIDVALIDITY and last UID, a polling offset)."""
+
+    __tablename__ = "channel_state"
+
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime]
+
+
+class ParkedInbound(Base):
+    """Input a channel could not process after its last try: kept whole, with the reason."""
+
+    __tablename__ = "parked_inbound"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(String(60))
+    detail: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+
+class KBEntry(Base):
+    """A knowledge-base entry: the standard question, its phrasings, an answer per locale."""
+
+    __tablename__ = "kb_entries"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    title: Mapped[str] = mapped_column(String(500))
+    examples: Mapped[list[Any]] = mapped_column(default=list)
+    answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    category: Mapped[str | None] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime]

@@ -1,0 +1,70 @@
+"""Group commit: calls that arrive while a batch is being written go together in the next one.
+
+A busy gateway pays for a few statements per batch instead of per item; a quiet one adds no wait
+(a lone call is written at once). If a batch fails, each of its items is written alone, so one
+bad item fails only its own caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class GroupCommit(Generic[T, R]):
+    """Feeds items to ``write(batch) -> results`` (one result per item, in order)."""
+
+    def __init__(
+        self,
+        write: Callable[[list[T]], Awaitable[list[R]]],
+        *,
+        max_batch: int = 100,
+        max_writers: int = 1,
+    ) -> None:
+        self._write = write
+        self.max_batch = max_batch
+        self.max_writers = max_writers
+        self._writers = 0
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: T) -> R:
+        """Write ``item`` with whatever else is waiting; returns once it is committed."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._writers < self.max_writers:
+            self._writers += 1
+            # The writer is a task of its own: a caller that goes away cannot abort the batch.
+            task = asyncio.create_task(self._write_batches())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await future
+
+    async def _write_batches(self) -> None:
+        try:
+            while self._waiting:
+                batch = self._waiting[: self.max_batch]
+                del self._waiting[: self.max_batch]
+                await self._settle(batch)
+        finally:
+            self._writers -= 1
+
+    async def _settle(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            results = await self._write([item for item, _ in batch])
+        except Exception as exc:
+            if len(batch) > 1:
+                for waiter in batch:
+                    await self._settle([waiter])
+                return
+            future = batch[0][1]
+            if not future.done():
+                future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():  # its caller may have gone; the item is written regardless
+                future.set_result(result)

@@ -1,0 +1,180 @@
+"""Who sent it: each ``(channel, external_user_id)`` belongs to one contact.
+
+A new identity joins an existing contact when its verified email or phone matches one (the same
+person writing on a new channel); otherwise it gets a contact of its own. Contacts merged into
+another are followed to the survivor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.models import InboundMessage
+from gateway.store.tables import Contact, ContactIdentity
+
+IdentityKey = tuple[str, str]
+"""``(channel, external_user_id)``"""
+
+CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
+IDENTITIES: Table = ContactIdentity.__table__  # type: ignore[assignment]
+_FILLED = ("name", "email", "phone", "locale")
+
+
+def identity_key(message: InboundMessage) -> IdentityKey:
+    return (message.channel.value, message.external_user_id)
+
+
+async def resolve_contacts(
+    session: AsyncSession, messages: Sequence[InboundMessage], now: datetime
+) -> dict[IdentityKey, dict[str, Any]]:
+    """The contact (as a row dict) of every sender, creating contacts and identities as needed.
+
+    Fields the contact lacks (name, email, phone, locale) are filled from the messages; what the
+    contact or an agent set is never overwritten.
+    """
+    keys = {identity_key(m) for m in messages}
+    found = await session.execute(
+        select(IDENTITIES.c.channel, IDENTITIES.c.external_user_id, IDENTITIES.c.contact_id).where(
+            tuple_(IDENTITIES.c.channel, IDENTITIES.c.external_user_id).in_(keys)
+        )
+    )
+    contact_of: dict[IdentityKey, int] = {(c, u): cid for c, u, cid in found.all()}
+
+    # New identities: the first message of each decides, in arrival order.
+    new_identity: dict[IdentityKey, InboundMessage] = {}
+    for message in messages:
+        key = identity_key(message)
+        if key not in contact_of and key not in new_identity:
+            new_identity[key] = message
+    if new_identity:
+        await _attach_new_identities(session, new_identity, contact_of, now)
+
+    contacts = await _load_following_merges(session, set(contact_of.values()))
+    changed: dict[int, dict[str, Any]] = {}
+    for message in messages:
+        contact = contacts[contact_of[identity_key(message)]]
+        for field, value in _offered(message).items():
+            if contact[field] is None and value:
+                contact[field] = value
+                changed[contact["id"]] = contact
+    if changed:
+        await session.execute(
+            update(CONTACTS)
+            .where(CONTACTS.c.id == bindparam("b_id"))
+            .values({f: bindparam(f"b_{f}") for f in _FILLED}),
+            [{"b_id": c["id"], **{f"b_{f}": c[f] for f in _FILLED}} for c in changed.values()],
+        )
+    return {key: contacts[contact_id] for key, contact_id in contact_of.items()}
+
+
+def _offered(message: InboundMessage) -> dict[str, str | None]:
+    return {
+        "name": message.sender_name,
+        "email": message.email.lower() if message.email else None,
+        "phone": message.phone,
+        "locale": message.locale,
+    }
+
+
+async def _attach_new_identities(
+    session: AsyncSession,
+    new_identity: dict[IdentityKey, InboundMessage],
+    contact_of: dict[IdentityKey, int],
+    now: datetime,
+) -> None:
+    # Keys whose sender matches no existing contact share a new one when they share a verified
+    # email or phone within this batch, exactly as if they had arrived one after the other.
+    fresh: list[list[IdentityKey]] = []
+    fresh_by_proof: dict[str, int] = {}
+    for key, message in new_identity.items():
+        proofs = _proofs(message)
+        match = await _verified_match(session, message) if proofs else None
+        if match is not None:
+            contact_of[key] = match
+            continue
+        group = next((fresh_by_proof[p] for p in proofs if p in fresh_by_proof), None)
+        if group is None:
+            group = len(fresh)
+            fresh.append([])
+        fresh[group].append(key)
+        for proof in proofs:
+            fresh_by_proof.setdefault(proof, group)
+    if fresh:
+        created = await session.execute(
+            insert(CONTACTS).returning(CONTACTS.c.id, sort_by_parameter_order=True),
+            [{"created_at": now, "vip": False} for _ in fresh],
+        )
+        for group_keys, contact_id in zip(fresh, created.scalars().all(), strict=True):
+            for key in group_keys:
+                contact_of[key] = contact_id
+    await session.execute(
+        insert(IDENTITIES),
+        [
+            {
+                "contact_id": contact_of[key],
+                "channel": key[0],
+                "external_user_id": key[1],
+                "reachable": True,
+                "created_at": now,
+            }
+            for key in new_identity
+        ],
+    )
+
+
+def _proofs(message: InboundMessage) -> list[str]:
+    proofs = []
+    if message.email and message.email_verified:
+        proofs.append("email:" + message.email.lower())
+    if message.phone and message.phone_verified:
+        proofs.append("phone:" + message.phone)
+    return proofs
+
+
+async def _verified_match(session: AsyncSession, message: InboundMessage) -> int | None:
+    """A contact that owns this sender's verified email or phone."""
+    conditions = []
+    if message.email and message.email_verified:
+        conditions.append(func.lower(CONTACTS.c.email) == message.email.lower())
+    if message.phone and message.phone_verified:
+        conditions.append(CONTACTS.c.phone == message.phone)
+    for condition in conditions:
+        contact_id = await session.scalar(
+            select(CONTACTS.c.id)
+            .where(condition, CONTACTS.c.merged_into_id.is_(None))
+            .order_by(CONTACTS.c.id)
+            .limit(1)
+        )
+        if contact_id is not None:
+            return int(contact_id)
+    return None
+
+
+async def _load_following_merges(
+    session: AsyncSession, contact_ids: set[int]
+) -> dict[int, dict[str, Any]]:
+    """Contacts by id; a merged contact's id maps to the row of the contact it was merged into."""
+    rows: dict[int, dict[str, Any]] = {}
+    wanted = set(contact_ids)
+    while wanted:
+        result = await session.execute(select(CONTACTS).where(CONTACTS.c.id.in_(wanted)))
+        for found in result.mappings():
+            rows[found["id"]] = dict(found)
+        wanted = {
+            r["merged_into_id"]
+            for r in rows.values()
+            if r["merged_into_id"] is not None and r["merged_into_id"] not in rows
+        }
+    resolved: dict[int, dict[str, Any]] = {}
+    for contact_id in contact_ids:
+        row, seen = rows[contact_id], {contact_id}
+        while row["merged_into_id"] is not None and row["merged_into_id"] not in seen:
+            seen.add(row["merged_into_id"])
+            row = rows[row["merged_into_id"]]
+        resolved[contact_id] = row
+    return resolved
