@@ -1,0 +1,270 @@
+"""Benchmark the knowledge-base matcher on CLINC150 and a Chinese bank-card FAQ set.
+
+Usage::
+
+    .venv/bin/python bench/kb_eval.py [--cache PATH] [--skip-cold-build]
+
+Data are read at run time from ``$GATEWAY_SHARED_DATA`` or ``../shared/data`` next to the
+repository (never copied in). Thresholds come from the matcher's own calibration on the KB;
+the test queries are only scored. Results are printed and written to
+``bench/results/kb_eval.json``.
+
+Sentence vectors are cached in ``--cache`` (outside the repository) so reruns are quick;
+per-query latency is always measured with the uncached encoder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from knowledge_base.encoder import CachedEncoder, E5Encoder, Matrix, TextEncoder  # noqa: E402
+from knowledge_base.entry import KBEntry  # noqa: E402
+from knowledge_base.matcher import Matcher, Outcome  # noqa: E402
+
+LATENCY_QUERIES = 300
+
+
+class KBTextsCached:
+    """Cached vectors for knowledge-base phrasings; every other text goes to the raw model."""
+
+    def __init__(self, cached: CachedEncoder, raw: TextEncoder, kb_texts: set[str]) -> None:
+        self._cached = cached
+        self._raw = raw
+        self._kb_texts = kb_texts
+        self.use_cache_for_all = True
+
+    @property
+    def name(self) -> str:
+        return self._raw.name
+
+    @property
+    def dim(self) -> int:
+        return self._raw.dim
+
+    def encode(self, texts: Sequence[str]) -> Matrix:
+        if self.use_cache_for_all or all(t in self._kb_texts for t in texts):
+            return self._cached.encode(texts)
+        return self._raw.encode(texts)
+
+
+def data_dir() -> Path:
+    env = os.environ.get("GATEWAY_SHARED_DATA")
+    return Path(env) if env else ROOT.parent / "shared" / "data"
+
+
+def clinc_kb(data: dict[str, Any]) -> tuple[KBEntry, ...]:
+    examples: dict[str, list[str]] = {}
+    for text, intent in data["train"]:
+        examples.setdefault(intent, []).append(text)
+    return tuple(
+        KBEntry(
+            id=intent,
+            title=intent.replace("_", " "),
+            examples=tuple(texts),
+            answers={"en": f"ANSWER:{intent}"},
+        )
+        for intent, texts in sorted(examples.items())
+    )
+
+
+def unionpay_split(path: Path, seed: int = 13) -> tuple[tuple[KBEntry, ...], list[tuple[str, str]]]:
+    """KB phrasings = title + 80 % of each FAQ's examples; the held-out 20 % are queries."""
+    rng = random.Random(seed)
+    entries: list[KBEntry] = []
+    queries: list[tuple[str, str]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        ex = list(dict.fromkeys(row["examples"]))
+        rng.shuffle(ex)
+        k = max(1, round(0.2 * len(ex))) if len(ex) >= 2 else 0
+        entries.append(
+            KBEntry(
+                id=row["id"],
+                title=row["title"],
+                examples=tuple(ex[k:]),
+                answers={"zh-CN": row["answer"]},
+            )
+        )
+        queries.extend((text, row["answer"]) for text in ex[:k])
+    return tuple(entries), queries
+
+
+def synthetic_kb(
+    data: dict[str, Any], n_entries: int = 1000, per_entry: int = 10
+) -> tuple[KBEntry, ...]:
+    """1,000 entries of 10 real phrasings each, cut from CLINC150 train (latency/build only)."""
+    by_intent: dict[str, list[str]] = {}
+    for text, intent in data["train"]:
+        by_intent.setdefault(intent, []).append(text)
+    entries: list[KBEntry] = []
+    for intent, texts in sorted(by_intent.items()):
+        for part in range(len(texts) // per_entry):
+            chunk = texts[part * per_entry : (part + 1) * per_entry]
+            entries.append(
+                KBEntry(
+                    id=f"{intent}-{part}",
+                    title=chunk[0],
+                    examples=tuple(chunk[1:]),
+                    answers={"en": intent},
+                )
+            )
+    rng = random.Random(7)
+    rng.shuffle(entries)
+    return tuple(entries[:n_entries])
+
+
+def evaluate(
+    name: str,
+    entries: tuple[KBEntry, ...],
+    queries: list[tuple[str, str | None]],
+    cached: CachedEncoder,
+    raw: TextEncoder,
+    *,
+    gold_key: str,
+) -> dict[str, Any]:
+    """Build, score every query, and measure single-query latency with the raw encoder."""
+    kb_texts = {t for e in entries for t in e.phrasings}
+    encoder = KBTextsCached(cached, raw, kb_texts)
+    started = time.perf_counter()
+    matcher = Matcher.build(entries, encoder)
+    build_s = time.perf_counter() - started
+    key = {e.id: (e.id if gold_key == "id" else e.answer_for(None)) for e in entries}
+    results = []
+    for start in range(0, len(queries), 512):
+        results.extend(matcher.match_many([q for q, _ in queries[start : start + 512]]))
+    in_scope = [g is not None for _, g in queries]
+    n_in = sum(in_scope)
+    top_right = right = wrong = 0
+    for (_, gold), result in zip(queries, results, strict=True):
+        best = key[matcher.entries[result.candidates[0][0]].id] if result.candidates else None
+        if gold is not None and best == gold:
+            top_right += 1
+        if result.outcome is Outcome.ANSWER:
+            if gold is not None and best == gold:
+                right += 1
+            else:
+                wrong += 1
+    clarified = sum(r.outcome is Outcome.CLARIFY for r in results)
+    answered = right + wrong
+    latency = measure_latency(matcher, encoder, [q for q, _ in queries])
+    report = {
+        "dataset": name,
+        "entries": len(matcher.entries),
+        "phrasings": len(kb_texts),
+        "queries_in_scope": n_in,
+        "queries_out_of_scope": len(queries) - n_in,
+        "top1": round(top_right / n_in, 4),
+        "coverage": round(right / n_in, 4),
+        "wrong_answer_rate": round(wrong / answered, 4) if answered else 0.0,
+        "clarified_share": round(clarified / len(queries), 4),
+        "thresholds": {
+            "answer": round(matcher.thresholds.answer, 4),
+            "clarify": round(matcher.thresholds.clarify, 4),
+            "calibrated": matcher.thresholds.calibrated,
+        },
+        "index_build_seconds_cached_vectors": round(build_s, 2),
+        **latency,
+    }
+    print(json.dumps(report, ensure_ascii=False), flush=True)
+    return report
+
+
+def measure_latency(matcher: Matcher, encoder: KBTextsCached, texts: list[str]) -> dict[str, float]:
+    """Per-query wall time of ``match`` (encoding included, cache off), one query at a time."""
+    encoder.use_cache_for_all = False
+    sample = random.Random(3).sample(texts, min(LATENCY_QUERIES, len(texts)))
+    matcher.match(sample[0])  # warm-up: first call loads the model
+    times = []
+    for text in sample:
+        started = time.perf_counter()
+        matcher.match(text + " ")  # a trailing space defeats any cache, not the tokenizer
+        times.append((time.perf_counter() - started) * 1000)
+    encoder.use_cache_for_all = True
+    return {
+        "latency_ms_p50": round(float(np.percentile(times, 50)), 2),
+        "latency_ms_p99": round(float(np.percentile(times, 99)), 2),
+    }
+
+
+def cold_build(entries: tuple[KBEntry, ...]) -> dict[str, float]:
+    """Index build from scratch: every phrasing encoded by the model, then calibration."""
+    raw = E5Encoder()
+    texts = [t for e in entries for t in e.phrasings]
+    started = time.perf_counter()
+    raw.encode(texts)
+    encode_s = time.perf_counter() - started
+    return {"cold_encode_seconds": round(encode_s, 2), "phrasings_encoded": len(texts)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--cache", type=Path, default=Path.home() / ".cache" / "support-gateway" / "kb_eval_e5.npz"
+    )
+    parser.add_argument("--skip-cold-build", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "kb_eval.json")
+    args = parser.parse_args(argv)
+    root = data_dir()
+    raw = E5Encoder()
+    cached = CachedEncoder(raw, path=args.cache)
+    clinc = json.loads((root / "clinc150" / "data_full.json").read_text(encoding="utf-8"))
+    reports: dict[str, Any] = {}
+
+    clinc_queries: list[tuple[str, str | None]] = [(t, i) for t, i in clinc["test"]]
+    clinc_queries += [(t, None) for t, _ in clinc["oos_test"]]
+    reports["clinc150_test"] = evaluate(
+        "clinc150 test (KB = train)", clinc_kb(clinc), clinc_queries, cached, raw, gold_key="id"
+    )
+    cached.save()
+
+    zh_entries, zh_queries = unionpay_split(root / "unionpay_faq_zh_dev" / "kb.jsonl")
+    reports["unionpay_zh_heldout"] = evaluate(
+        "unionpay zh (20% of examples held out, seed 13)",
+        zh_entries,
+        [(q, a) for q, a in zh_queries],
+        cached,
+        raw,
+        gold_key="answer",
+    )
+    cached.save()
+
+    big = synthetic_kb(clinc)
+    big_queries = [t for t, _ in clinc["val"][:LATENCY_QUERIES]]
+    started = time.perf_counter()
+    big_matcher = Matcher.build(big, KBTextsCached(cached, raw, set()))
+    warm = time.perf_counter() - started
+    lat = measure_latency(big_matcher, KBTextsCached(cached, raw, set()), big_queries)
+    big_report: dict[str, Any] = {
+        "entries": len(big),
+        "phrasings_per_entry": 10,
+        "index_build_seconds_cached_vectors": round(warm, 2),
+        **lat,
+    }
+    if not args.skip_cold_build:
+        big_report.update(cold_build(big))
+        big_report["index_build_seconds_cold"] = round(big_report["cold_encode_seconds"] + warm, 2)
+    print(json.dumps(big_report), flush=True)
+    reports["synthetic_1000_entries"] = big_report
+    reports["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(reports, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
