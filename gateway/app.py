@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
@@ -16,11 +17,13 @@ import redis
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from sqlalchemy.exc import SQLAlchemyError
 
 from channels.registry import MOUNTS, enabled
 from gateway.appkeys import METRICS, PIPELINE, REDIS, ROUTER, SETTINGS, STORE
 from gateway.health import routes as health_routes
 from gateway.ingest import Ingest
+from gateway.knowledge import enabled_entries
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
 from gateway.routing import Router
@@ -28,6 +31,7 @@ from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.types import utcnow
 from knowledge_base.base import KnowledgeBase, NeverMatches
+from knowledge_base.service import MatcherKB
 from workers.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -44,7 +48,7 @@ def create_app(
     app = web.Application(middlewares=[_count_requests(metrics)])
     app[SETTINGS] = settings
     app[METRICS] = metrics
-    app.cleanup_ctx.append(_resources(settings, metrics, kb or NeverMatches(), clock))
+    app.cleanup_ctx.append(_resources(settings, metrics, kb, clock))
     app.add_routes(health_routes)
     for channel, mount in MOUNTS.items():
         if enabled(settings, channel):
@@ -53,15 +57,19 @@ def create_app(
 
 
 def _resources(
-    settings: Settings, metrics: Metrics, kb: KnowledgeBase, clock: Callable[[], datetime]
+    settings: Settings, metrics: Metrics, kb: KnowledgeBase | None, clock: Callable[[], datetime]
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def resources(app: web.Application) -> AsyncIterator[None]:
         store = Store(settings.database_url)
+        if kb is None:
+            kb_in_use = await _stored_kb(store)
+        else:
+            kb_in_use = kb
         redis_client = aioredis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=2, socket_timeout=5
         )
         ingest = Ingest(store, zone=settings.zone, reopen_days=settings.reopen_days, clock=clock)
-        router = Router(store, kb, clock=clock)
+        router = Router(store, kb_in_use, clock=clock)
         pipeline = Pipeline(ingest, router, metrics=metrics)
         app[STORE] = store
         app[REDIS] = redis_client
@@ -91,8 +99,28 @@ def _resources(
                 relay_redis.close()
             await redis_client.aclose()
             await store.close()
+            if isinstance(kb_in_use, MatcherKB):
+                kb_in_use.close()
 
     return resources
+
+
+async def _stored_kb(store: Store) -> KnowledgeBase:
+    """The matcher over the store's enabled entries (built before serving), or none to match."""
+    try:
+        entries = await enabled_entries(store)
+    except (SQLAlchemyError, OSError):
+        log.exception("knowledge base not loaded: the store is not ready")
+        return NeverMatches()
+    if not entries:
+        return NeverMatches()
+    started = time.perf_counter()
+    built = await MatcherKB.build(entries)
+    log.info(
+        "knowledge base ready",
+        extra={"entries": len(entries), "seconds": round(time.perf_counter() - started, 1)},
+    )
+    return built
 
 
 async def _sweep(router: Router, *, every: float = 30.0) -> None:

@@ -160,6 +160,55 @@ def cmd_kb_match(args: argparse.Namespace) -> int:
         return run_match(args.kb, args.queries, out)
 
 
+def cmd_kb_import(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    from gateway.knowledge import count_entries, import_entries
+    from gateway.store import Store
+    from knowledge_base.loaders import KBFormatError, load_entries
+
+    try:
+        entries = load_entries(args.file)
+    except (KBFormatError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> tuple[int, int] | None:
+        store = Store(settings.database_url)
+        try:
+            if args.if_empty and await count_entries(store):
+                return None
+            return await import_entries(store, entries)
+        finally:
+            await store.close()
+
+    done = asyncio.run(run())
+    if done is None:
+        print("knowledge base not empty: nothing imported", file=sys.stderr)
+    else:
+        print(f"imported {args.file}: {done[0]} added, {done[1]} updated", file=sys.stderr)
+    return 0
+
+
+def cmd_kb_export(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    from gateway.knowledge import export_records, render
+    from gateway.store import Store
+
+    async def run() -> str:
+        store = Store(settings.database_url)
+        try:
+            return render(await export_records(store), args.format)
+        finally:
+            await store.close()
+
+    text = asyncio.run(run())
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway", description="Customer-service messaging gateway."
@@ -208,6 +257,24 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--queries", type=Path, required=True, help="Q.jsonl: {id,text}")
     match.add_argument("--out", type=Path, help="R.jsonl (default: stdout)")
     match.set_defaults(func=cmd_kb_match)
+    kb_import = kb_commands.add_parser(
+        "import",
+        help="Add or update entries from a YAML, CSV or JSONL file (by id).",
+        description="Add or update knowledge-base entries from FILE (.yaml, .csv or .jsonl).",
+    )
+    kb_import.add_argument("file", type=Path)
+    kb_import.add_argument(
+        "--if-empty", action="store_true", help="only when the knowledge base has no entries"
+    )
+    kb_import.set_defaults(func=cmd_kb_import)
+    kb_export = kb_commands.add_parser(
+        "export",
+        help="Write every entry as YAML, JSONL or CSV.",
+        description="Write every knowledge-base entry in a format `gateway kb import` reads.",
+    )
+    kb_export.add_argument("--format", choices=["yaml", "jsonl", "csv"], default="yaml")
+    kb_export.add_argument("--out", type=Path, help="file (default: stdout)")
+    kb_export.set_defaults(func=cmd_kb_export)
     return parser
 
 

@@ -20,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.batching import GroupCommit
 from gateway.events import record_event
 from gateway.ingest import IngestResult
-from gateway.models import AuthorType, Channel, EventKind, MessageKind, OutboxKind
+from gateway.models import AuthorType, Channel, EventKind, MessageKind, NeedType, OutboxKind
 from gateway.outbox import add_outbox
 from gateway.store import Store
 from gateway.store.tables import Ticket, TicketMessage
 from gateway.store.types import utcnow
-from knowledge_base.base import Answer, Clarify, KnowledgeBase, Verdict
+from knowledge_base.base import Answer, Clarify, Decline, KnowledgeBase, Verdict
+from knowledge_base.escalation import EscalationIntent, escalation_intent
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ class _Decision:
     message_id: int
     verdict: Verdict | None
     """None: nothing was asked (an automatic or empty message, or people have the ticket)."""
+    complaint: bool = False
+    """The customer complained: the ticket escalates as a complaint."""
 
 
 class Router:
@@ -102,12 +105,15 @@ class Router:
                 with_agent = found.assignee_id is not None or found.escalated_at is not None
                 question, meta = stored.text, stored.channel_meta
         locale = meta.get("locale")
-        verdict = None
-        if not with_agent and not meta.get("auto_submitted") and question.strip():
-            # The knowledge base runs outside any transaction: a slow match holds no lock.
-            verdict = await self.kb.match(
-                question, locale=locale if isinstance(locale, str) else None
-            )
+        if with_agent or meta.get("auto_submitted") or not question.strip():
+            return await self._writes.submit(_Decision(message_id, None))
+        intent = escalation_intent(question)
+        if intent is not None:
+            # "人工", "human", "投诉", "complaint": straight to people, no FAQ answer.
+            complaint = intent is EscalationIntent.COMPLAINT
+            return await self._writes.submit(_Decision(message_id, Decline(), complaint))
+        # The knowledge base runs outside any transaction: a slow match holds no lock.
+        verdict = await self.kb.match(question, locale=locale if isinstance(locale, str) else None)
         return await self._writes.submit(_Decision(message_id, verdict))
 
     async def _write(self, decisions: list[_Decision]) -> list[RouteOutcome]:
@@ -169,6 +175,11 @@ class Router:
             titles = "\n".join(c.title for c in verdict.candidates)
             choices = [c.entry_id for c in verdict.candidates]
             return Route.CLARIFY, _bot_reply(session, ticket, titles, now, choices=choices)
+        if decision.complaint and ticket.need_type != NeedType.COMPLAINT:
+            record_event(
+                session, ticket, EventKind.NEED_TYPE, ticket.need_type, NeedType.COMPLAINT, now
+            )
+            ticket.need_type = NeedType.COMPLAINT.value
         await self.escalate(session, ticket, now)
         return Route.ESCALATED, None
 

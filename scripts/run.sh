@@ -12,4 +12,8 @@ if ! grep -qs '^GATEWAY_SECRET_KEY=' .env; then
   echo "wrote a new GATEWAY_SECRET_KEY to .env"
 fi
 export GATEWAY_DEMO="${GATEWAY_DEMO:-1}"
+.venv/bin/gateway migrate
+if [ "$GATEWAY_DEMO" = "1" ]; then
+  .venv/bin/gateway kb import --if-empty knowledge_base/demo/demo_kb.yaml
+fi
 exec .venv/bin/gateway up
