@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,31 +12,10 @@ from sqlalchemy import select
 
 from gateway.store import Store
 from gateway.store.tables import Agent
-from tests.conftest import SECRET, free_port
+from tests.cli_runner import environment, gateway
+from tests.conftest import free_port
 
 COMMANDS = ["up", "serve", "worker", "relay", "migrate", "agents create", "kb match"]
-
-
-def gateway(
-    *args: str, env: dict[str, str], stdin: str = "", cwd: Path
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        input=stdin,
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def environment(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_") and k != "REDIS_URL"}
-    env["GATEWAY_SECRET_KEY"] = SECRET
-    env.update(values)
-    return env
 
 
 @pytest.mark.parametrize("command", COMMANDS)

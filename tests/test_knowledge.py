@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,8 @@ from gateway.store import Store
 from gateway.store.tables import Ticket, TicketMessage
 from knowledge_base.entry import KBEntry
 from knowledge_base.loaders import load_entries
-from tests.conftest import SECRET, make_settings
+from tests.cli_runner import environment, gateway
+from tests.conftest import make_settings
 from tests.factories import inbound, make_ingest
 from tests.test_routing import TableKB
 
@@ -77,34 +76,23 @@ async def test_import_updates_by_id_and_exports_every_format_back(
 
 
 def test_cli_imports_the_demo_once_and_exports_jsonl(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update(
-        GATEWAY_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/g.db", GATEWAY_SECRET_KEY=SECRET
-    )
+    env = environment(GATEWAY_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/g.db")
 
-    def gateway(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "gateway", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return gateway(*args, env=env, cwd=tmp_path)
 
-    assert gateway("migrate").returncode == 0
-    first = gateway("kb", "import", "--if-empty", str(DEMO))
+    assert run("migrate").returncode == 0
+    first = run("kb", "import", "--if-empty", str(DEMO))
     assert first.returncode == 0, first.stderr
     assert "added" in first.stderr
-    second = gateway("kb", "import", "--if-empty", str(DEMO))
+    second = run("kb", "import", "--if-empty", str(DEMO))
     assert "nothing imported" in second.stderr
-    exported = gateway("kb", "export", "--format", "jsonl")
+    exported = run("kb", "export", "--format", "jsonl")
     lines = [json.loads(line) for line in exported.stdout.splitlines()]
     assert len(lines) == len(load_entries(DEMO))
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x"}\n', encoding="utf-8")
-    refused = gateway("kb", "import", str(bad))
+    refused = run("kb", "import", str(bad))
     assert refused.returncode == 2
     assert "missing 'title'" in refused.stderr
 
