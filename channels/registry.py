@@ -17,15 +17,21 @@ from collections.abc import Callable
 from aiohttp import web
 
 from channels.base import OutboundSender
+from channels.webchat import WebchatSender
+from channels.webchat import mount as mount_webchat
 from gateway.models import Channel
 from gateway.settings import Settings
 
 SenderFactory = Callable[[Settings], OutboundSender]
 Mount = Callable[[web.Application, Settings], None]
 
-SENDERS: dict[Channel, SenderFactory] = {}
+SENDERS: dict[Channel, SenderFactory] = {
+    Channel.WEBCHAT: WebchatSender,
+}
 
-MOUNTS: dict[Channel, Mount] = {}
+MOUNTS: dict[Channel, Mount] = {
+    Channel.WEBCHAT: mount_webchat,
+}
 
 
 def enabled(settings: Settings, channel: Channel) -> bool:

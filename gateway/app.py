@@ -20,7 +20,11 @@ from aiohttp.typedefs import Handler, Middleware
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.registry import MOUNTS, enabled
+from gateway.api import auth_routes, directory_routes, ticket_routes
+from gateway.api.access import access
+from gateway.api.openapi import openapi_routes
 from gateway.appkeys import METRICS, PIPELINE, REDIS, ROUTER, SETTINGS, STORE
+from gateway.dispatch import LeastLoaded
 from gateway.health import routes as health_routes
 from gateway.ingest import Ingest
 from gateway.knowledge import enabled_entries
@@ -36,6 +40,10 @@ from workers.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
 
+_AGENT_API = [auth_routes.api, ticket_routes.api, directory_routes.api]
+API_TABLES = [*_AGENT_API, openapi_routes(_AGENT_API)]
+"""Every table of the agent API; their endpoints make the OpenAPI document."""
+
 
 def create_app(
     settings: Settings,
@@ -45,11 +53,13 @@ def create_app(
 ) -> web.Application:
     """Build the gateway's web application; resources open when it starts."""
     metrics = Metrics()
-    app = web.Application(middlewares=[_count_requests(metrics)])
+    app = web.Application(middlewares=[_count_requests(metrics), access])
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app.cleanup_ctx.append(_resources(settings, metrics, kb, clock))
     app.add_routes(health_routes)
+    for table in API_TABLES:
+        app.add_routes(table.routes)
     for channel, mount in MOUNTS.items():
         if enabled(settings, channel):
             mount(app, settings)
@@ -69,7 +79,7 @@ def _resources(
             settings.redis_url, socket_connect_timeout=2, socket_timeout=5
         )
         ingest = Ingest(store, zone=settings.zone, reopen_days=settings.reopen_days, clock=clock)
-        router = Router(store, kb_in_use, clock=clock)
+        router = Router(store, kb_in_use, dispatcher=LeastLoaded(), clock=clock)
         pipeline = Pipeline(ingest, router, metrics=metrics)
         app[STORE] = store
         app[REDIS] = redis_client
@@ -93,7 +103,12 @@ def _resources(
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # Bounded: a task that swallowed its cancellation must not hang the shutdown.
+            _, stuck = await asyncio.wait(tasks, timeout=10)
+            if stuck:
+                log.error(
+                    "background tasks did not stop", extra={"tasks": [t.get_name() for t in stuck]}
+                )
             await pipeline.drain()
             if relay_redis is not None:
                 relay_redis.close()

@@ -233,6 +233,7 @@ class Ticket(BaseModel):
     first_response_at: datetime | None
     resolved_at: datetime | None
     closed_at: datetime | None
+    first_response_due_at: datetime | None
 
 
 class TicketMessage(BaseModel):

@@ -12,7 +12,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import Channel, OutboxKind, OutboxStatus
-from gateway.store.tables import OutboxRow
+from gateway.store.tables import OutboxRow, Ticket
 
 QUEUE_BY_KIND: dict[OutboxKind, str] = {
     OutboxKind.REPLY: "replies",
@@ -63,3 +63,17 @@ async def write_outbox(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
     """Insert outbox rows built by :func:`outbox_values`, in the caller's transaction."""
     if rows:
         await session.execute(insert(OutboxRow), rows)
+
+
+def owe_reply(session: AsyncSession, ticket: Ticket, message_id: int, now: datetime) -> OutboxRow:
+    """Owe the customer the stored message ``message_id``, on the ticket's channel."""
+    return add_outbox(
+        session,
+        kind=OutboxKind.REPLY,
+        template="message",
+        channel=Channel(ticket.channel),
+        contact_id=ticket.contact_id,
+        ticket_id=ticket.id,
+        message_id=message_id,
+        now=now,
+    )

@@ -21,7 +21,7 @@ from gateway.batching import GroupCommit
 from gateway.events import record_event
 from gateway.ingest import IngestResult
 from gateway.models import AuthorType, Channel, EventKind, MessageKind, NeedType, OutboxKind
-from gateway.outbox import add_outbox
+from gateway.outbox import add_outbox, owe_reply
 from gateway.store import Store
 from gateway.store.tables import Ticket, TicketMessage
 from gateway.store.types import utcnow
@@ -52,12 +52,19 @@ class Dispatcher(Protocol):
 
     async def dispatch(self, session: AsyncSession, ticket: Ticket, now: datetime) -> None: ...
 
+    async def fill(self, session: AsyncSession, team_id: int | None, now: datetime) -> int:
+        """Assign queued tickets of a team whose agents have room again; returns how many."""
+        ...
+
 
 class QueueOnly:
     """Leaves escalated tickets unassigned in the queue, for agents to claim."""
 
     async def dispatch(self, session: AsyncSession, ticket: Ticket, now: datetime) -> None:
         return None
+
+    async def fill(self, session: AsyncSession, team_id: int | None, now: datetime) -> int:
+        return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +101,7 @@ class Router:
         """
         if seen is not None:
             message, ticket = seen.message, seen.ticket
-            with_agent = ticket.assignee_id is not None or ticket.escalated_at is not None
+            with_agent = ticket.escalated_at is not None
             question, meta = message.text, message.channel_meta
         else:
             async with self.store.read() as session:
@@ -102,7 +109,7 @@ class Router:
                 if stored.routed_at is not None:
                     return RouteOutcome(Route.SILENT)
                 found = await session.get_one(Ticket, stored.ticket_id)
-                with_agent = found.assignee_id is not None or found.escalated_at is not None
+                with_agent = found.escalated_at is not None
                 question, meta = stored.text, stored.channel_meta
         locale = meta.get("locale")
         if with_agent or meta.get("auto_submitted") or not question.strip():
@@ -147,7 +154,7 @@ class Router:
             if replies:
                 await session.flush()  # one flush gives every bot reply its id
                 for ticket, reply in replies:
-                    _owe_reply(session, ticket, reply, now)
+                    owe_reply(session, ticket, reply.id, now)
             return [RouteOutcome(route, reply.id if reply else None) for route, reply in routes]
 
     async def _decide(
@@ -163,7 +170,7 @@ class Router:
         message.routed_at = now
         ticket = tickets[message.ticket_id]
         verdict = decision.verdict
-        if ticket.assignee_id is not None or ticket.escalated_at is not None:
+        if ticket.escalated_at is not None:
             return Route.WITH_AGENT, None
         if verdict is None:
             return Route.SILENT, None
@@ -253,16 +260,3 @@ def _bot_reply(
     session.add(reply)
     ticket.updated_at = now
     return reply
-
-
-def _owe_reply(session: AsyncSession, ticket: Ticket, reply: TicketMessage, now: datetime) -> None:
-    add_outbox(
-        session,
-        kind=OutboxKind.REPLY,
-        template="message",
-        channel=Channel(ticket.channel),
-        contact_id=ticket.contact_id,
-        ticket_id=ticket.id,
-        message_id=reply.id,
-        now=now,
-    )

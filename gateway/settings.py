@@ -35,6 +35,35 @@ class WebchatSettings(BaseModel):
     enabled: bool = True
     origins: tuple[str, ...] = ()
     """Allowed ``Origin`` values for the widget's WebSocket; empty allows same-origin only."""
+    max_text_bytes: int = Field(default=4096, gt=0)
+    """Longest customer message (UTF-8 bytes); longer ones get an error frame, nothing stored."""
+    max_frame_bytes: int = Field(default=32 * 1024, gt=0)
+    """WebSocket ``max_msg_size``: a larger frame closes the socket (code 1009)."""
+    rate_burst: int = Field(default=20, gt=0)
+    """Messages one session may send at once before the rate limit applies."""
+    rate_per_second: float = Field(default=5.0, gt=0)
+    """Sustained messages per second per session."""
+    sessions_burst: int = Field(default=20, gt=0)
+    """New chat sessions one IP address may open at once."""
+    sessions_per_minute: float = Field(default=10.0, gt=0)
+    """Sustained new chat sessions per minute per IP address."""
+    heartbeat_seconds: float = Field(default=30.0, gt=0)
+    """WebSocket ping interval; a peer that misses the pong is closed."""
+    long_poll_seconds: float = Field(default=25.0, gt=0)
+    """How long ``GET /api/v1/webchat/messages`` waits for something new."""
+    history_limit: int = Field(default=200, gt=0)
+    """Most messages one resume returns (the latest ones)."""
+
+
+class MailSecurity(StrEnum):
+    """How a mail connection is protected: implicit TLS, STARTTLS, or none (loopback only)."""
+
+    TLS = "tls"
+    STARTTLS = "starttls"
+    PLAIN = "plain"
+
+
+_LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 class EmailSettings(BaseModel):
@@ -42,14 +71,37 @@ class EmailSettings(BaseModel):
 
     enabled: bool = False
     address: str | None = None
+    """The support address customers write to; mail From it is our own and is dropped."""
+    from_name: str | None = None
     imap_host: str = "127.0.0.1"
     imap_port: int = 993
+    imap_security: MailSecurity = MailSecurity.TLS
     imap_user: str | None = None
     imap_password: SecretStr | None = None
+    imap_mailboxes: tuple[str, ...] = ("INBOX",)
+    imap_idle_seconds: float = Field(default=25 * 60, gt=0)
+    """IDLE is re-issued after this long (RFC 2177: servers may drop it after 30 minutes)."""
+    imap_poll_seconds: float = Field(default=60, gt=0)
+    """Polling interval when the server has no IDLE."""
+    imap_timeout: float = Field(default=30, gt=0)
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 587
+    smtp_security: MailSecurity = MailSecurity.STARTTLS
     smtp_user: str | None = None
     smtp_password: SecretStr | None = None
+    smtp_timeout: float = Field(default=30, gt=0)
+    ca_file: str | None = None
+    """Extra CA bundle for the IMAP and SMTP servers' certificates (verification stays on)."""
+    reply_domain: str | None = None
+    """Domain of the Message-IDs we mint and of the reply address; the address's by default."""
+    reply_tokens: bool = False
+    """Send with a signed ``Reply-To: support+<token>@domain`` that threads the answer."""
+    auto_reply_cap: int = Field(default=10, ge=0)
+    auto_reply_window_minutes: int = Field(default=180, gt=0)
+    attachment_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    attachment_dir: str = "var/attachments"
+    max_attempts: int = Field(default=5, ge=1)
+    """Tries of one mail before it is parked with its raw bytes and the reason."""
 
     @model_validator(mode="after")
     def _needs_credentials(self) -> EmailSettings:
@@ -59,7 +111,25 @@ class EmailSettings(BaseModel):
                     raise ValueError(
                         f"GATEWAY_EMAIL__{name.upper()} is required when email is enabled"
                     )
+        # Passwords never cross a network in the clear: plain only to a loopback server.
+        for proto in ("imap", "smtp"):
+            security = getattr(self, f"{proto}_security")
+            host = getattr(self, f"{proto}_host")
+            if security is MailSecurity.PLAIN and host not in _LOOPBACK_HOSTS:
+                raise ValueError(
+                    f"GATEWAY_EMAIL__{proto.upper()}_SECURITY=plain is allowed only on loopback, "
+                    f"not {host}"
+                )
         return self
+
+    @property
+    def domain(self) -> str:
+        """The domain of our Message-IDs and reply addresses."""
+        if self.reply_domain:
+            return self.reply_domain
+        if self.address and "@" in self.address:
+            return self.address.rsplit("@", 1)[1].lower()
+        return "localhost"
 
 
 class TelegramSettings(BaseModel):
@@ -71,6 +141,23 @@ class TelegramSettings(BaseModel):
     base_url: str | None = None
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
+    allowed_updates: tuple[str, ...] = (
+        "message",
+        "edited_message",
+        "callback_query",
+        "channel_post",
+    )
+    """Update kinds Telegram sends us (``setWebhook``/``getUpdates`` ``allowed_updates``); channel
+    posts are asked for only to be counted and ignored."""
+    attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=0)
+    """Files larger than this are not downloaded (the Bot API's ``getFile`` stops at 20 MB)."""
+    attachment_dir: str = "var/attachments"
+    """The attachment store (shared with email): ``<dir>/<sha256>``, ``ref`` = that path."""
+    poll_timeout: int = Field(default=30, ge=0, le=50)
+    """Long-poll seconds of each ``getUpdates`` in polling mode."""
+    max_retry_wait: float = Field(default=5.0, ge=0)
+    """A ``RetryAfter`` up to this many seconds is waited out inside one send; longer ones go
+    back to the queue with the delay Telegram asked for."""
 
     @model_validator(mode="after")
     def _needs_secrets(self) -> TelegramSettings:

@@ -22,6 +22,8 @@ for pair in redis-server:redis-server redis-cli:redis-tools pg_isready:postgresq
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+# Chinese text in the browser tests' screenshots (boxes without it; the tests pass either way)
+fc-list 2>/dev/null | grep -qi "wenquanyi\|wqy" || missing+=(fonts-wqy-microhei)
 if [ ${#missing[@]} -gt 0 ]; then
   install_packages $(printf '%s\n' "${missing[@]}" | sort -u)
 fi

@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -230,3 +231,20 @@ def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"secret_key": SECRET}
     values.update(overrides)
     return Settings(_env_file=None, **values)
+
+
+@pytest.fixture(autouse=True)
+async def _dump_tasks_when_stuck() -> AsyncIterator[None]:
+    """If a test is still running after 100 s, print every asyncio task's stack (then the
+    pytest-timeout at 300 s fails it): a hung await shows where it waits."""
+    async def watchdog() -> None:
+        await asyncio.sleep(100)
+        # Written to a file: pytest captures stderr until the test ends, which it does not.
+        with (Path(tempfile.gettempdir()) / f"stuck-test-{os.getpid()}.txt").open("w") as out:
+            print(os.environ.get("PYTEST_CURRENT_TEST"), file=out)
+            for task in asyncio.all_tasks():
+                task.print_stack(file=out)
+
+    task = asyncio.create_task(watchdog())
+    yield
+    task.cancel()

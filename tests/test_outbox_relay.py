@@ -24,7 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 async def run_worker(
-    db_url: str, redis_url: str, record: Path, *, forking: bool = False, fail: str | None = None
+    db_url: str,
+    redis_url: str,
+    record: Path,
+    *,
+    forking: bool = False,
+    fail: str | None = None,
+    no_sender: str | None = None,
 ) -> None:
     """A burst worker in its own process, configured from the environment like a real one."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
@@ -34,6 +40,8 @@ async def run_worker(
         args.append("--forking")
     if fail:
         args += ["--fail", fail]
+    if no_sender:
+        args += ["--no-sender", no_sender]
     process = await asyncio.create_subprocess_exec(
         *args, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
@@ -112,7 +120,7 @@ async def test_a_channel_without_a_sender_parks_the_row_as_failed_with_the_reaso
     await make_ingest(store)(inbound(channel=Channel.WEBCHAT))
     redis = Redis.from_url(redis_url)
     await OutboxRelay(store, redis).run_once()
-    await run_worker(db_url, redis_url, tmp_path / "sent.jsonl")
+    await run_worker(db_url, redis_url, tmp_path / "sent.jsonl", no_sender="webchat")
     parked = await row(store, 1)
     assert parked.status == OutboxStatus.FAILED
     assert parked.last_error == "no sender configured for channel webchat"

@@ -26,6 +26,13 @@ def main() -> None:
     parser.add_argument("record", type=Path)
     parser.add_argument("--forking", action="store_true")
     parser.add_argument("--fail")
+    parser.add_argument(
+        "--no-sender",
+        action="append",
+        default=[],
+        metavar="CHANNEL",
+        help="unregister this channel's sender (a channel not set up)",
+    )
     args = parser.parse_args()
 
     class FileSender:
@@ -40,6 +47,8 @@ def main() -> None:
             return DeliveryReceipt(external_id=f"sent-{msg.outbox_id}")
 
     SENDERS[Channel.TELEGRAM] = FileSender
+    for channel in args.no_sender:
+        SENDERS.pop(Channel(channel), None)
     settings = Settings()
     connection = redis.Redis.from_url(settings.redis_url)
     queues = [Queue(name, connection=connection) for name in QUEUES]

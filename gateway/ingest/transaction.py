@@ -35,6 +35,7 @@ from gateway.models import (
 )
 from gateway.numbering import reserve_ticket_numbers
 from gateway.outbox import outbox_values, write_outbox
+from gateway.sla import first_response_due
 from gateway.store.tables import Contact, Ticket, TicketEvent, TicketMessage
 
 log = logging.getLogger(__name__)
@@ -291,6 +292,7 @@ def _new_ticket(
         "first_response_at": None,
         "resolved_at": None,
         "closed_at": None,
+        "first_response_due_at": first_response_due(Priority.NORMAL, now),
     }
     state = _TicketState(row, new=True)
     state.events.append((EventKind.CREATED, None, TicketStatus.NEW))

@@ -72,6 +72,49 @@ class Agent(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Available for dispatch (set at login and by the console's presence switch)."""
+    capacity: Mapped[int] = mapped_column(Integer, default=10)
+    """How many open tickets dispatch gives this agent at most."""
+    last_assigned_at: Mapped[datetime | None]
+    """Breaks dispatch ties: the agent idle longest gets the ticket."""
+
+
+class AgentSession(Base):
+    """A console login: the cookie holds the token, the table only its SHA-256."""
+
+    __tablename__ = "agent_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """A bearer token for an integration, acting as one agent."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class CannedResponse(Base):
+    """A saved answer agents insert with ``/shortcut``."""
+
+    __tablename__ = "canned_responses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shortcut: Mapped[str] = mapped_column(String(60), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
 
 
 class Contact(Base):
@@ -133,6 +176,8 @@ class Ticket(Base):
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    first_response_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    """When the first response is due by the ticket's priority (the SLA clock)."""
 
     __table_args__ = (
         Index("ix_tickets_conversation", "contact_id", "channel", "thread_key", "id"),

@@ -1,0 +1,312 @@
+"""What one chat session may do with the store: send, read its history, give feedback, rate.
+
+Every read and write is scoped by the session's token claims: a session sees only tickets of its
+own conversation (its contact, the web chat channel, its session id as thread key), so a token
+for contact A can never read or touch contact B's tickets (invariant 5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from channels.webchat.frames import (
+    ErrorCode,
+    FeedbackFrame,
+    FrameError,
+    MessageFrame,
+    RatingFrame,
+    ack_frame,
+)
+from channels.webchat.tokens import SessionClaims
+from gateway.ingest import IngestResult
+from gateway.metrics import Metrics
+from gateway.models import AuthorType, Channel, InboundMessage, MessageKind
+from gateway.pipeline import Pipeline
+from gateway.routing import Router
+from gateway.store import Store
+from gateway.store.tables import Agent, Contact, Ticket, TicketMessage
+
+_SHOWN_KINDS = (MessageKind.INCOMING.value, MessageKind.OUTGOING.value)
+"""What the customer sees: never internal notes or system records."""
+
+_UNAVAILABLE = "the message could not be stored now; send it again (same client_id)"
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The core services a conversation uses (taken from the application at startup)."""
+
+    store: Store
+    pipeline: Pipeline
+    router: Router
+    metrics: Metrics
+
+
+def external_id(session_id: str, client_id: str) -> str:
+    """The dedupe key of a web chat message: a resent ``client_id`` is the same message."""
+    return f"{session_id}:{client_id}"
+
+
+class Conversation:
+    """One session's view of the store."""
+
+    def __init__(self, claims: SessionClaims, services: Services) -> None:
+        self.claims = claims
+        self.services = services
+
+    async def send(self, frame: MessageFrame) -> dict[str, Any]:
+        """Store the customer's message; returns the ack frame (only once it is committed)."""
+        claims = self.claims
+        inbound = InboundMessage(
+            channel=Channel.WEBCHAT,
+            external_id=external_id(claims.session_id, frame.client_id),
+            external_user_id=claims.session_id,
+            thread_key=claims.session_id,
+            text=frame.text,
+            locale=claims.locale,
+            channel_meta={"client_id": frame.client_id},
+        )
+        try:
+            if frame.handoff:
+                result = await self._hand_off(inbound)
+            else:
+                result = await self.services.pipeline.on_message(inbound)
+        except (SQLAlchemyError, OSError):
+            raise FrameError(
+                ErrorCode.UNAVAILABLE, _UNAVAILABLE, client_id=frame.client_id
+            ) from None
+        return ack_frame(frame.client_id, result.message.id, result.ticket.number)
+
+    async def _hand_off(self, inbound: InboundMessage) -> IngestResult:
+        """The "talk to a person" button: store the message, then escalate (no bot answer).
+
+        The message skips the knowledge base (it is marked routed in the escalating
+        transaction), so the bot never answers a customer who asked for a person.
+        """
+        services = self.services
+        result = await services.pipeline.ingest(inbound)
+        if not result.duplicate:
+            services.metrics.ingested.labels(channel=Channel.WEBCHAT.value).inc()
+        router = services.router
+        async with services.store.write() as session:
+            now = router.clock()
+            message = await session.get_one(TicketMessage, result.message.id, with_for_update=True)
+            if message.routed_at is None:
+                message.routed_at = now
+            ticket = await session.get_one(Ticket, result.ticket.id, with_for_update=True)
+            await router.escalate(session, ticket, now, note="customer asked for a person")
+        services.pipeline.committed.set()  # wake the outbox relay for the notice
+        return result
+
+    async def history(self, *, after: int, limit: int) -> list[dict[str, Any]]:
+        """The session's shown messages with id > ``after`` (the latest ``limit``), oldest first."""
+        async with self.services.store.read() as session:
+            query = self._scoped(select(TicketMessage, Ticket.number, Agent.name)).where(
+                TicketMessage.id > after
+            )
+            rows = (
+                await session.execute(query.order_by(TicketMessage.id.desc()).limit(limit))
+            ).all()
+        return [message_frame(m, number, name) for m, number, name in reversed(rows)]
+
+    async def feedback(self, frame: FeedbackFrame) -> dict[str, Any]:
+        """Record "did this help?" on a bot answer; "no" hands the ticket to people."""
+        services = self.services
+        async with services.store.write() as session:
+            now = services.router.clock()
+            message = (
+                await session.scalars(
+                    self._scoped(select(TicketMessage)).where(
+                        TicketMessage.id == frame.message_id,
+                        TicketMessage.author_type == AuthorType.BOT.value,
+                    )
+                )
+            ).first()
+            if message is None:
+                raise FrameError(
+                    ErrorCode.NOT_FOUND,
+                    "no bot answer with that id in this conversation",
+                    field="message_id",
+                    client_id=frame.client_id,
+                )
+            message.channel_meta = {
+                **message.channel_meta,
+                "feedback": {"helpful": frame.helpful, "at": now.isoformat()},
+            }
+            ticket = await session.get_one(Ticket, message.ticket_id, with_for_update=True)
+            if not frame.helpful:
+                await services.router.escalate(
+                    session, ticket, now, note="customer said the answer did not help"
+                )
+        if not frame.helpful:
+            services.pipeline.committed.set()
+        return _ack(frame.client_id, message.id, ticket.number)
+
+    async def rate(self, frame: RatingFrame) -> dict[str, Any]:
+        """Store a satisfaction rating (1-5 and a comment) of one of this session's tickets.
+
+        Kept as a ``system`` ticket message (``channel_meta.rating``), one per ticket and
+        session: a second rating replaces the first. Acting on it (a low score reopens the
+        ticket) belongs to the surveys.
+        """
+        claims = self.claims
+        async with self.services.store.write() as session:
+            now = self.services.router.clock()
+            ticket = (
+                await session.scalars(
+                    select(Ticket).where(
+                        Ticket.number == frame.ticket,
+                        Ticket.contact_id.in_(_contact_and_survivors(claims.contact_id)),
+                        Ticket.channel == Channel.WEBCHAT.value,
+                        Ticket.thread_key == claims.session_id,
+                    )
+                )
+            ).first()
+            if ticket is None:
+                raise FrameError(
+                    ErrorCode.NOT_FOUND,
+                    "no such ticket in this conversation",
+                    field="ticket",
+                    client_id=frame.client_id,
+                )
+            key = f"{claims.session_id}:rating:{ticket.number}"
+            meta = {"rating": frame.score, "comment": frame.comment, "at": now.isoformat()}
+            stored = (
+                await session.scalars(
+                    select(TicketMessage).where(
+                        TicketMessage.channel == Channel.WEBCHAT.value,
+                        TicketMessage.external_id == key,
+                    )
+                )
+            ).first()
+            if stored is None:
+                stored = TicketMessage(
+                    ticket_id=ticket.id,
+                    kind=MessageKind.SYSTEM.value,
+                    author_type=AuthorType.CUSTOMER.value,
+                    author_id=ticket.contact_id,
+                    channel=Channel.WEBCHAT.value,
+                    external_id=key,
+                    text=frame.comment,
+                    attachments=[],
+                    channel_meta=meta,
+                    created_at=now,
+                    routed_at=now,  # a rating is not a question for the router
+                )
+                session.add(stored)
+            else:
+                stored.text = frame.comment
+                stored.channel_meta = meta
+            await session.flush()
+        return _ack(frame.client_id, stored.id, ticket.number)
+
+    def _scoped(self, query: Any) -> Any:
+        """Only this session's shown messages (joined to their ticket and agent)."""
+        claims = self.claims
+        return (
+            query.join(Ticket, Ticket.id == TicketMessage.ticket_id)
+            .outerjoin(
+                Agent,
+                (Agent.id == TicketMessage.author_id)
+                & (TicketMessage.author_type == AuthorType.AGENT.value),
+            )
+            .where(
+                Ticket.contact_id.in_(_contact_and_survivors(claims.contact_id)),
+                Ticket.channel == Channel.WEBCHAT.value,
+                Ticket.thread_key == claims.session_id,
+                TicketMessage.kind.in_(_SHOWN_KINDS),
+            )
+        )
+
+
+def _contact_and_survivors(contact_id: int) -> Select[Any]:
+    """The contact and the one it was merged into (tickets may have moved to the survivor)."""
+    merged_into = select(Contact.merged_into_id).where(Contact.id == contact_id)
+    return select(Contact.id).where((Contact.id == contact_id) | Contact.id.in_(merged_into))
+
+
+async def live_frame(store: Store, session_id: str, event: dict[str, Any]) -> dict[str, Any] | None:
+    """The frame for an event the sender published to ``session_id`` (see ``hub.py``).
+
+    A reply names its stored message, which is read back (once per event and process) for its
+    author and agent name, and only if it belongs to this session's conversation. A notice or
+    survey has no stored message and is shown as a system message.
+    """
+    if event.get("type") == "typing":
+        return {"type": "typing", "author": "agent", "name": event.get("name")}
+    if event.get("type") != "message":
+        return None
+    message_id = event.get("message_id")
+    if isinstance(message_id, int):
+        async with store.read() as session:
+            row = (
+                await session.execute(
+                    select(TicketMessage, Ticket.number, Agent.name)
+                    .join(Ticket, Ticket.id == TicketMessage.ticket_id)
+                    .outerjoin(
+                        Agent,
+                        (Agent.id == TicketMessage.author_id)
+                        & (TicketMessage.author_type == AuthorType.AGENT.value),
+                    )
+                    .where(
+                        TicketMessage.id == message_id,
+                        TicketMessage.kind.in_(_SHOWN_KINDS),
+                        Ticket.channel == Channel.WEBCHAT.value,
+                        Ticket.thread_key == session_id,
+                    )
+                )
+            ).first()
+        if row is None:
+            return None  # not this session's: never show another conversation's message
+        frame = message_frame(row[0], row[1], row[2])
+    else:
+        frame = {
+            "type": "message",
+            "message_id": None,
+            "author": AuthorType.SYSTEM.value,
+            "name": None,
+            "text": event.get("text", ""),
+            "ticket": event.get("ticket"),
+        }
+    frame["kind"] = event.get("kind", "reply")
+    if event.get("template"):
+        frame["template"] = event["template"]
+    return frame
+
+
+def _ack(client_id: str | None, message_id: int, ticket: str) -> dict[str, Any]:
+    return ack_frame(client_id or "", message_id, ticket)
+
+
+def message_frame(
+    message: TicketMessage, ticket: str | None, agent_name: str | None
+) -> dict[str, Any]:
+    """A stored message as the widget shows it."""
+    author = message.author_type
+    frame: dict[str, Any] = {
+        "type": "message",
+        "message_id": message.id,
+        "author": author,
+        "name": agent_name if author == AuthorType.AGENT.value else None,
+        "text": message.text,
+        "ticket": ticket,
+        "at": _iso(message.created_at),
+    }
+    meta = message.channel_meta or {}
+    if author == AuthorType.CUSTOMER.value and "client_id" in meta:
+        frame["client_id"] = meta["client_id"]
+    if author == AuthorType.BOT.value:
+        feedback = meta.get("feedback")
+        frame["helpful"] = feedback.get("helpful") if isinstance(feedback, dict) else None
+        if meta.get("kb_choices"):
+            frame["choices"] = True
+    return frame
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat()

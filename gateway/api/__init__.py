@@ -1,0 +1,1 @@
+"""The agent API under ``/api/v1/``: JSON, sessions or bearer tokens, roles, OpenAPI."""

@@ -1,0 +1,226 @@
+"""Contacts, agents, teams, categories and canned responses."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from gateway import desk
+from gateway.api.endpoints import ApiTable
+from gateway.api.errors import ApiError, parse_body, parse_query, respond
+from gateway.api.schemas import (
+    AgentOut,
+    CannedIn,
+    CannedList,
+    CannedOut,
+    CannedQuery,
+    CategoryIn,
+    CategoryList,
+    CategoryOut,
+    ContactOut,
+    MergeIn,
+    TeamIn,
+    TeamList,
+    TeamOut,
+)
+from gateway.appkeys import STORE
+from gateway.models import AgentRole
+from gateway.store.tables import Agent, CannedResponse, Category, Contact, ContactIdentity, Team
+from gateway.store.types import utcnow
+
+api = ApiTable()
+
+
+class AgentList(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    items: list[AgentOut]
+
+
+def _int(request: web.Request, name: str) -> int:
+    try:
+        return int(request.match_info[name])
+    except ValueError:
+        raise ApiError(404, "not_found", f"no {name} {request.match_info[name]!r}") from None
+
+
+async def _contact_out(request: web.Request, contact_id: int) -> ContactOut:
+    async with request.app[STORE].read() as session:
+        contact = await session.get(Contact, contact_id)
+        if contact is None or contact.merged_into_id is not None:
+            raise ApiError(404, "not_found", f"no contact {contact_id}")
+        channels = await session.scalars(
+            select(ContactIdentity.channel)
+            .where(ContactIdentity.contact_id == contact_id)
+            .distinct()
+        )
+        fields = {f: getattr(contact, f) for f in ContactOut.model_fields if f != "channels"}
+        return ContactOut.model_validate({**fields, "channels": sorted(channels.all())})
+
+
+@api.route(
+    "GET",
+    "/api/v1/contacts/{contact_id}",
+    summary="A contact and their channels",
+    role=AgentRole.AGENT,
+    response=ContactOut,
+)
+async def get_contact(request: web.Request) -> web.Response:
+    return respond(await _contact_out(request, _int(request, "contact_id")))
+
+
+@api.route(
+    "POST",
+    "/api/v1/contacts/{contact_id}/merge",
+    summary="Merge another contact into this one",
+    role=AgentRole.SUPERVISOR,
+    body=MergeIn,
+    response=ContactOut,
+)
+async def merge_contact(request: web.Request) -> web.Response:
+    body = await parse_body(request, MergeIn)
+    keep_id = _int(request, "contact_id")
+    try:
+        async with request.app[STORE].write() as session:
+            await desk.merge_contacts(session, keep_id, body.other_id)
+    except desk.DeskError as exc:
+        raise ApiError(exc.status, exc.error, exc.detail, field=exc.field) from None
+    return respond(await _contact_out(request, keep_id))
+
+
+@api.route(
+    "GET",
+    "/api/v1/agents",
+    summary="Agents (for transfers and the dispatch view)",
+    role=AgentRole.AGENT,
+    response=AgentList,
+)
+async def list_agents(request: web.Request) -> web.Response:
+    async with request.app[STORE].read() as session:
+        agents = await session.scalars(
+            select(Agent).where(Agent.active.is_(True)).order_by(Agent.id)
+        )
+        return respond(AgentList(items=[AgentOut.model_validate(a) for a in agents]))
+
+
+@api.route("GET", "/api/v1/teams", summary="Teams", role=AgentRole.AGENT, response=TeamList)
+async def list_teams(request: web.Request) -> web.Response:
+    async with request.app[STORE].read() as session:
+        teams = await session.scalars(select(Team).order_by(Team.name))
+        return respond(TeamList(items=[TeamOut.model_validate(t) for t in teams]))
+
+
+@api.route(
+    "POST",
+    "/api/v1/teams",
+    summary="Create a team",
+    role=AgentRole.ADMIN,
+    body=TeamIn,
+    response=TeamOut,
+    status=201,
+)
+async def create_team(request: web.Request) -> web.Response:
+    body = await parse_body(request, TeamIn)
+    try:
+        async with request.app[STORE].write() as session:
+            team = Team(name=body.name)
+            session.add(team)
+            await session.flush()
+            out = TeamOut.model_validate(team)
+    except IntegrityError:
+        raise ApiError(
+            409, "conflict", f"a team named {body.name!r} exists", field="name"
+        ) from None
+    return respond(out, status=201)
+
+
+@api.route(
+    "GET",
+    "/api/v1/categories",
+    summary="Categories (two levels)",
+    role=AgentRole.AGENT,
+    response=CategoryList,
+)
+async def list_categories(request: web.Request) -> web.Response:
+    async with request.app[STORE].read() as session:
+        rows = await session.scalars(select(Category).order_by(Category.id))
+        return respond(CategoryList(items=[CategoryOut.model_validate(c) for c in rows]))
+
+
+@api.route(
+    "POST",
+    "/api/v1/categories",
+    summary="Create a category (level 1 or 2)",
+    role=AgentRole.ADMIN,
+    body=CategoryIn,
+    response=CategoryOut,
+    status=201,
+)
+async def create_category(request: web.Request) -> web.Response:
+    body = await parse_body(request, CategoryIn)
+    async with request.app[STORE].write() as session:
+        if body.parent_id is not None:
+            parent = await session.get(Category, body.parent_id)
+            if parent is None:
+                raise ApiError(400, "invalid", "no such parent", field="parent_id")
+            if parent.parent_id is not None:
+                raise ApiError(400, "invalid", "categories have two levels", field="parent_id")
+        if body.team_id is not None and await session.get(Team, body.team_id) is None:
+            raise ApiError(400, "invalid", "no such team", field="team_id")
+        category = Category(name=body.name, parent_id=body.parent_id, team_id=body.team_id)
+        session.add(category)
+        try:
+            await session.flush()
+        except IntegrityError:
+            raise ApiError(409, "conflict", "that category exists", field="name") from None
+        out = CategoryOut.model_validate(category)
+    return respond(out, status=201)
+
+
+@api.route(
+    "GET",
+    "/api/v1/canned",
+    summary="Canned responses; ?q=/shortcut searches",
+    role=AgentRole.AGENT,
+    query=CannedQuery,
+    response=CannedList,
+)
+async def list_canned(request: web.Request) -> web.Response:
+    query = parse_query(request, CannedQuery)
+    statement = select(CannedResponse).order_by(CannedResponse.shortcut).limit(50)
+    if query.q:
+        text = query.q.strip().removeprefix("/").lower()
+        statement = statement.where(
+            or_(
+                func.lower(CannedResponse.shortcut).like(f"{text}%"),
+                func.lower(CannedResponse.title).like(f"%{text}%"),
+            )
+        )
+    async with request.app[STORE].read() as session:
+        rows = await session.scalars(statement)
+        return respond(CannedList(items=[CannedOut.model_validate(c) for c in rows]))
+
+
+@api.route(
+    "POST",
+    "/api/v1/canned",
+    summary="Create a canned response",
+    role=AgentRole.SUPERVISOR,
+    body=CannedIn,
+    response=CannedOut,
+    status=201,
+)
+async def create_canned(request: web.Request) -> web.Response:
+    body = await parse_body(request, CannedIn)
+    try:
+        async with request.app[STORE].write() as session:
+            canned = CannedResponse(
+                shortcut=body.shortcut, title=body.title, text=body.text, created_at=utcnow()
+            )
+            session.add(canned)
+            await session.flush()
+            out = CannedOut.model_validate(canned)
+    except IntegrityError:
+        raise ApiError(409, "conflict", "that shortcut exists", field="shortcut") from None
+    return respond(out, status=201)

@@ -1,0 +1,273 @@
+"""Request and response bodies of the agent API (the OpenAPI document is generated from them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.models import (
+    AgentRole,
+    AuthorType,
+    Channel,
+    MessageKind,
+    NeedType,
+    Priority,
+    TicketStatus,
+)
+
+_IN = ConfigDict(extra="forbid", frozen=True)
+_OUT = ConfigDict(frozen=True, from_attributes=True)
+
+
+class LoginIn(BaseModel):
+    model_config = _IN
+    email: str = Field(min_length=3, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class AgentOut(BaseModel):
+    model_config = _OUT
+    id: int
+    email: str
+    name: str
+    role: AgentRole
+    team_id: int | None
+    online: bool
+    capacity: int
+    must_change_password: bool
+
+
+class LoginOut(BaseModel):
+    model_config = _OUT
+    agent: AgentOut
+    csrf_token: str
+
+
+class PasswordIn(BaseModel):
+    model_config = _IN
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=10, max_length=1024)
+
+
+class PresenceIn(BaseModel):
+    model_config = _IN
+    online: bool
+
+
+class TokenIn(BaseModel):
+    model_config = _IN
+    name: str = Field(min_length=1, max_length=200)
+    agent_id: int | None = None
+    """The agent the token acts as (admins only); yourself by default."""
+
+
+class TokenOut(BaseModel):
+    model_config = _OUT
+    id: int
+    name: str
+    agent_id: int
+    token: str
+    """Shown once; only its hash is kept."""
+
+
+class Ok(BaseModel):
+    model_config = _OUT
+    ok: bool = True
+
+
+class TicketQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: TicketStatus | None = None
+    priority: Priority | None = None
+    category: int | None = None
+    need_type: NeedType | None = None
+    channel: Channel | None = None
+    assignee: str | None = Field(default=None, pattern=r"^(me|none|\d+)$")
+    """``me``, ``none`` (the queue) or an agent id."""
+    team: int | None = None
+    overdue: bool | None = None
+    q: str | None = Field(default=None, max_length=200)
+    """A ticket number, a contact's name or email, or words of the conversation."""
+    page: int = Field(default=1, ge=1)
+    per_page: int = Field(default=25, ge=1, le=100)
+
+
+class TicketOut(BaseModel):
+    model_config = _OUT
+    number: str
+    status: TicketStatus
+    priority: Priority
+    need_type: NeedType
+    channel: Channel
+    subject: str | None
+    contact_id: int
+    contact_name: str | None
+    assignee_id: int | None
+    team_id: int | None
+    category_id: int | None
+    parent_number: str | None = None
+    escalated_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    first_response_at: datetime | None
+    first_response_due_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    resolved_by_bot: bool
+
+
+class TicketPage(BaseModel):
+    model_config = _OUT
+    items: list[TicketOut]
+    page: int
+    per_page: int
+    total: int
+
+
+class MessageOut(BaseModel):
+    model_config = _OUT
+    id: int
+    kind: MessageKind
+    author_type: AuthorType
+    author_id: int | None
+    channel: Channel
+    text: str
+    attachments: list[dict[str, Any]]
+    channel_meta: dict[str, Any]
+    created_at: datetime
+
+
+class EventOut(BaseModel):
+    model_config = _OUT
+    id: int
+    kind: str
+    old_value: str | None
+    new_value: str | None
+    actor_type: AuthorType
+    actor_id: int | None
+    note: str | None
+    created_at: datetime
+
+
+class ContactOut(BaseModel):
+    model_config = _OUT
+    id: int
+    name: str | None
+    email: str | None
+    phone: str | None
+    locale: str | None
+    timezone: str | None
+    vip: bool
+    channels: list[str] = []
+
+
+class TicketDetail(BaseModel):
+    model_config = _OUT
+    ticket: TicketOut
+    messages: list[MessageOut]
+    events: list[EventOut]
+    contact: ContactOut
+    other_tickets: list[TicketOut]
+    """The contact's other tickets, on every channel."""
+
+
+class TextIn(BaseModel):
+    model_config = _IN
+    text: str = Field(min_length=1, max_length=20_000)
+
+
+class MessageCreated(BaseModel):
+    model_config = _OUT
+    message_id: int
+    ticket: TicketOut
+
+
+class TicketPatch(BaseModel):
+    """Only the fields sent change; ``null`` clears category, assignee or team."""
+
+    model_config = _IN
+    status: TicketStatus = TicketStatus.NEW
+    priority: Priority = Priority.NORMAL
+    category_id: int | None = None
+    need_type: NeedType = NeedType.INQUIRY
+    assignee_id: int | None = None
+    team_id: int | None = None
+    note: str | None = Field(default=None, max_length=5000)
+
+
+class TransferIn(BaseModel):
+    model_config = _IN
+    assignee_id: int | None = None
+    team_id: int | None = None
+    note: str = Field(min_length=1, max_length=5000)
+    """Why: for the agent who takes it over (VIP, cross-team ...)."""
+
+
+class MergeIn(BaseModel):
+    model_config = _IN
+    other_id: int
+    """This contact is merged into the one in the path; its identities and tickets move."""
+
+
+class TeamIn(BaseModel):
+    model_config = _IN
+    name: str = Field(min_length=1, max_length=120)
+
+
+class TeamOut(BaseModel):
+    model_config = _OUT
+    id: int
+    name: str
+
+
+class TeamList(BaseModel):
+    model_config = _OUT
+    items: list[TeamOut]
+
+
+class CategoryIn(BaseModel):
+    model_config = _IN
+    name: str = Field(min_length=1, max_length=120)
+    parent_id: int | None = None
+    team_id: int | None = None
+
+
+class CategoryOut(BaseModel):
+    model_config = _OUT
+    id: int
+    name: str
+    parent_id: int | None
+    team_id: int | None
+
+
+class CategoryList(BaseModel):
+    model_config = _OUT
+    items: list[CategoryOut]
+
+
+class CannedIn(BaseModel):
+    model_config = _IN
+    shortcut: str = Field(min_length=1, max_length=60, pattern=r"^[\w-]+$")
+    title: str = Field(min_length=1, max_length=200)
+    text: str = Field(min_length=1, max_length=20_000)
+
+
+class CannedOut(BaseModel):
+    model_config = _OUT
+    id: int
+    shortcut: str
+    title: str
+    text: str
+
+
+class CannedQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    q: str | None = Field(default=None, max_length=60)
+    """A prefix of the shortcut (with or without the leading ``/``) or words of the title."""
+
+
+class CannedList(BaseModel):
+    model_config = _OUT
+    items: list[CannedOut]

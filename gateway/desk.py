@@ -1,0 +1,322 @@
+"""What agents do to a ticket: claim, reply, note, progress, change, transfer, merge contacts.
+
+Each operation is one transaction that records who did what (ticket events) and writes the
+outbox rows it owes the customer. Once an agent claims or replies, people own the conversation
+(``escalated_at`` is set) and the bot stays silent; resolving hands it back to the bot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.events import record_event
+from gateway.models import (
+    DONE_STATUSES,
+    AuthorType,
+    Channel,
+    EventKind,
+    MessageKind,
+    OutboxKind,
+    TicketStatus,
+)
+from gateway.outbox import add_outbox, owe_reply
+from gateway.routing import Dispatcher
+from gateway.sla import first_response_due
+from gateway.store.tables import Agent, Contact, ContactIdentity, Ticket, TicketMessage
+
+
+class DeskError(Exception):
+    """An operation that cannot be done; ``status`` is the HTTP status it maps to."""
+
+    def __init__(self, status: int, error: str, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    agent_id: int
+    name: str
+    may_take_over: bool
+    """Supervisors and admins may act on a ticket another agent holds."""
+
+
+def _event(
+    session: AsyncSession,
+    ticket: Ticket,
+    kind: EventKind,
+    old: object,
+    new: object,
+    now: datetime,
+    actor: Actor,
+    note: str | None = None,
+) -> None:
+    record_event(
+        session,
+        ticket,
+        kind,
+        None if old is None else str(old),
+        None if new is None else str(new),
+        now,
+        actor_type=AuthorType.AGENT,
+        actor_id=actor.agent_id,
+        note=note,
+    )
+
+
+def _notice(
+    session: AsyncSession,
+    ticket: Ticket,
+    template: str,
+    now: datetime,
+    *,
+    message_id: int | None = None,
+    payload: dict[str, object] | None = None,
+) -> None:
+    add_outbox(
+        session,
+        kind=OutboxKind.NOTICE,
+        template=template,
+        channel=Channel(ticket.channel),
+        contact_id=ticket.contact_id,
+        ticket_id=ticket.id,
+        now=now,
+        message_id=message_id,
+        payload=payload or {},
+    )
+
+
+async def claim(session: AsyncSession, ticket: Ticket, actor: Actor, now: datetime) -> None:
+    """Take the ticket. Exactly one of two agents claiming at once wins; the other gets 409."""
+    if ticket.assignee_id == actor.agent_id:
+        return
+    # The conditional update is the arbiter, on both databases: only one claimer sees a row.
+    won = await session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket.id, Ticket.assignee_id.is_(None))
+        .values(assignee_id=actor.agent_id)
+        .execution_options(synchronize_session=False)
+    )
+    if won.rowcount != 1:  # type: ignore[attr-defined]
+        raise DeskError(409, "conflict", "another agent has this ticket already")
+    await session.refresh(ticket)
+    _event(session, ticket, EventKind.ASSIGNMENT, None, actor.agent_id, now, actor)
+    await _take_over(session, ticket, actor, now)
+
+
+async def _take_over(session: AsyncSession, ticket: Ticket, actor: Actor, now: datetime) -> None:
+    if ticket.escalated_at is None:
+        ticket.escalated_at = now
+        _event(session, ticket, EventKind.ESCALATED, None, "agent", now, actor)
+    if ticket.status not in (TicketStatus.IN_PROGRESS, TicketStatus.WAITING_CUSTOMER):
+        _event(
+            session, ticket, EventKind.STATUS, ticket.status, TicketStatus.IN_PROGRESS, now, actor
+        )
+        ticket.status = TicketStatus.IN_PROGRESS.value
+    ticket.updated_at = now
+    await session.flush()
+    _notice(session, ticket, "agent_joined", now, payload={"agent": actor.name})
+    agent = await session.get_one(Agent, actor.agent_id)
+    agent.last_assigned_at = now
+
+
+async def _ensure_holder(
+    session: AsyncSession, ticket: Ticket, actor: Actor, now: datetime
+) -> None:
+    if ticket.assignee_id is None:
+        await claim(session, ticket, actor, now)
+    elif ticket.assignee_id != actor.agent_id and not actor.may_take_over:
+        raise DeskError(409, "conflict", "another agent has this ticket")
+    elif ticket.escalated_at is None:
+        await _take_over(session, ticket, actor, now)
+
+
+def _agent_message(
+    session: AsyncSession,
+    ticket: Ticket,
+    actor: Actor,
+    text: str,
+    kind: MessageKind,
+    now: datetime,
+    meta: dict[str, object] | None = None,
+) -> TicketMessage:
+    message = TicketMessage(
+        ticket_id=ticket.id,
+        kind=kind.value,
+        author_type=AuthorType.AGENT.value,
+        author_id=actor.agent_id,
+        channel=ticket.channel,
+        text=text,
+        attachments=[],
+        channel_meta={"agent_name": actor.name, **(meta or {})},
+        created_at=now,
+    )
+    session.add(message)
+    ticket.updated_at = now
+    return message
+
+
+async def reply(
+    session: AsyncSession, ticket: Ticket, actor: Actor, text: str, now: datetime
+) -> TicketMessage:
+    """Answer the customer on their channel; the first answer stops the first-response clock."""
+    await _ensure_holder(session, ticket, actor, now)
+    message = _agent_message(session, ticket, actor, text, MessageKind.OUTGOING, now)
+    if ticket.first_response_at is None:
+        ticket.first_response_at = now
+    await session.flush()
+    owe_reply(session, ticket, message.id, now)
+    return message
+
+
+async def note(
+    session: AsyncSession, ticket: Ticket, actor: Actor, text: str, now: datetime
+) -> TicketMessage:
+    """An internal note for other agents and teams; never sent to the customer."""
+    message = _agent_message(session, ticket, actor, text, MessageKind.NOTE, now)
+    await session.flush()
+    return message
+
+
+async def progress(
+    session: AsyncSession, ticket: Ticket, actor: Actor, text: str, now: datetime
+) -> TicketMessage:
+    """A progress update the customer is notified of."""
+    await _ensure_holder(session, ticket, actor, now)
+    message = _agent_message(
+        session, ticket, actor, text, MessageKind.OUTGOING, now, meta={"progress": True}
+    )
+    await session.flush()
+    _notice(session, ticket, "progress", now, message_id=message.id, payload={"text": text})
+    return message
+
+
+_NOTICE_ON_STATUS = {
+    TicketStatus.WAITING_CUSTOMER: "waiting_customer",
+    TicketStatus.RESOLVED: "resolved",
+}
+
+
+async def change(
+    session: AsyncSession,
+    ticket: Ticket,
+    actor: Actor,
+    now: datetime,
+    *,
+    fields: dict[str, object],
+    note_text: str | None,
+    dispatcher: Dispatcher,
+) -> None:
+    """Change status, priority, category, need type, assignee or team, each as an event."""
+    kinds = {
+        "status": EventKind.STATUS,
+        "priority": EventKind.PRIORITY,
+        "category_id": EventKind.CATEGORY,
+        "need_type": EventKind.NEED_TYPE,
+        "assignee_id": EventKind.ASSIGNMENT,
+        "team_id": EventKind.ASSIGNMENT,
+    }
+    freed_team = ticket.team_id
+    for name, value in fields.items():
+        old = getattr(ticket, name)
+        if old == value:
+            continue
+        if name == "assignee_id" and value is not None and await session.get(Agent, value) is None:
+            raise DeskError(400, "invalid", f"no agent {value}", field=name)
+        _event(session, ticket, kinds[name], old, value, now, actor, note_text)
+        setattr(ticket, name, value)
+        if name == "priority":
+            ticket.first_response_due_at = first_response_due(str(value), ticket.created_at)
+        if name == "status":
+            await _status_effects(session, ticket, TicketStatus(str(value)), now)
+    ticket.updated_at = now
+    await session.flush()
+    if ticket.status in DONE_STATUSES or "assignee_id" in fields or "team_id" in fields:
+        await dispatcher.fill(session, freed_team, now)
+
+
+async def _status_effects(
+    session: AsyncSession, ticket: Ticket, status: TicketStatus, now: datetime
+) -> None:
+    if status is TicketStatus.RESOLVED:
+        ticket.resolved_at = now
+        ticket.escalated_at = None  # hands the conversation back to the bot
+    elif status is TicketStatus.CLOSED:
+        ticket.closed_at = now
+        ticket.resolved_at = ticket.resolved_at or now
+        ticket.escalated_at = None
+    elif status in (TicketStatus.IN_PROGRESS, TicketStatus.WAITING_CUSTOMER):
+        ticket.escalated_at = ticket.escalated_at or now
+    template = _NOTICE_ON_STATUS.get(status)
+    if template is not None:
+        await session.flush()
+        _notice(session, ticket, template, now)
+
+
+async def transfer(
+    session: AsyncSession,
+    ticket: Ticket,
+    actor: Actor,
+    now: datetime,
+    *,
+    assignee_id: int | None,
+    team_id: int | None,
+    note_text: str,
+    dispatcher: Dispatcher,
+) -> None:
+    """Hand the ticket to another agent or team (manual dispatch, with a note)."""
+    if assignee_id is None and team_id is None:
+        raise DeskError(400, "invalid", "name an agent or a team", field="assignee_id")
+    fields: dict[str, object] = {}
+    if team_id is not None:
+        fields["team_id"] = team_id
+        fields["assignee_id"] = assignee_id
+    elif assignee_id is not None:
+        fields["assignee_id"] = assignee_id
+    await change(
+        session, ticket, actor, now, fields=fields, note_text=note_text, dispatcher=dispatcher
+    )
+    if ticket.assignee_id is None:
+        await dispatcher.dispatch(session, ticket, now)
+
+
+async def merge_contacts(session: AsyncSession, keep_id: int, other_id: int) -> Contact:
+    """Merge ``other_id`` into ``keep_id``: identities and tickets move, the other is marked."""
+    if keep_id == other_id:
+        raise DeskError(400, "invalid", "a contact cannot be merged into itself", field="other_id")
+    keep = await session.get(Contact, keep_id)
+    other = await session.get(Contact, other_id)
+    if keep is None or other is None or other.merged_into_id is not None:
+        raise DeskError(404, "not_found", "no such contact")
+    await session.execute(
+        update(ContactIdentity)
+        .where(ContactIdentity.contact_id == other_id)
+        .values(contact_id=keep_id)
+    )
+    await session.execute(
+        update(Ticket).where(Ticket.contact_id == other_id).values(contact_id=keep_id)
+    )
+    for field in ("name", "email", "phone", "locale", "timezone"):
+        if getattr(keep, field) is None:
+            setattr(keep, field, getattr(other, field))
+    keep.vip = keep.vip or other.vip
+    other.merged_into_id = keep_id
+    await session.flush()
+    return keep
+
+
+async def find_ticket(session: AsyncSession, number: str, *, lock: bool = False) -> Ticket:
+    query = select(Ticket).where(Ticket.number == number)
+    if lock:
+        query = query.with_for_update()
+    ticket = await session.scalar(query)
+    if ticket is None:
+        raise DeskError(404, "not_found", f"no ticket {number}")
+    return ticket

@@ -1,0 +1,113 @@
+"""Dispatch (派单): escalated tickets go to the least-loaded online agent of their team.
+
+Categories map to teams. Among the team's online agents under their capacity (open tickets each),
+the one with the fewest open tickets wins, ties to the one idle longest. When nobody has room the
+ticket waits in the team queue and :meth:`LeastLoaded.fill` assigns it as capacity frees.
+A complaint or a VIP contact raises a normal ticket to urgent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.events import record_event
+from gateway.models import OPEN_STATUSES, AgentRole, EventKind, NeedType, Priority, TicketStatus
+from gateway.sla import first_response_due
+from gateway.store.tables import Agent, Category, Contact, Ticket
+
+_OPEN = [s.value for s in OPEN_STATUSES]
+
+
+class LeastLoaded:
+    """The dispatcher the router hands escalated tickets to."""
+
+    async def dispatch(self, session: AsyncSession, ticket: Ticket, now: datetime) -> None:
+        await self._raise_priority(session, ticket, now)
+        if ticket.team_id is None and ticket.category_id is not None:
+            category = await session.get(Category, ticket.category_id)
+            if category is not None and category.team_id is not None:
+                ticket.team_id = category.team_id
+        if ticket.assignee_id is not None:
+            return  # a reopened ticket goes back to whoever had it
+        await self._assign(session, ticket, now)
+
+    async def fill(self, session: AsyncSession, team_id: int | None, now: datetime) -> int:
+        """Assign queued tickets of ``team_id`` while agents have room; returns how many."""
+        queued = await session.scalars(
+            select(Ticket)
+            .where(
+                Ticket.assignee_id.is_(None),
+                Ticket.escalated_at.is_not(None),
+                Ticket.status.in_(_OPEN),
+                Ticket.team_id.is_(None) if team_id is None else Ticket.team_id == team_id,
+            )
+            .order_by(Ticket.first_response_due_at, Ticket.id)
+            .limit(50)
+        )
+        assigned = 0
+        for ticket in queued.all():
+            if not await self._assign(session, ticket, now):
+                break
+            assigned += 1
+        return assigned
+
+    async def _assign(self, session: AsyncSession, ticket: Ticket, now: datetime) -> bool:
+        query = select(Agent).where(
+            Agent.active.is_(True),
+            Agent.online.is_(True),
+            Agent.role.in_([AgentRole.AGENT.value, AgentRole.SUPERVISOR.value]),
+        )
+        if ticket.team_id is not None:
+            query = query.where(Agent.team_id == ticket.team_id)
+        agents = list((await session.scalars(query)).all())
+        if not agents:
+            return False
+        # Count open tickets only for these (few) agents: uses the assignee index.
+        loads = dict(
+            (
+                await session.execute(
+                    select(Ticket.assignee_id, func.count())
+                    .where(
+                        Ticket.assignee_id.in_([a.id for a in agents]),
+                        Ticket.status.in_(_OPEN),
+                    )
+                    .group_by(Ticket.assignee_id)
+                )
+            ).all()
+        )
+        with_room = [a for a in agents if loads.get(a.id, 0) < a.capacity]
+        if not with_room:
+            return False
+        # Fewest open tickets first; ties to the one idle longest (never assigned: first).
+        agent = min(
+            with_room,
+            key=lambda a: (
+                loads.get(a.id, 0),
+                a.last_assigned_at is not None,
+                a.last_assigned_at or now,
+                a.id,
+            ),
+        )
+        record_event(session, ticket, EventKind.ASSIGNMENT, None, str(agent.id), now)
+        ticket.assignee_id = agent.id
+        if ticket.status in (TicketStatus.NEW, TicketStatus.REOPENED):
+            record_event(
+                session, ticket, EventKind.STATUS, ticket.status, TicketStatus.ASSIGNED, now
+            )
+            ticket.status = TicketStatus.ASSIGNED.value
+        ticket.updated_at = now
+        agent.last_assigned_at = now
+        await session.flush()
+        return True
+
+    async def _raise_priority(self, session: AsyncSession, ticket: Ticket, now: datetime) -> None:
+        if ticket.priority != Priority.NORMAL:
+            return
+        contact = await session.get(Contact, ticket.contact_id)
+        if ticket.need_type == NeedType.COMPLAINT or (contact is not None and contact.vip):
+            record_event(session, ticket, EventKind.PRIORITY, ticket.priority, Priority.URGENT, now)
+            ticket.priority = Priority.URGENT.value
+            ticket.first_response_due_at = first_response_due(Priority.URGENT, ticket.created_at)
