@@ -178,6 +178,16 @@ class Ticket(Base):
     closed_at: Mapped[datetime | None]
     first_response_due_at: Mapped[datetime | None] = mapped_column(index=True)
     """When the first response is due by the ticket's priority (the SLA clock)."""
+    resolution_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    """When resolution is due (moved later by the time spent waiting for the customer)."""
+    waiting_since: Mapped[datetime | None]
+    """Set while the ticket waits for the customer: the SLA clock is paused."""
+    last_update_at: Mapped[datetime | None]
+    """The last progress update or reply to the customer (one is due every 24 h while open)."""
+    sla_warned_at: Mapped[datetime | None]
+    """The assignee was warned at 80% of a target (once per target)."""
+    overdue_at: Mapped[datetime | None] = mapped_column(index=True)
+    """A target was breached: the ticket is overdue and the supervisor was alerted."""
 
     __table_args__ = (
         Index("ix_tickets_conversation", "contact_id", "channel", "thread_key", "id"),
@@ -285,3 +295,42 @@ class KBEntry(Base):
     category: Mapped[str | None] = mapped_column(String(200))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime]
+
+
+class KBMiss(Base):
+    """A question the bot could not answer, or whose answer did not help: grows the KB."""
+
+    __tablename__ = "kb_misses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    """``unanswered`` or ``not_helpful``."""
+    normalized: Mapped[str] = mapped_column(String(500))
+    question: Mapped[str] = mapped_column(Text)
+    entry_id: Mapped[str] = mapped_column(String(100), default="")
+    """For ``not_helpful``: the entry whose answer was rejected ("" for unanswered: a NULL
+    would make the unique constraint let duplicates through)."""
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    last_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("kind", "normalized", "entry_id"),)
+
+
+class Survey(Base):
+    """One satisfaction survey per ticket (满意度回访): when it went out and how it was answered."""
+
+    __tablename__ = "surveys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    channel: Mapped[str] = mapped_column(String(20))
+    due_at: Mapped[datetime]
+    """When it may go out (after the delay, outside the contact's quiet hours)."""
+    sent_at: Mapped[datetime | None]
+    score: Mapped[int | None]
+    comment: Mapped[str | None] = mapped_column(Text)
+    answered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
