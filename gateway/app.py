@@ -32,8 +32,10 @@ from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
 from gateway.routing import Router
 from gateway.settings import Settings
+from gateway.sla import SlaPolicy
 from gateway.store import Store
 from gateway.store.types import utcnow
+from gateway.survey_page import routes as survey_routes
 from knowledge_base.base import KnowledgeBase, NeverMatches
 from knowledge_base.service import MatcherKB
 from workers.relay import OutboxRelay
@@ -58,6 +60,7 @@ def create_app(
     app[METRICS] = metrics
     app.cleanup_ctx.append(_resources(settings, metrics, kb, clock))
     app.add_routes(health_routes)
+    app.add_routes(survey_routes)
     for table in API_TABLES:
         app.add_routes(table.routes)
     for channel, mount in MOUNTS.items():
@@ -78,8 +81,11 @@ def _resources(
         redis_client = aioredis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=2, socket_timeout=5
         )
-        ingest = Ingest(store, zone=settings.zone, reopen_days=settings.reopen_days, clock=clock)
-        router = Router(store, kb_in_use, dispatcher=LeastLoaded(), clock=clock)
+        sla = SlaPolicy.from_settings(settings.sla)
+        ingest = Ingest(
+            store, zone=settings.zone, reopen_days=settings.reopen_days, clock=clock, sla=sla
+        )
+        router = Router(store, kb_in_use, dispatcher=LeastLoaded(sla), clock=clock)
         pipeline = Pipeline(ingest, router, metrics=metrics)
         app[STORE] = store
         app[REDIS] = redis_client

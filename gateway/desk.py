@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,8 +26,26 @@ from gateway.models import (
 )
 from gateway.outbox import add_outbox, owe_reply
 from gateway.routing import Dispatcher
-from gateway.sla import first_response_due
+from gateway.settings import Settings, SurveySettings
+from gateway.sla import SlaPolicy
 from gateway.store.tables import Agent, Contact, ContactIdentity, Ticket, TicketMessage
+from gateway.surveys import schedule_survey
+
+
+@dataclass(frozen=True, slots=True)
+class Policies:
+    """The shop's rules an agent's change applies: dispatch, SLA targets, surveys."""
+
+    dispatcher: Dispatcher
+    sla: SlaPolicy
+    survey: SurveySettings
+    zone: ZoneInfo
+
+    @classmethod
+    def from_settings(cls, settings: Settings, dispatcher: Dispatcher) -> Policies:
+        return cls(
+            dispatcher, SlaPolicy.from_settings(settings.sla), settings.survey, settings.zone
+        )
 
 
 class DeskError(Exception):
@@ -171,6 +190,7 @@ async def reply(
     message = _agent_message(session, ticket, actor, text, MessageKind.OUTGOING, now)
     if ticket.first_response_at is None:
         ticket.first_response_at = now
+    ticket.last_update_at = now
     await session.flush()
     owe_reply(session, ticket, message.id, now)
     return message
@@ -193,6 +213,7 @@ async def progress(
     message = _agent_message(
         session, ticket, actor, text, MessageKind.OUTGOING, now, meta={"progress": True}
     )
+    ticket.last_update_at = now
     await session.flush()
     _notice(session, ticket, "progress", now, message_id=message.id, payload={"text": text})
     return message
@@ -212,7 +233,7 @@ async def change(
     *,
     fields: dict[str, object],
     note_text: str | None,
-    dispatcher: Dispatcher,
+    policies: Policies,
 ) -> None:
     """Change status, priority, category, need type, assignee or team, each as an event."""
     kinds = {
@@ -233,18 +254,27 @@ async def change(
         _event(session, ticket, kinds[name], old, value, now, actor, note_text)
         setattr(ticket, name, value)
         if name == "priority":
-            ticket.first_response_due_at = first_response_due(str(value), ticket.created_at)
+            ticket.first_response_due_at = policies.sla.first_response_due(
+                str(value), ticket.created_at
+            )
+            ticket.resolution_due_at = policies.sla.resolution_due(str(value), ticket.created_at)
         if name == "status":
-            await _status_effects(session, ticket, TicketStatus(str(value)), now)
+            await _status_effects(session, ticket, TicketStatus(str(value)), now, policies)
     ticket.updated_at = now
     await session.flush()
     if ticket.status in DONE_STATUSES or "assignee_id" in fields or "team_id" in fields:
-        await dispatcher.fill(session, freed_team, now)
+        await policies.dispatcher.fill(session, freed_team, now)
 
 
 async def _status_effects(
-    session: AsyncSession, ticket: Ticket, status: TicketStatus, now: datetime
+    session: AsyncSession, ticket: Ticket, status: TicketStatus, now: datetime, policies: Policies
 ) -> None:
+    if status is TicketStatus.WAITING_CUSTOMER:
+        ticket.waiting_since = ticket.waiting_since or now  # the SLA clock pauses
+    elif ticket.waiting_since is not None:
+        if ticket.resolution_due_at is not None:
+            ticket.resolution_due_at += now - ticket.waiting_since
+        ticket.waiting_since = None
     if status is TicketStatus.RESOLVED:
         ticket.resolved_at = now
         ticket.escalated_at = None  # hands the conversation back to the bot
@@ -252,6 +282,10 @@ async def _status_effects(
         ticket.closed_at = now
         ticket.resolved_at = ticket.resolved_at or now
         ticket.escalated_at = None
+        await session.flush()
+        await schedule_survey(
+            session, ticket, now, settings=policies.survey, shop_zone=policies.zone
+        )
     elif status in (TicketStatus.IN_PROGRESS, TicketStatus.WAITING_CUSTOMER):
         ticket.escalated_at = ticket.escalated_at or now
     template = _NOTICE_ON_STATUS.get(status)
@@ -269,7 +303,7 @@ async def transfer(
     assignee_id: int | None,
     team_id: int | None,
     note_text: str,
-    dispatcher: Dispatcher,
+    policies: Policies,
 ) -> None:
     """Hand the ticket to another agent or team (manual dispatch, with a note)."""
     if assignee_id is None and team_id is None:
@@ -280,11 +314,9 @@ async def transfer(
         fields["assignee_id"] = assignee_id
     elif assignee_id is not None:
         fields["assignee_id"] = assignee_id
-    await change(
-        session, ticket, actor, now, fields=fields, note_text=note_text, dispatcher=dispatcher
-    )
+    await change(session, ticket, actor, now, fields=fields, note_text=note_text, policies=policies)
     if ticket.assignee_id is None:
-        await dispatcher.dispatch(session, ticket, now)
+        await policies.dispatcher.dispatch(session, ticket, now)
 
 
 async def merge_contacts(session: AsyncSession, keep_id: int, other_id: int) -> Contact:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.events import record_event
 from gateway.models import OPEN_STATUSES, AgentRole, EventKind, NeedType, Priority, TicketStatus
-from gateway.sla import first_response_due
+from gateway.sla import DEFAULT_POLICY, SlaPolicy
 from gateway.store.tables import Agent, Category, Contact, Ticket
 
 _OPEN = [s.value for s in OPEN_STATUSES]
@@ -23,6 +23,9 @@ _OPEN = [s.value for s in OPEN_STATUSES]
 
 class LeastLoaded:
     """The dispatcher the router hands escalated tickets to."""
+
+    def __init__(self, sla: SlaPolicy = DEFAULT_POLICY) -> None:
+        self.sla = sla
 
     async def dispatch(self, session: AsyncSession, ticket: Ticket, now: datetime) -> None:
         await self._raise_priority(session, ticket, now)
@@ -110,4 +113,7 @@ class LeastLoaded:
         if ticket.need_type == NeedType.COMPLAINT or (contact is not None and contact.vip):
             record_event(session, ticket, EventKind.PRIORITY, ticket.priority, Priority.URGENT, now)
             ticket.priority = Priority.URGENT.value
-            ticket.first_response_due_at = first_response_due(Priority.URGENT, ticket.created_at)
+            ticket.first_response_due_at = self.sla.first_response_due(
+                Priority.URGENT, ticket.created_at
+            )
+            ticket.resolution_due_at = self.sla.resolution_due(Priority.URGENT, ticket.created_at)

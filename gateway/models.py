@@ -81,6 +81,10 @@ class EventKind(StrEnum):
     ESCALATED = "escalated"
     REOPENED = "reopened"
     LINKED = "linked"
+    RATED = "rated"
+    SLA_WARNING = "sla_warning"
+    SLA_BREACH = "sla_breach"
+    UPDATE_REMINDER = "update_reminder"
 
 
 class OutboxKind(StrEnum):

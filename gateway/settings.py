@@ -5,7 +5,9 @@ Nested sections use ``__``: ``GATEWAY_TELEGRAM__TOKEN`` sets ``settings.telegram
 
 from __future__ import annotations
 
+from datetime import time
 from enum import StrEnum
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -170,6 +172,30 @@ class TelegramSettings(BaseModel):
         return self
 
 
+class SurveySettings(BaseModel):
+    """Satisfaction surveys (满意度回访) after a ticket closes."""
+
+    delay_minutes: int = Field(default=0, ge=0)
+    quiet_start: time = time(22, 0)
+    quiet_end: time = time(8, 0)
+    """No survey goes out between these, in the contact's time zone (else the shop's)."""
+    bot_resolved: Literal["none", "one_question"] = "one_question"
+    """Tickets the bot resolved: no survey, or the one-question (stars only) survey."""
+    token_days: int = Field(default=14, gt=0)
+    """How long an emailed survey link stays valid."""
+
+
+class SlaSettings(BaseModel):
+    """Service-level targets, in hours, by priority (defaults from the operating procedure)."""
+
+    first_response_hours: dict[str, float] = {"critical": 2, "urgent": 4, "normal": 24}
+    resolution_hours: dict[str, float] = {"critical": 24, "urgent": 48, "normal": 120}
+    update_hours: float = Field(default=24, gt=0)
+    """An open ticket needs a progress update at least this often."""
+    warn_at: float = Field(default=0.8, gt=0, lt=1)
+    """Share of a target after which the assignee is warned."""
+
+
 class Settings(BaseSettings):
     """Everything the gateway reads from its environment."""
 
@@ -201,6 +227,8 @@ class Settings(BaseSettings):
     webchat: WebchatSettings = WebchatSettings()
     email: EmailSettings = EmailSettings()
     telegram: TelegramSettings = TelegramSettings()
+    survey: SurveySettings = SurveySettings()
+    sla: SlaSettings = SlaSettings()
 
     @field_validator("database_url")
     @classmethod

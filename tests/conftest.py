@@ -237,6 +237,7 @@ def make_settings(**overrides: Any) -> Settings:
 async def _dump_tasks_when_stuck() -> AsyncIterator[None]:
     """If a test is still running after 100 s, print every asyncio task's stack (then the
     pytest-timeout at 300 s fails it): a hung await shows where it waits."""
+
     async def watchdog() -> None:
         await asyncio.sleep(100)
         # Written to a file: pytest captures stderr until the test ends, which it does not.

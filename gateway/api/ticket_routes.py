@@ -26,7 +26,7 @@ from gateway.api.schemas import (
     TicketQuery,
     TransferIn,
 )
-from gateway.appkeys import ROUTER, STORE
+from gateway.appkeys import ROUTER, SETTINGS, STORE
 from gateway.models import OPEN_STATUSES, AgentRole
 from gateway.store.tables import Contact, ContactIdentity, Ticket, TicketEvent, TicketMessage
 from gateway.store.types import utcnow
@@ -292,14 +292,14 @@ async def patch_ticket(request: web.Request) -> web.Response:
     who = principal(request)
     if not who.at_least(AgentRole.SUPERVISOR) and {"assignee_id", "team_id"} & set(fields):
         raise ApiError(403, "forbidden", "reassigning needs the supervisor role (or transfer)")
-    dispatcher = request.app[ROUTER].dispatcher
+    policies = desk.Policies.from_settings(request.app[SETTINGS], request.app[ROUTER].dispatcher)
     now = utcnow()
 
     async def change(session: AsyncSession, ticket: Ticket, actor: desk.Actor) -> None:
         if ticket.assignee_id not in (None, actor.agent_id) and not actor.may_take_over:
             raise desk.DeskError(409, "conflict", "another agent has this ticket")
         await desk.change(
-            session, ticket, actor, now, fields=fields, note_text=body.note, dispatcher=dispatcher
+            session, ticket, actor, now, fields=fields, note_text=body.note, policies=policies
         )
 
     ticket, _, name = await _act(request, change)
@@ -316,7 +316,7 @@ async def patch_ticket(request: web.Request) -> web.Response:
 )
 async def transfer(request: web.Request) -> web.Response:
     body = await parse_body(request, TransferIn)
-    dispatcher = request.app[ROUTER].dispatcher
+    policies = desk.Policies.from_settings(request.app[SETTINGS], request.app[ROUTER].dispatcher)
     now = utcnow()
 
     async def move(session: AsyncSession, ticket: Ticket, actor: desk.Actor) -> None:
@@ -330,7 +330,7 @@ async def transfer(request: web.Request) -> web.Response:
             assignee_id=body.assignee_id,
             team_id=body.team_id,
             note_text=body.note,
-            dispatcher=dispatcher,
+            policies=policies,
         )
 
     ticket, _, name = await _act(request, move)

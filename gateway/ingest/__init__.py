@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from gateway.batching import GroupCommit
 from gateway.ingest.transaction import IngestResult, ingest_batch
 from gateway.models import InboundMessage
+from gateway.sla import DEFAULT_POLICY, SlaPolicy
 from gateway.store import Store
 from gateway.store.types import utcnow
 
@@ -54,8 +55,10 @@ class Ingest:
         reopen_days: int = 7,
         clock: Callable[[], datetime] = utcnow,
         max_batch: int = 100,
+        sla: SlaPolicy = DEFAULT_POLICY,
     ) -> None:
         self.store = store
+        self.sla = sla
         self.zone = zone
         self.reopen_window = timedelta(days=reopen_days)
         self.clock = clock
@@ -77,6 +80,7 @@ class Ingest:
                         now=self.clock(),
                         zone=self.zone,
                         reopen_window=self.reopen_window,
+                        sla=self.sla,
                     )
             except Exception as exc:
                 if attempt == _ATTEMPTS or not _retryable(exc):

@@ -35,7 +35,7 @@ from gateway.models import (
 )
 from gateway.numbering import reserve_ticket_numbers
 from gateway.outbox import outbox_values, write_outbox
-from gateway.sla import first_response_due
+from gateway.sla import DEFAULT_POLICY, SlaPolicy
 from gateway.store.tables import Contact, Ticket, TicketEvent, TicketMessage
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,17 @@ TICKETS: Table = Ticket.__table__  # type: ignore[assignment]
 MESSAGES: Table = TicketMessage.__table__  # type: ignore[assignment]
 EVENTS: Table = TicketEvent.__table__  # type: ignore[assignment]
 CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
+
+_TOUCHED = (
+    "id",
+    "status",
+    "updated_at",
+    "resolved_at",
+    "closed_at",
+    "waiting_since",
+    "resolution_due_at",
+)
+"""Columns ingest may change on an existing ticket."""
 
 ConversationKey = tuple[int, str, str]
 """``(contact_id, channel, thread_key)``"""
@@ -94,6 +105,7 @@ async def ingest_batch(
     now: datetime,
     zone: ZoneInfo,
     reopen_window: timedelta,
+    sla: SlaPolicy = DEFAULT_POLICY,
 ) -> list[IngestResult]:
     """Store ``batch`` in the caller's transaction; one result per message, in order."""
     if session.get_bind().dialect.name == "postgresql":
@@ -117,7 +129,7 @@ async def ingest_batch(
     planned: dict[tuple[str, str], _Planned] = {}
     if fresh:
         contacts = await resolve_contacts(session, fresh, now)
-        plans = await _plan_tickets(session, fresh, contacts, now, reopen_window)
+        plans = await _plan_tickets(session, fresh, contacts, now, reopen_window, sla)
         await _write(session, plans, now, zone)
         planned = {(p.message.channel.value, p.message.external_id): p for p in plans}
 
@@ -183,6 +195,7 @@ async def _plan_tickets(
     contacts: dict[IdentityKey, dict[str, Any]],
     now: datetime,
     reopen_window: timedelta,
+    sla: SlaPolicy,
 ) -> list[_Planned]:
     """Decide, message by message in order, which ticket each one goes to."""
     by_number, latest = await _candidate_tickets(session, fresh, contacts)
@@ -206,7 +219,7 @@ async def _plan_tickets(
             ticket = latest.get(conversation)
         new_ticket = reopened = False
         if ticket is None:
-            ticket, new_ticket = _new_ticket(message, contact, now), True
+            ticket, new_ticket = _new_ticket(message, contact, now, sla), True
         elif TicketStatus(ticket.row["status"]) in DONE_STATUSES:
             row = ticket.row
             done_at = row["closed_at"] or row["resolved_at"] or row["updated_at"]
@@ -215,7 +228,10 @@ async def _plan_tickets(
                 row.update(status=TicketStatus.REOPENED.value, resolved_at=None, closed_at=None)
                 reopened = True
             else:
-                ticket, new_ticket = _new_ticket(message, contact, now, parent=ticket), True
+                ticket, new_ticket = _new_ticket(message, contact, now, sla, parent=ticket), True
+        if ticket.row["status"] == TicketStatus.WAITING_CUSTOMER:
+            # The customer answered: the paused SLA clock runs again, the agent's turn.
+            _resume_clock(ticket, now)
         if conversation is not None:
             latest[conversation] = ticket
         if not ticket.new:
@@ -223,6 +239,17 @@ async def _plan_tickets(
             ticket.row["updated_at"] = now
         plans.append(_Planned(message, contact, ticket, new_ticket, reopened))
     return plans
+
+
+def _resume_clock(ticket: _TicketState, now: datetime) -> None:
+    row = ticket.row
+    ticket.events.append((EventKind.STATUS, row["status"], TicketStatus.IN_PROGRESS))
+    row["status"] = TicketStatus.IN_PROGRESS.value
+    if row["waiting_since"] is not None:
+        paused = now - row["waiting_since"]
+        if row["resolution_due_at"] is not None:
+            row["resolution_due_at"] += paused
+        row["waiting_since"] = None
 
 
 async def _candidate_tickets(
@@ -268,6 +295,7 @@ def _new_ticket(
     message: InboundMessage,
     contact: dict[str, Any],
     now: datetime,
+    sla: SlaPolicy,
     *,
     parent: _TicketState | None = None,
 ) -> _TicketState:
@@ -292,7 +320,12 @@ def _new_ticket(
         "first_response_at": None,
         "resolved_at": None,
         "closed_at": None,
-        "first_response_due_at": first_response_due(Priority.NORMAL, now),
+        "first_response_due_at": sla.first_response_due(Priority.NORMAL, now),
+        "resolution_due_at": sla.resolution_due(Priority.NORMAL, now),
+        "waiting_since": None,
+        "last_update_at": None,
+        "sla_warned_at": None,
+        "overdue_at": None,
     }
     state = _TicketState(row, new=True)
     state.events.append((EventKind.CREATED, None, TicketStatus.NEW))
@@ -325,19 +358,8 @@ async def _write(
         await session.execute(
             update(TICKETS)
             .where(TICKETS.c.id == bindparam("b_id"))
-            .values(
-                status=bindparam("b_status"),
-                updated_at=bindparam("b_updated_at"),
-                resolved_at=bindparam("b_resolved_at"),
-                closed_at=bindparam("b_closed_at"),
-            ),
-            [
-                {
-                    f"b_{k}": t.row[k]
-                    for k in ("id", "status", "updated_at", "resolved_at", "closed_at")
-                }
-                for t in touched
-            ],
+            .values({name: bindparam(f"b_{name}") for name in _TOUCHED if name != "id"}),
+            [{f"b_{name}": t.row[name] for name in _TOUCHED} for t in touched],
         )
     events = [
         {

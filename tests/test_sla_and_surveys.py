@@ -1,0 +1,223 @@
+"""SLA warnings and breaches at the right moments (with a paused clock), and surveys: quiet
+hours, once per ticket, low scores reopening for the supervisor, signed links."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from gateway import desk
+from gateway.accounts import create_agent
+from gateway.app import create_app
+from gateway.dispatch import LeastLoaded
+from gateway.models import AgentRole, EventKind, TicketStatus
+from gateway.routing import Router
+from gateway.settings import SurveySettings
+from gateway.sla import DEFAULT_POLICY
+from gateway.store import Store
+from gateway.store.tables import OutboxRow, Survey, Ticket, TicketEvent
+from gateway.surveys import outside_quiet_hours, record_rating, survey_token
+from knowledge_base.base import NeverMatches
+from tests.conftest import SECRET, make_settings
+from tests.factories import SHANGHAI, Clock, inbound, make_ingest
+from workers.sla_sweep import sweep
+
+T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+POLICIES = desk.Policies(LeastLoaded(), DEFAULT_POLICY, SurveySettings(), SHANGHAI)
+
+
+async def escalated_ticket(store: Store, clock: Clock, user: str = "u1") -> int:
+    result = await make_ingest(store, clock)(inbound(external_user_id=user, thread_key=user))
+    await Router(store, NeverMatches(), clock=clock).route(result.message.id)
+    return result.ticket.id
+
+
+async def kinds(store: Store, ticket_id: int) -> list[str]:
+    async with store.read() as session:
+        rows = await session.scalars(
+            select(TicketEvent.kind)
+            .where(TicketEvent.ticket_id == ticket_id)
+            .order_by(TicketEvent.id)
+        )
+        return list(rows.all())
+
+
+async def test_a_warning_at_80_percent_and_a_breach_at_the_deadline_once_each(
+    store: Store,
+) -> None:
+    clock = Clock(T0)
+    ticket_id = await escalated_ticket(store, clock)
+    at = T0 + timedelta(hours=19)  # 79% of the 24 h first-response target
+    assert (await sweep(store, at, DEFAULT_POLICY)).warned == 0
+    at = T0 + timedelta(hours=19, minutes=13)
+    assert (await sweep(store, at, DEFAULT_POLICY)).warned == 1
+    assert (await sweep(store, at + timedelta(minutes=5), DEFAULT_POLICY)).warned == 0
+    due = T0 + timedelta(hours=24)
+    assert (await sweep(store, due - timedelta(seconds=1), DEFAULT_POLICY)).breached == 0
+    assert (await sweep(store, due, DEFAULT_POLICY)).breached == 1
+    assert (await sweep(store, due + timedelta(minutes=1), DEFAULT_POLICY)).breached == 0
+    async with store.read() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+    assert ticket.overdue_at == due
+    assert ticket.priority == "urgent"
+    assert (await kinds(store, ticket_id)).count(EventKind.SLA_BREACH) == 1
+
+
+async def test_the_clock_pauses_while_waiting_for_the_customer(store: Store) -> None:
+    clock = Clock(T0)
+    ticket_id = await escalated_ticket(store, clock)
+    agent_id = await create_agent(
+        store, email="a@shop.test", name="A", role=AgentRole.AGENT, password="long enough password"
+    )
+    actor = desk.Actor(agent_id, "A", may_take_over=True)
+    async with store.write() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+        await desk.reply(session, ticket, actor, "Could you send a photo?", T0 + timedelta(hours=1))
+        await desk.change(
+            session,
+            ticket,
+            actor,
+            T0 + timedelta(hours=1),
+            fields={"status": TicketStatus.WAITING_CUSTOMER},
+            note_text=None,
+            policies=POLICIES,
+        )
+        resolution_due = ticket.resolution_due_at
+    assert resolution_due == T0 + timedelta(hours=120)
+    # Weeks of waiting for the customer: no warning, no breach.
+    report = await sweep(store, T0 + timedelta(hours=200), DEFAULT_POLICY)
+    assert (report.warned, report.breached) == (0, 0)
+    # The customer answers after 201 hours: the clock runs again, 200 hours later.
+    clock.now = T0 + timedelta(hours=201)
+    await make_ingest(store, clock)(inbound(external_user_id="u1", thread_key="u1"))
+    async with store.read() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+    assert ticket.status == TicketStatus.IN_PROGRESS
+    assert ticket.waiting_since is None
+    assert ticket.resolution_due_at == resolution_due + timedelta(hours=200)
+
+
+async def test_an_open_ticket_without_an_update_for_24_hours_reminds_once(store: Store) -> None:
+    clock = Clock(T0)
+    ticket_id = await escalated_ticket(store, clock)
+    agent_id = await create_agent(
+        store, email="a@shop.test", name="A", role=AgentRole.AGENT, password="long enough password"
+    )
+    async with store.write() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+        await desk.reply(session, ticket, desk.Actor(agent_id, "A", True), "On it", T0)
+    assert (await sweep(store, T0 + timedelta(hours=23), DEFAULT_POLICY)).reminded == 0
+    assert (await sweep(store, T0 + timedelta(hours=24), DEFAULT_POLICY)).reminded == 1
+    assert (await sweep(store, T0 + timedelta(hours=30), DEFAULT_POLICY)).reminded == 0
+
+
+@pytest.mark.parametrize(
+    ("local", "expected"),
+    [
+        ("2026-11-22 12:00", "2026-11-22 12:00"),
+        ("2026-11-22 22:00", "2026-11-23 08:00"),
+        ("2026-11-22 23:30", "2026-11-23 08:00"),
+        ("2026-11-23 07:59", "2026-11-23 08:00"),
+        ("2026-11-23 08:00", "2026-11-23 08:00"),
+    ],
+)
+def test_quiet_hours_defer_to_eight_in_the_morning(local: str, expected: str) -> None:
+    moment = datetime.fromisoformat(local).replace(tzinfo=SHANGHAI)
+    deferred = outside_quiet_hours(moment, SHANGHAI, time(22), time(8))
+    assert deferred.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") == expected
+
+
+async def test_closing_owes_one_survey_deferred_out_of_the_contacts_quiet_hours(
+    store: Store,
+) -> None:
+    late = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)  # 23:00 in Shanghai
+    clock = Clock(late)
+    ticket_id = await escalated_ticket(store, clock)
+    actor = desk.Actor(1, "A", True)
+    for _ in range(2):  # closing twice owes one survey
+        async with store.write() as session:
+            ticket = await session.get_one(Ticket, ticket_id)
+            await desk.change(
+                session,
+                ticket,
+                actor,
+                late,
+                fields={"status": TicketStatus.CLOSED},
+                note_text=None,
+                policies=POLICIES,
+            )
+            ticket.status = TicketStatus.RESOLVED.value
+    async with store.read() as session:
+        surveys = (await session.scalars(select(Survey))).all()
+        owed = (await session.scalars(select(OutboxRow).where(OutboxRow.kind == "survey"))).all()
+    assert len(surveys) == len(owed) == 1
+    morning = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
+    assert surveys[0].due_at == owed[0].due_at == morning
+
+
+async def test_a_low_score_reopens_the_ticket_for_the_supervisor(store: Store) -> None:
+    clock = Clock(T0)
+    ticket_id = await escalated_ticket(store, clock)
+    boss = await create_agent(
+        store,
+        email="boss@shop.test",
+        name="Boss",
+        role=AgentRole.SUPERVISOR,
+        password="long enough password",
+    )
+    async with store.write() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+        ticket.status, ticket.closed_at = TicketStatus.CLOSED.value, T0
+        await record_rating(session, ticket, 1, "still broken", T0 + timedelta(hours=1))
+    async with store.read() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+        survey = await session.scalar(select(Survey).where(Survey.ticket_id == ticket_id))
+    assert (ticket.status, ticket.assignee_id) == (TicketStatus.REOPENED, boss)
+    assert survey is not None
+    assert (survey.score, survey.comment) == (1, "still broken")
+
+
+async def test_a_good_score_changes_nothing_but_the_survey(store: Store) -> None:
+    ticket_id = await escalated_ticket(store, Clock(T0))
+    async with store.write() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+        ticket.status = TicketStatus.CLOSED.value
+        await record_rating(session, ticket, 5, None, T0)
+    async with store.read() as session:
+        assert (await session.get_one(Ticket, ticket_id)).status == TicketStatus.CLOSED
+
+
+Client = TestClient[web.Request, web.Application]
+
+
+async def test_the_emailed_survey_link(
+    aiohttp_client: object, store: Store, db_url: str, redis_url: str
+) -> None:
+    ticket_id = await escalated_ticket(store, Clock(T0))
+    client: Client = await aiohttp_client(  # type: ignore[operator]
+        create_app(make_settings(database_url=db_url, redis_url=redis_url, outbox_relay=False))
+    )
+    now = datetime.now(UTC)
+    good = survey_token(SECRET, ticket_id, now + timedelta(days=14))
+    expired = survey_token(SECRET, ticket_id, now - timedelta(seconds=1))
+    forged = survey_token("another secret", ticket_id, now + timedelta(days=14))
+    for token in (expired, forged, good[:-1] + "0"):
+        assert (await client.get(f"/survey/{token}")).status == 403
+        assert (await client.post(f"/survey/{token}", data={"score": "5"})).status == 403
+    page = await client.get(f"/survey/{good}")
+    assert page.status == 200
+    assert 'name="score"' in await page.text()
+    async with store.read() as session:  # a link scanner's GET recorded nothing
+        assert await session.scalar(select(Survey)) is None
+    bad = await client.post(f"/survey/{good}", data={"score": "9"})
+    assert bad.status == 400
+    done = await client.post(f"/survey/{good}", data={"score": "4", "comment": "快"})
+    assert done.status == 200
+    async with store.read() as session:
+        survey = await session.scalar(select(Survey))
+    assert survey is not None
+    assert (survey.score, survey.comment) == (4, "快")
