@@ -209,6 +209,43 @@ def cmd_kb_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cron(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    require_redis(settings)
+    from rq.cron import CronScheduler
+
+    from workers.sla_sweep import sla_sweep_job
+
+    scheduler = CronScheduler(connection=redis.Redis.from_url(settings.redis_url))
+    # Every 30 s: a breach is flagged well within a minute of its deadline.
+    scheduler.register(sla_sweep_job, queue_name="notices", interval=30, job_timeout=120)
+    scheduler.start()  # type: ignore[no-untyped-call]
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    from gateway.outbox_admin import failed_rows, retry_row
+    from gateway.store import Store
+
+    async def run() -> int:
+        store = Store(settings.database_url)
+        try:
+            if args.outbox_command == "failed":
+                for row in await failed_rows(store):
+                    print("\t".join(str(v) for v in row))
+                return 0
+            if await retry_row(store, args.id):
+                print(f"outbox row {args.id} queued again", file=sys.stderr)
+                return 0
+            print(f"error: no failed outbox row {args.id}", file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway", description="Customer-service messaging gateway."
@@ -229,6 +266,19 @@ def build_parser() -> argparse.ArgumentParser:
     worker = add("worker", cmd_worker, "Run an RQ worker for the replies, notices, surveys queues.")
     worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     add("relay", cmd_relay, "Run the outbox relay alone (when GATEWAY_OUTBOX_RELAY=false).")
+    add("cron", cmd_cron, "Run RQ's cron scheduler: the SLA sweep every 30 seconds.")
+    outbox = commands.add_parser("outbox", help="Deliveries that failed for good.")
+    outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True, metavar="COMMAND")
+    outbox_commands.add_parser(
+        "failed",
+        help="List parked deliveries: id, channel, template, ticket, attempts, reason.",
+        description="List parked deliveries (tab-separated), oldest first.",
+    ).set_defaults(func=cmd_outbox)
+    retry = outbox_commands.add_parser(
+        "retry", help="Send a parked delivery again.", description="Send a parked delivery again."
+    )
+    retry.add_argument("id", type=int)
+    retry.set_defaults(func=cmd_outbox)
     migrate = add("migrate", cmd_migrate, "Apply the database migrations.")
     migrate.add_argument("revision", nargs="?", default="head", help="target (default: head)")
 
@@ -280,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in {"up", "serve", "worker", "relay"}:
+    if args.command in {"up", "serve", "worker", "relay", "cron"}:
         configure_logging()
     result: int = args.func(args)
     return result

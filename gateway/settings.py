@@ -219,6 +219,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     demo: bool = False
+    public_url: str | None = None
+    """Where customers reach this gateway (for links in mail: surveys), e.g. https://help.shop."""
     log_level: str = "INFO"
     access_log: bool = False
     outbox_relay: bool = True

@@ -1,4 +1,4 @@
-"""``gateway up``: the web server and an RQ worker in one supervised process group.
+"""``gateway up``: the web server, an RQ worker and the cron scheduler, supervised together.
 
 A child that dies is restarted with backoff; SIGINT or SIGTERM stops them all.
 """
@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 CHILDREN: dict[str, list[str]] = {
     "serve": ["serve"],
     "worker": ["worker"],
+    "cron": ["cron"],
 }
 
 _HEALTHY_AFTER = 30.0

@@ -15,7 +15,20 @@ from gateway.store.tables import Agent
 from tests.cli_runner import environment, gateway
 from tests.conftest import free_port
 
-COMMANDS = ["up", "serve", "worker", "relay", "migrate", "agents create", "kb match"]
+COMMANDS = [
+    "up",
+    "serve",
+    "worker",
+    "relay",
+    "cron",
+    "migrate",
+    "agents create",
+    "kb match",
+    "kb import",
+    "kb export",
+    "outbox failed",
+    "outbox retry",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -137,4 +138,53 @@ async def test_a_permanent_channel_error_parks_the_row(
     parked = await row(store, 1)
     assert (parked.status, parked.last_error, parked.attempts) == ("failed", "chat not found", 1)
     assert read_record(tmp_path / "sent.jsonl") == []
+    redis.close()
+
+
+async def test_a_parked_delivery_is_listed_and_sent_again_once_retried(
+    store: Store, db_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    from tests.cli_runner import environment, gateway
+
+    await make_ingest(store)(inbound())
+    redis = Redis.from_url(redis_url)
+    await OutboxRelay(store, redis).run_once()
+    record = tmp_path / "sent.jsonl"
+    await run_worker(db_url, redis_url, record, fail="chat not found")
+    env = environment(GATEWAY_DATABASE_URL=db_url, GATEWAY_REDIS_URL=redis_url)
+    listed = await asyncio.to_thread(gateway, "outbox", "failed", env=env, cwd=tmp_path)
+    assert listed.stdout.split("\t")[:3] == ["1", "telegram", "ticket_received"]
+    assert listed.stdout.strip().endswith("chat not found")
+    retried = await asyncio.to_thread(gateway, "outbox", "retry", "1", env=env, cwd=tmp_path)
+    assert retried.returncode == 0
+    again = await asyncio.to_thread(gateway, "outbox", "retry", "1", env=env, cwd=tmp_path)
+    assert again.returncode == 1  # it is no longer parked
+    assert await OutboxRelay(store, redis).run_once() == 1
+    await run_worker(db_url, redis_url, record)
+    assert await statuses(store) == ["sent"]
+    assert len(read_record(record)) == 1
+    redis.close()
+
+
+async def test_the_sla_sweep_runs_as_an_rq_job_in_a_worker(
+    store: Store, db_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    from datetime import timedelta
+
+    from gateway.routing import Router
+    from gateway.store.tables import Ticket
+    from knowledge_base.base import NeverMatches
+    from tests.factories import Clock
+
+    clock = Clock()
+    stored = await make_ingest(store, clock)(inbound())
+    await Router(store, NeverMatches(), clock=clock).route(stored.message.id)
+    async with store.write() as session:  # its first response was due an hour ago
+        ticket = await session.get_one(Ticket, stored.ticket.id)
+        ticket.first_response_due_at = datetime.now(UTC) - timedelta(hours=1)
+    redis = Redis.from_url(redis_url)
+    Queue("notices", connection=redis).enqueue_call("workers.sla_sweep.sla_sweep_job")
+    await run_worker(db_url, redis_url, tmp_path / "sent.jsonl")
+    async with store.read() as session:
+        assert (await session.get_one(Ticket, stored.ticket.id)).overdue_at is not None
     redis.close()

@@ -221,3 +221,28 @@ async def test_the_emailed_survey_link(
         survey = await session.scalar(select(Survey))
     assert survey is not None
     assert (survey.score, survey.comment) == (4, "快")
+
+
+@pytest.mark.parametrize(
+    ("template", "locale", "fragment"),
+    [
+        ("ticket_received", "en", "We will reply within 24 hours"),
+        ("ticket_received", "zh-CN", "24 小时"),
+        ("agent_joined", "en", "Ann has joined"),
+        ("progress", "zh-CN", "进展：快递已发出"),
+        ("resolved", "en", "is resolved"),
+        ("survey", "en", "Or rate us here: https://help.shop.test/survey/"),
+    ],
+)
+def test_every_notice_renders_in_both_locales(template: str, locale: str, fragment: str) -> None:
+    from workers.templates import TEMPLATES, render, survey_link
+
+    values = {
+        "number": "G20261122001",
+        "promise": "24 小时" if locale == "zh-CN" else "24 hours",
+        "agent": "Ann",
+        "text": "快递已发出",
+        "link": survey_link("https://help.shop.test/survey/abc", locale),
+    }
+    assert fragment in render(template, locale, **values)
+    assert set(TEMPLATES[template]) == {"zh-CN", "en"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +20,8 @@ from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import Contact, ContactIdentity, OutboxRow, Ticket, TicketMessage
 from gateway.store.types import utcnow
-from workers.templates import promise, render
+from gateway.surveys import survey_token
+from workers.templates import promise, render, survey_link
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ async def deliver_async(outbox_id: int, settings: Settings) -> str:
             row = await session.get_one(OutboxRow, outbox_id)
             if row.status == OutboxStatus.SENT.value:
                 return "already sent"
-            outbound = await _build(session, row)
+            outbound = await _build(session, row, settings)
         factory = SENDERS.get(Channel(row.channel))
         if factory is None or outbound is None:
             reason = (
@@ -60,7 +62,17 @@ async def deliver_async(outbox_id: int, settings: Settings) -> str:
         await store.close()
 
 
-async def _build(session: AsyncSession, row: OutboxRow) -> OutboundMessage | None:
+def _survey_url(settings: Settings, ticket_id: int) -> str | None:
+    if settings.public_url is None or settings.secret_key is None:
+        return None
+    expires = utcnow() + timedelta(days=settings.survey.token_days)
+    token = survey_token(settings.secret_key.get_secret_value(), ticket_id, expires)
+    return f"{settings.public_url.rstrip('/')}/survey/{token}"
+
+
+async def _build(
+    session: AsyncSession, row: OutboxRow, settings: Settings
+) -> OutboundMessage | None:
     recipient = await session.scalar(
         select(ContactIdentity.external_user_id)
         .where(
@@ -79,9 +91,16 @@ async def _build(session: AsyncSession, row: OutboxRow) -> OutboundMessage | Non
         # A reply carries its stored message; a notice's message_id only names its cause.
         text = (await session.get_one(TicketMessage, row.message_id)).text
     else:
-        values = {"number": ticket.number if ticket else ""}
+        values = {
+            "number": ticket.number if ticket else "",
+            "agent": str(row.payload.get("agent", "")),
+            "text": str(row.payload.get("text", "")),
+            "link": "",
+        }
         if ticket is not None:
             values["promise"] = promise(ticket.priority, contact.locale)
+            if row.kind == OutboxKind.SURVEY.value:
+                values["link"] = survey_link(_survey_url(settings, ticket.id), contact.locale)
         text = render(row.template, contact.locale, **values)
     reply_meta: dict[str, object] = {}
     if ticket is not None:

@@ -17,6 +17,39 @@ TEMPLATES: Mapping[str, Mapping[str, str]] = {
         "zh-CN": "已为您转接人工客服，请稍候（工单号 {number}）。",
         "en": "A member of our team will take over shortly (ticket {number}).",
     },
+    "agent_joined": {
+        "zh-CN": "客服 {agent} 已接入，将为您处理（工单号 {number}）。",
+        "en": "{agent} has joined and will take care of your request (ticket {number}).",
+    },
+    "waiting_customer": {
+        "zh-CN": "处理工单 {number} 还需要您补充一些信息，请直接回复本消息。",
+        "en": "We need a little more information to continue with ticket {number}: just reply.",
+    },
+    "progress": {
+        "zh-CN": "工单 {number} 进展：{text}",
+        "en": "Update on ticket {number}: {text}",
+    },
+    "resolved": {
+        "zh-CN": (
+            "工单 {number} 已处理完毕。如问题已解决无需回复；"
+            "如仍有问题，请直接回复，我们会继续跟进。"
+        ),
+        "en": (
+            "Ticket {number} is resolved. If all is well there is nothing to do; if not, "
+            "just reply and we will pick it up again."
+        ),
+    },
+    "survey": {
+        "zh-CN": "请为本次服务（工单 {number}）打分：回复 1-5（5 分最满意）。{link}",
+        "en": (
+            "How did we do with ticket {number}? Reply with a score from 1 to 5 (5 is best).{link}"
+        ),
+    },
+}
+
+SURVEY_LINK: Mapping[str, str] = {
+    "zh-CN": "\n也可以点击评价：{url}",
+    "en": "\nOr rate us here: {url}",
 }
 
 PROMISE: Mapping[str, Mapping[str, str]] = {
@@ -37,6 +70,11 @@ def render(template: str, locale: str | None, **values: str) -> str:
     """The text of ``template`` in the customer's locale, with ``values`` filled in."""
     texts = TEMPLATES[template]
     return texts[pick_locale(locale)].format(**values)
+
+
+def survey_link(url: str | None, locale: str | None) -> str:
+    """The line that offers the survey page, or nothing without a public URL."""
+    return SURVEY_LINK[pick_locale(locale)].format(url=url) if url else ""
 
 
 def promise(priority: str, locale: str | None) -> str:
