@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+# Run as a script, bench/ comes first on sys.path, and bench/email.py and bench/telegram.py
+# (names the issues fix) would shadow the email and telegram packages: put the root instead.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import text

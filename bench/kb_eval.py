@@ -29,11 +29,14 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# Run as a script, bench/ comes first on sys.path, and bench/email.py and bench/telegram.py
+# (names the issues fix) would shadow the email and telegram packages: put the root instead.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from knowledge_base.encoder import CachedEncoder, E5Encoder, Matrix, TextEncoder  # noqa: E402
-from knowledge_base.entry import KBEntry  # noqa: E402
-from knowledge_base.matcher import Matcher, Outcome  # noqa: E402
+from knowledge_base.encoder import CachedEncoder, E5Encoder, Matrix, TextEncoder
+from knowledge_base.entry import KBEntry
+from knowledge_base.matcher import Matcher, Outcome
 
 LATENCY_QUERIES = 300
 
