@@ -20,7 +20,7 @@ from aiohttp.typedefs import Handler, Middleware
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.registry import MOUNTS, enabled
-from gateway.api import auth_routes, directory_routes, ticket_routes
+from gateway.api import auth_routes, directory_routes, report_routes, ticket_routes
 from gateway.api.access import access
 from gateway.api.openapi import openapi_routes
 from gateway.appkeys import METRICS, PIPELINE, REDIS, ROUTER, SETTINGS, STORE
@@ -42,7 +42,7 @@ from workers.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
 
-_AGENT_API = [auth_routes.api, ticket_routes.api, directory_routes.api]
+_AGENT_API = [auth_routes.api, ticket_routes.api, directory_routes.api, report_routes.api]
 API_TABLES = [*_AGENT_API, openapi_routes(_AGENT_API)]
 """Every table of the agent API; their endpoints make the OpenAPI document."""
 

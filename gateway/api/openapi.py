@@ -110,6 +110,8 @@ def _responses(ep: Endpoint, keys: dict[Any, Any]) -> dict[str, Any]:
             "description": "OK",
             "content": {"application/json": {"schema": keys[(ep.response, "serialization")]}},
         }
+    else:
+        responses[str(ep.status)] = {"description": "OK (a file or a document)"}
     if ep.role is not None:
         responses["401"] = {"description": "No session or token", **error}
         responses["403"] = {"description": "Role too low, or no CSRF token", **error}
