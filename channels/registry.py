@@ -17,6 +17,8 @@ from collections.abc import Callable
 from aiohttp import web
 
 from channels.base import OutboundSender
+from channels.email.mount import mount as mount_email
+from channels.email.sender import EmailSender
 from channels.webchat import WebchatSender
 from channels.webchat import mount as mount_webchat
 from gateway.models import Channel
@@ -26,10 +28,12 @@ SenderFactory = Callable[[Settings], OutboundSender]
 Mount = Callable[[web.Application, Settings], None]
 
 SENDERS: dict[Channel, SenderFactory] = {
+    Channel.EMAIL: EmailSender,
     Channel.WEBCHAT: WebchatSender,
 }
 
 MOUNTS: dict[Channel, Mount] = {
+    Channel.EMAIL: mount_email,
     Channel.WEBCHAT: mount_webchat,
 }
 

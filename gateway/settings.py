@@ -263,11 +263,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _webchat_needs_key(self) -> Settings:
-        if self.webchat.enabled and self.secret_key is None:
-            raise ValueError(
-                "GATEWAY_SECRET_KEY is required when the web chat is enabled "
-                "(make one: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
-            )
+        # Web chat signs its session tokens, email its Message-IDs and reply addresses.
+        for section in ("webchat", "email"):
+            if getattr(self, section).enabled and self.secret_key is None:
+                raise ValueError(
+                    f"GATEWAY_SECRET_KEY is required when {section} is enabled "
+                    "(make one: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+                )
         return self
 
     @property

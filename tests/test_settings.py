@@ -58,6 +58,20 @@ def test_nested_sections_come_from_double_underscore_variables(
         ),
         ({"email": {"enabled": True, "address": "s@x.test"}}, "GATEWAY_EMAIL__IMAP_USER"),
         ({"secret_key": None}, "GATEWAY_SECRET_KEY"),
+        (
+            {
+                "secret_key": None,
+                "webchat": {"enabled": False},
+                "email": {
+                    "enabled": True,
+                    "address": "s@x.test",
+                    "imap_user": "s@x.test",
+                    "imap_password": "pw",
+                    "imap_host": "127.0.0.1",
+                },
+            },
+            "GATEWAY_SECRET_KEY",
+        ),
     ],
 )
 def test_a_bad_setting_is_named_by_its_variable(values: dict[str, object], variable: str) -> None:

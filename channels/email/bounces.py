@@ -1,0 +1,28 @@
+"""A bounce marks the delivery it reports as failed, instead of opening a ticket (RFC 3464)."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from channels.email.ids import Signer
+from channels.email.parse import Rejected
+from gateway.models import Channel, OutboxStatus
+from gateway.store import Store
+from gateway.store.tables import OutboxRow
+
+
+async def record_bounce(store: Store, bounce: Rejected, signer: Signer) -> int:
+    """Mark the outbox rows the bounce reports on as failed; how many it marked.
+
+    Only ids we signed count, so a forged report cannot fail someone else's delivery.
+    """
+    ours = [i for i in bounce.bounced_ids if signer.verify_message_id(i) is not None]
+    if not ours:
+        return 0
+    async with store.write() as session:
+        result = await session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.channel == Channel.EMAIL.value, OutboxRow.external_id.in_(ours))
+            .values(status=OutboxStatus.FAILED.value, last_error=bounce.detail[:1000])
+        )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,91 @@
+"""Building the mail that delivers an :class:`OutboundMessage` (pure; no network)."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+
+from channels.email.ids import Signer
+from gateway.models import OutboundMessage, OutboxKind
+
+_TAG = re.compile(r"\s*\[G\d{11,}\]\s*")
+_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|sv|回复|答复|转发)\s*[:：]\s*)+", re.I)
+_MAX_REFERENCES = 20
+
+_FOOTER = {
+    "zh-CN": "如需补充，请直接回复本邮件（请保留主题中的工单号 {number}）。",
+    "en": "To add anything, just reply to this email (keep {number} in the subject).",
+}
+_OVERSIZE = {
+    "zh-CN": "注意：以下附件超过大小限制，未能保存，请压缩后重新发送或提供下载链接：{files}",
+    "en": "Note: these attachments were over the size limit and were not kept; please send them "
+    "compressed or as a download link: {files}",
+}
+
+
+def normalize_subject(subject: str | None) -> str:
+    """A subject without reply prefixes and ticket tags: ``Re: [G1..] Hi`` -> ``Hi``."""
+    text = subject or ""
+    previous = None
+    while previous != text:
+        previous = text
+        text = _PREFIX.sub("", _TAG.sub(" ", text)).strip()
+    return text
+
+
+def _lang(locale: str | None) -> str:
+    return "en" if locale and locale.lower().startswith("en") else "zh-CN"
+
+
+def compose(
+    msg: OutboundMessage,
+    *,
+    sender: str,
+    sender_name: str | None,
+    signer: Signer,
+    reply_tokens: bool,
+    now: datetime,
+) -> EmailMessage:
+    """The RFC 5322 mail for ``msg``: signed Message-ID, threading headers, text and HTML."""
+    mail = EmailMessage()
+    number = msg.ticket_number
+    subject = normalize_subject(msg.subject) or ("Support" if _lang(msg.locale) == "en" else "客服")
+    mail["Subject"] = f"[{number}] {subject}" if number else subject
+    mail["From"] = formataddr((sender_name or "", sender))
+    mail["To"] = msg.recipient
+    mail["Date"] = format_datetime(now)
+    mail["Message-ID"] = signer.message_id(msg.outbox_id, number)
+    if reply_tokens and number:
+        mail["Reply-To"] = signer.reply_address(sender, number)
+    else:
+        mail["Reply-To"] = sender
+    parent = msg.reply_meta.get("message_id")
+    if isinstance(parent, str) and parent:
+        # RFC 5322 3.6.4: In-Reply-To is the parent's id; References its References plus it.
+        earlier = [r for r in msg.reply_meta.get("references") or [] if isinstance(r, str)]
+        chain = [*earlier, parent][-_MAX_REFERENCES:]
+        mail["In-Reply-To"] = parent
+        mail["References"] = " ".join(chain)
+    if msg.kind is not OutboxKind.REPLY:
+        # RFC 3834 5.1: mark automatic mail so other systems' auto-responders stay quiet.
+        mail["Auto-Submitted"] = "auto-replied"
+        mail["X-Auto-Response-Suppress"] = "All"
+    lang = _lang(msg.locale)
+    mail["Content-Language"] = lang
+    paragraphs = [msg.text.strip()]
+    oversize = msg.reply_meta.get("oversize_attachments")
+    if oversize and msg.template == "ticket_received":
+        names = ", ".join(str(o.get("filename", "")) for o in oversize if isinstance(o, dict))
+        paragraphs.append(_OVERSIZE[lang].format(files=names))
+    if number:
+        paragraphs.append(_FOOTER[lang].format(number=f"[{number}]"))
+    text = "\n\n".join(paragraphs) + "\n"
+    mail.set_content(text, charset="utf-8")
+    body = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+    mail.add_alternative(
+        f'<!DOCTYPE html><html lang="{lang}"><body>{body}</body></html>', subtype="html"
+    )
+    return mail

@@ -1,0 +1,195 @@
+"""The IMAP listener: one task per mailbox that turns new mail into ticket messages.
+
+Per mailbox it keeps a cursor (UIDVALIDITY, last UID done) in ``channel_state``, so a restart
+resumes exactly where it stopped (RFC 3501 2.3.1.1: UIDs are stable while UIDVALIDITY is).
+Each mail is fetched with ``BODY.PEEK[]``, handed to the pipeline, and flagged ``\\Seen`` only
+after the pipeline returned (committed): a crash in between makes the next run fetch it again,
+and ingest's dedupe on the Message-ID turns that into a no-op (invariants 1 and 2). Mail is never
+deleted or moved. A mail that keeps failing is retried with backoff and, after
+``max_attempts``, parked with its raw bytes. New mail is awaited with IDLE (re-issued every
+``imap_idle_seconds``, under RFC 2177's 29 minutes), or by polling when the server lacks IDLE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+
+from channels.base import ChannelInputError
+from channels.email.cursor import Cursor, load_cursor, park, save_cursor
+from channels.email.imap import ImapSession
+from channels.email.parse import ParsedMail, Rejected
+from channels.email.process import MailProcessor
+from gateway.backoff import Backoff
+from gateway.settings import EmailSettings
+from gateway.store import Store
+from gateway.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+FETCH_BATCH = 50
+
+
+class MailboxListener:
+    """Watches one mailbox; ``await listener.run()`` until cancelled."""
+
+    def __init__(
+        self,
+        settings: EmailSettings,
+        store: Store,
+        processor: MailProcessor,
+        *,
+        mailbox: str = "INBOX",
+        clock: Callable[[], datetime] = utcnow,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.processor = processor
+        self.mailbox = mailbox
+        self.clock = clock
+        self.backoff = backoff or Backoff(base=1.0, cap=60.0, jitter=0.3)
+        self.key = f"{settings.imap_user}/{mailbox}"
+        self.attempts: dict[int, int] = defaultdict(int)
+        self.connected = asyncio.Event()
+        """Set while logged in and selected (tests wait on it)."""
+        self.drained = 0
+        """How many drain passes ran (tests wait on it)."""
+
+    async def run(self) -> None:
+        """Connect, catch up, wait for mail; reconnect with capped jittered backoff on errors."""
+        while True:
+            session = ImapSession(self.settings)
+            try:
+                await session.connect()
+                await self._serve(session)
+            except Exception as exc:
+                # The server went away, refused us, or the database did: never give up on the
+                # mailbox, come back later (mail waits safely in it, unacknowledged).
+                delay = self.backoff.next()
+                log.warning(
+                    "email listener failed; reconnecting",
+                    extra={"mailbox": self.mailbox, "error": repr(exc), "delay": round(delay, 2)},
+                )
+                self.connected.clear()
+                await session.close()
+                await asyncio.sleep(delay)
+            except BaseException:
+                self.connected.clear()
+                await session.close()
+                raise
+
+    async def _serve(self, session: ImapSession) -> None:
+        selected = await session.select(self.mailbox)
+        cursor = await load_cursor(self.store, self.key)
+        if cursor is not None and cursor.uidvalidity != selected.uidvalidity:
+            # The mailbox was recreated: old UIDs mean nothing. Start over; dedupe on the
+            # Message-ID keeps mail already stored from being stored twice.
+            log.warning("UIDVALIDITY changed; rescanning", extra={"mailbox": self.mailbox})
+            cursor = Cursor(selected.uidvalidity, 0)
+        self.connected.set()
+        self.backoff.reset()
+        while True:
+            cursor = await self._drain(session, cursor, selected.uidvalidity)
+            self.drained += 1
+            if session.has_idle:
+                await session.idle(self.settings.imap_idle_seconds)
+            else:
+                await asyncio.sleep(self.settings.imap_poll_seconds)
+                await session.noop()
+
+    async def _drain(self, session: ImapSession, cursor: Cursor | None, uidvalidity: int) -> Cursor:
+        """Process every mail after the cursor; returns the advanced cursor."""
+        if cursor is None:
+            # First run on this mailbox: start at the oldest unread mail, not its archive.
+            unseen = await session.uids("UNSEEN")
+            last = min(unseen) - 1 if unseen else max(await session.uids("ALL"), default=0)
+            cursor = Cursor(uidvalidity, last)
+            await save_cursor(self.store, self.key, cursor, self.clock())
+        while True:
+            found = await session.uids(f"UID {cursor.last_uid + 1}:*")
+            # "n:*" always matches the last mail, even below n (RFC 3501 6.4.8).
+            pending = [u for u in found if u > cursor.last_uid]
+            if not pending:
+                return cursor
+            batch = pending[:FETCH_BATCH]
+            done = await self._process_batch(session, batch)
+            last = cursor.last_uid
+            for uid in batch:
+                if uid not in done:
+                    break
+                last = uid
+            if last != cursor.last_uid:
+                cursor = Cursor(uidvalidity, last)
+                await save_cursor(self.store, self.key, cursor, self.clock())
+            if batch[0] not in done:
+                # The oldest pending mail failed: wait before trying it again.
+                await asyncio.sleep(self.backoff.next())
+
+    async def _process_batch(self, session: ImapSession, batch: list[int]) -> set[int]:
+        """Process fetched mail; the UIDs that are done (stored, dropped or parked)."""
+        raws = await session.fetch(batch)
+        done: set[int] = {uid for uid in batch if uid not in raws}  # expunged meanwhile
+        parsed: dict[int, ParsedMail | Rejected] = {}
+        for uid, raw in raws.items():
+            try:
+                parsed[uid] = self.processor.parse(raw)
+            except ChannelInputError as exc:
+                # The sender's fault and the same on every try: park at once, leave it unread.
+                self.processor.count(exc.reason)
+                await self._park(uid, raw, exc.reason, exc.detail, attempts=1)
+                done.add(uid)
+        # One sender's mails in order (a reply may thread onto the mail just before it);
+        # different senders side by side, so ingest can commit them in one group.
+        chains: dict[str, list[int]] = defaultdict(list)
+        for uid in sorted(parsed):
+            item = parsed[uid]
+            chains[item.sender if isinstance(item, ParsedMail) else f"~{uid}"].append(uid)
+        seen: list[int] = []
+
+        async def run_chain(uids: list[int]) -> None:
+            for uid in uids:
+                try:
+                    await self.processor.deliver(parsed[uid])
+                except Exception as exc:  # any failure is retried, then parked
+                    self.attempts[uid] += 1
+                    log.warning(
+                        "mail processing failed",
+                        extra={"uid": uid, "attempt": self.attempts[uid], "error": repr(exc)},
+                    )
+                    if self.attempts[uid] >= self.settings.max_attempts:
+                        await self._park(
+                            uid, raws[uid], "processing_failed", repr(exc), self.attempts[uid]
+                        )
+                        done.add(uid)
+                    continue
+                self.attempts.pop(uid, None)
+                seen.append(uid)
+                done.add(uid)
+
+        await asyncio.gather(*(run_chain(uids) for uids in chains.values()))
+        # Committed: now, and only now, tell the mailbox (invariant 1).
+        await session.mark_seen(sorted(seen))
+        return done
+
+    async def _park(self, uid: int, raw: bytes, reason: str, detail: str, attempts: int) -> None:
+        external_id = f"{self.key}/{uid}"
+        try:
+            parsed = self.processor.parse(raw)
+            external_id = parsed.external_id
+        except ChannelInputError:
+            pass
+        await park(
+            self.store,
+            external_id=external_id,
+            reason=reason,
+            detail=detail,
+            raw=raw,
+            attempts=attempts,
+            now=self.clock(),
+        )
+        self.attempts.pop(uid, None)
+        log.info("mail parked", extra={"uid": uid, "reason": reason})

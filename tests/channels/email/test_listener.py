@@ -1,0 +1,198 @@
+"""The IMAP listener against a real Dovecot: the corpus end to end, crash and restart, Dovecot
+restarts, IDLE latency, and parking of mail that keeps failing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from channels.email import listener as listener_module
+from channels.email.cursor import load_cursor
+from channels.email.imap import ImapSession
+from channels.email.listener import MailboxListener
+from gateway.backoff import Backoff
+from gateway.store import Store
+from gateway.store.tables import ParkedInbound, Ticket, TicketMessage
+from tests.channels.email.conftest import Dovecot, Mailroom
+from tests.channels.email.corpus import expected, mails, raw
+from tests.channels.email.mailmaker import mail
+
+pytestmark = pytest.mark.slow
+
+
+async def count(store: Store, table: Any) -> int:
+    async with store.read() as session:
+        return int(await session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+def make_listener(room: Mailroom, dovecot: Dovecot, **email: Any) -> MailboxListener:
+    settings = room.settings.email.model_copy(update={"imap_port": dovecot.port, **email})
+    return MailboxListener(
+        settings, room.store, room.processor, backoff=Backoff(base=0.1, cap=0.5, jitter=0.1)
+    )
+
+
+@asynccontextmanager
+async def running(listener: MailboxListener) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(listener.run())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def cursor_at(room: Mailroom, last: int) -> bool:
+    cursor = await load_cursor(room.store, "support@example.test/INBOX")
+    return cursor is not None and cursor.last_uid >= last
+
+
+async def test_corpus_through_dovecot(
+    mailroom_factory: Any, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fixtures name ticket numbers (subject tags, signed ids), which are handed out in
+    # commit order; one mail per batch makes that the corpus order on every database.
+    monkeypatch.setattr(listener_module, "FETCH_BATCH", 1)
+    table = expected()
+    room: Mailroom = mailroom_factory(attachment_max_bytes=table["attachment_max_bytes"])
+    await dovecot.append([raw(m["file"]) for m in mails()])
+    listener = make_listener(room, dovecot)
+    async with running(listener):
+        await eventually(lambda: cursor_at(room, len(mails())))
+    assert await count(room.store, Ticket) == len(table["tickets"])
+    stored = [m for m in mails() if m["outcome"] == "stored"]
+    assert await count(room.store, TicketMessage) == len(stored)
+    flags = await dovecot.flags()
+    for uid, entry in enumerate(mails(), start=1):
+        # Everything handled is \Seen; the one mail we could not read stays unread (and parked).
+        assert ("\\Seen" in flags[uid]) is (entry["outcome"] != "rejected"), entry["file"]
+    async with room.store.read() as session:
+        parked = (await session.scalars(select(ParkedInbound))).all()
+    assert [(p.reason, p.raw) for p in parked] == [
+        ("no_sender", raw("no_from_header_rejected.eml"))
+    ]
+    # leak.png, one PDF (sent twice, stored once by content), the JPEG; not the oversize video.
+    assert len(os.listdir(room.settings.email.attachment_dir)) == 3
+
+
+async def test_killed_between_commit_and_seen_loses_and_doubles_nothing(
+    mailroom: Mailroom, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await dovecot.append([mail(f"c{n}@example.org", subject=f"Q{n}") for n in range(5)])
+
+    class Killed(BaseException):
+        """Stands for SIGKILL: nothing after the commit runs, no cleanup of ours either."""
+
+    async def die(self: ImapSession, uids: list[int]) -> None:
+        raise Killed
+
+    monkeypatch.setattr(ImapSession, "mark_seen", die)
+    first = asyncio.create_task(make_listener(mailroom, dovecot).run())
+    with pytest.raises(Killed):
+        await asyncio.wait_for(first, 20)
+    assert await count(mailroom.store, TicketMessage) == 5  # committed ...
+    assert all("\\Seen" not in f for f in (await dovecot.flags()).values())  # ... not acked
+    monkeypatch.undo()
+
+    async with running(make_listener(mailroom, dovecot)):
+        await eventually(lambda: cursor_at(mailroom, 5))
+    assert await count(mailroom.store, TicketMessage) == 5  # nothing doubled
+    assert await count(mailroom.store, Ticket) == 5
+    assert all("\\Seen" in f for f in (await dovecot.flags()).values())  # nothing lost
+
+
+async def test_dovecot_restart_under_the_listener_misses_nothing(
+    mailroom: Mailroom, dovecot: Dovecot
+) -> None:
+    listener = make_listener(mailroom, dovecot)
+    async with running(listener):
+        await asyncio.wait_for(listener.connected.wait(), 10)
+        await asyncio.to_thread(dovecot.lda, mail("before@example.org"))
+        await eventually(lambda: cursor_at(mailroom, 1))
+        await asyncio.to_thread(dovecot.stop)
+        # Mail that arrives while the IMAP server is down (an MTA writes the Maildir itself).
+        new = dovecot.maildir / "new"
+        path = new / f"{int(time.time())}.{uuid.uuid4().hex}.host"
+        path.write_bytes(mail("during@example.org"))
+        os.chown(path, 8, 8)
+        await asyncio.to_thread(dovecot.start)
+        await asyncio.to_thread(dovecot.lda, mail("after@example.org"))
+        await eventually(lambda: cursor_at(mailroom, 3), within=30)
+    async with mailroom.store.read() as session:
+        senders = (await session.scalars(select(TicketMessage.channel_meta))).all()
+    assert len(senders) == 3
+    assert all("\\Seen" in f for f in (await dovecot.flags()).values())
+
+
+async def test_idle_delivery_latency(mailroom: Mailroom, dovecot: Dovecot) -> None:
+    listener = make_listener(mailroom, dovecot)
+    latencies = []
+    async with running(listener):
+        await asyncio.wait_for(listener.connected.wait(), 10)
+        for n in range(3):
+            await eventually(lambda: _idle(listener))
+            started = time.monotonic()
+            await asyncio.to_thread(dovecot.lda, mail(f"idle{n}@example.org"))
+            await eventually(lambda n=n: _stored(mailroom, n + 1), within=10)  # type: ignore[misc]
+            latencies.append(time.monotonic() - started)
+    assert max(latencies) < 2.0, latencies
+
+
+async def _idle(listener: MailboxListener) -> bool:
+    return listener.drained > 0
+
+
+async def _stored(room: Mailroom, n: int) -> bool:
+    return await count(room.store, TicketMessage) >= n
+
+
+async def test_failing_mail_is_retried_then_parked_and_the_rest_flows(
+    mailroom: Mailroom, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poison = mail("poison@example.org", message_id="<poison@example.org>")
+    await dovecot.append([poison, mail("fine@example.org")])
+    real = mailroom.processor.deliver
+    tries = []
+
+    async def flaky(parsed: Any) -> Any:
+        if parsed.external_id == "<poison@example.org>":
+            tries.append(1)
+            raise RuntimeError("database said no")
+        return await real(parsed)
+
+    monkeypatch.setattr(mailroom.processor, "deliver", flaky)
+    async with running(make_listener(mailroom, dovecot, max_attempts=3)):
+        await eventually(lambda: cursor_at(mailroom, 2))
+    assert len(tries) == 3
+    async with mailroom.store.read() as session:
+        [parked] = (await session.scalars(select(ParkedInbound))).all()
+    assert (parked.external_id, parked.reason, parked.attempts) == (
+        "<poison@example.org>",
+        "processing_failed",
+        3,
+    )
+    assert parked.raw == poison and "database said no" in (parked.detail or "")
+    assert await count(mailroom.store, TicketMessage) == 1
+    flags = await dovecot.flags()
+    assert "\\Seen" not in flags[1] and "\\Seen" in flags[2]  # kept unread, never deleted
+
+
+def test_fixture_dir_is_world_traversable(dovecot_root: Path) -> None:
+    assert dovecot_root.stat().st_mode & 0o005 == 0o005

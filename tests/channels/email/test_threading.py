@@ -1,0 +1,133 @@
+"""Threading by each route, and the ways it must refuse: forged ids, foreign ticket numbers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from channels.email.ids import Signer
+from channels.email.parse import ParsedMail
+from channels.email.process import Outcome
+from gateway.models import TicketStatus
+from gateway.store.tables import Ticket, TicketMessage
+from tests.channels.email.conftest import Mailroom, Sink
+from tests.channels.email.mailmaker import mail
+from tests.conftest import SECRET
+
+SIGNER = Signer(SECRET, "example.test")
+
+
+async def ticket_of(room: Mailroom, raw: bytes) -> str:
+    """Process ``raw`` and return the number of the ticket it landed on."""
+    parsed = room.processor.parse(raw)
+    assert isinstance(parsed, ParsedMail)
+    assert await room.processor.deliver(parsed) is Outcome.STORED
+    async with room.store.read() as session:
+        number = await session.scalar(
+            select(Ticket.number)
+            .join(TicketMessage, TicketMessage.ticket_id == Ticket.id)
+            .where(TicketMessage.external_id == parsed.external_id)
+        )
+    assert number is not None
+    return str(number)
+
+
+async def test_reply_to_our_mail_threads_by_signed_in_reply_to(
+    mailroom: Mailroom, smtp_sink: Sink
+) -> None:
+    first = await ticket_of(mailroom, mail(subject="Order 1"))
+    assert await mailroom.deliver_pending() == ["sent"]
+    ours = str(smtp_sink.mails()[0]["Message-ID"])
+    assert SIGNER.verify_message_id(ours) is not None
+    reply = mail(subject="Re: something else entirely", in_reply_to=ours, references=ours)
+    assert await ticket_of(mailroom, reply) == first
+
+
+async def test_subject_tag_threads_for_the_tickets_own_contact(mailroom: Mailroom) -> None:
+    first = await ticket_of(mailroom, mail(subject="Order 1"))
+    assert await ticket_of(mailroom, mail(subject=f"Re: [{first}] Order 1")) == first
+
+
+async def test_signed_reply_address_threads(mailroom: Mailroom) -> None:
+    first = await ticket_of(mailroom, mail(subject="Order 1"))
+    address = SIGNER.reply_address("support@example.test", first)
+    assert await ticket_of(mailroom, mail(subject="more", to=address)) == first
+
+
+async def test_references_to_the_customers_own_stored_mail_thread(mailroom: Mailroom) -> None:
+    first_raw = mail(subject="Order 1", message_id="<own-1@client.example>")
+    first = await ticket_of(mailroom, first_raw)
+    follow = mail(subject="Re: Order 1", references="<own-1@client.example>")
+    assert await ticket_of(mailroom, follow) == first
+
+
+async def test_known_subject_without_reference_is_a_new_ticket(mailroom: Mailroom) -> None:
+    first = await ticket_of(mailroom, mail(subject="Question"))
+    assert await ticket_of(mailroom, mail(subject="Question")) != first
+
+
+async def test_forged_message_id_does_not_attach_to_a_ticket(mailroom: Mailroom) -> None:
+    first = await ticket_of(mailroom, mail(subject="Order 1"))
+    genuine = SIGNER.message_id(1, first)
+    forged = genuine.replace(genuine.split(".")[2][:10], "0123456789")
+    assert SIGNER.verify_message_id(forged) is None
+    assert await ticket_of(mailroom, mail(in_reply_to=forged)) != first
+
+
+async def test_someone_elses_ticket_number_and_ids_open_a_new_ticket(
+    mailroom: Mailroom, smtp_sink: Sink
+) -> None:
+    victim = await ticket_of(mailroom, mail("victim@example.org", message_id="<v1@x.example>"))
+    await mailroom.deliver_pending()
+    genuine = str(smtp_sink.mails()[0]["Message-ID"])  # a real id, leaked
+    attacker = "mallory@evil.example"
+    for raw in (
+        mail(attacker, subject=f"Re: [{victim}] hello"),  # foreign ticket number
+        mail(attacker, in_reply_to=genuine),  # a valid signed id of someone else's ticket
+        mail(attacker, references="<v1@x.example>"),  # the victim's own Message-ID
+        mail(attacker, to=SIGNER.reply_address("support@example.test", victim)),
+    ):
+        assert await ticket_of(mailroom, raw) != victim
+    async with mailroom.store.read() as session:
+        on_victim = await session.scalar(
+            select(TicketMessage.id)
+            .join(Ticket, Ticket.id == TicketMessage.ticket_id)
+            .where(Ticket.number == victim)
+            .offset(1)
+        )
+    assert on_victim is None
+
+
+async def test_first_valid_route_wins_over_a_foreign_subject_tag(
+    mailroom: Mailroom, smtp_sink: Sink
+) -> None:
+    theirs = await ticket_of(mailroom, mail("other@example.org"))
+    mine = await ticket_of(mailroom, mail(message_id="<mine-1@client.example>"))
+    raw = mail(subject=f"[{theirs}] wrong tag", references="<mine-1@client.example>")
+    assert await ticket_of(mailroom, raw) == mine
+
+
+async def test_reply_to_a_closed_ticket_reopens_it(mailroom: Mailroom) -> None:
+    first = await ticket_of(mailroom, mail(subject="Order 1"))
+    async with mailroom.store.write() as session:
+        await session.execute(
+            update(Ticket)
+            .where(Ticket.number == first)
+            .values(
+                status=TicketStatus.CLOSED.value,
+                closed_at=mailroom.clock.now - timedelta(days=1),
+                resolved_at=mailroom.clock.now - timedelta(days=1),
+            )
+        )
+    assert await ticket_of(mailroom, mail(subject=f"Re: [{first}] Order 1")) == first
+    async with mailroom.store.read() as session:
+        status = await session.scalar(select(Ticket.status).where(Ticket.number == first))
+    assert status == TicketStatus.REOPENED.value
+
+
+async def test_same_mail_twice_is_stored_once(mailroom: Mailroom) -> None:
+    raw = mail(message_id="<twice@client.example>")
+    await ticket_of(mailroom, raw)
+    parsed = mailroom.processor.parse(raw)
+    assert await mailroom.processor.deliver(parsed) is Outcome.DUPLICATE
