@@ -19,6 +19,8 @@ from aiohttp import web
 from channels.base import OutboundSender
 from channels.email.mount import mount as mount_email
 from channels.email.sender import EmailSender
+from channels.telegram import TelegramSender
+from channels.telegram import mount as mount_telegram
 from channels.webchat import WebchatSender
 from channels.webchat import mount as mount_webchat
 from gateway.models import Channel
@@ -30,11 +32,13 @@ Mount = Callable[[web.Application, Settings], None]
 SENDERS: dict[Channel, SenderFactory] = {
     Channel.EMAIL: EmailSender,
     Channel.WEBCHAT: WebchatSender,
+    Channel.TELEGRAM: TelegramSender,
 }
 
 MOUNTS: dict[Channel, Mount] = {
     Channel.EMAIL: mount_email,
     Channel.WEBCHAT: mount_webchat,
+    Channel.TELEGRAM: mount_telegram,
 }
 
 

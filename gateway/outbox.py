@@ -65,10 +65,18 @@ async def write_outbox(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
         await session.execute(insert(OutboxRow), rows)
 
 
-def owe_reply(session: AsyncSession, ticket: Ticket, message_id: int, now: datetime) -> OutboxRow:
+def owe_reply(
+    session: AsyncSession,
+    ticket: Ticket,
+    message_id: int,
+    now: datetime,
+    *,
+    payload: dict[str, Any] | None = None,
+) -> OutboxRow:
     """Owe the customer the stored message ``message_id``, on the ticket's channel."""
     return add_outbox(
         session,
+        payload=payload,
         kind=OutboxKind.REPLY,
         template="message",
         channel=Channel(ticket.channel),

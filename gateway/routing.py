@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.batching import GroupCommit
 from gateway.events import record_event
 from gateway.ingest import IngestResult
+from gateway.kb_misses import MissKind, record_miss
 from gateway.models import AuthorType, Channel, EventKind, MessageKind, NeedType, OutboxKind
 from gateway.outbox import add_outbox, owe_reply
 from gateway.store import Store
@@ -74,6 +75,8 @@ class _Decision:
     """None: nothing was asked (an automatic or empty message, or people have the ticket)."""
     complaint: bool = False
     """The customer complained: the ticket escalates as a complaint."""
+    asked_kb: bool = False
+    """The verdict is the knowledge base's (not escalation words): a decline is a miss."""
 
 
 class Router:
@@ -121,7 +124,7 @@ class Router:
             return await self._writes.submit(_Decision(message_id, Decline(), complaint))
         # The knowledge base runs outside any transaction: a slow match holds no lock.
         verdict = await self.kb.match(question, locale=locale if isinstance(locale, str) else None)
-        return await self._writes.submit(_Decision(message_id, verdict))
+        return await self._writes.submit(_Decision(message_id, verdict, asked_kb=True))
 
     async def _write(self, decisions: list[_Decision]) -> list[RouteOutcome]:
         """Write a batch of routing decisions in one transaction."""
@@ -154,7 +157,7 @@ class Router:
             if replies:
                 await session.flush()  # one flush gives every bot reply its id
                 for ticket, reply in replies:
-                    owe_reply(session, ticket, reply.id, now)
+                    owe_reply(session, ticket, reply.id, now, payload=_kb_payload(reply))
             return [RouteOutcome(route, reply.id if reply else None) for route, reply in routes]
 
     async def _decide(
@@ -187,6 +190,10 @@ class Router:
                 session, ticket, EventKind.NEED_TYPE, ticket.need_type, NeedType.COMPLAINT, now
             )
             ticket.need_type = NeedType.COMPLAINT.value
+        if decision.asked_kb:  # the KB had no confident answer: supervisors see the question
+            await record_miss(
+                session, MissKind.UNANSWERED, message.text, ticket_id=ticket.id, now=now
+            )
         await self.escalate(session, ticket, now)
         return Route.ESCALATED, None
 
@@ -260,3 +267,8 @@ def _bot_reply(
     session.add(reply)
     ticket.updated_at = now
     return reply
+
+
+def _kb_payload(reply: TicketMessage) -> dict[str, object]:
+    """What a channel needs to offer "did this help?" (or the choices) with a bot answer."""
+    return {k: v for k, v in reply.channel_meta.items() if k in ("kb_entry_id", "kb_choices")}

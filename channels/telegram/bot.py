@@ -1,0 +1,61 @@
+"""Building python-telegram-bot's ``Bot``, which the channel holds as a collaborator.
+
+The token is part of every Bot API URL (``https://api.telegram.org/bot<token>/<method>``), so:
+
+- httpx logs each request's URL at INFO and python-telegram-bot its base URL at DEBUG: their
+  loggers are raised here (httpx, httpcore to WARNING, telegram to INFO), or the token would
+  reach the gateway's log;
+- we never call ``Bot.initialize()``: on a rejected token it raises ``InvalidToken`` with the
+  token in the message. The HTTP clients work without it (they are open from construction).
+
+A ``Bot`` is bound to the event loop it first runs on; the web app makes one in its start-up
+step and each delivery job makes its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from telegram import Bot
+from telegram.request import HTTPXRequest
+
+from gateway.settings import TelegramSettings
+
+API_ROOT = "https://api.telegram.org"
+
+for _name, _level in (
+    ("httpx", logging.WARNING),
+    ("httpcore", logging.WARNING),
+    ("telegram", logging.INFO),
+):
+    logging.getLogger(_name).setLevel(_level)
+
+
+@asynccontextmanager
+async def open_bot(settings: TelegramSettings, *, long_poll: int = 0) -> AsyncIterator[Bot]:
+    """A ``Bot`` for ``settings``, its HTTP connections closed on exit.
+
+    ``settings.base_url`` is the root of a local Bot API server (``http://127.0.0.1:8081``);
+    ``long_poll`` is the ``getUpdates`` timeout the polling connection must outlast.
+    """
+    if settings.token is None:
+        raise ValueError("GATEWAY_TELEGRAM__TOKEN is not set")
+    root = (settings.base_url or API_ROOT).rstrip("/")
+    requests = (
+        HTTPXRequest(connection_pool_size=8, connect_timeout=5, read_timeout=20),
+        HTTPXRequest(connection_pool_size=1, connect_timeout=5, read_timeout=long_poll + 10),
+    )
+    bot = Bot(
+        settings.token.get_secret_value(),
+        base_url=f"{root}/bot",
+        base_file_url=f"{root}/file/bot",
+        request=requests[0],
+        get_updates_request=requests[1],
+    )
+    try:
+        yield bot
+    finally:
+        await asyncio.gather(*(request.shutdown() for request in requests))

@@ -1,0 +1,99 @@
+"""Button presses on our inline keyboards: "did this help?" and survey stars.
+
+A press is recorded on its ticket as a system message (``external_id = cb:<query id>``, so a
+redelivered press is recorded once) rather than ingested: it must not reopen a closed ticket the
+way a customer's message does. "No, it did not help" escalates the ticket. Every press is
+answered with ``answerCallbackQuery``, which stops the button's spinner in the user's app
+(https://core.telegram.org/bots/api#answercallbackquery).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from telegram.error import BadRequest
+
+from channels.telegram import conversations
+from channels.telegram.commands import CommandContext
+from channels.telegram.keyboards import Feedback, FeedbackKind, parse_callback
+from channels.telegram.texts import text
+from gateway.models import AuthorType, Channel, InboundMessage, MessageKind
+from gateway.store.tables import Ticket, TicketMessage
+from gateway.surveys import record_rating
+
+log = logging.getLogger(__name__)
+
+
+async def on_callback(ctx: CommandContext, inbound: InboundMessage) -> None:
+    """Record the press, escalate on "did not help", and answer the query."""
+    meta = inbound.channel_meta
+    feedback = parse_callback(str(meta.get("callback_data", "")))
+    if feedback is not None and await _record(ctx, inbound, feedback):
+        ctx.pipeline.committed.set()  # an escalation wrote an outbox row
+    try:
+        await ctx.bot.answer_callback_query(
+            str(meta["callback_query_id"]), text=text("thanks", inbound.locale)
+        )
+    except BadRequest as exc:
+        # A redelivered press: Telegram no longer takes an answer ("query is too old").
+        log.info("callback query not answered", extra={"error": exc.message})
+
+
+async def _record(ctx: CommandContext, inbound: InboundMessage, feedback: Feedback) -> bool:
+    """Store the press once; True when it escalated the ticket."""
+    escalate = False
+    async with ctx.store.write() as session:
+        seen = await session.scalar(
+            select(TicketMessage.id).where(
+                TicketMessage.channel == Channel.TELEGRAM.value,
+                TicketMessage.external_id == inbound.external_id,
+            )
+        )
+        if seen is not None:
+            return False
+        contact_id = await conversations.contact_of(session, inbound.external_user_id)
+        ticket = await session.scalar(
+            select(Ticket).where(Ticket.number == feedback.ticket_number).with_for_update()
+        )
+        if (
+            ticket is None
+            or contact_id is None
+            or await conversations.survivor(session, ticket.contact_id) != contact_id
+        ):
+            log.info(
+                "feedback for a ticket not the sender's", extra={"ticket": feedback.ticket_number}
+            )
+            return False
+        if feedback.kind is FeedbackKind.HELPFUL:
+            note = (
+                "Customer feedback: the answer helped"
+                if feedback.value
+                else ("Customer feedback: the answer did not help")
+            )
+            extra: dict[str, object] = {"helpful": bool(feedback.value)}
+            escalate = not feedback.value
+        else:
+            note = f"Customer rated the service {feedback.value}/5"
+            extra = {"survey_rating": feedback.value}
+        session.add(
+            TicketMessage(
+                ticket_id=ticket.id,
+                kind=MessageKind.SYSTEM.value,
+                author_type=AuthorType.CUSTOMER.value,
+                author_id=contact_id,
+                channel=Channel.TELEGRAM.value,
+                external_id=inbound.external_id,
+                text=note,
+                attachments=[],
+                channel_meta={**inbound.channel_meta, **extra},
+                created_at=ctx.now,
+                routed_at=ctx.now,
+            )
+        )
+        if escalate:
+            await ctx.router.escalate(session, ticket, ctx.now, note=note)
+        if "survey_rating" in extra:
+            # The rating reaches the ticket; a low one reopens it for the supervisor.
+            await record_rating(session, ticket, int(feedback.value), None, ctx.now)
+    return escalate

@@ -1,0 +1,101 @@
+"""The bot's commands: ``/start``, ``/status``, ``/new``, ``/human``.
+
+A command is not a question for the ticket, so it is not ingested (it would open a ticket and
+ask the knowledge base about "/start"). Its effects are written in one transaction, and its
+answer goes straight back to the chat before the update is acknowledged: an answer to a
+question the user just asked, not something the gateway owes later. A failed answer leaves the
+update unacknowledged, so Telegram asks again; every command is safe to repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from telegram import Bot
+
+from channels.telegram import conversations
+from channels.telegram.texts import status_name, text
+from gateway.ingest.contacts import resolve_contacts
+from gateway.models import InboundMessage
+from gateway.pipeline import Pipeline
+from gateway.routing import Router
+from gateway.store import Store
+from workers.templates import render
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    """What a command needs: the store, the router, the bot, and the time."""
+
+    store: Store
+    router: Router
+    pipeline: Pipeline
+    bot: Bot
+    now: datetime
+
+
+async def run_command(ctx: CommandContext, inbound: InboundMessage) -> None:
+    """Carry out the command in ``inbound.channel_meta["command"]`` and answer it."""
+    command = inbound.channel_meta["command"]
+    chat_id = int(inbound.channel_meta["chat_id"])
+    answer: str | None
+    if command == "start":
+        answer = await _start(ctx, inbound)
+    elif command == "status":
+        answer = await _status(ctx, inbound)
+    elif command == "new":
+        async with ctx.store.write() as session:
+            await conversations.start_new_conversation(session, chat_id)
+        answer = text("new_ticket", inbound.locale)
+    elif command == "human":
+        answer = await _human(ctx, inbound, chat_id)
+    else:  # pragma: no cover - parse_update only lets known commands through
+        raise ValueError(f"unknown command {command!r}")
+    if answer:
+        await ctx.bot.send_message(chat_id, answer)
+
+
+async def _start(ctx: CommandContext, inbound: InboundMessage) -> str:
+    """Make the user a contact (with their language) and welcome them."""
+    async with ctx.store.write() as session:
+        await conversations.lock_sender(session, inbound)
+        await resolve_contacts(session, [inbound], ctx.now)
+        # A user who blocked the bot and comes back presses "Restart", which sends /start.
+        await conversations.mark_reachable(session, inbound.external_user_id)
+    return text("welcome", inbound.locale)
+
+
+async def _status(ctx: CommandContext, inbound: InboundMessage) -> str:
+    """The sender's own open tickets, and nobody else's."""
+    async with ctx.store.read() as session:
+        contact_id = await conversations.contact_of(session, inbound.external_user_id)
+        tickets = await conversations.open_tickets(session, contact_id) if contact_id else []
+    if not tickets:
+        return text("status_none", inbound.locale)
+    lines = [text("status_header", inbound.locale)]
+    lines += [f"{number} · {status_name(status, inbound.locale)}" for number, status in tickets]
+    return "\n".join(lines)
+
+
+async def _human(ctx: CommandContext, inbound: InboundMessage, chat_id: int) -> str | None:
+    """Escalate the chat's open ticket; the "escalated" notice goes out through the outbox."""
+    async with ctx.store.write() as session:
+        contact_id = await conversations.contact_of(session, inbound.external_user_id)
+        ticket = (
+            await conversations.conversation_ticket(session, contact_id, chat_id)
+            if contact_id
+            else None
+        )
+        if ticket is None:
+            return text("human_nothing_open", inbound.locale)
+        if ticket.escalated_at is not None:
+            return render("escalated", inbound.locale, number=ticket.number)
+        await ctx.router.escalate(
+            session, ticket, ctx.now, note="the customer asked for a person (/human)"
+        )
+    ctx.pipeline.committed.set()  # wake the outbox relay for the notice
+    return None

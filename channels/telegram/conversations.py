@@ -1,0 +1,203 @@
+"""Store reads and writes the Telegram channel makes beside ingest, each in the caller's session.
+
+A Telegram user is one ``contact_identities`` row ``(telegram, <user id>)``; their private chat
+with the bot has the same id and is the ``thread_key`` of its tickets.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, Table, literal, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.ingest.transaction import sender_lock_key
+from gateway.models import OPEN_STATUSES, Channel, InboundMessage, OutboxStatus
+from gateway.store.tables import Contact, ContactIdentity, OutboxRow, Ticket, TicketMessage
+
+CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
+IDENTITIES: Table = ContactIdentity.__table__  # type: ignore[assignment]
+TICKETS: Table = Ticket.__table__  # type: ignore[assignment]
+MESSAGES: Table = TicketMessage.__table__  # type: ignore[assignment]
+OUTBOX: Table = OutboxRow.__table__  # type: ignore[assignment]
+CHANNEL = Channel.TELEGRAM.value
+
+
+async def lock_sender(session: AsyncSession, inbound: InboundMessage) -> None:
+    """Take ingest's per-sender lock (PostgreSQL) before creating a contact outside ingest, so
+    a command racing the same new user's first message cannot make a second contact."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": sender_lock_key(inbound)}
+        )
+
+
+async def contact_of(session: AsyncSession, user_id: str) -> int | None:
+    """The contact a Telegram user is (followed through merges), or None if never seen."""
+    contact_id = await session.scalar(
+        select(IDENTITIES.c.contact_id).where(
+            IDENTITIES.c.channel == CHANNEL, IDENTITIES.c.external_user_id == user_id
+        )
+    )
+    return None if contact_id is None else await survivor(session, int(contact_id))
+
+
+async def survivor(session: AsyncSession, contact_id: int) -> int:
+    """The contact that ``contact_id`` was merged into, if it was (else itself)."""
+    seen = {contact_id}
+    while True:
+        merged_into = await session.scalar(
+            select(CONTACTS.c.merged_into_id).where(CONTACTS.c.id == contact_id)
+        )
+        if merged_into is None or merged_into in seen:
+            return contact_id
+        contact_id = int(merged_into)
+        seen.add(contact_id)
+
+
+async def open_tickets(session: AsyncSession, contact_id: int) -> list[tuple[str, str]]:
+    """``(number, status)`` of the contact's open tickets, newest first (only theirs)."""
+    owners = select(CONTACTS.c.id).where(
+        or_(CONTACTS.c.id == contact_id, CONTACTS.c.merged_into_id == contact_id)
+    )
+    rows = await session.execute(
+        select(TICKETS.c.number, TICKETS.c.status)
+        .where(
+            TICKETS.c.contact_id.in_(owners),
+            TICKETS.c.status.in_([s.value for s in OPEN_STATUSES]),
+        )
+        .order_by(TICKETS.c.id.desc())
+    )
+    return [(number, status) for number, status in rows.all()]
+
+
+async def conversation_ticket(
+    session: AsyncSession, contact_id: int, chat_id: int
+) -> Ticket | None:
+    """The open ticket the next message in this chat would go to (locked for update)."""
+    ticket: Ticket | None = await session.scalar(
+        select(Ticket)
+        .where(
+            Ticket.contact_id == contact_id,
+            Ticket.channel == CHANNEL,
+            Ticket.thread_key == str(chat_id),
+            Ticket.status.in_([s.value for s in OPEN_STATUSES]),
+        )
+        .order_by(Ticket.id.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    return ticket
+
+
+async def start_new_conversation(session: AsyncSession, chat_id: int) -> int:
+    """Detach the chat's tickets from it, so its next message opens a new ticket (``/new``).
+
+    Ingest threads a message onto the latest ticket of ``(contact, channel, thread_key)``; giving
+    the chat's earlier tickets a thread key of their own (``<chat>/<number>``) leaves the chat with
+    none, at no cost to the messages that follow. Agents' answers on those tickets still reach
+    the same chat: delivery addresses the user, not the thread.
+    """
+    result = await session.execute(
+        update(TICKETS)
+        .where(TICKETS.c.channel == CHANNEL, TICKETS.c.thread_key == str(chat_id))
+        .values(thread_key=literal(f"{chat_id}/", String) + TICKETS.c.number)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def apply_edit(
+    session: AsyncSession, external_id: str, text: str, edit_date: int
+) -> bool | None:
+    """Put an edited message's new text on the stored one, keeping the old text in
+    ``channel_meta["edits"]``.
+
+    Returns None when the message was never stored, False when this edit (or a later one) is
+    already applied (a redelivered or out-of-order update), True when it changed the message.
+    """
+    row = (
+        await session.execute(
+            select(MESSAGES.c.id, MESSAGES.c.text, MESSAGES.c.channel_meta)
+            .where(MESSAGES.c.channel == CHANNEL, MESSAGES.c.external_id == external_id)
+            .with_for_update()
+        )
+    ).first()
+    if row is None:
+        return None
+    meta: dict[str, Any] = dict(row.channel_meta or {})
+    if int(meta.get("edit_date", 0)) >= edit_date:
+        return False
+    edits = list(meta.get("edits", []))
+    edits.append({"text": row.text, "replaced_at": edit_date})
+    meta.update(edits=edits, edit_date=edit_date)
+    await session.execute(
+        update(MESSAGES).where(MESSAGES.c.id == row.id).values(text=text, channel_meta=meta)
+    )
+    return True
+
+
+async def merge_by_phone(session: AsyncSession, contact_id: int, phone: str) -> int:
+    """Put a verified phone on the contact and merge another contact that has it.
+
+    The older contact survives; the other's identities, tickets and pending outbox rows move to
+    it, and it is marked merged (ingest follows ``merged_into_id``). Returns the survivor's id.
+    """
+    await session.execute(update(CONTACTS).where(CONTACTS.c.id == contact_id).values(phone=phone))
+    other = await session.scalar(
+        select(CONTACTS.c.id)
+        .where(
+            CONTACTS.c.phone == phone,
+            CONTACTS.c.id != contact_id,
+            CONTACTS.c.merged_into_id.is_(None),
+        )
+        .order_by(CONTACTS.c.id)
+        .limit(1)
+    )
+    if other is None:
+        return contact_id
+    keep, gone = sorted((contact_id, int(other)))
+    survivor = (await session.execute(select(CONTACTS).where(CONTACTS.c.id == keep))).one()
+    merged = (await session.execute(select(CONTACTS).where(CONTACTS.c.id == gone))).one()
+    filled = {
+        field: getattr(merged, field)
+        for field in ("name", "email", "locale", "timezone")
+        if getattr(survivor, field) is None and getattr(merged, field) is not None
+    }
+    if filled:
+        await session.execute(update(CONTACTS).where(CONTACTS.c.id == keep).values(**filled))
+    await session.execute(update(CONTACTS).where(CONTACTS.c.id == gone).values(merged_into_id=keep))
+    for table in (IDENTITIES, TICKETS):
+        await session.execute(
+            update(table).where(table.c.contact_id == gone).values(contact_id=keep)
+        )
+    await session.execute(
+        update(OUTBOX)
+        .where(OUTBOX.c.contact_id == gone, OUTBOX.c.status == OutboxStatus.PENDING.value)
+        .values(contact_id=keep)
+    )
+    return keep
+
+
+async def mark_unreachable(session: AsyncSession, user_id: str, now: datetime) -> int | None:
+    """The user blocked the bot: their identity is unreachable. Returns their contact id."""
+    await session.execute(
+        update(IDENTITIES)
+        .where(IDENTITIES.c.channel == CHANNEL, IDENTITIES.c.external_user_id == user_id)
+        .values(reachable=False)
+    )
+    return await contact_of(session, user_id)
+
+
+async def mark_reachable(session: AsyncSession, user_id: str) -> None:
+    """The user wrote again (so unblocked the bot): deliveries may go to them again."""
+    await session.execute(
+        update(IDENTITIES)
+        .where(
+            IDENTITIES.c.channel == CHANNEL,
+            IDENTITIES.c.external_user_id == user_id,
+            IDENTITIES.c.reachable.is_(False),
+        )
+        .values(reachable=True)
+    )

@@ -1,0 +1,146 @@
+"""One Telegram update, from JSON to committed: the step the webhook and the poller share.
+
+``await TelegramInbound.handle(update)`` returns once everything the update asks for is
+committed (and a command answered); only then may the caller acknowledge the update (answer
+the webhook with 200, or move the polling offset past it). It raises when that failed, and the
+update must come again; every path is safe to repeat: messages are deduplicated on
+``(telegram, "<chat>:<message>")``, edits and button presses are applied once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from telegram import Bot
+from telegram.error import TelegramError
+
+from channels.base import ChannelInputError
+from channels.telegram import conversations
+from channels.telegram.callbacks import on_callback
+from channels.telegram.commands import CommandContext, run_command
+from channels.telegram.files import download_attachments
+from channels.telegram.parse import Ignored, parse_update
+from channels.telegram.state import claim_once
+from channels.telegram.texts import TEXTS
+from gateway.ingest.contacts import identity_key, resolve_contacts
+from gateway.metrics import Metrics
+from gateway.models import Channel, InboundMessage
+from gateway.pipeline import Pipeline
+from gateway.routing import Router
+from gateway.settings import TelegramSettings
+from gateway.store import Store
+from gateway.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+CHANNEL = Channel.TELEGRAM.value
+
+
+class TelegramInbound:
+    """Turns updates into stored messages, commands, edits and button presses."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: Pipeline,
+        store: Store,
+        router: Router,
+        metrics: Metrics,
+        bot: Bot,
+        settings: TelegramSettings,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.router = router
+        self.metrics = metrics
+        self.bot = bot
+        self.settings = settings
+        self.clock = clock
+        self.attachments_dir = Path(settings.attachment_dir)
+
+    async def handle(self, update: Mapping[str, Any]) -> None:
+        """Process one update; returns once it may be acknowledged."""
+        try:
+            parsed = parse_update(update)
+        except ChannelInputError as exc:
+            self.metrics.rejected.labels(channel=CHANNEL, reason=exc.reason).inc()
+            log.info("telegram update refused", extra={"reason": exc.reason, "detail": exc.detail})
+            return
+        if isinstance(parsed, Ignored):
+            await self._ignore(parsed)
+            return
+        meta = parsed.channel_meta
+        if "callback_query_id" in meta:
+            await on_callback(self._context(), parsed)
+        elif "edit_date" in meta:
+            await self._edit(parsed)
+        elif "command" in meta:
+            await run_command(self._context(), parsed)
+        else:
+            await self._message(parsed)
+
+    def _context(self) -> CommandContext:
+        return CommandContext(self.store, self.router, self.pipeline, self.bot, self.clock())
+
+    async def _message(self, inbound: InboundMessage) -> None:
+        if "contact" in inbound.channel_meta:
+            await self._shared_contact(inbound)
+            return
+        if inbound.attachments:
+            inbound = await download_attachments(
+                self.bot,
+                inbound,
+                directory=self.attachments_dir,
+                max_bytes=self.settings.attachment_max_bytes,
+            )
+        await self.pipeline.on_message(inbound)
+
+    async def _shared_contact(self, inbound: InboundMessage) -> None:
+        """A shared contact card: the user's own verified phone goes on their contact, joining
+        the contact that already had that number; the card is recorded on the conversation's
+        open ticket, but opens none (a phone number is not a question)."""
+        chat_id = int(inbound.channel_meta["chat_id"])
+        async with self.store.write() as session:
+            await conversations.lock_sender(session, inbound)
+            found = await resolve_contacts(session, [inbound], self.clock())
+            contact_id = int(found[identity_key(inbound)]["id"])
+            if inbound.phone and inbound.phone_verified:
+                contact_id = await conversations.merge_by_phone(session, contact_id, inbound.phone)
+            ticket = await conversations.conversation_ticket(session, contact_id, chat_id)
+        if ticket is not None:
+            await self.pipeline.on_message(inbound)
+
+    async def _edit(self, inbound: InboundMessage) -> None:
+        async with self.store.write() as session:
+            applied = await conversations.apply_edit(
+                session, inbound.external_id, inbound.text, int(inbound.channel_meta["edit_date"])
+            )
+        if applied is None:
+            # An edit of a message we never stored (sent before the bot, or a command): store the
+            # edited text as the message.
+            await self._message(inbound)
+
+    async def _ignore(self, ignored: Ignored) -> None:
+        """Groups and channels are not served: count them, and tell a group once."""
+        self.metrics.rejected.labels(channel=CHANNEL, reason=ignored.reason).inc()
+        if ignored.reason != "group" or ignored.chat_id is None:
+            return
+        key = f"group_explained:{ignored.chat_id}"
+        if not await claim_once(self.store, key, {"update_id": ignored.update_id}, self.clock()):
+            return
+        explanation = "\n".join(TEXTS["group_unsupported"].values())
+        try:
+            await self.bot.send_message(ignored.chat_id, explanation)
+        except TelegramError as exc:
+            # Claimed first, sent second: at most one explanation, even if this one is lost.
+            log.info("group explanation not sent", extra={"error": type(exc).__name__})
+
+
+TELEGRAM = web.AppKey("telegram", TelegramInbound)
+"""The channel's inbound side, set when the application starts."""

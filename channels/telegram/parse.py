@@ -1,0 +1,202 @@
+"""Telegram ``Update`` JSON -> :class:`InboundMessage`, or the reason it is ignored.
+
+Pure: no network, no database. The Bot API's objects are documented at
+https://core.telegram.org/bots/api#update; we read the raw JSON (not PTB's ``Update.de_json``)
+because the webhook hot path needs only a few fields.
+
+What comes out, by ``channel_meta``:
+
+- a private message: ``update_id``, ``chat_id``, ``message_id``; plus ``command`` and
+  ``command_args`` for ``/start``, ``/status``, ``/new``, ``/human``; ``contact`` for a shared
+  contact; ``edit_date`` for an edited message (same ``external_id`` as the original);
+- a callback query from one of our inline keyboards: ``callback_query_id``, ``callback_data``.
+
+Attachments carry ``ref = "telegram-file:<file_id>"`` until they are downloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from channels.base import ChannelInputError
+from gateway.models import Attachment, Channel, InboundMessage
+
+COMMANDS = frozenset({"start", "status", "new", "human"})
+FILE_REF_PREFIX = "telegram-file:"
+_PRIVATE = "private"
+_GROUPS = frozenset({"group", "supergroup"})
+_CHANNEL_UPDATES = ("channel_post", "edited_channel_post")
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """An update we do not turn into a message; ``reason`` labels the rejected counter."""
+
+    update_id: int
+    reason: str
+    chat_id: int | None = None
+    """The group's chat, when the reason is ``group`` (it gets a one-time explanation)."""
+
+
+def parse_update(update: Mapping[str, Any]) -> InboundMessage | Ignored:
+    """Turn one Telegram update into an inbound message, or say why it is ignored.
+
+    Raises:
+        ChannelInputError: the JSON is not an update we can read.
+    """
+    try:
+        update_id = int(update["update_id"])
+        if "message" in update:
+            return _message(update_id, update["message"], edited=False)
+        if "edited_message" in update:
+            return _message(update_id, update["edited_message"], edited=True)
+        if "callback_query" in update:
+            return _callback(update_id, update["callback_query"])
+        for kind in _CHANNEL_UPDATES:
+            if kind in update:
+                return Ignored(update_id, "channel_post", update[kind]["chat"]["id"])
+        return Ignored(update_id, "unsupported_update")
+    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        raise ChannelInputError("malformed_update", type(exc).__name__) from exc
+
+
+def _message(
+    update_id: int, message: Mapping[str, Any], *, edited: bool
+) -> InboundMessage | Ignored:
+    chat = message["chat"]
+    chat_id = int(chat["id"])
+    if chat["type"] in _GROUPS:
+        return Ignored(update_id, "group", chat_id)
+    if chat["type"] != _PRIVATE:
+        return Ignored(update_id, "channel_post", chat_id)
+    sender = message.get("from")
+    if not sender or sender.get("is_bot"):
+        return Ignored(update_id, "from_bot")
+    meta: dict[str, Any] = {
+        "update_id": update_id,
+        "chat_id": chat_id,
+        "message_id": int(message["message_id"]),
+    }
+    if edited:
+        meta["edit_date"] = int(message.get("edit_date") or message["date"])
+    text = message.get("text") or message.get("caption") or ""
+    command = _command(message) if not edited else None
+    if command is not None:
+        name, args = command
+        meta["command"] = name
+        meta["command_args"] = args
+    phone = None
+    phone_verified = False
+    if "contact" in message:
+        shared = message["contact"]
+        phone = _phone(str(shared["phone_number"]))
+        # Only the person themself can share a contact whose user_id is their own id: that makes
+        # the number theirs (https://core.telegram.org/bots/api#contact).
+        phone_verified = shared.get("user_id") == sender["id"]
+        meta["contact"] = {
+            "phone": phone,
+            "first_name": shared.get("first_name"),
+            "user_id": shared.get("user_id"),
+        }
+        if not phone_verified:
+            phone = None  # someone else's number: kept in the metadata, not put on this contact
+    attachments = _attachments(message)
+    if not text and not attachments and "contact" not in message:
+        return Ignored(update_id, "unsupported_message")
+    return InboundMessage(
+        channel=Channel.TELEGRAM,
+        external_id=f"{chat_id}:{meta['message_id']}",
+        external_user_id=str(sender["id"]),
+        text=text,
+        thread_key=str(chat_id),
+        sender_name=_name(sender),
+        phone=phone,
+        phone_verified=phone_verified,
+        locale=sender.get("language_code"),
+        attachments=attachments,
+        channel_meta=meta,
+    )
+
+
+def _callback(update_id: int, query: Mapping[str, Any]) -> InboundMessage:
+    sender = query["from"]
+    message = query.get("message") or {}
+    chat_id = int(message["chat"]["id"]) if "chat" in message else int(sender["id"])
+    meta: dict[str, Any] = {
+        "update_id": update_id,
+        "chat_id": chat_id,
+        "callback_query_id": str(query["id"]),
+        "callback_data": str(query.get("data") or ""),
+    }
+    if "message_id" in message:
+        meta["message_id"] = int(message["message_id"])
+    return InboundMessage(
+        channel=Channel.TELEGRAM,
+        external_id=f"cb:{query['id']}",
+        external_user_id=str(sender["id"]),
+        thread_key=str(chat_id),
+        sender_name=_name(sender),
+        locale=sender.get("language_code"),
+        channel_meta=meta,
+    )
+
+
+def _command(message: Mapping[str, Any]) -> tuple[str, str] | None:
+    """A known ``/command`` at the start of the text, marked by a ``bot_command`` entity.
+
+    Telegram marks commands only through entities; a text that merely starts with ``/`` is not
+    one (https://core.telegram.org/bots/api#messageentity).
+    """
+    text = message.get("text") or ""
+    for entity in message.get("entities") or ():
+        if entity.get("type") == "bot_command" and entity.get("offset") == 0:
+            length = int(entity["length"])
+            name = text[1:length].split("@", 1)[0].lower()
+            if name in COMMANDS:
+                return name, text[length:].strip()
+    return None
+
+
+def _attachments(message: Mapping[str, Any]) -> tuple[Attachment, ...]:
+    found = []
+    if message.get("photo"):
+        # Telegram sends every size it made; the last is the largest.
+        photo = message["photo"][-1]
+        found.append(_file(photo, f"photo_{photo['file_unique_id']}.jpg", "image/jpeg"))
+    for kind, default_type, extension in (
+        ("document", "application/octet-stream", ""),
+        ("voice", "audio/ogg", ".ogg"),
+        ("audio", "audio/mpeg", ".mp3"),
+        ("video", "video/mp4", ".mp4"),
+        ("video_note", "video/mp4", ".mp4"),
+    ):
+        item = message.get(kind)
+        if item:
+            name = item.get("file_name") or f"{kind}_{item['file_unique_id']}{extension}"
+            found.append(_file(item, name, item.get("mime_type") or default_type))
+    return tuple(found)
+
+
+def _file(item: Mapping[str, Any], filename: str, content_type: str) -> Attachment:
+    return Attachment(
+        filename=filename,
+        content_type=content_type,
+        size=int(item.get("file_size") or 0),
+        ref=FILE_REF_PREFIX + str(item["file_id"]),
+    )
+
+
+def _name(user: Mapping[str, Any]) -> str | None:
+    parts = [user.get("first_name"), user.get("last_name")]
+    name = " ".join(p for p in parts if p)
+    return name or None
+
+
+def _phone(number: str) -> str:
+    """E.164 with its ``+``: Telegram sends the digits, sometimes without the plus."""
+    digits = number.strip().replace(" ", "").replace("-", "")
+    return digits if digits.startswith("+") else "+" + digits

@@ -1,0 +1,142 @@
+"""Long polling (``GATEWAY_TELEGRAM__MODE=polling``), for a shop without a public URL.
+
+``getUpdates`` returns every update from ``offset`` on; asking with a higher offset confirms
+the ones before it (https://core.telegram.org/bots/api#getupdates). The offset lives in
+``channel_state`` and moves past an update only after the update is committed, so a process
+killed at any point resumes where its last commit left off: nothing lost, and what was committed
+but not yet confirmed comes again and is deduplicated.
+
+An update that keeps failing is retried with backoff; after ``MAX_ATTEMPTS`` it is parked
+(``parked_inbound``, whole, with the error) so one bad update cannot stop the channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from telegram import Bot
+from telegram.error import Conflict, NetworkError, TimedOut
+
+from channels.telegram.inbound import TelegramInbound
+from channels.telegram.state import load_offset, save_offset
+from gateway.backoff import Backoff
+from gateway.models import Channel
+from gateway.store import Store
+from gateway.store.tables import ParkedInbound
+from gateway.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+
+
+class Poller:
+    """Feeds ``getUpdates`` into :class:`TelegramInbound`, one committed update at a time."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        inbound: TelegramInbound,
+        store: Store,
+        *,
+        timeout: int,
+        allowed_updates: tuple[str, ...],
+        clock: Callable[[], datetime] = utcnow,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.bot = bot
+        self.inbound = inbound
+        self.store = store
+        self.timeout = timeout
+        self.allowed_updates = list(allowed_updates)
+        self.clock = clock
+        self.backoff = backoff or Backoff(base=0.5, cap=30.0)
+
+    async def run(self) -> None:
+        """Poll until cancelled; a failure (the database away, say) is logged and retried."""
+        while True:
+            try:
+                await self._poll()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("telegram polling failed, restarting")
+                await asyncio.sleep(self.backoff.next())
+
+    async def _poll(self) -> None:
+        # getUpdates is refused (409 Conflict) while a webhook is set.
+        await self._until_done(self.bot.delete_webhook)
+        offset = await load_offset(self.store)
+        while True:
+            try:
+                updates = await self.bot.get_updates(
+                    offset=offset or None,
+                    timeout=self.timeout,
+                    allowed_updates=self.allowed_updates,
+                )
+            except TimedOut:
+                continue
+            except (NetworkError, Conflict) as exc:
+                log.warning("getUpdates failed", extra={"error": type(exc).__name__})
+                await asyncio.sleep(self.backoff.next())
+                continue
+            self.backoff.reset()
+            for update in updates:
+                await self._process(update.to_dict())
+                offset = update.update_id + 1
+                await save_offset(self.store, offset, self.clock())
+
+    async def _process(self, update: dict[str, Any]) -> None:
+        """Handle one update until it is committed, or park it after ``MAX_ATTEMPTS``."""
+        backoff = Backoff(base=0.2, cap=10.0)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                await self.inbound.handle(update)
+                return
+            except Exception as exc:
+                if attempt == MAX_ATTEMPTS:
+                    await self._park(update, exc)
+                    return
+                log.warning(
+                    "telegram update failed, retrying",
+                    extra={"update_id": update.get("update_id"), "error": type(exc).__name__},
+                )
+                await asyncio.sleep(backoff.next())
+
+    async def _park(self, update: dict[str, Any], exc: Exception) -> None:
+        log.error("telegram update parked", extra={"update_id": update.get("update_id")})
+        external_id = f"update:{update.get('update_id')}"
+        async with self.store.write() as session:
+            parked = await session.scalar(
+                select(ParkedInbound.id).where(
+                    ParkedInbound.channel == Channel.TELEGRAM.value,
+                    ParkedInbound.external_id == external_id,
+                )
+            )
+            if parked is None:
+                await session.execute(
+                    insert(ParkedInbound).values(
+                        channel=Channel.TELEGRAM.value,
+                        external_id=external_id,
+                        reason="failed",
+                        detail=f"{type(exc).__name__}: {exc}"[:2000],
+                        raw=json.dumps(update).encode(),
+                        attempts=MAX_ATTEMPTS,
+                        created_at=self.clock(),
+                    )
+                )
+
+    async def _until_done(self, call: Callable[[], Any]) -> None:
+        while True:
+            try:
+                await call()
+                return
+            except NetworkError as exc:
+                log.warning("Telegram unreachable", extra={"error": type(exc).__name__})
+                await asyncio.sleep(self.backoff.next())

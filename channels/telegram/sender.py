@@ -1,0 +1,170 @@
+"""Delivering an :class:`OutboundMessage` to a Telegram user: ``SENDERS[Channel.TELEGRAM]``.
+
+- Texts over 4,096 characters (``sendMessage``'s limit,
+  https://core.telegram.org/bots/api#sendmessage) go as several messages, cut at paragraph
+  breaks, then line breaks, then spaces.
+- A bot answer from the knowledge base carries a "did this help?" keyboard, a survey the 1-5
+  star keyboard; their presses come back as callback queries (``callbacks.py``).
+- Agents' attachments are read from the attachment store and sent as photos or documents.
+- ``RetryAfter`` (HTTP 429, https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this):
+  a short wait is waited out here; a longer one goes back to RQ as a
+  :class:`TransientChannelError` carrying the delay. Timeouts and network errors are transient too.
+- ``Forbidden`` (403, the user blocked the bot): the identity is marked unreachable, a notice or
+  survey is handed to the contact's email when they have one, and the row fails
+  (:class:`ChannelError`): retrying cannot help.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import select
+from telegram import Bot, InlineKeyboardMarkup, Message
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from channels.base import ChannelError, TransientChannelError
+from channels.telegram import conversations
+from channels.telegram.bot import open_bot
+from channels.telegram.keyboards import helpful_keyboard, rating_keyboard
+from channels.telegram.split import split_text
+from gateway.models import (
+    Attachment,
+    Channel,
+    DeliveryReceipt,
+    OutboundMessage,
+    OutboxKind,
+)
+from gateway.outbox import add_outbox
+from gateway.settings import Settings
+from gateway.store import Store
+from gateway.store.tables import ContactIdentity, OutboxRow
+from gateway.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class TelegramSender:
+    """Sends on Telegram through a ``Bot`` made for each send (a ``Bot`` is loop-bound)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.config = settings.telegram
+
+    async def send(self, msg: OutboundMessage) -> DeliveryReceipt:
+        """Deliver ``msg``; the receipt's ``external_id`` is the (first) Telegram message id."""
+        chat_id = int(msg.recipient)
+        try:
+            async with open_bot(self.config) as bot:
+                sent = await self._send_all(bot, chat_id, msg)
+        except Forbidden as exc:
+            await self._blocked(msg)
+            raise ChannelError(f"the user blocked the bot: {exc.message}") from None
+        except RetryAfter as exc:
+            raise TransientChannelError(
+                "Telegram flood control", retry_after=_seconds(exc)
+            ) from None
+        except BadRequest as exc:
+            raise ChannelError(f"Telegram refused the message: {exc.message}") from None
+        except NetworkError as exc:  # includes TimedOut
+            raise TransientChannelError(f"Telegram unreachable: {type(exc).__name__}") from None
+        except TelegramError as exc:
+            raise ChannelError(f"Telegram error: {type(exc).__name__}: {exc.message}") from None
+        ids = [m.message_id for m in sent]
+        return DeliveryReceipt(external_id=str(ids[0]), channel_meta={"message_ids": ids})
+
+    async def _send_all(self, bot: Bot, chat_id: int, msg: OutboundMessage) -> list[Message]:
+        sent: list[Message] = []
+        chunks = split_text(msg.text) if msg.text.strip() else []
+        markup = _keyboard(msg)
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            send = partial(bot.send_message, chat_id, chunk, reply_markup=markup if last else None)
+            sent.append(await self._patiently(send))
+        for attachment in msg.attachments:
+            sent.append(await self._patiently(partial(_send_file, bot, chat_id, attachment)))
+        if not sent:
+            raise ChannelError("nothing to send: no text and no attachment")
+        return sent
+
+    async def _patiently(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Make ``call``, waiting out one short ``RetryAfter`` (a longer one is raised)."""
+        try:
+            return await call()
+        except RetryAfter as exc:
+            wait = _seconds(exc)
+            if wait > self.config.max_retry_wait:
+                raise
+            log.info("telegram flood control, waiting", extra={"seconds": wait})
+            await asyncio.sleep(wait)
+            return await call()
+
+    async def _blocked(self, msg: OutboundMessage) -> None:
+        """Mark the identity unreachable; hand a notice or survey to the contact's email."""
+        store = Store(self.settings.database_url)
+        try:
+            async with store.write() as session:
+                now = utcnow()
+                contact_id = await conversations.mark_unreachable(session, msg.recipient, now)
+                if contact_id is None or msg.kind is OutboxKind.REPLY:
+                    return
+                email = await session.scalar(
+                    select(ContactIdentity.id).where(
+                        ContactIdentity.contact_id == contact_id,
+                        ContactIdentity.channel == Channel.EMAIL.value,
+                        ContactIdentity.reachable.is_(True),
+                    )
+                )
+                row = await session.get(OutboxRow, msg.outbox_id)
+                if email is None or row is None:
+                    return
+                add_outbox(
+                    session,
+                    kind=msg.kind,
+                    template=row.template,
+                    channel=Channel.EMAIL,
+                    contact_id=contact_id,
+                    ticket_id=row.ticket_id,
+                    message_id=row.message_id,
+                    payload={**row.payload, "fallback_from": row.id},
+                    now=now,
+                )
+                log.info("notice handed to email", extra={"outbox_id": msg.outbox_id})
+        finally:
+            await store.close()
+
+
+def _keyboard(msg: OutboundMessage) -> InlineKeyboardMarkup | None:
+    if msg.ticket_number is None:
+        return None
+    if msg.kind is OutboxKind.SURVEY:
+        return rating_keyboard(msg.ticket_number)
+    if msg.kind is OutboxKind.REPLY and msg.channel_meta.get("kb_entry_id"):
+        return helpful_keyboard(msg.ticket_number, msg.locale)
+    return None
+
+
+async def _send_file(bot: Bot, chat_id: int, attachment: Attachment) -> Message:
+    if not attachment.ref:
+        raise ChannelError(f"attachment {attachment.filename!r} has no stored file")
+    path = Path(attachment.ref)
+    try:
+        data = await asyncio.to_thread(path.read_bytes)
+    except OSError as exc:
+        raise ChannelError(f"attachment {attachment.filename!r} unreadable: {exc}") from None
+    if attachment.content_type in ("image/jpeg", "image/png"):
+        return await bot.send_photo(chat_id, data, filename=attachment.filename)
+    return await bot.send_document(chat_id, data, filename=attachment.filename)
+
+
+def _seconds(exc: RetryAfter) -> float:
+    # PTB 22 keeps the delay as a timedelta; reading ``retry_after`` as a number is deprecated.
+    delay = exc._retry_after
+    return delay.total_seconds() if isinstance(delay, timedelta) else float(delay)

@@ -1,0 +1,218 @@
+"""A stand-in for the Telegram Bot API on loopback (an aiohttp app speaking Telegram's JSON).
+
+Adapted from ``shared/peers/telegram/fake_bot_api.py`` (verified against python-telegram-bot 22):
+every call is ``POST /bot<token>/<method>``, form-encoded (multipart with files), non-string
+values JSON-encoded; success is ``{"ok": true, "result": ...}``, an error its HTTP status
+(400 BadRequest, 403 Forbidden, 429 with ``parameters.retry_after`` RetryAfter). Files are served
+at ``/file/bot<token>/<file_path>``.
+
+Extended here with sendPhoto/sendDocument, answerCallbackQuery, getFile and file downloads, and
+failure injection: :meth:`FakeBotAPI.fail_next` (e.g. a 429) and :attr:`FakeBotAPI.blocked`
+(chats that answer 403 "bot was blocked by the user").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+BOT_USER = {
+    "id": 123456,
+    "is_bot": True,
+    "first_name": "Gateway Bot",
+    "username": "gateway_test_bot",
+}
+
+
+def _param(value: str) -> Any:
+    """Undo PTB's encoding: non-string values arrive JSON-encoded."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    at: float
+
+
+class APIError(Exception):
+    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+        self.retry_after = retry_after
+
+
+class FakeBotAPI:
+    """Records every call; serves updates (long poll), files, and injected failures."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.port = 0
+        """Where the test server listens (set by the fixture that starts it)."""
+        self.calls: list[Call] = []
+        self.sent: list[dict[str, Any]] = []
+        """Messages the bot sent (sendMessage/sendPhoto/sendDocument): params plus ``method``."""
+        self.webhook: dict[str, Any] | None = None
+        self.blocked: set[int] = set()
+        self.files: dict[str, tuple[str, bytes]] = {}
+        self._failures: dict[str, list[APIError]] = {}
+        self._updates: list[dict[str, Any]] = []
+        self._new_update = asyncio.Event()
+        self._message_ids = itertools.count(5000)
+        self.app = web.Application()
+        self.app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
+        self.app.router.add_get("/file/bot{token}/{path:.+}", self._download)
+
+    # ---- for tests -----------------------------------------------------------------------
+
+    def push_update(self, update: dict[str, Any]) -> None:
+        """Queue an update for getUpdates (polling mode)."""
+        self._updates.append(update)
+        self._new_update.set()
+
+    def add_file(self, file_id: str, data: bytes, file_path: str) -> None:
+        self.files[file_id] = (file_path, data)
+
+    def fail_next(
+        self, method: str, code: int, description: str, *, retry_after: int | None = None
+    ) -> None:
+        """Make the next call of ``method`` fail (queue several for several calls)."""
+        self._failures.setdefault(method.lower(), []).append(
+            APIError(code, description, retry_after)
+        )
+
+    def calls_of(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method.lower() == method.lower()]
+
+    @property
+    def pending_updates(self) -> list[dict[str, Any]]:
+        return list(self._updates)
+
+    async def wait_sent(self, n: int = 1, *, within: float = 5.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + within
+        while len(self.sent) < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(self.sent)} messages sent: {self.sent}")
+            await asyncio.sleep(0.02)
+        return self.sent
+
+    # ---- the API ---------------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return _error(APIError(401, "Unauthorized"))
+        method = request.match_info["method"]
+        params: dict[str, Any] = {}
+        if request.content_type == "application/json":
+            params = await request.json()
+        elif request.can_read_body:
+            form = await request.post()
+            for key, value in form.items():
+                if isinstance(value, str):
+                    params[key] = _param(value)
+                elif isinstance(value, web.FileField):  # an uploaded file
+                    params[key] = {"filename": value.filename, "size": len(value.file.read())}
+        params.update({k: _param(v) for k, v in request.query.items()})
+        self.calls.append(Call(method, params, time.monotonic()))
+        queued = self._failures.get(method.lower())
+        if queued:
+            return _error(queued.pop(0))
+        handler = getattr(self, "m_" + method.lower(), None)
+        if handler is None:
+            return _error(APIError(404, "Not Found: method not found"))
+        try:
+            result = await handler(params)
+        except APIError as exc:
+            return _error(exc)
+        return web.json_response({"ok": True, "result": result})
+
+    async def _download(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        for file_path, data in self.files.values():
+            if file_path == request.match_info["path"]:
+                return web.Response(body=data)
+        return web.Response(status=404)
+
+    async def m_getme(self, p: dict[str, Any]) -> dict[str, Any]:
+        return BOT_USER
+
+    async def m_getupdates(self, p: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(p.get("offset") or 0)
+        timeout = float(p.get("timeout") or 0)
+        limit = int(p.get("limit") or 100)
+        if offset:  # asking from an offset confirms everything before it
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        if not self._updates and timeout > 0:
+            self._new_update.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new_update.wait(), timeout)
+        return self._updates[:limit]
+
+    def _message(self, p: dict[str, Any], method: str) -> dict[str, Any]:
+        chat_id = int(p["chat_id"])
+        if chat_id in self.blocked:
+            raise APIError(403, "Forbidden: bot was blocked by the user")
+        message = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private"},
+            "from": BOT_USER,
+        }
+        self.sent.append({"method": method, **p, "message_id": message["message_id"]})
+        return message
+
+    async def m_sendmessage(self, p: dict[str, Any]) -> dict[str, Any]:
+        if not p.get("text"):
+            raise APIError(400, "Bad Request: message text is empty")
+        if len(p["text"]) > 4096:
+            raise APIError(400, "Bad Request: message is too long")
+        return {**self._message(p, "sendMessage"), "text": p["text"]}
+
+    async def m_senddocument(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._message(p, "sendDocument")
+
+    async def m_sendphoto(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._message(p, "sendPhoto")
+
+    async def m_answercallbackquery(self, p: dict[str, Any]) -> bool:
+        return True
+
+    async def m_getfile(self, p: dict[str, Any]) -> dict[str, Any]:
+        file_id = str(p["file_id"])
+        if file_id not in self.files:
+            raise APIError(400, "Bad Request: invalid file_id")
+        file_path, data = self.files[file_id]
+        return {
+            "file_id": file_id,
+            "file_unique_id": "u" + file_id,
+            "file_size": len(data),
+            "file_path": file_path,
+        }
+
+    async def m_setwebhook(self, p: dict[str, Any]) -> bool:
+        self.webhook = p
+        return True
+
+    async def m_deletewebhook(self, p: dict[str, Any]) -> bool:
+        self.webhook = None
+        return True
+
+
+def _error(exc: APIError) -> web.Response:
+    body: dict[str, Any] = {"ok": False, "error_code": exc.code, "description": exc.description}
+    if exc.retry_after is not None:
+        body["parameters"] = {"retry_after": exc.retry_after}
+    return web.json_response(body, status=exc.code)

@@ -1,0 +1,116 @@
+"""``/status``, ``/new`` and ``/human`` through the webhook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.appkeys import PIPELINE
+from gateway.settings import Settings
+from gateway.store import Store
+from tests.channels.telegram.conftest import (
+    AlwaysAnswers,
+    Client,
+    Gateway,
+    MakeGateway,
+    load_fixture,
+    messages,
+    outbox,
+    post_update,
+    tickets,
+)
+from tests.channels.telegram.fake_bot_api import FakeBotAPI
+
+_next_id = iter(range(2000, 9999))
+
+
+def text_from(user_id: int, text: str, *, language: str = "en") -> dict[str, Any]:
+    """A private message from ``user_id``; a leading ``/word`` is marked as a command."""
+    update = load_fixture("private_text")
+    n = next(_next_id)
+    message = update["message"]
+    update["update_id"] = n
+    message["message_id"] = n
+    message["chat"] = {"id": user_id, "type": "private", "first_name": f"U{user_id}"}
+    message["from"] = {
+        "id": user_id,
+        "is_bot": False,
+        "first_name": f"U{user_id}",
+        "language_code": language,
+    }
+    message["text"] = text
+    if text.startswith("/"):
+        message["entities"] = [{"offset": 0, "length": len(text.split()[0]), "type": "bot_command"}]
+    return update
+
+
+async def say(client: Client, user_id: int, text: str, **kwargs: Any) -> None:
+    assert await post_update(client, text_from(user_id, text, **kwargs)) == 200
+
+
+async def test_status_shows_only_the_senders_own_open_tickets(
+    gateway: Gateway, db: Store, fake: FakeBotAPI
+) -> None:
+    app, client = gateway
+    await say(client, 777, "my parcel is late")  # G20261122001, Ann's
+    await say(client, 888, "退货怎么办")  # G20261122002, Li's
+    await say(client, 777, "/new")
+    await say(client, 777, "and the invoice is wrong")  # G20261122003, Ann's
+    await app[PIPELINE].drain()
+    fake.sent.clear()
+
+    await say(client, 777, "/status")
+    [answer] = fake.sent
+    assert answer["chat_id"] == 777
+    assert answer["text"].splitlines() == [
+        "Your open tickets:",
+        "G20261122003 · received",
+        "G20261122001 · received",
+    ]
+    await say(client, 888, "/status", language="zh-hans")
+    assert fake.sent[1]["text"].splitlines() == ["您处理中的工单：", "G20261122002 · 已受理"]
+    await say(client, 999, "/status")
+    assert fake.sent[2]["text"] == "You have no open tickets."
+    assert not any(m.text == "/status" for m in await messages(db))  # commands are not stored
+
+
+async def test_new_starts_a_new_ticket_and_the_old_one_keeps_its_messages(
+    gateway: Gateway, db: Store, fake: FakeBotAPI
+) -> None:
+    _, client = gateway
+    await say(client, 777, "first problem")
+    await say(client, 777, "more about it")
+    await say(client, 777, "/new")
+    assert fake.sent[-1]["text"] == "OK, your next message will start a new ticket."
+    await say(client, 777, "second problem")
+    await say(client, 777, "more about the second")
+    first, second = await tickets(db)
+    by_ticket = [(m.ticket_id, m.text) for m in await messages(db)]
+    assert by_ticket == [
+        (first.id, "first problem"),
+        (first.id, "more about it"),
+        (second.id, "second problem"),
+        (second.id, "more about the second"),
+    ]
+    assert second.thread_key == "777"
+    assert first.thread_key == f"777/{first.number}"
+
+
+async def test_human_escalates_the_open_ticket_through_the_outbox(
+    fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
+) -> None:
+    app, client = await make_gateway(settings, kb=AlwaysAnswers())
+    await say(client, 777, "/human")  # nothing open yet
+    assert fake.sent[-1]["text"].startswith("Please describe your question first")
+    await say(client, 777, "when does it ship?")
+    await app[PIPELINE].drain()
+    [ticket] = await tickets(db)
+    assert ticket.escalated_at is None  # the bot answered
+    await say(client, 777, "/human")
+    [ticket] = await tickets(db)
+    assert ticket.escalated_at is not None
+    assert [r.template for r in await outbox(db)] == ["ticket_received", "message", "escalated"]
+    sent_before = len(fake.sent)
+    await say(client, 777, "/human")  # already with people: told so, nothing new owed
+    assert len(fake.sent) == sent_before + 1
+    assert "G20261122001" in fake.sent[-1]["text"]
+    assert len(await outbox(db)) == 3

@@ -1,0 +1,139 @@
+"""``parse_update`` and ``split_text``: pure functions, tested from the fixture payloads."""
+
+from __future__ import annotations
+
+import pytest
+
+from channels.base import ChannelInputError
+from channels.telegram.keyboards import Feedback, FeedbackKind, parse_callback
+from channels.telegram.parse import Ignored, parse_update
+from channels.telegram.split import LIMIT, split_text
+from gateway.models import Attachment, Channel, InboundMessage
+from tests.channels.telegram.conftest import load_fixture
+
+
+def parsed(name: str) -> InboundMessage:
+    result = parse_update(load_fixture(name))
+    assert isinstance(result, InboundMessage), result
+    return result
+
+
+def test_private_text() -> None:
+    message = parsed("private_text")
+    assert message.channel is Channel.TELEGRAM
+    assert message.external_id == "888:11"
+    assert message.external_user_id == "888"
+    assert message.thread_key == "888"
+    assert message.text == "我的订单 #A1024 还没有发货，请帮我查一下"
+    assert message.sender_name == "小李"
+    assert message.locale == "zh-hans"
+    assert dict(message.channel_meta) == {"update_id": 1001, "chat_id": 888, "message_id": 11}
+
+
+def test_photo_with_caption_takes_the_largest_size() -> None:
+    message = parsed("photo_with_caption")
+    assert message.text == "收到的商品外壳破了"
+    assert message.attachments == (
+        Attachment(
+            filename="photo_pb.jpg",
+            content_type="image/jpeg",
+            size=20480,
+            ref="telegram-file:photo-big",
+        ),
+    )
+
+
+def test_document_and_voice() -> None:
+    document = parsed("document")
+    assert document.text == "Here is my invoice"
+    assert document.attachments[0].filename == "invoice-A1024.pdf"
+    assert document.attachments[0].content_type == "application/pdf"
+    voice = parsed("voice")
+    assert voice.text == ""
+    assert voice.attachments[0].content_type == "audio/ogg"
+    assert voice.attachments[0].filename == "voice_v1.ogg"
+
+
+def test_edited_message_keeps_the_original_external_id() -> None:
+    message = parsed("edited_message")
+    assert message.external_id == "888:11"
+    assert message.channel_meta["edit_date"] == 1795320060
+    assert "A1025" in message.text
+
+
+def test_commands_need_their_entity() -> None:
+    start = parsed("command_with_entities")
+    assert start.channel_meta["command"] == "start"
+    assert start.locale == "en"
+    status = parsed("command_addressed_to_bot")
+    assert status.channel_meta["command"] == "status"
+    plain = parsed("slash_text_without_entity")
+    assert "command" not in plain.channel_meta  # a question that starts with a slash
+
+
+def test_callback_query() -> None:
+    message = parsed("callback_query")
+    assert message.external_id == "cb:4382bfdwdsb323b2d9"
+    assert message.text == ""
+    assert message.channel_meta["callback_data"] == "h:G20261122001:n"
+    assert message.thread_key == "888"
+
+
+def test_own_contact_is_a_verified_phone_someone_elses_is_not() -> None:
+    own = parsed("contact")
+    assert (own.phone, own.phone_verified) == ("+8613800138000", True)
+    other = parsed("contact_of_someone_else")
+    assert (other.phone, other.phone_verified) == (None, False)
+    assert other.channel_meta["contact"]["phone"] == "+8613900000000"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason", "chat_id"),
+    [("group_message", "group", -100123), ("channel_post", "channel_post", -100456)],
+)
+def test_groups_and_channels_are_ignored(name: str, reason: str, chat_id: int) -> None:
+    assert parse_update(load_fixture(name)) == Ignored(
+        load_fixture(name)["update_id"], reason, chat_id
+    )
+
+
+def test_malformed_update_is_the_senders_fault() -> None:
+    with pytest.raises(ChannelInputError):
+        parse_update({"message": {}})
+    with pytest.raises(ChannelInputError):
+        parse_update({"update_id": 1, "message": {"chat": {"id": 1}}})
+
+
+def test_unknown_update_kinds_are_ignored() -> None:
+    assert parse_update({"update_id": 5, "my_chat_member": {}}) == Ignored(5, "unsupported_update")
+
+
+def test_callback_data() -> None:
+    assert parse_callback("h:G20261122001:y") == Feedback(FeedbackKind.HELPFUL, "G20261122001", 1)
+    assert parse_callback("r:G20261122001:2") == Feedback(FeedbackKind.RATING, "G20261122001", 2)
+    assert parse_callback("r:G20261122001:9") is None
+    assert parse_callback("nonsense") is None
+
+
+def test_split_keeps_short_texts_whole() -> None:
+    assert split_text("hello") == ["hello"]
+
+
+def test_split_on_paragraphs() -> None:
+    paragraphs = [f"段落{i} " + "x" * 1500 for i in range(6)]
+    parts = split_text("\n\n".join(paragraphs))
+    assert all(len(p) <= LIMIT for p in parts)
+    assert parts == [
+        "\n\n".join(paragraphs[0:2]),
+        "\n\n".join(paragraphs[2:4]),
+        "\n\n".join(paragraphs[4:6]),
+    ]
+
+
+def test_split_without_breaks_and_with_emoji() -> None:
+    text = "a" * 5000
+    assert split_text(text) == ["a" * LIMIT, "a" * (5000 - LIMIT)]
+    emoji = "😀" * 3000  # two UTF-16 units each: Telegram counts 6,000
+    parts = split_text(emoji)
+    assert [len(p) for p in parts] == [2048, 952]
+    assert "".join(parts) == emoji

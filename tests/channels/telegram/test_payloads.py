@@ -1,0 +1,299 @@
+"""Each fixture payload through the real app's webhook: the ticket, message, contact and
+replies it produces (replies delivered by the real job to the fake Bot API)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlalchemy import insert, update
+
+from gateway.appkeys import PIPELINE
+from gateway.settings import Settings
+from gateway.store import Store
+from gateway.store.tables import Contact, ContactIdentity
+from tests.channels.telegram.conftest import (
+    AlwaysAnswers,
+    Gateway,
+    MakeGateway,
+    contacts,
+    deliver_all,
+    identities,
+    load_fixture,
+    messages,
+    outbox,
+    post_fixture,
+    post_update,
+    telegram_settings,
+    tickets,
+)
+from tests.channels.telegram.fake_bot_api import FakeBotAPI
+from tests.factories import NOON
+
+
+async def test_private_text_opens_a_ticket_and_the_replies_reach_the_chat(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    app, client = gateway
+    assert await post_fixture(client, "private_text") == 200
+    await app[PIPELINE].drain()
+
+    [ticket] = await tickets(db)
+    assert (ticket.number, ticket.channel, ticket.thread_key) == ("G20261122001", "telegram", "888")
+    assert ticket.escalated_at is not None  # the knowledge base declined: people take it
+    [message] = await messages(db)
+    assert message.external_id == "888:11"
+    assert message.text == "我的订单 #A1024 还没有发货，请帮我查一下"
+    assert message.channel_meta["update_id"] == 1001
+    [contact] = await contacts(db)
+    assert (contact.name, contact.locale) == ("小李", "zh-hans")
+    [identity] = await identities(db)
+    assert (identity.channel, identity.external_user_id, identity.reachable) == (
+        "telegram",
+        "888",
+        True,
+    )
+    assert [r.template for r in await outbox(db)] == ["ticket_received", "escalated"]
+
+    assert await deliver_all(db, settings) == ["sent", "sent"]
+    sent = fake.sent
+    assert [(s["chat_id"], s["method"]) for s in sent] == [(888, "sendMessage")] * 2
+    assert "G20261122001" in sent[0]["text"] and "24 小时" in sent[0]["text"]
+    assert "人工" in sent[1]["text"]
+    assert [r.external_id for r in await outbox(db)] == [str(s["message_id"]) for s in sent]
+
+
+async def test_photo_with_caption_is_downloaded_into_the_attachment_store(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    _, client = gateway
+    fake.add_file("photo-big", b"\xff\xd8jpeg bytes", "photos/file_7.jpg")
+    assert await post_fixture(client, "photo_with_caption") == 200
+    [message] = await messages(db)
+    assert message.text == "收到的商品外壳破了"
+    [attachment] = message.attachments
+    assert attachment["filename"] == "photo_pb.jpg"
+    assert attachment["size"] == len(b"\xff\xd8jpeg bytes")
+    path = Path(attachment["ref"])
+    assert path.parent == Path(settings.telegram.attachment_dir)
+    assert await asyncio.to_thread(path.read_bytes) == b"\xff\xd8jpeg bytes"
+    assert [c.params["file_id"] for c in fake.calls_of("getFile")] == ["photo-big"]
+
+
+async def test_document_over_the_size_cap_is_kept_as_a_name_without_bytes(
+    fake: FakeBotAPI,
+    db_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    make_gateway: MakeGateway,
+    db: Store,
+) -> None:
+    settings = telegram_settings(fake, db_url, redis_url, tmp_path, attachment_max_bytes=1000)
+    _, client = await make_gateway(settings)
+    fake.add_file("doc-1", b"%PDF" * 1250, "documents/file_1.pdf")
+    assert await post_fixture(client, "document") == 200
+    [message] = await messages(db)
+    assert message.text == "Here is my invoice"
+    assert message.attachments == [
+        {
+            "filename": "invoice-A1024.pdf",
+            "content_type": "application/pdf",
+            "size": 5000,
+            "ref": None,
+        }
+    ]
+    assert message.channel_meta["skipped_files"] == [
+        {"filename": "invoice-A1024.pdf", "size": 5000}
+    ]
+    assert fake.calls_of("getFile") == []  # Telegram said how big it was: not even asked
+
+
+async def test_voice_message_is_an_attachment(
+    gateway: Gateway, db: Store, fake: FakeBotAPI
+) -> None:
+    _, client = gateway
+    fake.add_file("voice-1", b"OggS voice", "voice/file_2.oga")
+    assert await post_fixture(client, "voice") == 200
+    [message] = await messages(db)
+    assert message.attachments[0]["content_type"] == "audio/ogg"
+    stored = Path(message.attachments[0]["ref"])
+    assert await asyncio.to_thread(stored.read_bytes) == b"OggS voice"
+
+
+async def test_edited_message_updates_the_stored_message(gateway: Gateway, db: Store) -> None:
+    _, client = gateway
+    assert await post_fixture(client, "private_text") == 200
+    assert await post_fixture(client, "edited_message") == 200
+    assert await post_fixture(client, "edited_message") == 200  # redelivered: applied once
+    [message] = await messages(db)
+    assert message.text == "我的订单 #A1025 还没有发货，请帮我查一下"
+    assert message.channel_meta["edits"] == [
+        {"text": "我的订单 #A1024 还没有发货，请帮我查一下", "replaced_at": 1795320060}
+    ]
+    assert len(await tickets(db)) == 1
+
+
+async def test_edit_of_a_message_never_stored_is_stored(gateway: Gateway, db: Store) -> None:
+    _, client = gateway
+    assert await post_fixture(client, "edited_message") == 200
+    [message] = await messages(db)
+    assert (message.external_id, message.text) == (
+        "888:11",
+        "我的订单 #A1025 还没有发货，请帮我查一下",
+    )
+
+
+async def test_start_command_welcomes_in_the_users_language_and_opens_no_ticket(
+    gateway: Gateway, db: Store, fake: FakeBotAPI
+) -> None:
+    _, client = gateway
+    assert await post_fixture(client, "command_with_entities") == 200
+    [sent] = fake.sent
+    assert sent["chat_id"] == 777
+    assert sent["text"].startswith("Hello, welcome")
+    assert await tickets(db) == []
+    [contact] = await contacts(db)
+    assert (contact.name, contact.locale) == ("Ann Lee", "en")
+
+    chinese = load_fixture("command_with_entities")
+    chinese["update_id"] += 100
+    chinese["message"]["from"] = {
+        "id": 888,
+        "is_bot": False,
+        "first_name": "李",
+        "language_code": "zh-hans",
+    }
+    chinese["message"]["chat"]["id"] = 888
+    assert await post_update(client, chinese) == 200
+    assert fake.sent[1]["text"].startswith("您好，欢迎")
+
+
+async def test_text_starting_with_a_slash_but_no_entity_is_a_question(
+    gateway: Gateway, db: Store, fake: FakeBotAPI
+) -> None:
+    _, client = gateway
+    assert await post_fixture(client, "slash_text_without_entity") == 200
+    [message] = await messages(db)
+    assert message.text == "/start is not working on my device"
+    assert fake.sent == []
+
+
+async def test_helpful_no_escalates_and_the_press_is_answered_once(
+    fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
+) -> None:
+    app, client = await make_gateway(settings, kb=AlwaysAnswers())
+    assert await post_fixture(client, "private_text") == 200
+    await app[PIPELINE].drain()
+    [ticket] = await tickets(db)
+    assert ticket.escalated_at is None  # the bot answered
+    for _ in range(2):  # the second is Telegram redelivering it
+        assert await post_fixture(client, "callback_query") == 200
+    [ticket] = await tickets(db)
+    assert ticket.escalated_at is not None
+    feedback = [m for m in await messages(db) if m.kind == "system"]
+    assert [(m.external_id, m.channel_meta["helpful"]) for m in feedback] == [
+        ("cb:4382bfdwdsb323b2d9", False)
+    ]
+    assert [r.template for r in await outbox(db)] == ["ticket_received", "message", "escalated"]
+    answers = fake.calls_of("answerCallbackQuery")
+    assert answers[0].params == {
+        "callback_query_id": "4382bfdwdsb323b2d9",
+        "text": "谢谢您的反馈！",
+    }
+
+
+async def test_feedback_on_someone_elses_ticket_changes_nothing(
+    fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
+) -> None:
+    app, client = await make_gateway(settings, kb=AlwaysAnswers())
+    assert await post_fixture(client, "private_text") == 200  # 888's ticket G20261122001
+    await app[PIPELINE].drain()
+    press = load_fixture("callback_query")
+    press["callback_query"]["from"] = {"id": 777, "is_bot": False, "first_name": "Ann"}
+    press["callback_query"]["message"]["chat"]["id"] = 777
+    assert await post_update(client, press) == 200
+    [ticket] = await tickets(db)
+    assert ticket.escalated_at is None
+    assert [m.kind for m in await messages(db)] == ["incoming", "outgoing"]
+    assert len(fake.calls_of("answerCallbackQuery")) == 1  # the spinner still stops
+
+
+async def test_shared_contact_puts_the_phone_on_the_contact_and_merges(
+    gateway: Gateway, db: Store
+) -> None:
+    _, client = gateway
+    async with db.write() as session:
+        await session.execute(
+            insert(Contact).values(
+                name="Ann (phone)",
+                phone="+8613800138000",
+                email="ann@example.com",
+                vip=True,
+                created_at=NOON,
+            )
+        )
+    text = load_fixture("private_text")
+    text["message"]["from"] = {"id": 777, "is_bot": False, "first_name": "Ann"}
+    text["message"]["chat"]["id"] = 777
+    assert await post_update(client, text) == 200
+    assert await post_fixture(client, "contact") == 200
+    assert await post_fixture(client, "contact") == 200  # redelivered: nothing new
+    older, newer = await contacts(db)
+    assert older.phone == "+8613800138000"
+    assert newer.merged_into_id == older.id
+    [identity] = await identities(db)
+    assert identity.contact_id == older.id
+    assert {t.contact_id for t in await tickets(db)} == {older.id}
+    shared = (await messages(db))[-1]
+    assert shared.channel_meta["contact"]["phone"] == "+8613800138000"
+    assert len(await messages(db)) == 2
+
+
+async def test_someone_elses_contact_is_not_put_on_the_sender(gateway: Gateway, db: Store) -> None:
+    _, client = gateway
+    assert await post_fixture(client, "contact_of_someone_else") == 200
+    [contact] = await contacts(db)
+    assert contact.phone is None
+
+
+async def test_a_contact_shared_outside_a_conversation_opens_no_ticket(
+    gateway: Gateway, db: Store
+) -> None:
+    _, client = gateway
+    assert await post_fixture(client, "contact") == 200
+    [contact] = await contacts(db)
+    assert (contact.name, contact.phone) == ("Ann Lee", "+8613800138000")
+    assert await tickets(db) == []
+    assert await outbox(db) == []
+
+
+async def test_survey_stars_are_recorded_on_the_ticket(
+    fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
+) -> None:
+    app, client = await make_gateway(settings, kb=AlwaysAnswers())
+    assert await post_fixture(client, "private_text") == 200
+    await app[PIPELINE].drain()
+    press = load_fixture("callback_query")
+    press["callback_query"]["data"] = "r:G20261122001:4"
+    assert await post_update(client, press) == 200
+    rating = (await messages(db))[-1]
+    assert (rating.kind, rating.text) == ("system", "Customer rated the service 4/5")
+    assert rating.channel_meta["survey_rating"] == 4
+    [ticket] = await tickets(db)
+    assert ticket.escalated_at is None
+
+
+async def test_a_user_who_blocked_the_bot_is_reachable_again_after_restart(
+    gateway: Gateway, db: Store, fake: FakeBotAPI
+) -> None:
+    _, client = gateway
+    assert await post_fixture(client, "command_with_entities") == 200
+    async with db.write() as session:
+        await session.execute(update(ContactIdentity).values(reachable=False))
+    again = load_fixture("command_with_entities")  # the app's "Restart" button sends /start
+    again["update_id"] += 1
+    again["message"]["message_id"] += 1
+    assert await post_update(client, again) == 200
+    [identity] = await identities(db)
+    assert identity.reachable is True
+    assert await tickets(db) == []

@@ -1,0 +1,170 @@
+"""Polling mode end to end, including a restart between a commit and the offset moving."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from channels.telegram import polling, state
+from channels.telegram.state import load_offset
+from gateway.store import Store
+from gateway.store.tables import TicketMessage
+from tests.channels.telegram.conftest import (
+    MakeGateway,
+    count,
+    load_fixture,
+    messages,
+    telegram_settings,
+)
+from tests.channels.telegram.fake_bot_api import FakeBotAPI
+
+
+def update(n: int) -> dict[str, Any]:
+    u = load_fixture("private_text")
+    u["update_id"] = 500 + n
+    u["message"]["message_id"] = 100 + n
+    u["message"]["text"] = f"message {n}"
+    return u
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.02)
+
+
+async def test_polling_end_to_end_with_a_restart_in_the_middle(
+    fake: FakeBotAPI,
+    db_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    make_gateway: MakeGateway,
+    db: Store,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = telegram_settings(
+        fake, db_url, redis_url, tmp_path, mode="polling", webhook_secret=None, poll_timeout=1
+    )
+    # The first process dies after committing update 2 and before its offset is written.
+    real_save = state.save_offset
+    crashed = asyncio.Event()
+
+    async def dies_before_saving(store: Store, offset: int, now: datetime) -> None:
+        if offset == 503:
+            crashed.set()
+            await asyncio.Event().wait()  # hangs until the process is stopped
+        await real_save(store, offset, now)
+
+    monkeypatch.setattr(polling, "save_offset", dies_before_saving)
+    for n in (1, 2, 3):
+        fake.push_update(update(n))
+    _, first = await make_gateway(settings)
+    await asyncio.wait_for(crashed.wait(), 30)
+    assert await count(db, TicketMessage) == 2
+    assert await load_offset(db) == 502  # update 2 committed, not yet confirmed
+    await first.close()  # the restart
+
+    monkeypatch.setattr(polling, "save_offset", real_save)
+    for n in (4, 5):
+        fake.push_update(update(n))
+    _, second = await make_gateway(settings)
+
+    async def all_in() -> bool:
+        return await count(db, TicketMessage) == 5 and await load_offset(db) == 506
+
+    await wait_for(all_in)
+    assert [m.text for m in await messages(db)] == [f"message {n}" for n in range(1, 6)]
+    assert [c.method for c in fake.calls][:1] == ["deleteWebhook"]
+    # Update 2 came twice (committed, not confirmed) and was stored once.
+    offsets = [c.params.get("offset") for c in fake.calls_of("getUpdates")]
+    assert offsets[0] is None and 502 in offsets
+    await wait_for(lambda: _confirmed(fake))
+    await second.close()
+
+
+async def _confirmed(fake: FakeBotAPI) -> bool:
+    return fake.pending_updates == []
+
+
+async def test_a_failing_update_is_retried_then_parked_and_polling_goes_on(
+    fake: FakeBotAPI,
+    db_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    make_gateway: MakeGateway,
+    db: Store,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sqlalchemy import select
+
+    from channels.telegram.inbound import TelegramInbound
+    from gateway.store.tables import ParkedInbound
+
+    monkeypatch.setattr(polling, "MAX_ATTEMPTS", 2)
+    real_handle = TelegramInbound.handle
+
+    async def poison(self: TelegramInbound, u: dict[str, Any]) -> None:
+        if u["update_id"] == 501:
+            raise RuntimeError("a bug")
+        await real_handle(self, u)
+
+    monkeypatch.setattr(TelegramInbound, "handle", poison)
+    settings = telegram_settings(
+        fake, db_url, redis_url, tmp_path, mode="polling", webhook_secret=None, poll_timeout=1
+    )
+    fake.push_update(update(1))
+    fake.push_update(update(2))
+    _, client = await make_gateway(settings)
+
+    async def done() -> bool:
+        return await load_offset(db) == 503
+
+    await wait_for(done)
+    assert [m.text for m in await messages(db)] == ["message 2"]
+    async with db.read() as session:
+        [parked] = (await session.scalars(select(ParkedInbound))).all()
+    assert (parked.external_id, parked.reason) == ("update:501", "failed")
+    assert b"message 1" in parked.raw
+    await client.close()
+
+
+async def test_polling_survives_the_database_failing_for_a_moment(
+    fake: FakeBotAPI,
+    db_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    make_gateway: MakeGateway,
+    db: Store,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_save = state.save_offset
+    failures = iter([ConnectionError("database went away")])
+
+    async def flaky(store: Store, offset: int, now: datetime) -> None:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        await real_save(store, offset, now)
+
+    monkeypatch.setattr(polling, "save_offset", flaky)
+    settings = telegram_settings(
+        fake, db_url, redis_url, tmp_path, mode="polling", webhook_secret=None, poll_timeout=1
+    )
+    for n in (1, 2):
+        fake.push_update(update(n))
+    _, client = await make_gateway(settings)
+
+    async def done() -> bool:
+        return await load_offset(db) == 503
+
+    await wait_for(done)
+    assert [m.text for m in await messages(db)] == ["message 1", "message 2"]
+    await client.close()

@@ -1,0 +1,196 @@
+"""Outbound: the real delivery job (``workers.jobs.deliver_async``) against the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, update
+
+from channels.base import TransientChannelError
+from channels.telegram.sender import TelegramSender
+from gateway.appkeys import PIPELINE
+from gateway.models import Channel, OutboundMessage, OutboxKind
+from gateway.settings import Settings
+from gateway.store import Store
+from gateway.store.tables import ContactIdentity, OutboxRow, TicketMessage
+from tests.channels.telegram.conftest import (
+    Gateway,
+    identities,
+    outbox,
+    post_fixture,
+)
+from tests.channels.telegram.fake_bot_api import FakeBotAPI
+from workers.jobs import deliver_async
+
+
+async def first_notice(gateway: Gateway, db: Store) -> OutboxRow:
+    """Li writes in: the acknowledgement notice is outbox row 1."""
+    app, client = gateway
+    assert await post_fixture(client, "private_text") == 200
+    await app[PIPELINE].drain()
+    return (await outbox(db))[0]
+
+
+def outbound(text: str, **fields: object) -> OutboundMessage:
+    values: dict[str, object] = {
+        "outbox_id": 1,
+        "channel": Channel.TELEGRAM,
+        "recipient": "888",
+        "text": text,
+        "ticket_number": "G20261122001",
+    }
+    values.update(fields)
+    return OutboundMessage.model_validate(values)
+
+
+async def test_a_429_with_retry_after_delays_and_then_delivers(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    row = await first_notice(gateway, db)
+    fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+    started = time.monotonic()
+    assert await deliver_async(row.id, settings) == "sent"
+    assert time.monotonic() - started >= 1.0
+    first, second = fake.calls_of("sendMessage")
+    assert second.at - first.at >= 1.0
+    assert [s["chat_id"] for s in fake.sent] == [888]
+    assert (await outbox(db))[0].status == "sent"
+
+
+async def test_a_long_retry_after_goes_back_to_the_queue_with_its_delay(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    row = await first_notice(gateway, db)
+    fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 30", retry_after=30)
+    with pytest.raises(TransientChannelError) as raised:
+        await deliver_async(row.id, settings)
+    assert raised.value.retry_after == 30
+    assert (await outbox(db))[0].status == "pending"  # RQ retries it later
+    assert await deliver_async(row.id, settings) == "sent"
+    assert len(fake.sent) == 1
+
+
+async def test_a_403_marks_the_identity_unreachable(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    row = await first_notice(gateway, db)
+    fake.blocked.add(888)
+    result = await deliver_async(row.id, settings)
+    assert result.startswith("failed: the user blocked the bot")
+    [identity] = await identities(db)
+    assert identity.reachable is False
+    failed = (await outbox(db))[0]
+    assert failed.status == "failed"
+    # The next notice has no reachable identity on Telegram: parked with that reason.
+    later = (await outbox(db))[1]
+    assert "no reachable identity" in await deliver_async(later.id, settings)
+    assert fake.sent == []
+
+
+async def test_a_blocked_users_notice_falls_back_to_their_email(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    row = await first_notice(gateway, db)
+    async with db.write() as session:
+        await session.execute(
+            insert(ContactIdentity).values(
+                contact_id=row.contact_id,
+                channel="email",
+                external_user_id="li@example.com",
+                reachable=True,
+                created_at=row.created_at,
+            )
+        )
+    fake.blocked.add(888)
+    await deliver_async(row.id, settings)
+    rows = await outbox(db)
+    fallback = rows[-1]
+    assert (fallback.channel, fallback.template, fallback.kind) == (
+        "email",
+        "ticket_received",
+        "notice",
+    )
+    assert fallback.payload == {"fallback_from": row.id}
+
+
+async def test_long_texts_are_split_on_paragraphs_and_the_receipt_names_the_first(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    row = await first_notice(gateway, db)
+    paragraphs = [f"Step {i}: " + " ".join(["详细说明"] * 400) for i in range(4)]
+    async with db.write() as session:
+        reply = TicketMessage(
+            ticket_id=row.ticket_id,
+            kind="outgoing",
+            author_type="agent",
+            channel="telegram",
+            text="\n\n".join(paragraphs),
+            attachments=[],
+            channel_meta={},
+            created_at=row.created_at,
+        )
+        session.add(reply)
+        await session.flush()
+        await session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == row.id)
+            .values(kind="reply", template="message", message_id=reply.id)
+        )
+    assert await deliver_async(row.id, settings) == "sent"
+    texts = [s["text"] for s in fake.sent]
+    assert len(texts) == 2
+    assert all(len(t) <= 4096 for t in texts)
+    assert texts[0].startswith("Step 0") and texts[1].startswith("Step 2")
+    assert texts == ["\n\n".join(paragraphs[:2]), "\n\n".join(paragraphs[2:])]
+    assert (await outbox(db))[0].external_id == str(fake.sent[0]["message_id"])
+
+
+async def test_bot_answers_carry_did_this_help_and_surveys_the_stars(
+    fake: FakeBotAPI, settings: Settings
+) -> None:
+    sender = TelegramSender(settings)
+    await sender.send(
+        outbound("Orders ship within 48 hours.", channel_meta={"kb_entry_id": "shipping"})
+    )
+    await sender.send(outbound("请为本次服务打分", kind=OutboxKind.SURVEY, outbox_id=2))
+    await sender.send(outbound("An agent's answer", outbox_id=3))
+    helpful, survey, plain = fake.sent
+    assert helpful["reply_markup"] == {
+        "inline_keyboard": [
+            [
+                {"text": "有帮助", "callback_data": "h:G20261122001:y"},
+                {"text": "没有，转人工", "callback_data": "h:G20261122001:n"},
+            ]
+        ]
+    }
+    stars = survey["reply_markup"]["inline_keyboard"][0]
+    assert [b["callback_data"] for b in stars] == [f"r:G20261122001:{n}" for n in range(1, 6)]
+    assert "reply_markup" not in plain
+
+
+async def test_agents_attachments_are_sent_as_photo_and_document(
+    fake: FakeBotAPI, settings: Settings, tmp_path: Path
+) -> None:
+    photo, pdf = tmp_path / "a.png", tmp_path / "b.pdf"
+    await asyncio.to_thread(photo.write_bytes, b"\x89PNG...")
+    await asyncio.to_thread(pdf.write_bytes, b"%PDF-1.7")
+    receipt = await TelegramSender(settings).send(
+        outbound(
+            "See attached",
+            attachments=[
+                {"filename": "a.png", "content_type": "image/png", "size": 7, "ref": str(photo)},
+                {
+                    "filename": "b.pdf",
+                    "content_type": "application/pdf",
+                    "size": 8,
+                    "ref": str(pdf),
+                },
+            ],
+        )
+    )
+    assert [s["method"] for s in fake.sent] == ["sendMessage", "sendPhoto", "sendDocument"]
+    assert fake.sent[2]["document"]["filename"] == "b.pdf"
+    assert receipt.channel_meta["message_ids"] == [s["message_id"] for s in fake.sent]

@@ -1,0 +1,147 @@
+"""The webhook's guarantees: the secret, acknowledging only after the commit, dedupe of
+redelivered updates, groups and channels refused, the token kept out of logs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from channels.telegram.inbound import TELEGRAM
+from gateway.appkeys import PIPELINE
+from gateway.settings import Settings
+from gateway.store import Store
+from gateway.store.tables import Contact, OutboxRow, Ticket, TicketMessage
+from tests.channels.telegram.conftest import (
+    TOKEN,
+    Gateway,
+    MakeGateway,
+    count,
+    deliver_all,
+    load_fixture,
+    outbox,
+    post_fixture,
+    post_update,
+    rejected,
+    telegram_settings,
+)
+from tests.channels.telegram.fake_bot_api import FakeBotAPI
+
+
+async def test_a_malformed_update_is_counted_and_acknowledged(gateway: Gateway, db: Store) -> None:
+    app, client = gateway
+    assert await post_update(client, {"message": {"text": "no update id"}}) == 200
+    assert await count(db, TicketMessage) == 0
+    assert rejected(app, "malformed_update") == 1
+
+
+async def test_group_messages_are_ignored_counted_and_explained_once(
+    gateway: Gateway, db: Store, fake: FakeBotAPI
+) -> None:
+    app, client = gateway
+    assert await post_fixture(client, "group_message") == 200
+    again = load_fixture("group_message")
+    again["update_id"] += 1
+    again["message"]["message_id"] += 1
+    assert await post_update(client, again) == 200
+    assert await count(db, TicketMessage) == 0
+    assert await count(db, Contact) == 0
+    assert rejected(app, "group") == 2
+    [explanation] = fake.sent
+    assert explanation["chat_id"] == -100123
+    assert "private" in explanation["text"] and "私聊" in explanation["text"]
+
+
+async def test_channel_posts_are_ignored_and_counted(
+    gateway: Gateway, db: Store, fake: FakeBotAPI
+) -> None:
+    app, client = gateway
+    assert await post_fixture(client, "channel_post") == 200
+    assert await count(db, TicketMessage) == 0
+    assert rejected(app, "channel_post") == 1
+    assert fake.sent == []
+
+
+@pytest.mark.parametrize("secret", [None, "wrong", ""])
+async def test_webhook_without_the_right_secret_is_refused_and_stores_nothing(
+    gateway: Gateway, db: Store, secret: str | None
+) -> None:
+    app, client = gateway
+    assert await post_update(client, load_fixture("private_text"), secret=secret) == 401
+    assert await count(db, TicketMessage) == 0
+    assert await count(db, Contact) == 0
+    assert rejected(app, "bad_secret") == 1
+
+
+async def test_the_same_update_twice_is_one_message(gateway: Gateway, db: Store) -> None:
+    app, client = gateway
+    assert await post_fixture(client, "private_text") == 200
+    assert await post_fixture(client, "private_text") == 200
+    await app[PIPELINE].drain()
+    assert await count(db, TicketMessage) == 1
+    assert await count(db, Ticket) == 1
+    assert [r.template for r in await outbox(db)] == ["ticket_received", "escalated"]
+
+
+async def test_killed_after_commit_before_the_200_redelivery_stores_nothing_new(
+    gateway: Gateway, db: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, client = gateway
+    inbound = app[TELEGRAM]
+    handle = inbound.handle
+
+    async def dies_after_commit(update: Mapping[str, Any]) -> None:
+        await handle(update)
+        raise ConnectionResetError("the process died before answering")
+
+    monkeypatch.setattr(inbound, "handle", dies_after_commit)
+    assert await post_fixture(client, "private_text") == 500  # Telegram saw no 200
+    assert await count(db, TicketMessage) == 1
+    monkeypatch.setattr(inbound, "handle", handle)
+    assert await post_fixture(client, "private_text") == 200  # Telegram's redelivery
+    await app[PIPELINE].drain()
+    assert await count(db, TicketMessage) == 1
+    assert await count(db, Ticket) == 1
+    assert await count(db, OutboxRow) == 2  # one acknowledgement, one escalation: not doubled
+
+
+async def test_the_token_never_reaches_a_log_line(
+    gateway: Gateway,
+    db: Store,
+    fake: FakeBotAPI,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app, client = gateway
+    caplog.set_level(logging.DEBUG)
+    fake.add_file("photo-big", b"jpeg", "photos/file_7.jpg")
+    assert await post_fixture(client, "photo_with_caption") == 200
+    assert await post_fixture(client, "command_with_entities") == 200
+    await app[PIPELINE].drain()
+    await deliver_all(db, settings)
+    assert fake.sent
+    # The fake Bot API's own access log shows the token, as Telegram's would; ours must not.
+    ours = "\n".join(
+        f"{r.getMessage()} {r.__dict__}" for r in caplog.records if r.name != "aiohttp.access"
+    )
+    assert TOKEN.split(":")[1] not in ours
+
+
+async def test_webhook_is_registered_at_start_up_with_secret_and_allowed_updates(
+    fake: FakeBotAPI, db_url: str, redis_url: str, tmp_path: Path, make_gateway: MakeGateway
+) -> None:
+    settings = telegram_settings(
+        fake,
+        db_url,
+        redis_url,
+        tmp_path,
+        webhook_url="https://shop.example/channels/telegram/webhook",
+    )
+    await make_gateway(settings)
+    assert fake.webhook is not None
+    assert fake.webhook["url"] == "https://shop.example/channels/telegram/webhook"
+    assert fake.webhook["secret_token"] == settings.telegram.webhook_secret.get_secret_value()  # type: ignore[union-attr]
+    assert fake.webhook["allowed_updates"] == list(settings.telegram.allowed_updates)
