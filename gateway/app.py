@@ -24,6 +24,7 @@ from gateway.api import auth_routes, directory_routes, report_routes, ticket_rou
 from gateway.api.access import access
 from gateway.api.openapi import openapi_routes
 from gateway.appkeys import METRICS, PIPELINE, REDIS, ROUTER, SETTINGS, STORE
+from gateway.console import routes as console_routes
 from gateway.dispatch import LeastLoaded
 from gateway.health import routes as health_routes
 from gateway.ingest import Ingest
@@ -42,7 +43,13 @@ from workers.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
 
-_AGENT_API = [auth_routes.api, ticket_routes.api, directory_routes.api, report_routes.api]
+_AGENT_API = [
+    auth_routes.api,
+    ticket_routes.api,
+    directory_routes.api,
+    console_routes.api,
+    report_routes.api,
+]
 API_TABLES = [*_AGENT_API, openapi_routes(_AGENT_API)]
 """Every table of the agent API; their endpoints make the OpenAPI document."""
 

@@ -24,7 +24,7 @@ from gateway.kb_misses import MissKind, record_miss
 from gateway.models import AuthorType, Channel, EventKind, MessageKind, NeedType, OutboxKind
 from gateway.outbox import add_outbox, owe_reply
 from gateway.store import Store
-from gateway.store.tables import Ticket, TicketMessage
+from gateway.store.tables import Contact, Ticket, TicketMessage
 from gateway.store.types import utcnow
 from knowledge_base.base import Answer, Clarify, Decline, KnowledgeBase, Verdict
 from knowledge_base.escalation import EscalationIntent, escalation_intent
@@ -149,6 +149,15 @@ class Router:
                     .with_for_update()
                 )
             }
+            if any(
+                d.verdict is not None and not isinstance(d.verdict, Answer | Clarify)
+                for d in decisions
+            ):
+                # Escalations look at the contact (VIPs): load them all in one query, so the
+                # dispatcher's lookups are answered from the session.
+                await session.scalars(
+                    select(Contact).where(Contact.id.in_({t.contact_id for t in tickets.values()}))
+                )
             routes: list[tuple[Route, TicketMessage | None]] = []
             for decision in decisions:
                 message = messages[decision.message_id]

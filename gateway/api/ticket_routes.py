@@ -121,12 +121,10 @@ async def list_tickets(request: web.Request) -> web.Response:
     conditions = _filters(query, who)
     async with request.app[STORE].read() as session:
         base = select(Ticket, Contact.name).join(Contact, Contact.id == Ticket.contact_id)
-        total = await session.scalar(
-            select(func.count())
-            .select_from(Ticket)
-            .join(Contact, Contact.id == Ticket.contact_id)
-            .where(*conditions)
-        )
+        counted = select(func.count()).select_from(Ticket)
+        if query.q:  # only the search looks at the contact
+            counted = counted.join(Contact, Contact.id == Ticket.contact_id)
+        total = await session.scalar(counted.where(*conditions))
         rows = await session.execute(
             base.where(*conditions)
             .order_by(Ticket.updated_at.desc(), Ticket.id.desc())

@@ -191,6 +191,10 @@ class Ticket(Base):
 
     __table_args__ = (
         Index("ix_tickets_conversation", "contact_id", "channel", "thread_key", "id"),
+        # The agent queue: filtered by status (and channel), newest first, one page.
+        Index("ix_tickets_queue", "status", "channel", "updated_at", "id"),
+        # The unfiltered first page and the console's "changed since" poll.
+        Index("ix_tickets_updated", "updated_at", "id"),
     )
 
 

@@ -1,0 +1,1 @@
+"""The agent console: a small browser front end over the agent API, and its live queue."""
