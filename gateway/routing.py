@@ -199,7 +199,9 @@ class Router:
                 session, ticket, EventKind.NEED_TYPE, ticket.need_type, NeedType.COMPLAINT, now
             )
             ticket.need_type = NeedType.COMPLAINT.value
-        if decision.asked_kb:  # the KB had no confident answer: supervisors see the question
+        if decision.asked_kb and isinstance(verdict, Decline) and verdict.top is not None:
+            # A KB with entries had no confident answer: supervisors see the question. (With
+            # no knowledge base at all there is nothing to grow, and no row to write.)
             await record_miss(
                 session, MissKind.UNANSWERED, message.text, ticket_id=ticket.id, now=now
             )
