@@ -20,7 +20,7 @@ from aiohttp.typedefs import Handler, Middleware
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.registry import MOUNTS, enabled
-from gateway.api import auth_routes, directory_routes, report_routes, ticket_routes
+from gateway.api import auth_routes, directory_routes, kb_routes, report_routes, ticket_routes
 from gateway.api.access import access
 from gateway.api.openapi import openapi_routes
 from gateway.appkeys import METRICS, PIPELINE, REDIS, ROUTER, SETTINGS, STORE
@@ -38,7 +38,9 @@ from gateway.store import Store
 from gateway.store.types import utcnow
 from gateway.survey_page import routes as survey_routes
 from knowledge_base.base import KnowledgeBase, NeverMatches
+from knowledge_base.entry import KBEntry
 from knowledge_base.service import MatcherKB
+from knowledge_base.swappable import SwappableKB
 from workers.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ _AGENT_API = [
     ticket_routes.api,
     directory_routes.api,
     console_routes.api,
+    kb_routes.api,
     report_routes.api,
 ]
 API_TABLES = [*_AGENT_API, openapi_routes(_AGENT_API)]
@@ -127,28 +130,37 @@ def _resources(
                 relay_redis.close()
             await redis_client.aclose()
             await store.close()
-            if isinstance(kb_in_use, MatcherKB):
+            if isinstance(kb_in_use, SwappableKB):
+                await kb_in_use.close()
+            elif isinstance(kb_in_use, MatcherKB):
                 kb_in_use.close()
 
     return resources
 
 
 async def _stored_kb(store: Store) -> KnowledgeBase:
-    """The matcher over the store's enabled entries (built before serving), or none to match."""
+    """The matcher over the store's enabled entries (built before serving), or none to match.
+
+    Wrapped in a :class:`SwappableKB`, which the admin API refreshes after each edit.
+    """
+
+    async def load() -> tuple[KBEntry, ...]:
+        return await enabled_entries(store)
+
     try:
         entries = await enabled_entries(store)
     except (SQLAlchemyError, OSError):
         log.exception("knowledge base not loaded: the store is not ready")
-        return NeverMatches()
+        return SwappableKB(NeverMatches(), load)
     if not entries:
-        return NeverMatches()
+        return SwappableKB(NeverMatches(), load)
     started = time.perf_counter()
     built = await MatcherKB.build(entries)
     log.info(
         "knowledge base ready",
         extra={"entries": len(entries), "seconds": round(time.perf_counter() - started, 1)},
     )
-    return built
+    return SwappableKB(built, load)
 
 
 async def _sweep(router: Router, *, every: float = 30.0) -> None:

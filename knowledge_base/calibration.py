@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,6 +105,8 @@ def calibrate(
     n_entries: int,
     scoring: ScoringSettings,
     settings: CalibrationSettings | None = None,
+    *,
+    pool: Executor | None = None,
 ) -> Thresholds:
     """Cross-validate the scorer over the phrasings and return calibrated thresholds.
 
@@ -114,6 +117,7 @@ def calibrate(
         n_entries: Number of entries.
         scoring: The scorer settings that will be used for answering.
         settings: Calibration settings; defaults when None.
+        pool: Runs the folds concurrently when given (numpy releases the GIL in its products).
     """
     cal = settings or CalibrationSettings()
     rng = random.Random(cal.seed)  # noqa: S311 - reproducible folds, not security
@@ -124,12 +128,7 @@ def calibrate(
     rng.shuffle(entry_order)
     n_hidden = max(1, round(cal.held_out_entry_share * n_entries)) if n_entries >= 4 else 0
 
-    top1: list[float] = []
-    top2: list[float] = []
-    right1: list[bool] = []
-    right2: list[bool] = []
-    oos: list[bool] = []
-    for fold in range(cal.folds):
+    def run_fold(fold: int) -> list[tuple[float, float, bool, bool, bool]]:
         hidden = set(entry_order[fold * n_hidden : (fold + 1) * n_hidden]) if n_hidden else set()
         train_rows: list[int] = []
         query_rows: list[int] = []
@@ -147,7 +146,7 @@ def calibrate(
             query_rows.extend(held)
             query_gold.extend([new_index[e]] * len(held))
         if len(kept) < 2 or not query_rows:
-            continue
+            return []
         train_rows.sort(key=lambda r: (new_index[int(labels[r])], r))
         scorer = Scorer(
             [texts[r] for r in train_rows],
@@ -158,13 +157,28 @@ def calibrate(
         )
         fused = scorer.scores([texts[r] for r in query_rows], vectors[query_rows])
         best2 = np.argsort(-fused, axis=1)[:, :2]
+        out = []
         for row, gold in enumerate(query_gold):
             first, second = int(best2[row, 0]), int(best2[row, 1])
-            top1.append(float(fused[row, first]))
-            top2.append(float(fused[row, second]))
-            right1.append(gold == first)
-            right2.append(gold in (first, second))
-            oos.append(gold < 0)
+            out.append(
+                (
+                    float(fused[row, first]),
+                    float(fused[row, second]),
+                    gold == first,
+                    gold in (first, second),
+                    gold < 0,
+                )
+            )
+        return out
+
+    # Folds are independent: with a pool they train side by side (results keep fold order).
+    runs = pool.map(run_fold, range(cal.folds)) if pool else map(run_fold, range(cal.folds))
+    found = [row for run in runs for row in run]
+    top1 = [r[0] for r in found]
+    top2 = [r[1] for r in found]
+    right1 = [r[2] for r in found]
+    right2 = [r[3] for r in found]
+    oos = [r[4] for r in found]
 
     is_oos = np.array(oos, dtype=bool)
     n_in = int((~is_oos).sum())

@@ -37,6 +37,15 @@ def softmax(z: Matrix) -> Matrix:
     return out
 
 
+def _softmax_inplace(z: Matrix) -> Matrix:
+    """:func:`softmax` without temporaries: training spends a fifth of its time in softmax
+    over an (phrasings x entries) array, and each copy of it is 40 MB for 1,000 x 10,000."""
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
 def train_softmax(
     x: Matrix,
     y: Labels,
@@ -78,7 +87,7 @@ def train_softmax(
     v_b: npt.NDArray[np.floating[Any]] = np.zeros_like(b)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     for step in range(1, steps + 1):
-        p = softmax(x @ w + b)
+        p = _softmax_inplace(x @ w + b)
         p[onehot_rows, y] -= 1.0
         p *= sample_weight[:, None]
         g_w = x.T @ p + l2 * w

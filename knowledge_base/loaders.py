@@ -42,16 +42,42 @@ def load_entries(path: Path, *, default_locale: str = "zh-CN") -> tuple[KBEntry,
         KBFormatError: On an unknown suffix, a malformed record or a duplicate id.
     """
     suffix = path.suffix.lower()
+    fmt = _SUFFIXES.get(suffix)
+    if fmt is None:
+        raise KBFormatError(f"{path}: unknown knowledge-base format {suffix!r}")
     text = path.read_text(encoding="utf-8-sig")
-    if suffix in {".yaml", ".yml"}:
-        records = _yaml_records(text, path)
-    elif suffix in {".jsonl", ".ndjson"}:
-        records = _jsonl_records(text, path)
-    elif suffix == ".csv":
+    return entries_from_text(text, fmt, source=str(path), default_locale=default_locale)
+
+
+_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+FORMATS = ("yaml", "jsonl", "csv")
+"""The formats :func:`entries_from_text` reads."""
+
+
+def entries_from_text(
+    text: str, fmt: str, *, source: str = "<text>", default_locale: str = "zh-CN"
+) -> tuple[KBEntry, ...]:
+    """Parse a knowledge base held in memory (an upload, say).
+
+    Args:
+        text: The document.
+        fmt: ``"yaml"``, ``"jsonl"`` or ``"csv"``.
+        source: Names the document in error messages.
+        default_locale: Locale for answers given as a plain string.
+
+    Raises:
+        KBFormatError: On an unknown format, a malformed record or a duplicate id.
+    """
+    text = text.removeprefix("\ufeff")
+    if fmt == "yaml":
+        records = _yaml_records(text, source)
+    elif fmt == "jsonl":
+        records = _jsonl_records(text, source)
+    elif fmt == "csv":
         records = _csv_records(text)
     else:
-        raise KBFormatError(f"{path}: unknown knowledge-base format {suffix!r}")
-    return entries_from_records(records, source=str(path), default_locale=default_locale)
+        raise KBFormatError(f"{source}: unknown knowledge-base format {fmt!r}")
+    return entries_from_records(records, source=source, default_locale=default_locale)
 
 
 def entries_from_records(
@@ -76,7 +102,7 @@ def entries_from_records(
     return tuple(entries)
 
 
-def _yaml_records(text: str, path: Path) -> list[Mapping[str, Any]]:
+def _yaml_records(text: str, path: str) -> list[Mapping[str, Any]]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -88,7 +114,7 @@ def _yaml_records(text: str, path: Path) -> list[Mapping[str, Any]]:
     return data
 
 
-def _jsonl_records(text: str, path: Path) -> list[Mapping[str, Any]]:
+def _jsonl_records(text: str, path: str) -> list[Mapping[str, Any]]:
     records: list[Mapping[str, Any]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

@@ -23,6 +23,7 @@ from channels.webchat.frames import (
     ack_frame,
 )
 from channels.webchat.tokens import SessionClaims
+from gateway import kb_feedback
 from gateway.ingest import IngestResult
 from gateway.metrics import Metrics
 from gateway.models import AuthorType, Channel, InboundMessage, MessageKind
@@ -115,7 +116,7 @@ class Conversation:
         return [message_frame(m, number, name) for m, number, name in reversed(rows)]
 
     async def feedback(self, frame: FeedbackFrame) -> dict[str, Any]:
-        """Record "did this help?" on a bot answer; "no" hands the ticket to people."""
+        """Record "did this help?" on a bot answer: "yes" resolves, "no" hands it to people."""
         services = self.services
         async with services.store.write() as session:
             now = services.router.clock()
@@ -134,18 +135,14 @@ class Conversation:
                     field="message_id",
                     client_id=frame.client_id,
                 )
-            message.channel_meta = {
-                **message.channel_meta,
-                "feedback": {"helpful": frame.helpful, "at": now.isoformat()},
-            }
-            ticket = await session.get_one(Ticket, message.ticket_id, with_for_update=True)
-            if not frame.helpful:
-                await services.router.escalate(
-                    session, ticket, now, note="customer said the answer did not help"
-                )
-        if not frame.helpful:
-            services.pipeline.committed.set()
-        return _ack(frame.client_id, message.id, ticket.number)
+            # Resolves the ticket on "yes"; on "no" escalates it with the question and the
+            # rejected answer shown to the agent, and counts the miss.
+            outcome = await kb_feedback.feedback(
+                session, message.id, frame.helpful, now, services.router
+            )
+        if outcome.changed:
+            services.pipeline.committed.set()  # wake the outbox relay for any notice
+        return _ack(frame.client_id, message.id, outcome.ticket.number)
 
     async def rate(self, frame: RatingFrame) -> dict[str, Any]:
         """Store a satisfaction rating (1-5 and a comment) of one of this session's tickets.
