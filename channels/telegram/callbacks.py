@@ -18,6 +18,7 @@ from channels.telegram import conversations
 from channels.telegram.commands import CommandContext
 from channels.telegram.keyboards import Feedback, FeedbackKind, parse_callback
 from channels.telegram.texts import text
+from gateway import kb_feedback
 from gateway.models import AuthorType, Channel, InboundMessage, MessageKind
 from gateway.store.tables import Ticket, TicketMessage
 from gateway.surveys import record_rating
@@ -91,7 +92,19 @@ async def _record(ctx: CommandContext, inbound: InboundMessage, feedback: Feedba
                 routed_at=ctx.now,
             )
         )
-        if escalate:
+        answer_id = (
+            await kb_feedback.latest_answer_id(session, ticket.id)
+            if feedback.kind is FeedbackKind.HELPFUL
+            else None
+        )
+        if answer_id is not None:
+            # The same rules as every channel: yes resolves by the bot, no escalates with the
+            # rejected answer shown to the agent and counted as a miss.
+            outcome = await kb_feedback.feedback(
+                session, answer_id, bool(feedback.value), ctx.now, ctx.router
+            )
+            escalate = outcome.escalated
+        elif escalate:
             await ctx.router.escalate(session, ticket, ctx.now, note=note)
         if "survey_rating" in extra:
             # The rating reaches the ticket; a low one reopens it for the supervisor.
