@@ -37,6 +37,7 @@ from gateway.sla import SlaPolicy
 from gateway.store import Store
 from gateway.store.types import utcnow
 from gateway.survey_page import routes as survey_routes
+from gateway.tasks import running
 from knowledge_base.base import KnowledgeBase, NeverMatches
 from knowledge_base.entry import KBEntry
 from knowledge_base.service import MatcherKB
@@ -164,7 +165,7 @@ async def _stored_kb(store: Store) -> KnowledgeBase:
 
 
 async def _sweep(router: Router, *, every: float = 30.0) -> None:
-    while True:
+    while running():
         await asyncio.sleep(every)
         with contextlib.suppress(Exception):
             routed = await router.sweep()

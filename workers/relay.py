@@ -27,6 +27,7 @@ from gateway.outbox import QUEUE_BY_KIND
 from gateway.store import Store
 from gateway.store.tables import OutboxRow
 from gateway.store.types import utcnow
+from gateway.tasks import running
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class OutboxRelay:
     async def run(self, wake: asyncio.Event, *, poll_seconds: float = 1.0) -> None:
         """Relay until cancelled: at once when woken, else every ``poll_seconds``."""
         backoff = Backoff(base=poll_seconds, cap=30.0)
-        while True:
+        while running():
             delay = poll_seconds
             try:
                 while await self.run_once() == self.batch:

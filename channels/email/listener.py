@@ -27,6 +27,7 @@ from gateway.backoff import Backoff
 from gateway.settings import EmailSettings
 from gateway.store import Store
 from gateway.store.types import utcnow
+from gateway.tasks import running
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class MailboxListener:
 
     async def run(self) -> None:
         """Connect, catch up, wait for mail; reconnect with capped jittered backoff on errors."""
-        while True:
+        while running():
             session = ImapSession(self.settings)
             try:
                 await session.connect()
@@ -92,7 +93,7 @@ class MailboxListener:
             cursor = Cursor(selected.uidvalidity, 0)
         self.connected.set()
         self.backoff.reset()
-        while True:
+        while running():
             cursor = await self._drain(session, cursor, selected.uidvalidity)
             self.drained += 1
             if session.has_idle:
@@ -109,7 +110,7 @@ class MailboxListener:
             last = min(unseen) - 1 if unseen else max(await session.uids("ALL"), default=0)
             cursor = Cursor(uidvalidity, last)
             await save_cursor(self.store, self.key, cursor, self.clock())
-        while True:
+        while running():
             found = await session.uids(f"UID {cursor.last_uid + 1}:*")
             # "n:*" always matches the last mail, even below n (RFC 3501 6.4.8).
             pending = [u for u in found if u > cursor.last_uid]
@@ -128,6 +129,7 @@ class MailboxListener:
             if batch[0] not in done:
                 # The oldest pending mail failed: wait before trying it again.
                 await asyncio.sleep(self.backoff.next())
+        raise asyncio.CancelledError  # asked to stop (a swallowed cancel: see gateway.tasks)
 
     async def _process_batch(self, session: ImapSession, batch: list[int]) -> set[int]:
         """Process fetched mail; the UIDs that are done (stored, dropped or parked)."""

@@ -30,6 +30,7 @@ from gateway.models import Channel
 from gateway.store import Store
 from gateway.store.tables import ParkedInbound
 from gateway.store.types import utcnow
+from gateway.tasks import running
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class Poller:
 
     async def run(self) -> None:
         """Poll until cancelled; a failure (the database away, say) is logged and retried."""
-        while True:
+        while running():
             try:
                 await self._poll()
             except asyncio.CancelledError:
@@ -73,7 +74,7 @@ class Poller:
         # getUpdates is refused (409 Conflict) while a webhook is set.
         await self._until_done(self.bot.delete_webhook)
         offset = await load_offset(self.store)
-        while True:
+        while running():
             try:
                 updates = await self.bot.get_updates(
                     offset=offset or None,
@@ -133,7 +134,7 @@ class Poller:
                 )
 
     async def _until_done(self, call: Callable[[], Any]) -> None:
-        while True:
+        while running():
             try:
                 await call()
                 return

@@ -30,6 +30,7 @@ from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import Agent, OutboxRow, Ticket, TicketMessage
 from gateway.store.types import utcnow
+from gateway.tasks import running
 from knowledge_base.base import Answer, Decline, Verdict
 from tests.conftest import make_settings
 from workers.jobs import deliver_async
@@ -180,7 +181,7 @@ async def internal_note(store: Store, ticket_number: str, text: str) -> None:
 
 async def courier(settings: Settings, store: Store, *, every: float = 0.05) -> None:
     """Plays the RQ worker: delivers every pending outbox row through the real job body."""
-    while True:
+    while running():
         async with store.read() as session:
             ids = (
                 await session.scalars(
