@@ -6,7 +6,6 @@ import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
@@ -17,21 +16,9 @@ from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import OutboxRow
 from tests.api.conftest import desk as desk  # the agent API's app, for the socket tests
+from tests.chromium import ARGS, CHROMIUM
 from workers.jobs import deliver_async
 
-ROOT = Path(__file__).parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PASSWORD = "a long enough password"
 
 needs_chromium = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs chromium")

@@ -25,8 +25,8 @@ from gateway.models import AgentRole, AuthorType, Channel, TicketStatus
 from gateway.store.tables import Agent, Ticket, TicketMessage
 from tests.api.conftest import add_agent
 from tests.channels.webchat.conftest import TinyKB, chat_settings
+from tests.chromium import ARTIFACTS
 from tests.console.conftest import (
-    ARTIFACTS,
     Dialogs,
     backend,
     console_login,

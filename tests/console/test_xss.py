@@ -17,8 +17,9 @@ from gateway.models import AgentRole, Attachment, Channel
 from gateway.store.tables import CannedResponse
 from gateway.store.types import utcnow
 from tests.api.conftest import add_agent
+from tests.chromium import ARTIFACTS
 from tests.conftest import make_settings
-from tests.console.conftest import ARTIFACTS, Dialogs, backend, console_login, needs_chromium
+from tests.console.conftest import Dialogs, backend, console_login, needs_chromium
 from tests.factories import inbound
 
 MakeServer = Callable[[web.Application], Awaitable[TestServer]]

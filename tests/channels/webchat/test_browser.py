@@ -31,20 +31,9 @@ from knowledge_base.encoder import HashingEncoder
 from knowledge_base.loaders import load_entries
 from knowledge_base.service import MatcherKB
 from tests.channels.webchat.conftest import agent_reply, chat_settings, courier
+from tests.chromium import ARGS, ARTIFACTS, CHROMIUM
 
 ROOT = Path(__file__).parents[3]
-ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 XSS = "<img src=x onerror=alert(1)>"
 
 MakeServer = Callable[[web.Application], Awaitable[TestServer]]
