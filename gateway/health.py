@@ -7,6 +7,7 @@ import asyncio
 from aiohttp import web
 
 from gateway.appkeys import METRICS, REDIS, STORE
+from gateway.metrics import CONTENT_TYPE
 from gateway.outbox import QUEUES
 from workers.relay import outbox_depth
 
@@ -56,6 +57,4 @@ async def metrics(request: web.Request) -> web.Response:
             registry.queue_depth.labels(queue=queue).set(length)
     except Exception:  # noqa: S110 - Redis down: queue depth is unknown, not zero
         pass
-    return web.Response(
-        body=registry.render(), headers={"Content-Type": "text/plain; version=0.0.4"}
-    )
+    return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE})

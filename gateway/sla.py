@@ -42,8 +42,3 @@ class SlaPolicy:
 
 
 DEFAULT_POLICY = SlaPolicy.from_settings(SlaSettings())
-
-
-def first_response_due(priority: Priority | str, since: datetime) -> datetime:
-    """When the first response is due under the default policy."""
-    return DEFAULT_POLICY.first_response_due(priority, since)

@@ -14,9 +14,3 @@ def running() -> bool:
     """False once the current task has been asked to cancel."""
     task = asyncio.current_task()
     return task is None or task.cancelling() == 0
-
-
-def stop_if_cancelled() -> None:
-    """Raise ``CancelledError`` if a cancellation was requested (and perhaps swallowed)."""
-    if not running():
-        raise asyncio.CancelledError
