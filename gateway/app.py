@@ -20,7 +20,14 @@ from aiohttp.typedefs import Handler, Middleware
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.registry import MOUNTS, enabled
-from gateway.api import auth_routes, directory_routes, kb_routes, report_routes, ticket_routes
+from gateway.api import (
+    attachment_routes,
+    auth_routes,
+    directory_routes,
+    kb_routes,
+    report_routes,
+    ticket_routes,
+)
 from gateway.api.access import access
 from gateway.api.openapi import openapi_routes
 from gateway.appkeys import METRICS, PIPELINE, REDIS, ROUTER, SETTINGS, STORE
@@ -53,6 +60,7 @@ _AGENT_API = [
     console_routes.api,
     kb_routes.api,
     report_routes.api,
+    attachment_routes.api,
 ]
 API_TABLES = [*_AGENT_API, openapi_routes(_AGENT_API)]
 """Every table of the agent API; their endpoints make the OpenAPI document."""
