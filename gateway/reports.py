@@ -9,11 +9,23 @@ dialect (``julianday`` on SQLite, ``EXTRACT(EPOCH ...)`` on PostgreSQL).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Float, and_, case, cast, func, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import EventKind
@@ -84,12 +96,33 @@ def _seconds(session: AsyncSession, later: Any, earlier: Any) -> ColumnElement[f
     return (func.julianday(later) - func.julianday(earlier)) * 86400.0
 
 
-def _hour(session: AsyncSession, column: Any, zone: ZoneInfo, at: datetime) -> ColumnElement[Any]:
+@dataclass(frozen=True, slots=True)
+class LocalTime:
+    """A timestamp column read in the shop's time zone: its day, weekday (0 = Monday), hour."""
+
+    day: ColumnElement[str]
+    weekday: ColumnElement[int]
+    hour: ColumnElement[int]
+
+
+def local_time(session: AsyncSession, column: Any, zone: ZoneInfo, at: datetime) -> LocalTime:
+    """PostgreSQL converts each value with the zone's rules; SQLite has no time-zone data, so
+    it shifts by the zone's offset at ``at`` (the period's start): exact for zones without
+    daylight saving, such as the default Asia/Shanghai."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.extract("hour", func.timezone(zone.key, column))
+        local = func.timezone(zone.key, column)
+        return LocalTime(
+            day=func.to_char(local, "YYYY-MM-DD"),
+            weekday=cast(func.extract("isodow", local), Integer) - 1,
+            hour=cast(func.extract("hour", local), Integer),
+        )
     offset = at.astimezone(zone).utcoffset()
-    minutes = int(offset.total_seconds() // 60) if offset else 0
-    return cast(func.strftime("%H", column, f"{minutes:+d} minutes"), Float)
+    shift = f"{int(offset.total_seconds() // 60) if offset else 0:+d} minutes"
+    return LocalTime(
+        day=func.strftime("%Y-%m-%d", column, shift),
+        weekday=(cast(func.strftime("%w", column, shift), Integer) + 6) % 7,
+        hour=cast(func.strftime("%H", column, shift), Integer),
+    )
 
 
 async def _durations(
@@ -182,7 +215,7 @@ async def summary(session: AsyncSession, flt: ReportFilter, zone: ZoneInfo) -> S
         or 0
     )
     low = sum(n for score, n in counts.items() if score <= 2)
-    hour = _hour(session, Ticket.created_at, zone, flt.start)
+    hour = local_time(session, Ticket.created_at, zone, flt.start).hour
     hours = await session.execute(
         select(hour, func.count())
         .select_from(Ticket)
@@ -221,3 +254,160 @@ async def satisfaction_by_category(
         .order_by(literal_column("3"))
     )
     return [(c, int(n), round(float(share), 4)) for c, n, share in rows.all()]
+
+
+@dataclass(frozen=True, slots=True)
+class Charts:
+    """What the report page draws, all counted by the database."""
+
+    days: list[tuple[str, int, int]]
+    """``(local day, received, resolved)`` for every day of the period, zeros included."""
+    by_category: list[tuple[int | None, int]]
+    by_need_type: list[tuple[str, int]]
+    by_channel: list[tuple[str, int]]
+    by_priority: list[tuple[str, int]]
+    heatmap: list[list[int]]
+    """Tickets received per weekday (Monday first) and local hour: 7 rows of 24."""
+
+
+def period_days(flt: ReportFilter, zone: ZoneInfo) -> list[str]:
+    """The local days ``[start, end)`` covers (a calendar, not data)."""
+    day = flt.start.astimezone(zone).date()
+    last = (flt.end - timedelta(microseconds=1)).astimezone(zone).date()
+    days: list[str] = []
+    while day <= last:
+        days.append(day.isoformat())
+        day += timedelta(days=1)
+    return days
+
+
+async def charts(session: AsyncSession, flt: ReportFilter, zone: ZoneInfo) -> Charts:
+    """Trend per day, distributions and the busy-hours heat map of the period."""
+    base = flt.conditions()
+
+    async def per_day(column: Any) -> dict[str, int]:
+        day = local_time(session, column, zone, flt.start).day
+        rows = await session.execute(
+            select(day, func.count()).where(*base, flt.within(column)).group_by(day)
+        )
+        return {str(d): int(n) for d, n in rows.all()}
+
+    async def spread(column: Any) -> list[tuple[Any, int]]:
+        rows = await session.execute(
+            select(column, func.count())
+            .where(*base, flt.within(Ticket.created_at))
+            .group_by(column)
+            .order_by(func.count().desc(), column.is_(None), column)  # NULLs last on both
+        )
+        return [(value, int(n)) for value, n in rows.all()]
+
+    received = await per_day(Ticket.created_at)
+    resolved = await per_day(Ticket.resolved_at)
+    local = local_time(session, Ticket.created_at, zone, flt.start)
+    cells = await session.execute(
+        select(local.weekday, local.hour, func.count())
+        .where(*base, flt.within(Ticket.created_at))
+        .group_by(local.weekday, local.hour)
+    )
+    heatmap = [[0] * 24 for _ in range(7)]
+    for weekday, hour, n in cells.all():
+        heatmap[int(weekday)][int(hour)] = int(n)
+    return Charts(
+        days=[(d, received.get(d, 0), resolved.get(d, 0)) for d in period_days(flt, zone)],
+        by_category=await spread(Ticket.category_id),
+        by_need_type=await spread(Ticket.need_type),
+        by_channel=await spread(Ticket.channel),
+        by_priority=await spread(Ticket.priority),
+        heatmap=heatmap,
+    )
+
+
+class Figure(StrEnum):
+    """A figure of the report whose tickets can be listed (the drill-down)."""
+
+    RECEIVED = "received"
+    RESOLVED = "resolved"
+    RESOLVED_BY_BOT = "resolved_by_bot"
+    ESCALATED = "escalated"
+    REOPENED = "reopened"
+    RESPONDED = "responded"
+    """Given their first response in the period."""
+    LATE = "first_response_late"
+    """First response given in the period, after its target."""
+    RATED = "rated"
+    """Survey answered in the period."""
+
+
+@dataclass(frozen=True, slots=True)
+class Drill:
+    """Which tickets are behind a figure: the figure, then the slice of a chart."""
+
+    figure: Figure = Figure.RECEIVED
+    day: str | None = None
+    """A local day ``YYYY-MM-DD`` (a point of the trend)."""
+    weekday: int | None = None
+    """0 = Monday (a row of the heat map)."""
+    hour: int | None = None
+    """A local hour (a column of the heat map)."""
+    score: int | None = None
+    """Only surveys with this score (``rated``)."""
+    low_score: bool = False
+    """Only surveys scored 2 or less (``rated``)."""
+    uncategorised: bool = False
+
+
+_TIMED: dict[Figure, Any] = {
+    Figure.RECEIVED: Ticket.created_at,
+    Figure.RESOLVED: Ticket.resolved_at,
+    Figure.RESOLVED_BY_BOT: Ticket.resolved_at,
+    Figure.ESCALATED: Ticket.escalated_at,
+    Figure.RESPONDED: Ticket.first_response_at,
+    Figure.LATE: Ticket.first_response_at,
+}
+
+
+def drill_conditions(
+    session: AsyncSession, flt: ReportFilter, zone: ZoneInfo, drill: Drill
+) -> list[ColumnElement[bool]]:
+    """The ``WHERE`` of the tickets behind a figure: the same expressions that counted it, so
+    the list is exactly as long as the figure (a reopened ticket is listed once however often
+    it was reopened)."""
+    found = flt.conditions()
+    if drill.uncategorised:
+        found.append(Ticket.category_id.is_(None))
+
+    def timed(column: Any) -> list[ColumnElement[bool]]:
+        local = local_time(session, column, zone, flt.start)
+        where = [flt.within(column)]
+        if drill.day is not None:
+            where.append(local.day == drill.day)
+        if drill.weekday is not None:
+            where.append(local.weekday == drill.weekday)
+        if drill.hour is not None:
+            where.append(local.hour == drill.hour)
+        return where
+
+    if drill.figure is Figure.REOPENED:
+        found.append(
+            exists().where(
+                TicketEvent.ticket_id == Ticket.id,
+                TicketEvent.kind == EventKind.REOPENED.value,
+                *timed(TicketEvent.created_at),
+            )
+        )
+    elif drill.figure is Figure.RATED:
+        scored: list[ColumnElement[bool]] = [Survey.score.is_not(None)]
+        if drill.score is not None:
+            scored.append(Survey.score == drill.score)
+        if drill.low_score:
+            scored.append(Survey.score <= 2)
+        found.append(
+            exists().where(Survey.ticket_id == Ticket.id, *scored, *timed(Survey.answered_at))
+        )
+    else:
+        found += timed(_TIMED[drill.figure])
+        if drill.figure is Figure.RESOLVED_BY_BOT:
+            found.append(Ticket.resolved_by_bot.is_(True))
+        elif drill.figure is Figure.LATE:
+            found.append(Ticket.first_response_at > Ticket.first_response_due_at)
+    return found

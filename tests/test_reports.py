@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from gateway.reports import ReportFilter, satisfaction_by_category, summary
+from sqlalchemy import select
+
+from gateway.reports import (
+    Drill,
+    Figure,
+    ReportFilter,
+    charts,
+    drill_conditions,
+    satisfaction_by_category,
+    summary,
+)
 from gateway.store import Store
 from gateway.store.tables import Category, Contact, Survey, Ticket, TicketEvent
 from tests.factories import SHANGHAI
@@ -128,3 +138,84 @@ async def test_filters_and_satisfaction_by_category(store: Store) -> None:
         by_category = await satisfaction_by_category(session, month)
     # Uncategorised: scores 5 and 2 (50% satisfied); repair: 4 and 1 (50%).
     assert sorted(by_category, key=lambda row: row[0] or 0) == [(None, 2, 0.5), (1, 2, 0.5)]
+
+
+# November in the shop's time zone, as the API asks for it.
+MONTH = ReportFilter(
+    start=datetime(2026, 11, 1, tzinfo=SHANGHAI), end=datetime(2026, 12, 1, tzinfo=SHANGHAI)
+)
+
+
+async def test_the_charts_count_per_local_day_weekday_and_hour(store: Store) -> None:
+    await history(store)
+    async with store.read() as session:
+        found = await charts(session, MONTH, SHANGHAI)
+    # Every day of November (Shanghai), zeros included.
+    assert [d for d, _, _ in found.days] == [f"2026-11-{n:02d}" for n in range(1, 31)]
+    by_day = {d: (received, resolved) for d, received, resolved in found.days}
+    # Resolved 2..12 h after 08:00..13:00 local: the last (13:00 + 12 h) falls on 3 November.
+    assert by_day["2026-11-02"] == (10, 5)
+    assert by_day["2026-11-03"] == (0, 1)
+    assert sum(r for _, r, _ in found.days) == 10
+    assert found.by_category == [(1, 5), (None, 5)]  # ties: categories first, NULL last
+    assert found.by_need_type == [("inquiry", 10)]
+    assert found.by_channel == [("webchat", 10)]
+    assert found.by_priority == [("normal", 10)]
+    # 2 November 2026 is a Monday; the tickets came at 08:00..17:00 local time.
+    assert found.heatmap[0] == [1 if 8 <= h <= 17 else 0 for h in range(24)]
+    assert all(sum(row) == 0 for row in found.heatmap[1:])
+
+
+async def _numbers(store: Store, flt: ReportFilter, drill: Drill) -> list[str]:
+    async with store.read() as session:
+        rows = await session.scalars(
+            select(Ticket.number)
+            .where(*drill_conditions(session, flt, SHANGHAI, drill))
+            .order_by(Ticket.number)
+        )
+        return list(rows.all())
+
+
+def _g(*ns: int) -> list[str]:
+    return [f"G20261102{n:03d}" for n in ns]
+
+
+async def test_the_drill_down_lists_the_tickets_behind_each_figure(store: Store) -> None:
+    await history(store)
+    cases: list[tuple[Drill, list[str]]] = [
+        (Drill(), _g(*range(1, 11))),
+        (Drill(figure=Figure.RESOLVED), _g(1, 2, 3, 4, 5, 6)),
+        (Drill(figure=Figure.RESOLVED, day="2026-11-03"), _g(6)),
+        (Drill(figure=Figure.RESOLVED_BY_BOT), _g(1, 2)),
+        (Drill(figure=Figure.ESCALATED), _g(*range(3, 11))),
+        (Drill(figure=Figure.REOPENED), _g(6)),
+        (Drill(figure=Figure.RESPONDED), _g(*range(1, 11))),
+        (Drill(figure=Figure.LATE), _g(7, 8, 9, 10)),  # 70..100 minutes against 60
+        (Drill(figure=Figure.RATED), _g(1, 2, 3, 4)),
+        (Drill(figure=Figure.RATED, low_score=True), _g(3, 4)),
+        (Drill(figure=Figure.RATED, score=5), _g(1)),
+        (Drill(weekday=0, hour=8), _g(1)),
+        (Drill(weekday=1), []),
+        (Drill(hour=17), _g(10)),
+        (Drill(uncategorised=True), _g(1, 3, 5, 7, 9)),
+    ]
+    for drill, expected in cases:
+        assert await _numbers(store, MONTH, drill) == expected, drill
+    repair = ReportFilter(start=MONTH.start, end=MONTH.end, category_id=1)
+    assert await _numbers(store, repair, Drill(figure=Figure.RATED)) == _g(2, 4)
+
+
+async def test_every_chart_figure_is_as_long_as_its_drill_down(store: Store) -> None:
+    """The list behind a figure is counted by the same expressions as the figure."""
+    await history(store)
+    async with store.read() as session:
+        found = await charts(session, MONTH, SHANGHAI)
+        figures = await summary(session, MONTH, SHANGHAI)
+    for day, received, resolved in found.days[:5]:
+        assert len(await _numbers(store, MONTH, Drill(day=day))) == received
+        resolved_list = await _numbers(store, MONTH, Drill(figure=Figure.RESOLVED, day=day))
+        assert len(resolved_list) == resolved
+    for hour, count in figures.busiest_hours.items():
+        assert len(await _numbers(store, MONTH, Drill(weekday=0, hour=hour))) == count
+    for score, count in figures.satisfaction_counts.items():
+        assert len(await _numbers(store, MONTH, Drill(figure=Figure.RATED, score=score))) == count

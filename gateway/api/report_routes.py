@@ -2,26 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import dataclasses
 import io
+import tempfile
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from gateway.api.endpoints import ApiTable
-from gateway.api.errors import ApiError, parse_query
+from gateway.api.errors import parse_query, respond
+from gateway.api.schemas import TicketPage
+from gateway.api.ticket_routes import ticket_out
 from gateway.appkeys import SETTINGS, STORE
 from gateway.models import AgentRole, Channel, NeedType, Priority
-from gateway.reports import ReportFilter, satisfaction_by_category, summary
+from gateway.reports import (
+    Drill,
+    Figure,
+    ReportFilter,
+    charts,
+    drill_conditions,
+    satisfaction_by_category,
+    summary,
+)
 from gateway.store.tables import Contact, Ticket
 
 api = ApiTable()
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CHUNK = 64 * 1024
 BOM = "\ufeff"  # so spreadsheet programs read the UTF-8 (Chinese) correctly
 TICKET_COLUMNS = (
     "number",
@@ -64,8 +78,39 @@ class ReportQuery(BaseModel):
         return self
 
 
-class ExportQuery(ReportQuery):
+class DrillFilter(ReportQuery):
+    """The period and filters, then which figure's tickets and which slice of a chart."""
+
+    figure: Figure = Figure.RECEIVED
+    day: date | None = None
+    """A local day of the trend."""
+    weekday: int | None = Field(default=None, ge=0, le=6)
+    """0 = Monday."""
+    hour: int | None = Field(default=None, ge=0, le=23)
+    score: int | None = Field(default=None, ge=1, le=5)
+    low_score: bool = False
+    uncategorised: bool = False
+
+    def drill(self) -> Drill:
+        return Drill(
+            figure=self.figure,
+            day=self.day.isoformat() if self.day else None,
+            weekday=self.weekday,
+            hour=self.hour,
+            score=self.score,
+            low_score=self.low_score,
+            uncategorised=self.uncategorised,
+        )
+
+
+class DrillQuery(DrillFilter):
+    page: int = Field(default=1, ge=1)
+    per_page: int = Field(default=50, ge=1, le=200)
+
+
+class ExportQuery(DrillFilter):
     report: Literal["summary", "tickets"] = "summary"
+    """``tickets``: the tickets behind ``figure`` (by default those received in the period)."""
     format: Literal["csv", "xlsx"] = "csv"
 
 
@@ -99,6 +144,28 @@ class SummaryOut(BaseModel):
     low_score_share: float | None
     busiest_hours: dict[int, int]
     categories: list[CategorySatisfaction]
+
+
+class Count(BaseModel):
+    key: str | None
+    """The category id (``null``: uncategorised), need type, channel or priority."""
+    count: int
+
+
+class DayOut(BaseModel):
+    day: date
+    received: int
+    resolved: int
+
+
+class ChartsOut(BaseModel):
+    days: list[DayOut]
+    by_category: list[Count]
+    by_need_type: list[Count]
+    by_channel: list[Count]
+    by_priority: list[Count]
+    heatmap: list[list[int]]
+    """Tickets received per weekday (Monday first) and local hour: 7 rows of 24."""
 
 
 def _filter(request: web.Request, query: ReportQuery) -> ReportFilter:
@@ -146,6 +213,61 @@ async def report_summary(request: web.Request) -> web.Response:
     return web.json_response(text=(await _summary(request, query)).model_dump_json())
 
 
+@api.route(
+    "GET",
+    "/api/v1/reports/charts",
+    summary="The report page's charts: trend per day, distributions, busy hours",
+    role=AgentRole.SUPERVISOR,
+    query=ReportQuery,
+    response=ChartsOut,
+)
+async def report_charts(request: web.Request) -> web.Response:
+    query = parse_query(request, ReportQuery)
+    async with request.app[STORE].read() as session:
+        found = await charts(session, _filter(request, query), request.app[SETTINGS].zone)
+
+    def counts(rows: list[tuple[Any, int]]) -> list[Count]:
+        return [Count(key=None if k is None else str(k), count=n) for k, n in rows]
+
+    out = ChartsOut(
+        days=[DayOut(day=date.fromisoformat(d), received=r, resolved=s) for d, r, s in found.days],
+        by_category=counts(found.by_category),
+        by_need_type=counts(found.by_need_type),
+        by_channel=counts(found.by_channel),
+        by_priority=counts(found.by_priority),
+        heatmap=found.heatmap,
+    )
+    return respond(out)
+
+
+@api.route(
+    "GET",
+    "/api/v1/reports/tickets",
+    summary="The tickets behind a figure of the report (the drill-down)",
+    role=AgentRole.SUPERVISOR,
+    query=DrillQuery,
+    response=TicketPage,
+)
+async def report_tickets(request: web.Request) -> web.Response:
+    query = parse_query(request, DrillQuery)
+    flt = _filter(request, query)
+    async with request.app[STORE].read() as session:
+        where = drill_conditions(session, flt, request.app[SETTINGS].zone, query.drill())
+        total = await session.scalar(select(func.count()).select_from(Ticket).where(*where))
+        rows = await session.execute(
+            select(Ticket, Contact.name)
+            .join(Contact, Contact.id == Ticket.contact_id)
+            .where(*where)
+            .order_by(Ticket.created_at, Ticket.id)
+            .limit(query.per_page)
+            .offset((query.page - 1) * query.per_page)
+        )
+        items = [ticket_out(ticket, name) for ticket, name in rows.all()]
+    return respond(
+        TicketPage(items=items, page=query.page, per_page=query.per_page, total=int(total or 0))
+    )
+
+
 def _summary_rows(report: SummaryOut) -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = [
         (name, getattr(report, name))
@@ -173,14 +295,17 @@ def _summary_rows(report: SummaryOut) -> list[tuple[str, Any]]:
     return rows
 
 
-async def _ticket_rows(request: web.Request, flt: ReportFilter) -> AsyncIterator[list[Any]]:
-    """The period's tickets, streamed from the database in chunks."""
+async def _ticket_rows(
+    request: web.Request, flt: ReportFilter, drill: Drill
+) -> AsyncIterator[list[Any]]:
+    """The tickets behind a figure, streamed from the database in chunks."""
     async with request.app[STORE].read() as session:
+        where = drill_conditions(session, flt, request.app[SETTINGS].zone, drill)
         result = await session.stream(
             select(Ticket, Contact.name)
             .join(Contact, Contact.id == Ticket.contact_id)
-            .where(*flt.conditions(), flt.within(Ticket.created_at))
-            .order_by(Ticket.id)
+            .where(*where)
+            .order_by(Ticket.created_at, Ticket.id)
             .execution_options(yield_per=500)
         )
         async for ticket, name in result:
@@ -213,7 +338,7 @@ async def export(request: web.Request) -> web.StreamResponse:
             [k, v] for k, v in _summary_rows(await _summary(request, query))
         ]
     else:
-        header, rows = list(TICKET_COLUMNS), _ticket_rows(request, flt)
+        header, rows = list(TICKET_COLUMNS), _ticket_rows(request, flt, query.drill())
     if query.format == "xlsx":
         return await _xlsx(request, name, header, rows)
     response = web.StreamResponse(
@@ -250,23 +375,29 @@ async def _xlsx(
     name: str,
     header: list[str],
     rows: Iterable[list[Any]] | AsyncIterator[list[Any]],
-) -> web.Response:
+) -> web.StreamResponse:
     from openpyxl import Workbook
 
-    # write_only keeps one row in memory at a time; the finished file is sent at once.
+    # write_only spools rows to a temporary file as they come; the finished workbook is saved
+    # to another and sent in chunks, so neither the rows nor the file are ever all in memory.
     book = Workbook(write_only=True)
     sheet = book.create_sheet("report")
     sheet.append(header)
     async for row in _aiter(rows):
         sheet.append([_cell(v) for v in row])
-    out = io.BytesIO()
-    book.save(out)
-    if out.tell() == 0:  # pragma: no cover - openpyxl always writes
-        raise ApiError(500, "export_failed", "the workbook is empty")
-    return web.Response(
-        body=out.getvalue(),
-        headers={
-            "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            "Content-Disposition": f'attachment; filename="{name}"',
-        },
-    )
+    with tempfile.TemporaryFile() as spool:
+        await asyncio.to_thread(book.save, spool)  # zipping is CPU work: off the event loop
+        size = spool.tell()
+        spool.seek(0)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": XLSX,
+                "Content-Disposition": f'attachment; filename="{name}"',
+            }
+        )
+        response.content_length = size
+        await response.prepare(request)
+        while chunk := await asyncio.to_thread(spool.read, CHUNK):
+            await response.write(chunk)
+        await response.write_eof()
+    return response

@@ -62,3 +62,57 @@ async def test_agents_get_403_and_bad_periods_name_the_field(desk: Desk) -> None
     assert (missing.status, (await missing.json())["field"]) == (400, "to")
     backwards = await boss.get("/api/v1/reports/summary?from=2026-11-30&to=2026-11-01")
     assert backwards.status == 400
+
+
+async def test_charts_and_the_drill_down_behind_them(desk: Desk) -> None:
+    await history(desk.store)
+    boss = await desk.login("boss@shop.test", AgentRole.SUPERVISOR)
+    found = await (await boss.get(f"/api/v1/reports/charts?{PERIOD}")).json()
+    assert len(found["days"]) == 30
+    second = found["days"][1]
+    assert second == {"day": "2026-11-02", "received": 10, "resolved": 5}
+    assert found["by_category"] == [{"key": "1", "count": 5}, {"key": None, "count": 5}]
+    assert found["heatmap"][0][8] == 1
+
+    # The trend's point for 2 November: the ten tickets, paged.
+    page = await (
+        await boss.get(f"/api/v1/reports/tickets?{PERIOD}&day=2026-11-02&per_page=4&page=3")
+    ).json()
+    assert page["total"] == 10
+    assert [t["number"] for t in page["items"]] == ["G20261102009", "G20261102010"]
+    # A heat-map cell, the low scores, the uncategorised slice.
+    cell = await (await boss.get(f"/api/v1/reports/tickets?{PERIOD}&weekday=0&hour=9")).json()
+    assert [t["number"] for t in cell["items"]] == ["G20261102002"]
+    low = await (
+        await boss.get(f"/api/v1/reports/tickets?{PERIOD}&figure=rated&low_score=true")
+    ).json()
+    assert [t["number"] for t in low["items"]] == ["G20261102003", "G20261102004"]
+    loose = await (await boss.get(f"/api/v1/reports/tickets?{PERIOD}&uncategorised=true")).json()
+    assert loose["total"] == 5
+
+    # The same list exported: CSV and a streamed XLSX hold the same tickets.
+    drilled = f"{PERIOD}&figure=rated&low_score=true&report=tickets"
+    raw = await (await boss.get(f"/api/v1/reports/export?{drilled}")).read()
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert [r["number"] for r in rows] == ["G20261102003", "G20261102004"]
+    xlsx = await boss.get(f"/api/v1/reports/export?{drilled}&format=xlsx")
+    body = await xlsx.read()
+    assert xlsx.headers["Content-Length"] == str(len(body))
+    sheet = load_workbook(io.BytesIO(body)).active
+    assert sheet is not None
+    assert [r[0] for r in sheet.iter_rows(min_row=2, values_only=True)] == [
+        "G20261102003",
+        "G20261102004",
+    ]
+
+
+async def test_drill_down_and_charts_are_for_supervisors_and_check_their_input(
+    desk: Desk,
+) -> None:
+    agent = await desk.login("ann@shop.test", AgentRole.AGENT)
+    assert (await agent.get(f"/api/v1/reports/charts?{PERIOD}")).status == 403
+    assert (await agent.get(f"/api/v1/reports/tickets?{PERIOD}")).status == 403
+    boss = await desk.login("boss@shop.test", AgentRole.SUPERVISOR)
+    for bad, field in (("hour=24", "hour"), ("weekday=7", "weekday"), ("figure=x", "figure")):
+        response = await boss.get(f"/api/v1/reports/tickets?{PERIOD}&{bad}")
+        assert (response.status, (await response.json())["field"]) == (400, field)
