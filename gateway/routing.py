@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.batching import GroupCommit
@@ -30,6 +30,8 @@ from knowledge_base.base import Answer, Clarify, Decline, KnowledgeBase, Verdict
 from knowledge_base.escalation import EscalationIntent, escalation_intent
 
 log = logging.getLogger(__name__)
+
+MESSAGES: Table = TicketMessage.__table__  # type: ignore[assignment]
 
 
 class Route(StrEnum):
@@ -94,7 +96,7 @@ class Router:
         self.kb = kb
         self.dispatcher = dispatcher or QueueOnly()
         self.clock = clock
-        self._writes = GroupCommit(self._write, max_writers=1 if store.is_sqlite else 2)
+        self._writes = GroupCommit(self._write, max_writers=store.writers)
 
     async def route(self, message_id: int, *, seen: IngestResult | None = None) -> RouteOutcome:
         """Route one stored incoming message (idempotent: a routed message is left alone).
@@ -130,38 +132,40 @@ class Router:
         """Write a batch of routing decisions in one transaction."""
         async with self.store.write() as session:
             now = self.clock()
-            messages = {
-                m.id: m
-                for m in await session.scalars(
-                    select(TicketMessage)
-                    .where(TicketMessage.id.in_({d.message_id for d in decisions}))
-                    .with_for_update()
+            # Claim the messages: one statement both marks them routed and, by its row locks,
+            # keeps a second router (a redelivery, the sweep) from routing them again.
+            claimed = {
+                message_id: (ticket_id, text)
+                for message_id, ticket_id, text in await session.execute(
+                    update(MESSAGES)
+                    .where(
+                        MESSAGES.c.id.in_({d.message_id for d in decisions}),
+                        MESSAGES.c.routed_at.is_(None),
+                    )
+                    .values(routed_at=now)
+                    .returning(MESSAGES.c.id, MESSAGES.c.ticket_id, MESSAGES.c.text)
                 )
             }
-            # Lock the tickets (in id order: no deadlocks between batches): two messages of one
-            # conversation routed at once must not both escalate it, or answer after it escalated.
-            tickets = {
-                t.id: t
-                for t in await session.scalars(
-                    select(Ticket)
-                    .where(Ticket.id.in_({m.ticket_id for m in messages.values()}))
+            # Lock the tickets (in id order: no deadlocks with other batches or with ingest):
+            # two messages of one conversation routed at once must not both escalate it, or
+            # answer after it escalated. Their contacts come along (escalation looks for VIPs).
+            tickets: dict[int, Ticket] = {}
+            if claimed:
+                rows = await session.execute(
+                    select(Ticket, Contact)
+                    .join(Contact, Contact.id == Ticket.contact_id)
+                    .where(Ticket.id.in_({ticket_id for ticket_id, _ in claimed.values()}))
                     .order_by(Ticket.id)
-                    .with_for_update()
+                    .with_for_update(of=Ticket)
                 )
-            }
-            if any(
-                d.verdict is not None and not isinstance(d.verdict, Answer | Clarify)
-                for d in decisions
-            ):
-                # Escalations look at the contact (VIPs): load them all in one query, so the
-                # dispatcher's lookups are answered from the session.
-                await session.scalars(
-                    select(Contact).where(Contact.id.in_({t.contact_id for t in tickets.values()}))
-                )
+                tickets = {ticket.id: ticket for ticket, _ in rows.tuples()}
             routes: list[tuple[Route, TicketMessage | None]] = []
             for decision in decisions:
-                message = messages[decision.message_id]
-                routes.append(await self._decide(session, decision, message, tickets, now))
+                if decision.message_id not in claimed:
+                    routes.append((Route.SILENT, None))  # routed before
+                    continue
+                ticket_id, text = claimed[decision.message_id]
+                routes.append(await self._decide(session, decision, tickets[ticket_id], text, now))
             replies = [(tickets[r.ticket_id], r) for _, r in routes if r is not None]
             if replies:
                 await session.flush()  # one flush gives every bot reply its id
@@ -173,14 +177,10 @@ class Router:
         self,
         session: AsyncSession,
         decision: _Decision,
-        message: TicketMessage,
-        tickets: dict[int, Ticket],
+        ticket: Ticket,
+        question: str,
         now: datetime,
     ) -> tuple[Route, TicketMessage | None]:
-        if message.routed_at is not None:
-            return Route.SILENT, None
-        message.routed_at = now
-        ticket = tickets[message.ticket_id]
         verdict = decision.verdict
         if ticket.escalated_at is not None:
             return Route.WITH_AGENT, None
@@ -202,9 +202,7 @@ class Router:
         if decision.asked_kb and isinstance(verdict, Decline) and verdict.top is not None:
             # A KB with entries had no confident answer: supervisors see the question. (With
             # no knowledge base at all there is nothing to grow, and no row to write.)
-            await record_miss(
-                session, MissKind.UNANSWERED, message.text, ticket_id=ticket.id, now=now
-            )
+            await record_miss(session, MissKind.UNANSWERED, question, ticket_id=ticket.id, now=now)
         await self.escalate(session, ticket, now)
         return Route.ESCALATED, None
 

@@ -62,10 +62,7 @@ class Ingest:
         self.zone = zone
         self.reopen_window = timedelta(days=reopen_days)
         self.clock = clock
-        # SQLite has one writer anyway; PostgreSQL overlaps a second batch's round trips.
-        self._batches = GroupCommit(
-            self._write, max_batch=max_batch, max_writers=1 if store.is_sqlite else 2
-        )
+        self._batches = GroupCommit(self._write, max_batch=max_batch, max_writers=store.writers)
 
     async def __call__(self, inbound: InboundMessage) -> IngestResult:
         return await self._batches.submit(inbound)

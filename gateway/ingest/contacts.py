@@ -38,12 +38,18 @@ async def resolve_contacts(
     contact or an agent set is never overwritten.
     """
     keys = {identity_key(m) for m in messages}
+    # Identities and their contacts in one round trip (the common case: senders we know).
     found = await session.execute(
-        select(IDENTITIES.c.channel, IDENTITIES.c.external_user_id, IDENTITIES.c.contact_id).where(
-            tuple_(IDENTITIES.c.channel, IDENTITIES.c.external_user_id).in_(keys)
-        )
+        select(IDENTITIES.c.channel, IDENTITIES.c.external_user_id, CONTACTS)
+        .join(CONTACTS, CONTACTS.c.id == IDENTITIES.c.contact_id)
+        .where(tuple_(IDENTITIES.c.channel, IDENTITIES.c.external_user_id).in_(keys))
     )
-    contact_of: dict[IdentityKey, int] = {(c, u): cid for c, u, cid in found.all()}
+    contact_of: dict[IdentityKey, int] = {}
+    known: dict[int, dict[str, Any]] = {}
+    for row in found.mappings():
+        contact = {c.name: row[c] for c in CONTACTS.c}
+        contact_of[(row["channel"], row["external_user_id"])] = contact["id"]
+        known[contact["id"]] = contact
 
     # New identities: the first message of each decides, in arrival order.
     new_identity: dict[IdentityKey, InboundMessage] = {}
@@ -52,9 +58,9 @@ async def resolve_contacts(
         if key not in contact_of and key not in new_identity:
             new_identity[key] = message
     if new_identity:
-        await _attach_new_identities(session, new_identity, contact_of, now)
+        await _attach_new_identities(session, new_identity, contact_of, known, now)
 
-    contacts = await _load_following_merges(session, set(contact_of.values()))
+    contacts = await _load_following_merges(session, set(contact_of.values()), known)
     changed: dict[int, dict[str, Any]] = {}
     for message in messages:
         contact = contacts[contact_of[identity_key(message)]]
@@ -85,6 +91,7 @@ async def _attach_new_identities(
     session: AsyncSession,
     new_identity: dict[IdentityKey, InboundMessage],
     contact_of: dict[IdentityKey, int],
+    known: dict[int, dict[str, Any]],
     now: datetime,
 ) -> None:
     # Keys whose sender matches no existing contact share a new one when they share a verified
@@ -106,12 +113,13 @@ async def _attach_new_identities(
             fresh_by_proof.setdefault(proof, group)
     if fresh:
         created = await session.execute(
-            insert(CONTACTS).returning(CONTACTS.c.id, sort_by_parameter_order=True),
+            insert(CONTACTS).returning(*CONTACTS.c, sort_by_parameter_order=True),
             [{"created_at": now, "vip": False} for _ in fresh],
         )
-        for group_keys, contact_id in zip(fresh, created.scalars().all(), strict=True):
+        for group_keys, row in zip(fresh, created.mappings().all(), strict=True):
+            known[row["id"]] = dict(row)
             for key in group_keys:
-                contact_of[key] = contact_id
+                contact_of[key] = row["id"]
     await session.execute(
         insert(IDENTITIES),
         [
@@ -156,11 +164,18 @@ async def _verified_match(session: AsyncSession, message: InboundMessage) -> int
 
 
 async def _load_following_merges(
-    session: AsyncSession, contact_ids: set[int]
+    session: AsyncSession, contact_ids: set[int], known: dict[int, dict[str, Any]]
 ) -> dict[int, dict[str, Any]]:
-    """Contacts by id; a merged contact's id maps to the row of the contact it was merged into."""
-    rows: dict[int, dict[str, Any]] = {}
-    wanted = set(contact_ids)
+    """Contacts by id; a merged contact's id maps to the row of the contact it was merged into.
+
+    ``known`` holds rows already read in this transaction; only the others are fetched.
+    """
+    rows: dict[int, dict[str, Any]] = dict(known)
+    wanted = {i for i in contact_ids if i not in rows} | {
+        r["merged_into_id"]
+        for r in rows.values()
+        if r["merged_into_id"] is not None and r["merged_into_id"] not in rows
+    }
     while wanted:
         result = await session.execute(select(CONTACTS).where(CONTACTS.c.id.in_(wanted)))
         for found in result.mappings():

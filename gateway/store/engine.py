@@ -74,6 +74,15 @@ class Store:
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
+    @property
+    def writers(self) -> int:
+        """How many batch writers of one kind are worth running at once.
+
+        SQLite has one writer anyway. PostgreSQL spends a batch mostly waiting on round trips,
+        so a few batches overlap well (measured by bench/ingest.py: 2 -> 4 writers, +15%).
+        """
+        return 1 if self.is_sqlite else 4
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """One write transaction: committed when the block ends, rolled back if it raises."""
