@@ -21,6 +21,9 @@ ASSETS = {
     "console.js": "text/javascript",
     "i18n.js": "text/javascript",
     "console.css": "text/css",
+    "admin.js": "text/javascript",
+    "kb.js": "text/javascript",
+    "admin.css": "text/css",
 }
 # Defence in depth behind textContent: no inline script and no foreign origin can run, so even a
 # rendering bug could not execute a customer's markup (CSP Level 3, https://www.w3.org/TR/CSP3/).

@@ -55,6 +55,7 @@
     setLive(state.ws && state.ws.readyState === WebSocket.OPEN);
     renderQueue();
     if (state.detail) renderTicket(state.detail);
+    document.dispatchEvent(new Event("gw:lang"));
   }
   function fillSelect(select, values, prefix, keepFirst) {
     var chosen = select.value;
@@ -119,6 +120,7 @@
     loadQueue().then(openSocket);
     var wanted = location.hash.match(/^#ticket=([A-Za-z0-9-]+)$/);
     if (wanted) openTicket(wanted[1]);
+    document.dispatchEvent(new CustomEvent("gw:enter", { detail: agent }));
   }
 
   $("login-form").addEventListener("submit", function (event) {
@@ -396,9 +398,12 @@
     if (m.attachments && m.attachments.length) {
       var files = el("ul", "msg-attachments");
       files.setAttribute("aria-label", t("attachments"));
-      m.attachments.forEach(function (a) {
+      m.attachments.forEach(function (a, i) {
         var size = typeof a.size === "number" ? " (" + Math.ceil(a.size / 1024) + " KB)" : "";
-        files.appendChild(el("li", "attachment", String(a.filename || "?") + size));
+        var item = files.appendChild(el("li", "attachment"));
+        var name = item.appendChild(el(a.ref ? "a" : "span", null, String(a.filename || "?")));
+        if (a.ref) name.href = "/api/v1/tickets/" + encodeURIComponent(detail.ticket.number) + "/messages/" + m.id + "/attachments/" + i;
+        item.appendChild(document.createTextNode(size));
       });
       item.appendChild(files);
     }
@@ -567,6 +572,12 @@
       });
     }).catch(function () { return null; });
   }
+
+  /* The hook other pages use (admin.js, kb.js, reports.js): each builds its own view and a nav
+   * button with data-go="name"; show(name) switches to it (their CSS hides the others). */
+  window.GW_CONSOLE = { api: api, t: t, el: el, clear: clear, toast: toast, failed: failed, show: show,
+    me: function () { return state.me; } };
+  $("page-nav").addEventListener("click", function (e) { if (e.target.dataset.go) show(e.target.dataset.go); });
 
   /* ---------- start ---------- */
   state.lang = pickLanguage();

@@ -2,7 +2,7 @@
 "use strict";
 window.GW_I18N = {
   "zh-CN": {
-    brand: "客服工作台", online: "在线接单", live_on: "实时", live_off: "未连接",
+    brand: "客服工作台", nav_desk: "工单", online: "在线接单", live_on: "实时", live_off: "未连接",
     language: "语言", logout: "退出", login_title: "登录", email: "邮箱", password: "密码",
     login: "登录", bad_credentials: "邮箱或密码错误", too_many: "尝试次数过多，请稍后再试",
     password_title: "首次登录请修改密码", current_password: "当前密码",
@@ -33,7 +33,7 @@ window.GW_I18N = {
     "event.escalated": "转人工", "event.reopened": "重新打开", "event.linked": "关联"
   },
   en: {
-    brand: "Agent console", online: "Online for dispatch", live_on: "Live", live_off: "Offline",
+    brand: "Agent console", nav_desk: "Tickets", online: "Online for dispatch", live_on: "Live", live_off: "Offline",
     language: "Language", logout: "Log out", login_title: "Log in", email: "Email",
     password: "Password", login: "Log in", bad_credentials: "Wrong email or password",
     too_many: "Too many attempts; try again later",

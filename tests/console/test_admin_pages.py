@@ -1,0 +1,155 @@
+"""The console's admin page (Chromium): an admin adds a team, a category dispatched to it and a
+canned response; an agent then answers a customer with that canned response through "/shortcut".
+Supervisors see the page but not the admin-only forms; agents do not see it at all."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, Page, expect
+from sqlalchemy import select, update
+
+from gateway.app import create_app
+from gateway.appkeys import PIPELINE, STORE
+from gateway.models import AgentRole, AuthorType
+from gateway.store.tables import Agent, CannedResponse, Category, Team, Ticket, TicketMessage
+from tests.api.conftest import add_agent
+from tests.chromium import ARTIFACTS
+from tests.conftest import make_settings
+from tests.console.conftest import Dialogs, backend, console_login, needs_chromium
+from tests.factories import inbound
+
+MakeServer = Callable[[web.Application], Awaitable[TestServer]]
+TEAM = "售后组"
+CATEGORY = "退换货"
+SHORTCUT = "refund"
+TITLE = "退款时效"
+TEXT = "您好，退款将在 3-5 个工作日内原路退回。"
+pytestmark = needs_chromium
+
+
+async def _page(browser: Browser, dialogs: Dialogs) -> Page:
+    context = await browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 860})
+    page = await context.new_page()
+    dialogs.watch(page)
+    return page
+
+
+async def test_admin_sets_up_the_directory_and_an_agent_uses_the_canned_response(
+    aiohttp_server: MakeServer, db_url: str, redis_url: str, browser: Browser
+) -> None:
+    settings = make_settings(database_url=db_url, redis_url=redis_url, outbox_relay=False)
+    server = await aiohttp_server(create_app(settings))
+    app = server.app
+    assert app is not None
+    store = app[STORE]
+    await add_agent(store, "admin@shop.test", AgentRole.ADMIN, online=False)
+    await add_agent(store, "boss@shop.test", AgentRole.SUPERVISOR, online=False)
+    li = await add_agent(store, "li@shop.test", AgentRole.AGENT)
+    base = f"http://127.0.0.1:{server.port}"
+    dialogs = Dialogs()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = f"console-admin-{backend(db_url)}"
+
+    # The admin opens the admin page from the top bar.
+    admin = await _page(browser, dialogs)
+    await console_login(admin, base, "admin@shop.test")
+    await admin.click("#nav-admin")
+    await expect(admin.locator("body")).to_have_attribute("data-view", "admin")
+    await expect(admin.locator("#desk-view")).to_be_hidden()
+    await expect(admin.locator("#admin-agents tr")).to_have_count(3)
+    li_row = admin.locator("#admin-agents tr", has_text="li@shop.test")
+    await expect(li_row).to_have_attribute("data-role", "agent")
+    await expect(li_row).to_contain_text("客服专员")
+
+    # A team ...
+    await admin.fill("#team-name", TEAM)
+    await admin.click("#team-form-submit")
+    await expect(admin.locator("#admin-teams tr", has_text=TEAM)).to_have_count(1)
+    # ... a category whose tickets go to that team ...
+    await admin.fill("#category-name", CATEGORY)
+    await admin.select_option("#category-team", label=TEAM)
+    await admin.click("#category-form-submit")
+    category_row = admin.locator("#admin-categories tr", has_text=CATEGORY)
+    await expect(category_row).to_contain_text(TEAM)
+    # ... a second-level category under it, and a refused duplicate shows the API's reason.
+    await admin.fill("#category-name", "质量问题")
+    await admin.select_option("#category-parent", label=CATEGORY)
+    await admin.click("#category-form-submit")
+    await expect(admin.locator("#admin-categories tr", has_text="质量问题")).to_contain_text(
+        CATEGORY
+    )
+    await admin.fill("#team-name", TEAM)
+    await admin.click("#team-form-submit")
+    await expect(admin.locator("#team-error")).to_contain_text("exists")
+    # ... and a canned response (typed with its slash, as agents will type it).
+    await admin.fill("#canned-shortcut", SHORTCUT)
+    await admin.fill("#canned-title", TITLE)
+    await admin.fill("#canned-text", TEXT)
+    await admin.click("#canned-form-submit")
+    canned_row = admin.locator(f'#admin-canned tr[data-shortcut="{SHORTCUT}"]')
+    await expect(canned_row).to_contain_text(TITLE)
+    await admin.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
+
+    async with store.read() as session:
+        team = (await session.scalars(select(Team).where(Team.name == TEAM))).one()
+        top = (await session.scalars(select(Category).where(Category.name == CATEGORY))).one()
+        sub = (await session.scalars(select(Category).where(Category.name == "质量问题"))).one()
+        canned = (await session.scalars(select(CannedResponse))).one()
+    assert (top.team_id, top.parent_id) == (team.id, None)
+    assert sub.parent_id == top.id
+    assert (canned.shortcut, canned.title, canned.text) == (SHORTCUT, TITLE, TEXT)
+
+    # A supervisor sees the page and may add canned responses, not teams or categories.
+    boss = await _page(browser, dialogs)
+    await console_login(boss, base, "boss@shop.test")
+    await boss.click("#nav-admin")
+    await expect(boss.locator("#admin-teams tr", has_text=TEAM)).to_have_count(1)
+    await expect(boss.locator("#canned-form")).to_be_visible()
+    await expect(boss.locator("#team-form")).to_be_hidden()
+    await expect(boss.locator("#category-form")).to_be_hidden()
+
+    # The agent has no admin page; a customer asks for a person and it lands in their queue
+    # (logging in put the admin and the supervisor online too: they step out of dispatch).
+    agent = await _page(browser, dialogs)
+    await console_login(agent, base, "li@shop.test")
+    async with store.write() as session:
+        await session.execute(update(Agent).where(Agent.id != li).values(online=False))
+    await expect(agent.locator("#nav-admin")).to_be_hidden()
+    number = (
+        await app[PIPELINE].on_message(inbound(text="人工，我要退款", sender_name="Ann"))
+    ).ticket.number
+    await app[PIPELINE].drain()
+    row = agent.locator(f'#queue-list .ticket-row[data-number="{number}"]')
+    await row.click(timeout=10_000)
+    await expect(agent.locator("#ticket-number")).to_have_text(number)
+
+    # "/ref" + "u" in the reply box offers the admin's canned response; picking it fills the box.
+    await agent.fill("#composer", "/ref")
+    await agent.press("#composer", "u")
+    item = agent.locator(f'#canned-list .canned-item[data-shortcut="{SHORTCUT}"]')
+    await expect(item).to_contain_text(TITLE)
+    await item.click()
+    await expect(agent.locator("#composer")).to_have_value(TEXT)
+    await agent.click("#send-reply")
+    await expect(agent.locator("#thread .msg-agent .msg-text")).to_have_text(TEXT)
+    await agent.screenshot(path=str(ARTIFACTS / f"{shot}-canned-reply.png"))
+
+    async with store.read() as session:
+        ticket = (await session.scalars(select(Ticket).where(Ticket.number == number))).one()
+        sent = await session.scalars(
+            select(TicketMessage.text).where(
+                TicketMessage.ticket_id == ticket.id,
+                TicketMessage.author_type == AuthorType.AGENT.value,
+            )
+        )
+        assert list(sent) == [TEXT]
+
+    # Back to the desk from the admin page: the queue is there, still live.
+    await admin.click('#page-nav [data-go="desk"]')
+    await expect(admin.locator("body")).to_have_attribute("data-view", "desk")
+    await expect(admin.locator("#admin-view")).to_be_hidden()
+    await expect(admin.locator("body")).to_have_attribute("data-ws", "open")
+    assert dialogs.seen == []
