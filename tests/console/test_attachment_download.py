@@ -1,0 +1,89 @@
+"""The ticket view links each stored attachment for download (Chromium): the customer's file name
+is the link's text, inert; clicking saves the file's bytes under a safe name; a file that was
+not kept is listed without a link."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, expect
+
+from channels.email.files import save_parts
+from channels.email.mime import MailPart
+from gateway.app import create_app
+from gateway.appkeys import PIPELINE, STORE
+from gateway.models import AgentRole, Channel
+from tests.api.conftest import add_agent
+from tests.chromium import ARTIFACTS
+from tests.conftest import make_settings
+from tests.console.conftest import Dialogs, backend, console_login, needs_chromium
+from tests.factories import inbound
+
+MakeServer = Callable[[web.Application], Awaitable[TestServer]]
+PAYLOAD = '<img src=x onerror="alert(1);window.__xss=1">'
+HTML = b"<html><body><script>alert(2)</script></body></html>"
+pytestmark = needs_chromium
+
+
+async def test_an_agent_downloads_a_customers_file_from_the_thread(
+    aiohttp_server: MakeServer, db_url: str, redis_url: str, browser: Browser, tmp_path: Path
+) -> None:
+    directory = tmp_path / "attachments"
+    settings = make_settings(
+        database_url=db_url,
+        redis_url=redis_url,
+        outbox_relay=False,
+        email={"attachment_dir": str(directory)},
+    )
+    server = await aiohttp_server(create_app(settings))
+    app = server.app
+    assert app is not None
+    await add_agent(app[STORE], "li@shop.test", AgentRole.AGENT)
+    parts = (
+        MailPart(f"{PAYLOAD}发票.html", "text/html", len(HTML), HTML),
+        MailPart("too-big.mov", "video/quicktime", 90_000_000, None),
+    )
+    message = inbound(
+        channel=Channel.EMAIL,
+        external_user_id="eve@example.com",
+        email="eve@example.com",
+        thread_key=None,
+        text="人工: the invoice is attached",
+        attachments=await save_parts(directory, parts),
+    )
+
+    page = await browser.new_page(locale="zh-CN", accept_downloads=True)
+    dialogs = Dialogs()
+    dialogs.watch(page)
+    await console_login(page, f"http://127.0.0.1:{server.port}", "li@shop.test")
+    number = (await app[PIPELINE].on_message(message)).ticket.number
+    await app[PIPELINE].drain()
+    await page.locator(f'#queue-list .ticket-row[data-number="{number}"]').click(timeout=10_000)
+
+    files = page.locator("#thread .msg-customer .attachment")
+    await expect(files).to_have_count(2)
+    link = files.nth(0).locator("a")
+    await expect(link).to_have_text(f"{PAYLOAD}发票.html")
+    await expect(files.nth(1).locator("a")).to_have_count(0)  # not kept: a name, no link
+    await expect(files.nth(1)).to_contain_text("too-big.mov")
+
+    async with page.expect_download() as waiting:
+        await link.click()
+    download = await waiting.value
+    saved = tmp_path / "saved"
+    await download.save_as(saved)
+    assert saved.read_bytes() == HTML
+    # The browser kept the customer's name minus what could not be a file name, and opened
+    # nothing: the page is still the console, with no dialog and no injected element.
+    assert download.suggested_filename.endswith("发票.html")
+    assert "/" not in download.suggested_filename
+    await page.wait_for_timeout(300)
+    assert dialogs.seen == []
+    assert await page.evaluate("window.__xss === undefined")
+    assert await page.locator("img, svg, iframe").count() == 0
+    assert page.url.startswith(f"http://127.0.0.1:{server.port}/console/")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"console-attachment-{backend(db_url)}.png"))
