@@ -46,7 +46,7 @@ async def test_admin_sets_up_the_directory_and_an_agent_uses_the_canned_response
     assert app is not None
     store = app[STORE]
     await add_agent(store, "admin@shop.test", AgentRole.ADMIN, online=False)
-    await add_agent(store, "boss@shop.test", AgentRole.SUPERVISOR, online=False)
+    boss_id = await add_agent(store, "boss@shop.test", AgentRole.SUPERVISOR, online=False)
     li = await add_agent(store, "li@shop.test", AgentRole.AGENT)
     base = f"http://127.0.0.1:{server.port}"
     dialogs = Dialogs()
@@ -110,6 +110,16 @@ async def test_admin_sets_up_the_directory_and_an_agent_uses_the_canned_response
     await expect(boss.locator("#canned-form")).to_be_visible()
     await expect(boss.locator("#team-form")).to_be_hidden()
     await expect(boss.locator("#category-form")).to_be_hidden()
+
+    # A ticket dispatched to the supervisor while on the admin page: its toast opens the desk.
+    async with store.write() as session:
+        await session.execute(update(Agent).where(Agent.id != boss_id).values(online=False))
+    urgent = (await app[PIPELINE].on_message(inbound(text="人工", thread_key="vip"))).ticket
+    await app[PIPELINE].drain()
+    toast = boss.locator(f'#toasts .toast-assignment[data-number="{urgent.number}"]')
+    await toast.click(timeout=10_000)
+    await expect(boss.locator("body")).to_have_attribute("data-view", "desk")
+    await expect(boss.locator("#ticket-number")).to_have_text(urgent.number)
 
     # The agent has no admin page; a customer asks for a person and it lands in their queue
     # (logging in put the admin and the supervisor online too: they step out of dispatch).

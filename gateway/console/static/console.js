@@ -354,6 +354,7 @@
     return api("GET", "/api/v1/tickets/" + encodeURIComponent(number)).then(function (detail) {
       state.current = number;
       state.detail = detail;
+      if (!quiet) show("desk");  // a toast clicked on another page (admin, reports) opens the desk
       if (location.hash !== "#ticket=" + number) history.replaceState(null, "", "#ticket=" + number);
       renderTicket(detail);
       renderQueue();
