@@ -32,6 +32,7 @@ MakeServer = Callable[[web.Application], Awaitable[TestServer]]
 NEW_ANSWER = "Open Settings > Security > Reset password; the link lasts 30 minutes."
 BIKES = "Do you sell bicycles?"
 BIKES_ANSWER = "Yes: city and folding bikes, under Sports in the shop."
+PAYLOAD = '<img src=x onerror="alert(1)"> what is the weather on mars'
 pytestmark = needs_chromium
 
 
@@ -97,6 +98,8 @@ async def test_an_edit_in_the_console_answers_the_next_customer_without_a_restar
     for _ in range(2):  # not in the knowledge base: people take it, supervisors see it twice
         ticket, bot = await customers.ask(BIKES)
         assert (bot, ticket.escalated_at is not None) == ([], True)
+    ticket, bot = await customers.ask(PAYLOAD)  # a customer's markup, shown in the misses
+    assert (bot, ticket.escalated_at is not None) == ([], True)
 
     await add_agent(store, "admin@shop.test", AgentRole.ADMIN, online=False)
     await add_agent(store, "boss@shop.test", AgentRole.SUPERVISOR, online=False)
@@ -136,6 +139,8 @@ async def test_an_edit_in_the_console_answers_the_next_customer_without_a_restar
     await admin.fill("#kb-search", "")
     miss = admin.locator('#kb-miss-rows tr[data-kind="unanswered"]', has_text=BIKES)
     await expect(miss.locator("td").nth(3)).to_have_text("2")
+    await expect(admin.locator("#kb-miss-rows tr", has_text=PAYLOAD)).to_have_count(1)
+    assert await admin.locator("#kb-view img").count() == 0
     await miss.locator(".kb-add-from").click()
     await expect(admin.locator("#kb-title")).to_have_value(BIKES)
     await admin.fill("#kb-id", "bikes")
