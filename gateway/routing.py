@@ -106,6 +106,8 @@ class Router:
         """
         if seen is not None:
             message, ticket = seen.message, seen.ticket
+            if seen.routed:
+                return RouteOutcome(Route.WITH_AGENT if ticket.escalated_at else Route.SILENT)
             with_agent = ticket.escalated_at is not None
             question, meta = message.text, message.channel_meta
         else:

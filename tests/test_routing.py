@@ -89,7 +89,9 @@ async def test_the_bot_stays_silent_once_people_have_the_ticket(store: Store) ->
     first = await ingest(inbound(text="broken"))
     await router.route(first.message.id)  # escalates
     later = await ingest(inbound(text="and where is my invoice?"))
-    assert (await router.route(later.message.id)).route is Route.WITH_AGENT
+    assert later.routed  # ingest saw the agent: the router has nothing to do
+    assert (await router.route(later.message.id, seen=later)).route is Route.WITH_AGENT
+    assert (await router.route(later.message.id)).route is Route.SILENT  # routed already
     assert kb.asked == ["broken"]
     kinds = [k for k, _ in await outbox(store)]
     assert kinds.count(OutboxKind.REPLY) == 0
@@ -98,7 +100,8 @@ async def test_the_bot_stays_silent_once_people_have_the_ticket(store: Store) ->
 async def test_an_automatic_message_gets_no_answer(store: Store) -> None:
     kb = TableKB()
     stored = await make_ingest(store)(inbound(text="invoice", auto_submitted=True))
-    assert (await Router(store, kb).route(stored.message.id)).route is Route.SILENT
+    assert stored.routed
+    assert (await Router(store, kb).route(stored.message.id, seen=stored)).route is Route.SILENT
     assert kb.asked == []
 
 

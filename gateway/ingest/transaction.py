@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from sqlalchemy import Table, bindparam, func, insert, select, text, tuple_, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import models
@@ -70,6 +70,8 @@ class IngestResult:
     duplicate: bool = False
     new_ticket: bool = False
     reopened: bool = False
+    routed: bool = False
+    """Ingest found nothing for the router to do (people have the ticket, or no question)."""
 
 
 @dataclass(slots=True)
@@ -150,6 +152,7 @@ async def ingest_batch(
                 duplicate=duplicate,
                 new_ticket=plan.new_ticket and not duplicate,
                 reopened=plan.reopened and not duplicate,
+                routed=plan.row["routed_at"] is not None,
             )
         )
     return results
@@ -265,9 +268,9 @@ async def _candidate_tickets(
         for m in fresh
         if m.thread_key is not None
     }
-    queries = []
+    wanted = []
     if refs:
-        queries.append(select(TICKETS).where(TICKETS.c.number.in_(refs)))
+        wanted.append(TICKETS.c.number.in_(refs))
     if conversations:
         key = tuple_(TICKETS.c.contact_id, TICKETS.c.channel, TICKETS.c.thread_key)
         latest_ids = (
@@ -275,10 +278,14 @@ async def _candidate_tickets(
             .where(key.in_(conversations))
             .group_by(TICKETS.c.contact_id, TICKETS.c.channel, TICKETS.c.thread_key)
         )
-        queries.append(select(TICKETS).where(TICKETS.c.id.in_(latest_ids)))
-    for query in queries:
+        wanted.append(TICKETS.c.id.in_(latest_ids))
+    if wanted:
+        # Locked until the batch commits: ingest writes these rows back (status, clocks), and
+        # an agent resolving one meanwhile must not be overwritten. In id order, as the router
+        # locks them (PostgreSQL; SQLite's single writer needs no row locks).
+        query = select(TICKETS).where(or_(*wanted)).order_by(TICKETS.c.id).with_for_update()
         for found in (await session.execute(query)).mappings():
-            states.setdefault(found["id"], _TicketState(dict(found)))
+            states[found["id"]] = _TicketState(dict(found))
     by_number = {s.row["number"]: s for s in states.values()}
     latest: dict[ConversationKey, _TicketState] = {}
     for state in states.values():
@@ -393,7 +400,7 @@ async def _write(
             "attachments": [a.model_dump() for a in message.attachments],
             "channel_meta": _meta(message),
             "created_at": now,
-            "routed_at": None,
+            "routed_at": now if _nothing_to_route(plan) else None,
         }
     inserted = await session.execute(
         insert(MESSAGES).returning(MESSAGES.c.id, sort_by_parameter_order=True),
@@ -416,6 +423,20 @@ async def _write(
         if p.new_ticket and not p.message.auto_submitted
     ]
     await write_outbox(session, owed)
+
+
+def _nothing_to_route(plan: _Planned) -> bool:
+    """The router would stay silent: people have the ticket, or there is no question to answer.
+
+    Decided here, under the ticket's lock, the router's own transaction is saved for most
+    messages of a conversation an agent has taken over.
+    """
+    message = plan.message
+    return (
+        plan.ticket.row["escalated_at"] is not None
+        or message.auto_submitted
+        or not message.text.strip()
+    )
 
 
 def _meta(message: InboundMessage) -> dict[str, Any]:
