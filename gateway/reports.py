@@ -8,6 +8,7 @@ dialect (``julianday`` on SQLite, ``EXTRACT(EPOCH ...)`` on PostgreSQL).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -103,6 +104,9 @@ class LocalTime:
     day: ColumnElement[str]
     weekday: ColumnElement[int]
     hour: ColumnElement[int]
+    hour_start: ColumnElement[Any]
+    """The local hour the value falls in: one expression to group by, read with
+    :func:`local_hour`."""
 
 
 def local_time(session: AsyncSession, column: Any, zone: ZoneInfo, at: datetime) -> LocalTime:
@@ -115,6 +119,7 @@ def local_time(session: AsyncSession, column: Any, zone: ZoneInfo, at: datetime)
             day=func.to_char(local, "YYYY-MM-DD"),
             weekday=cast(func.extract("isodow", local), Integer) - 1,
             hour=cast(func.extract("hour", local), Integer),
+            hour_start=func.date_trunc("hour", local),
         )
     offset = at.astimezone(zone).utcoffset()
     shift = f"{int(offset.total_seconds() // 60) if offset else 0:+d} minutes"
@@ -122,31 +127,70 @@ def local_time(session: AsyncSession, column: Any, zone: ZoneInfo, at: datetime)
         day=func.strftime("%Y-%m-%d", column, shift),
         weekday=(cast(func.strftime("%w", column, shift), Integer) + 6) % 7,
         hour=cast(func.strftime("%H", column, shift), Integer),
+        hour_start=func.strftime("%Y-%m-%d %H", column, shift),
     )
 
 
-async def _durations(
-    session: AsyncSession, seconds: ColumnElement[float], where: list[ColumnElement[bool]]
-) -> Durations:
-    count = int(await session.scalar(select(func.count()).select_from(Ticket).where(*where)) or 0)
+def local_hour(value: datetime | str) -> tuple[str, int, int]:
+    """``(day, weekday, hour)`` of a :attr:`LocalTime.hour_start` value: a naive local
+    timestamp from PostgreSQL, ``YYYY-MM-DD HH`` text from SQLite."""
+    if isinstance(value, str):
+        value = datetime.strptime(value, "%Y-%m-%d %H")  # noqa: DTZ007 - local wall time
+    return value.date().isoformat(), value.weekday(), value.hour
+
+
+async def _step(
+    session: AsyncSession,
+    seconds: ColumnElement[float],
+    where: list[ColumnElement[bool]],
+    *parts: ColumnElement[bool],
+) -> tuple[Durations, list[int]]:
+    """How long one step took (count, median, p90) and how many rows meet each of ``parts``,
+    in one pass over the step's rows where the database can (PostgreSQL's ``percentile_disc``
+    is the nearest-rank percentile: the first value whose cumulative share reaches p)."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    columns: list[ColumnElement[Any]] = [func.count()]
+    columns += [func.coalesce(func.sum(case((part, 1), else_=0)), 0) for part in parts]
+    if postgres:
+        columns += [
+            func.percentile_disc(0.5).within_group(seconds),
+            func.percentile_disc(0.9).within_group(seconds),
+        ]
+    row = (await session.execute(select(*columns).select_from(Ticket).where(*where))).one()
+    count, sums = int(row[0]), [int(n) for n in row[1 : 1 + len(parts)]]
     if count == 0:
-        return Durations(0, None, None)
+        return Durations(0, None, None), sums
+    if postgres:
+        median, p90 = float(row[-2]), float(row[-1])
+    else:
 
-    async def at(rank: int) -> float:
-        value = await session.scalar(
-            select(seconds)
-            .select_from(Ticket)
-            .where(*where)
-            .order_by(seconds)
-            .limit(1)
-            .offset(rank)
-        )
-        return float(value or 0.0)
+        async def at(rank: int) -> float:
+            value = await session.scalar(
+                select(seconds)
+                .select_from(Ticket)
+                .where(*where)
+                .order_by(seconds)
+                .limit(1)
+                .offset(rank)
+            )
+            return float(value or 0.0)
 
-    # Nearest-rank percentiles: the same definition on both databases.
-    median = await at((count - 1) // 2)
-    p90 = await at(max(0, -(-count * 9 // 10) - 1))
-    return Durations(count, round(median, 3), round(p90, 3))
+        # Nearest rank, as on PostgreSQL: the ceil(p * n)-th value.
+        median = await at((count - 1) // 2)
+        p90 = await at(max(0, -(-count * 9 // 10) - 1))
+    return Durations(count, round(median, 3), round(p90, 3)), sums
+
+
+async def _per_hour(
+    session: AsyncSession, flt: ReportFilter, zone: ZoneInfo, column: Any
+) -> dict[tuple[str, int, int], int]:
+    """Tickets per local ``(day, weekday, hour)`` whose ``column`` falls in the period: one
+    group per hour (at most 24 a day), so one cheap expression per row and few groups."""
+    hour = local_time(session, column, zone, flt.start).hour_start
+    rows = await session.execute(
+        select(hour, func.count()).where(*flt.conditions(), flt.within(column)).group_by(hour)
+    )
+    return {local_hour(at): int(n) for at, n in rows.all()}
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -162,66 +206,46 @@ async def summary(session: AsyncSession, flt: ReportFilter, zone: ZoneInfo) -> S
         return int(total or 0)
 
     received = await count(flt.within(Ticket.created_at))
-    resolved = await count(flt.within(Ticket.resolved_at))
     escalated = await count(flt.within(Ticket.escalated_at))
-    by_bot = await count(flt.within(Ticket.resolved_at), Ticket.resolved_by_bot.is_(True))
-    reopened = int(
-        await session.scalar(
-            select(func.count())
-            .select_from(TicketEvent)
-            .join(Ticket, Ticket.id == TicketEvent.ticket_id)
-            .where(
-                *base,
-                TicketEvent.kind == EventKind.REOPENED.value,
-                flt.within(TicketEvent.created_at),
-            )
-        )
-        or 0
+    # Reopens, survey scores and sends are counted on their own tables; the tickets are joined
+    # only when a filter asks about them (a join over a million tickets costs more than all).
+    reopens = (
+        select(func.count())
+        .select_from(TicketEvent)
+        .where(TicketEvent.kind == EventKind.REOPENED.value, flt.within(TicketEvent.created_at))
     )
-    first = await _durations(
+    scored = select(Survey.score, func.count()).where(
+        Survey.score.is_not(None), flt.within(Survey.answered_at)
+    )
+    sends = select(func.count()).select_from(Survey).where(flt.within(Survey.due_at))
+    if base:
+        reopens = reopens.join(Ticket, Ticket.id == TicketEvent.ticket_id).where(*base)
+        scored = scored.join(Ticket, Ticket.id == Survey.ticket_id).where(*base)
+        sends = sends.join(Ticket, Ticket.id == Survey.ticket_id).where(*base)
+    reopened = int(await session.scalar(reopens) or 0)
+    first, (on_time,) = await _step(
         session,
         _seconds(session, Ticket.first_response_at, Ticket.created_at),
         [*base, flt.within(Ticket.first_response_at)],
+        Ticket.first_response_at <= Ticket.first_response_due_at,
     )
-    resolution = await _durations(
+    resolution, (by_bot,) = await _step(
         session,
         _seconds(session, Ticket.resolved_at, Ticket.created_at),
         [*base, flt.within(Ticket.resolved_at)],
+        Ticket.resolved_by_bot.is_(True),
     )
-    on_time = await count(
-        flt.within(Ticket.first_response_at),
-        Ticket.first_response_at <= Ticket.first_response_due_at,
-    )
-    scores = await session.execute(
-        select(Survey.score, func.count())
-        .join(Ticket, Ticket.id == Survey.ticket_id)
-        .where(*base, Survey.score.is_not(None), flt.within(Survey.answered_at))
-        .group_by(Survey.score)
-    )
+    resolved = resolution.count
+    scores = await session.execute(scored.group_by(Survey.score))
     counts = {int(score): int(n) for score, n in scores.all() if score is not None}
     answered = sum(counts.values())
-    mean = await session.scalar(
-        select(func.avg(cast(Survey.score, Float)))
-        .join(Ticket, Ticket.id == Survey.ticket_id)
-        .where(*base, Survey.score.is_not(None), flt.within(Survey.answered_at))
-    )
-    sent = int(
-        await session.scalar(
-            select(func.count())
-            .select_from(Survey)
-            .join(Ticket, Ticket.id == Survey.ticket_id)
-            .where(*base, flt.within(Survey.due_at))
-        )
-        or 0
-    )
+    # The mean of the scores, from the database's count of each score.
+    mean = sum(score * n for score, n in counts.items()) / answered if answered else None
+    sent = int(await session.scalar(sends) or 0)
     low = sum(n for score, n in counts.items() if score <= 2)
-    hour = local_time(session, Ticket.created_at, zone, flt.start).hour
-    hours = await session.execute(
-        select(hour, func.count())
-        .select_from(Ticket)
-        .where(*base, flt.within(Ticket.created_at))
-        .group_by(hour)
-    )
+    hours: Counter[int] = Counter()
+    for (_, _, hour), n in (await _per_hour(session, flt, zone, Ticket.created_at)).items():
+        hours[hour] += n
     return Summary(
         received=received,
         resolved=resolved,
@@ -236,7 +260,7 @@ async def summary(session: AsyncSession, flt: ReportFilter, zone: ZoneInfo) -> S
         satisfaction_counts=counts,
         survey_response_rate=_rate(answered, sent),
         low_score_share=_rate(low, answered),
-        busiest_hours={int(h): int(n) for h, n in hours.all()},
+        busiest_hours=dict(sorted(hours.items())),
     )
 
 
@@ -246,13 +270,17 @@ async def satisfaction_by_category(
     """``(category_id, answers, share of 4-5 stars)`` per category, lowest share first; the
     procedure reviews any type whose satisfaction is under 80%."""
     satisfied = func.sum(case((Survey.score >= 4, 1), else_=0))
-    rows = await session.execute(
-        select(Ticket.category_id, func.count(), cast(satisfied, Float) / func.count())
-        .join(Survey, Survey.ticket_id == Ticket.id)
-        .where(*flt.conditions(), Survey.score.is_not(None), flt.within(Survey.answered_at))
-        .group_by(Ticket.category_id)
-        .order_by(literal_column("3"))
+    # The category is looked up per answered survey (a primary-key probe each) rather than
+    # joined: PostgreSQL would otherwise hash-join the whole tickets table for one month.
+    category = (
+        select(Ticket.category_id).where(Ticket.id == Survey.ticket_id).scalar_subquery()
+    ).label("category")
+    query = select(category, func.count(), cast(satisfied, Float) / func.count()).where(
+        Survey.score.is_not(None), flt.within(Survey.answered_at)
     )
+    if flt.conditions():
+        query = query.where(exists().where(Ticket.id == Survey.ticket_id, *flt.conditions()))
+    rows = await session.execute(query.group_by(category).order_by(literal_column("3")))
     return [(c, int(n), round(float(share), 4)) for c, n, share in rows.all()]
 
 
@@ -285,39 +313,35 @@ async def charts(session: AsyncSession, flt: ReportFilter, zone: ZoneInfo) -> Ch
     """Trend per day, distributions and the busy-hours heat map of the period."""
     base = flt.conditions()
 
-    async def per_day(column: Any) -> dict[str, int]:
-        day = local_time(session, column, zone, flt.start).day
-        rows = await session.execute(
-            select(day, func.count()).where(*base, flt.within(column)).group_by(day)
-        )
-        return {str(d): int(n) for d, n in rows.all()}
+    def spread(counted: dict[Any, int]) -> list[tuple[Any, int]]:
+        # Most first; ties by key, the uncategorised (None) last.
+        return sorted(counted.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or 0))
 
-    async def spread(column: Any) -> list[tuple[Any, int]]:
-        rows = await session.execute(
-            select(column, func.count())
-            .where(*base, flt.within(Ticket.created_at))
-            .group_by(column)
-            .order_by(func.count().desc(), column.is_(None), column)  # NULLs last on both
-        )
-        return [(value, int(n)) for value, n in rows.all()]
-
-    received = await per_day(Ticket.created_at)
-    resolved = await per_day(Ticket.resolved_at)
-    local = local_time(session, Ticket.created_at, zone, flt.start)
-    cells = await session.execute(
-        select(local.weekday, local.hour, func.count())
-        .where(*base, flt.within(Ticket.created_at))
-        .group_by(local.weekday, local.hour)
-    )
+    # Two passes over the period's tickets: by local hour (the trend's received line and the
+    # heat map), and by category, need type, channel and priority (the distributions). The
+    # database groups; Python only adds up the few hundred groups.
+    received: Counter[str] = Counter()
     heatmap = [[0] * 24 for _ in range(7)]
-    for weekday, hour, n in cells.all():
-        heatmap[int(weekday)][int(hour)] = int(n)
+    for (day, weekday, hour), n in (await _per_hour(session, flt, zone, Ticket.created_at)).items():
+        received[day] += n
+        heatmap[weekday][hour] += n
+    kinds = (Ticket.category_id, Ticket.need_type, Ticket.channel, Ticket.priority)
+    spreads: list[Counter[Any]] = [Counter() for _ in kinds]
+    groups = await session.execute(
+        select(*kinds, func.count()).where(*base, flt.within(Ticket.created_at)).group_by(*kinds)
+    )
+    for *keys, n in groups.all():
+        for counter, key in zip(spreads, keys, strict=True):
+            counter[key] += int(n)
+    resolved: Counter[str] = Counter()
+    for (day, _, _), n in (await _per_hour(session, flt, zone, Ticket.resolved_at)).items():
+        resolved[day] += n
     return Charts(
         days=[(d, received.get(d, 0), resolved.get(d, 0)) for d in period_days(flt, zone)],
-        by_category=await spread(Ticket.category_id),
-        by_need_type=await spread(Ticket.need_type),
-        by_channel=await spread(Ticket.channel),
-        by_priority=await spread(Ticket.priority),
+        by_category=spread(spreads[0]),
+        by_need_type=spread(spreads[1]),
+        by_channel=spread(spreads[2]),
+        by_priority=spread(spreads[3]),
         heatmap=heatmap,
     )
 

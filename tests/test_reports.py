@@ -219,3 +219,22 @@ async def test_every_chart_figure_is_as_long_as_its_drill_down(store: Store) -> 
         assert len(await _numbers(store, MONTH, Drill(weekday=0, hour=hour))) == count
     for score, count in figures.satisfaction_counts.items():
         assert len(await _numbers(store, MONTH, Drill(figure=Figure.RATED, score=score))) == count
+
+
+async def test_a_ticket_filter_reaches_reopens_surveys_and_categories(store: Store) -> None:
+    """With a filter on tickets, reopens and surveys are counted through their tickets."""
+    await history(store)
+    webchat = ReportFilter(start=MONTH.start, end=MONTH.end, channel="webchat")
+    repair = ReportFilter(start=MONTH.start, end=MONTH.end, category_id=1)
+    async with store.read() as session:
+        everything = await summary(session, webchat, SHANGHAI)  # every ticket is web chat
+        only_repair = await summary(session, repair, SHANGHAI)
+        categories = await satisfaction_by_category(session, repair)
+    assert (everything.reopened, everything.satisfaction_counts) == (1, {5: 1, 4: 1, 2: 1, 1: 1})
+    assert everything.survey_response_rate == 0.8
+    # Repair holds the odd tickets: 2 (score 4), 4 (score 1), 6 (reopened); no unanswered survey.
+    assert (only_repair.received, only_repair.reopened) == (5, 1)
+    assert only_repair.satisfaction_counts == {4: 1, 1: 1}
+    assert only_repair.satisfaction_mean == 2.5
+    assert only_repair.survey_response_rate == 1.0
+    assert categories == [(1, 2, 0.5)]

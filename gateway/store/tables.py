@@ -169,7 +169,8 @@ class Ticket(Base):
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
-    escalated_at: Mapped[datetime | None]
+    # Indexed for reports, which count tickets by when each step happened.
+    escalated_at: Mapped[datetime | None] = mapped_column(index=True)
     resolved_by_bot: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime]
@@ -195,6 +196,9 @@ class Ticket(Base):
         Index("ix_tickets_queue", "status", "channel", "updated_at", "id"),
         # The unfiltered first page and the console's "changed since" poll.
         Index("ix_tickets_updated", "updated_at", "id"),
+        # Reports: each step of the period read from the index alone (count, duration, SLA).
+        Index("ix_tickets_responded", "first_response_at", "created_at", "first_response_due_at"),
+        Index("ix_tickets_resolved", "resolved_at", "created_at", "resolved_by_bot"),
     )
 
 
@@ -231,6 +235,9 @@ class TicketEvent(Base):
     actor_id: Mapped[int | None]
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+    # Reports count reopens (one kind) by when they happened.
+    __table_args__ = (Index("ix_ticket_events_kind_created", "kind", "created_at"),)
 
 
 class OutboxRow(Base):
@@ -331,10 +338,11 @@ class Survey(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), unique=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
     channel: Mapped[str] = mapped_column(String(20))
-    due_at: Mapped[datetime]
+    due_at: Mapped[datetime] = mapped_column(index=True)
     """When it may go out (after the delay, outside the contact's quiet hours)."""
     sent_at: Mapped[datetime | None]
     score: Mapped[int | None]
     comment: Mapped[str | None] = mapped_column(Text)
-    answered_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None] = mapped_column(index=True)
+    """Indexed for reports: satisfaction is counted by when the answer came."""
     created_at: Mapped[datetime]
