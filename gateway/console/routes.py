@@ -24,6 +24,8 @@ ASSETS = {
     "admin.js": "text/javascript",
     "kb.js": "text/javascript",
     "admin.css": "text/css",
+    "reports.js": "text/javascript",
+    "reports.css": "text/css",
 }
 # Defence in depth behind textContent: no inline script and no foreign origin can run, so even a
 # rendering bug could not execute a customer's markup (CSP Level 3, https://www.w3.org/TR/CSP3/).

@@ -577,7 +577,7 @@
   /* The hook other pages use (admin.js, kb.js, reports.js): each builds its own view and a nav
    * button with data-go="name"; show(name) switches to it (their CSS hides the others). */
   window.GW_CONSOLE = { api: api, t: t, el: el, clear: clear, toast: toast, failed: failed, show: show,
-    me: function () { return state.me; } };
+    openTicket: openTicket, me: function () { return state.me; } };
   $("page-nav").addEventListener("click", function (e) { if (e.target.dataset.go) show(e.target.dataset.go); });
 
   /* ---------- start ---------- */
