@@ -92,6 +92,12 @@ async def test_admin_sets_up_the_directory_and_an_agent_uses_the_canned_response
     canned_row = admin.locator(f'#admin-canned tr[data-shortcut="{SHORTCUT}"]')
     await expect(canned_row).to_contain_text(TITLE)
     await admin.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
+    # The page follows the language switch, its tables included.
+    await admin.select_option("#lang", "en")
+    await expect(admin.locator("#admin-view h2").first).to_have_text("Teams")
+    await expect(li_row).to_contain_text("Agent")
+    await expect(admin.locator('#page-nav [data-go="desk"]')).to_have_text("Tickets")
+    await admin.select_option("#lang", "zh-CN")
 
     async with store.read() as session:
         team = (await session.scalars(select(Team).where(Team.name == TEAM))).one()
