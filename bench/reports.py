@@ -35,11 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import func, select, text
 
 from bench.common import fresh_database, write_results
+from gateway.report_drilldown import Drill, drill_conditions
 from gateway.reports import (
-    Drill,
     ReportFilter,
     charts,
-    drill_conditions,
     satisfaction_by_category,
     summary,
 )

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,9 +27,10 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from gateway.models import EventKind
-from gateway.store.tables import Survey, Ticket, TicketEvent
+from gateway.store.tables import KBMiss, Survey, Ticket, TicketEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +83,10 @@ class Summary:
     resolution: Durations
     first_response_sla: float | None
     """Share of first responses given in the period that met their target."""
+    resolution_sla: float | None
+    """Share of the period's resolutions that met their (pause-adjusted) target."""
+    updates_late: int
+    """Tickets the SLA sweep reminded in the period: no progress update for 24 hours."""
     satisfaction_mean: float | None
     satisfaction_counts: dict[int, int] = field(default_factory=dict)
     survey_response_rate: float | None = None
@@ -229,12 +233,19 @@ async def summary(session: AsyncSession, flt: ReportFilter, zone: ZoneInfo) -> S
         [*base, flt.within(Ticket.first_response_at)],
         Ticket.first_response_at <= Ticket.first_response_due_at,
     )
-    resolution, (by_bot,) = await _step(
+    resolution, (by_bot, resolved_on_time) = await _step(
         session,
         _seconds(session, Ticket.resolved_at, Ticket.created_at),
         [*base, flt.within(Ticket.resolved_at)],
         Ticket.resolved_by_bot.is_(True),
+        Ticket.resolved_at <= Ticket.resolution_due_at,
     )
+    reminded = select(func.count(func.distinct(TicketEvent.ticket_id))).where(
+        TicketEvent.kind == EventKind.UPDATE_REMINDER.value, flt.within(TicketEvent.created_at)
+    )
+    if base:
+        reminded = reminded.join(Ticket, Ticket.id == TicketEvent.ticket_id).where(*base)
+    updates_late = int(await session.scalar(reminded) or 0)
     resolved = resolution.count
     scores = await session.execute(scored.group_by(Survey.score))
     counts = {int(score): int(n) for score, n in scores.all() if score is not None}
@@ -256,6 +267,8 @@ async def summary(session: AsyncSession, flt: ReportFilter, zone: ZoneInfo) -> S
         first_response=first,
         resolution=resolution,
         first_response_sla=_rate(on_time, first.count),
+        resolution_sla=_rate(resolved_on_time, resolved),
+        updates_late=updates_late,
         satisfaction_mean=round(float(mean), 3) if mean is not None else None,
         satisfaction_counts=counts,
         survey_response_rate=_rate(answered, sent),
@@ -282,6 +295,53 @@ async def satisfaction_by_category(
         query = query.where(exists().where(Ticket.id == Survey.ticket_id, *flt.conditions()))
     rows = await session.execute(query.group_by(category).order_by(literal_column("3")))
     return [(c, int(n), round(float(share), 4)) for c, n, share in rows.all()]
+
+
+_STATUS_CHANGES = (EventKind.STATUS.value, EventKind.REOPENED.value)
+
+
+async def time_in_status(session: AsyncSession, flt: ReportFilter) -> list[tuple[str, int, float]]:
+    """``(status, times left, mean seconds spent in it)`` for every status tickets left during
+    the period. A status change records the status it ends (``old_value``); the time spent is
+    back to the ticket's previous change, or to its creation."""
+    change = aliased(TicketEvent)
+    before = (
+        select(func.max(change.created_at))
+        .where(
+            change.ticket_id == TicketEvent.ticket_id,
+            change.kind.in_((EventKind.CREATED.value, *_STATUS_CHANGES)),
+            change.created_at < TicketEvent.created_at,
+        )
+        .scalar_subquery()
+    )
+    spent = _seconds(session, TicketEvent.created_at, before)
+    query = select(TicketEvent.old_value, func.count(), func.avg(spent)).where(
+        TicketEvent.kind.in_(_STATUS_CHANGES),
+        TicketEvent.old_value.is_not(None),
+        flt.within(TicketEvent.created_at),
+        before.is_not(None),
+    )
+    if flt.conditions():
+        query = query.join(Ticket, Ticket.id == TicketEvent.ticket_id).where(*flt.conditions())
+    rows = await session.execute(
+        query.group_by(TicketEvent.old_value).order_by(TicketEvent.old_value)
+    )
+    return [(str(status), int(n), round(float(mean), 3)) for status, n, mean in rows.all()]
+
+
+async def frequent_misses(
+    session: AsyncSession, flt: ReportFilter, *, limit: int = 10
+) -> list[tuple[str, str, str, int]]:
+    """``(kind, question, entry_id, times asked)`` of the questions the bot could not answer or
+    whose answer did not help, seen in the period, most asked first (the count is all-time: the
+    knowledge base keeps one row per question). Ticket filters do not apply."""
+    rows = await session.execute(
+        select(KBMiss.kind, KBMiss.question, KBMiss.entry_id, KBMiss.count)
+        .where(flt.within(KBMiss.last_seen))
+        .order_by(KBMiss.count.desc(), KBMiss.id)
+        .limit(limit)
+    )
+    return [(str(k), str(q), str(e), int(n)) for k, q, e, n in rows.all()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,94 +404,3 @@ async def charts(session: AsyncSession, flt: ReportFilter, zone: ZoneInfo) -> Ch
         by_priority=spread(spreads[3]),
         heatmap=heatmap,
     )
-
-
-class Figure(StrEnum):
-    """A figure of the report whose tickets can be listed (the drill-down)."""
-
-    RECEIVED = "received"
-    RESOLVED = "resolved"
-    RESOLVED_BY_BOT = "resolved_by_bot"
-    ESCALATED = "escalated"
-    REOPENED = "reopened"
-    RESPONDED = "responded"
-    """Given their first response in the period."""
-    LATE = "first_response_late"
-    """First response given in the period, after its target."""
-    RATED = "rated"
-    """Survey answered in the period."""
-
-
-@dataclass(frozen=True, slots=True)
-class Drill:
-    """Which tickets are behind a figure: the figure, then the slice of a chart."""
-
-    figure: Figure = Figure.RECEIVED
-    day: str | None = None
-    """A local day ``YYYY-MM-DD`` (a point of the trend)."""
-    weekday: int | None = None
-    """0 = Monday (a row of the heat map)."""
-    hour: int | None = None
-    """A local hour (a column of the heat map)."""
-    score: int | None = None
-    """Only surveys with this score (``rated``)."""
-    low_score: bool = False
-    """Only surveys scored 2 or less (``rated``)."""
-    uncategorised: bool = False
-
-
-_TIMED: dict[Figure, Any] = {
-    Figure.RECEIVED: Ticket.created_at,
-    Figure.RESOLVED: Ticket.resolved_at,
-    Figure.RESOLVED_BY_BOT: Ticket.resolved_at,
-    Figure.ESCALATED: Ticket.escalated_at,
-    Figure.RESPONDED: Ticket.first_response_at,
-    Figure.LATE: Ticket.first_response_at,
-}
-
-
-def drill_conditions(
-    session: AsyncSession, flt: ReportFilter, zone: ZoneInfo, drill: Drill
-) -> list[ColumnElement[bool]]:
-    """The ``WHERE`` of the tickets behind a figure: the same expressions that counted it, so
-    the list is exactly as long as the figure (a reopened ticket is listed once however often
-    it was reopened)."""
-    found = flt.conditions()
-    if drill.uncategorised:
-        found.append(Ticket.category_id.is_(None))
-
-    def timed(column: Any) -> list[ColumnElement[bool]]:
-        local = local_time(session, column, zone, flt.start)
-        where = [flt.within(column)]
-        if drill.day is not None:
-            where.append(local.day == drill.day)
-        if drill.weekday is not None:
-            where.append(local.weekday == drill.weekday)
-        if drill.hour is not None:
-            where.append(local.hour == drill.hour)
-        return where
-
-    if drill.figure is Figure.REOPENED:
-        found.append(
-            exists().where(
-                TicketEvent.ticket_id == Ticket.id,
-                TicketEvent.kind == EventKind.REOPENED.value,
-                *timed(TicketEvent.created_at),
-            )
-        )
-    elif drill.figure is Figure.RATED:
-        scored: list[ColumnElement[bool]] = [Survey.score.is_not(None)]
-        if drill.score is not None:
-            scored.append(Survey.score == drill.score)
-        if drill.low_score:
-            scored.append(Survey.score <= 2)
-        found.append(
-            exists().where(Survey.ticket_id == Ticket.id, *scored, *timed(Survey.answered_at))
-        )
-    else:
-        found += timed(_TIMED[drill.figure])
-        if drill.figure is Figure.RESOLVED_BY_BOT:
-            found.append(Ticket.resolved_by_bot.is_(True))
-        elif drill.figure is Figure.LATE:
-            found.append(Ticket.first_response_at > Ticket.first_response_due_at)
-    return found

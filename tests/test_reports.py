@@ -6,20 +6,33 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from gateway.report_drilldown import Drill, Figure, drill_conditions
 from gateway.reports import (
-    Drill,
-    Figure,
     ReportFilter,
     charts,
-    drill_conditions,
+    frequent_misses,
     satisfaction_by_category,
     summary,
+    time_in_status,
 )
 from gateway.store import Store
-from gateway.store.tables import Category, Contact, Survey, Ticket, TicketEvent
+from gateway.store.tables import Category, Contact, KBMiss, Survey, Ticket, TicketEvent
 from tests.factories import SHANGHAI
 
 DAY = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
+TEN = timedelta(minutes=10)
+DAY_SPAN = timedelta(days=1)
+
+
+def event(ticket_id: int, kind: str, old: str | None, new: str | None, at: datetime) -> TicketEvent:
+    return TicketEvent(
+        ticket_id=ticket_id,
+        kind=kind,
+        old_value=old,
+        new_value=new,
+        actor_type="system",
+        created_at=at,
+    )
 
 
 async def history(store: Store) -> None:
@@ -47,6 +60,7 @@ async def history(store: Store) -> None:
                 # first responses after 10, 20, ... 100 minutes; due after 60 minutes
                 first_response_at=created + timedelta(minutes=10 * (i + 1)),
                 first_response_due_at=created + timedelta(minutes=60),
+                resolution_due_at=created + timedelta(hours=8),
                 escalated_at=None if i < 2 else created,
                 resolved_at=created + timedelta(hours=2 * (i + 1)) if i < 6 else None,
             )
@@ -75,6 +89,24 @@ async def history(store: Store) -> None:
                         created_at=created,
                     )
                 )
+            if i < 2:  # status changes: new -> in progress after 10 (20) min; 0 resolved at 2 h
+                session.add_all(
+                    [
+                        event(ticket.id, "created", None, "new", created),
+                        event(ticket.id, "status", "new", "in_progress", created + (i + 1) * TEN),
+                    ]
+                )
+            if i == 0:
+                session.add(
+                    event(ticket.id, "status", "in_progress", "resolved", created + 12 * TEN)
+                )
+            if i in (6, 7):  # no progress update for 24 h: reminded (6 twice)
+                for n in range(1 if i == 7 else 2):
+                    session.add(
+                        event(
+                            ticket.id, "update_reminder", None, None, created + (n + 1) * DAY_SPAN
+                        )
+                    )
             if i == 5:
                 session.add(
                     TicketEvent(
@@ -84,6 +116,23 @@ async def history(store: Store) -> None:
                         created_at=created + timedelta(days=1),
                     )
                 )
+        # Questions the bot missed: two seen in November, one only in December.
+        for kind, question, entry, count, seen in (
+            ("unanswered", "怎么退货", "", 5, DAY),
+            ("not_helpful", "=cmd|' /C calc'!A0", "returns", 2, DAY + timedelta(days=3)),
+            ("unanswered", "old question", "", 9, DAY + timedelta(days=40)),
+        ):
+            session.add(
+                KBMiss(
+                    kind=kind,
+                    normalized=question,
+                    question=question,
+                    entry_id=entry,
+                    count=count,
+                    first_seen=seen,
+                    last_seen=seen,
+                )
+            )
         # A ticket outside the period counts nowhere.
         session.add(
             Ticket(
@@ -123,6 +172,21 @@ async def test_the_monthly_summary_has_the_exact_figures(store: Store) -> None:
     assert report.survey_response_rate == 0.8
     assert report.low_score_share == 0.5
     assert report.busiest_hours == {8 + i: 1 for i in range(10)}  # Shanghai local hours
+    assert report.resolution_sla == round(4 / 6, 4)  # 2, 4, 6, 8 h met the 8-hour target
+    assert report.updates_late == 2  # tickets 7 and 8, however often reminded
+
+
+async def test_time_in_each_status_and_the_questions_the_bot_missed(store: Store) -> None:
+    await history(store)
+    async with store.read() as session:
+        statuses = await time_in_status(session, MONTH)
+        misses = await frequent_misses(session, MONTH)
+    # "new" was left after 10 and 20 minutes; "in progress" once, after 2 h - 10 min.
+    assert statuses == [("in_progress", 1, 6600.0), ("new", 2, 900.0)]
+    assert misses == [
+        ("unanswered", "怎么退货", "", 5),
+        ("not_helpful", "=cmd|' /C calc'!A0", "returns", 2),
+    ]
 
 
 async def test_filters_and_satisfaction_by_category(store: Store) -> None:
@@ -198,6 +262,8 @@ async def test_the_drill_down_lists_the_tickets_behind_each_figure(store: Store)
         (Drill(weekday=1), []),
         (Drill(hour=17), _g(10)),
         (Drill(uncategorised=True), _g(1, 3, 5, 7, 9)),
+        (Drill(figure=Figure.RESOLUTION_LATE), _g(5, 6)),  # 10 and 12 h against 8
+        (Drill(figure=Figure.UPDATE_LATE), _g(7, 8)),
     ]
     for drill, expected in cases:
         assert await _numbers(store, MONTH, drill) == expected, drill

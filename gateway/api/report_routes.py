@@ -21,14 +21,14 @@ from gateway.api.schemas import TicketPage
 from gateway.api.ticket_routes import ticket_out
 from gateway.appkeys import SETTINGS, STORE
 from gateway.models import AgentRole, Channel, NeedType, Priority
+from gateway.report_drilldown import Drill, Figure, drill_conditions
 from gateway.reports import (
-    Drill,
-    Figure,
     ReportFilter,
     charts,
-    drill_conditions,
+    frequent_misses,
     satisfaction_by_category,
     summary,
+    time_in_status,
 )
 from gateway.store.tables import Contact, Ticket
 
@@ -109,7 +109,7 @@ class DrillQuery(DrillFilter):
 
 
 class ExportQuery(DrillFilter):
-    report: Literal["summary", "tickets"] = "summary"
+    report: Literal["summary", "charts", "tickets"] = "summary"
     """``tickets``: the tickets behind ``figure`` (by default those received in the period)."""
     format: Literal["csv", "xlsx"] = "csv"
 
@@ -128,6 +128,21 @@ class CategorySatisfaction(BaseModel):
     """Under 80% satisfied: the procedure asks for a root-cause review."""
 
 
+class StatusTime(BaseModel):
+    status: str
+    left: int
+    """How many times tickets left this status in the period."""
+    mean_seconds: float
+
+
+class MissOut(BaseModel):
+    kind: str
+    """``unanswered`` (the bot could not answer) or ``not_helpful`` (its answer did not help)."""
+    question: str
+    entry_id: str
+    count: int
+
+
 class SummaryOut(BaseModel):
     received: int
     resolved: int
@@ -138,12 +153,16 @@ class SummaryOut(BaseModel):
     first_response: DurationsOut
     resolution: DurationsOut
     first_response_sla: float | None
+    resolution_sla: float | None
+    updates_late: int
     satisfaction_mean: float | None
     satisfaction_counts: dict[int, int]
     survey_response_rate: float | None
     low_score_share: float | None
     busiest_hours: dict[int, int]
     categories: list[CategorySatisfaction]
+    status_times: list[StatusTime]
+    kb_misses: list[MissOut]
 
 
 class Count(BaseModel):
@@ -189,9 +208,17 @@ async def _summary(request: web.Request, query: ReportQuery) -> SummaryOut:
     async with request.app[STORE].read() as session:
         figures = await summary(session, flt, request.app[SETTINGS].zone)
         categories = await satisfaction_by_category(session, flt)
+        statuses = await time_in_status(session, flt)
+        misses = await frequent_misses(session, flt)
     return SummaryOut.model_validate(
         {
             **dataclasses.asdict(figures),
+            "status_times": [
+                {"status": st, "left": n, "mean_seconds": mean} for st, n, mean in statuses
+            ],
+            "kb_misses": [
+                {"kind": k, "question": q, "entry_id": e, "count": n} for k, q, e, n in misses
+            ],
             "categories": [
                 {"category_id": c, "answers": n, "satisfied_share": s, "below_target": s < 0.8}
                 for c, n, s in categories
@@ -222,14 +249,17 @@ async def report_summary(request: web.Request) -> web.Response:
     response=ChartsOut,
 )
 async def report_charts(request: web.Request) -> web.Response:
-    query = parse_query(request, ReportQuery)
+    return respond(await _charts(request, parse_query(request, ReportQuery)))
+
+
+async def _charts(request: web.Request, query: ReportQuery) -> ChartsOut:
     async with request.app[STORE].read() as session:
         found = await charts(session, _filter(request, query), request.app[SETTINGS].zone)
 
     def counts(rows: list[tuple[Any, int]]) -> list[Count]:
         return [Count(key=None if k is None else str(k), count=n) for k, n in rows]
 
-    out = ChartsOut(
+    return ChartsOut(
         days=[DayOut(day=date.fromisoformat(d), received=r, resolved=s) for d, r, s in found.days],
         by_category=counts(found.by_category),
         by_need_type=counts(found.by_need_type),
@@ -237,7 +267,6 @@ async def report_charts(request: web.Request) -> web.Response:
         by_priority=counts(found.by_priority),
         heatmap=found.heatmap,
     )
-    return respond(out)
 
 
 @api.route(
@@ -279,6 +308,8 @@ def _summary_rows(report: SummaryOut) -> list[tuple[str, Any]]:
             "resolved_by_bot",
             "deflection_rate",
             "first_response_sla",
+            "resolution_sla",
+            "updates_late",
             "satisfaction_mean",
             "survey_response_rate",
             "low_score_share",
@@ -292,6 +323,23 @@ def _summary_rows(report: SummaryOut) -> list[tuple[str, Any]]:
         ]
     rows += [(f"score_{s}", n) for s, n in sorted(report.satisfaction_counts.items())]
     rows += [(f"hour_{h:02d}", n) for h, n in sorted(report.busiest_hours.items())]
+    rows += [
+        (f"category_{c.category_id}_satisfied_share", c.satisfied_share) for c in report.categories
+    ]
+    rows += [(f"time_in_{t.status}_mean_seconds", t.mean_seconds) for t in report.status_times]
+    rows += [(f"kb_{m.kind}: {m.question}", m.count) for m in report.kb_misses]
+    return rows
+
+
+def _chart_rows(found: ChartsOut) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    for day in found.days:
+        rows += [["received", day.day.isoformat(), day.received]]
+        rows += [["resolved", day.day.isoformat(), day.resolved]]
+    for name in ("by_category", "by_need_type", "by_channel", "by_priority"):
+        rows += [[name, c.key, c.count] for c in getattr(found, name)]
+    for weekday, hours in enumerate(found.heatmap):
+        rows += [["weekday_hour", f"{weekday}-{hour:02d}", n] for hour, n in enumerate(hours)]
     return rows
 
 
@@ -315,9 +363,16 @@ async def _ticket_rows(
             ]
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        # Customers write names, subjects and questions: one starting like a formula would run
+        # as one in the spreadsheet (OWASP "CSV injection"); a leading quote keeps it text.
+        return "'" + value
     return "" if value is None else value
 
 
@@ -332,11 +387,12 @@ async def export(request: web.Request) -> web.StreamResponse:
     query = parse_query(request, ExportQuery)
     flt = _filter(request, query)
     name = f"{query.report}-{query.start}-{query.end}.{query.format}"
+    rows: Iterable[list[Any]] | AsyncIterator[list[Any]]
     if query.report == "summary":
         header: list[str] = ["figure", "value"]
-        rows: Iterable[list[Any]] | AsyncIterator[list[Any]] = [
-            [k, v] for k, v in _summary_rows(await _summary(request, query))
-        ]
+        rows = [[k, v] for k, v in _summary_rows(await _summary(request, query))]
+    elif query.report == "charts":
+        header, rows = ["chart", "key", "value"], _chart_rows(await _charts(request, query))
     else:
         header, rows = list(TICKET_COLUMNS), _ticket_rows(request, flt, query.drill())
     if query.format == "xlsx":

@@ -198,7 +198,13 @@ class Ticket(Base):
         Index("ix_tickets_updated", "updated_at", "id"),
         # Reports: each step of the period read from the index alone (count, duration, SLA).
         Index("ix_tickets_responded", "first_response_at", "created_at", "first_response_due_at"),
-        Index("ix_tickets_resolved", "resolved_at", "created_at", "resolved_by_bot"),
+        Index(
+            "ix_tickets_resolved",
+            "resolved_at",
+            "created_at",
+            "resolved_by_bot",
+            "resolution_due_at",
+        ),
     )
 
 

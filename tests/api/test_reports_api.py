@@ -7,8 +7,11 @@ import csv
 import io
 
 from openpyxl import load_workbook
+from sqlalchemy import update
 
+from gateway.api.report_routes import TICKET_COLUMNS
 from gateway.models import AgentRole
+from gateway.store.tables import Contact
 from tests.api.conftest import Desk
 from tests.test_reports import history
 
@@ -116,3 +119,49 @@ async def test_drill_down_and_charts_are_for_supervisors_and_check_their_input(
     for bad, field in (("hour=24", "hour"), ("weekday=7", "weekday"), ("figure=x", "figure")):
         response = await boss.get(f"/api/v1/reports/tickets?{PERIOD}&{bad}")
         assert (response.status, (await response.json())["field"]) == (400, field)
+
+
+async def test_status_times_misses_and_chart_exports_agree_with_the_json(desk: Desk) -> None:
+    await history(desk.store)
+    boss = await desk.login("boss@shop.test", AgentRole.SUPERVISOR)
+    report = await (await boss.get(f"/api/v1/reports/summary?{PERIOD}")).json()
+    assert report["status_times"] == [
+        {"status": "in_progress", "left": 1, "mean_seconds": 6600.0},
+        {"status": "new", "left": 2, "mean_seconds": 900.0},
+    ]
+    assert [m["count"] for m in report["kb_misses"]] == [5, 2]
+    assert (report["resolution_sla"], report["updates_late"]) == (round(4 / 6, 4), 2)
+
+    raw = await (await boss.get(f"/api/v1/reports/export?{PERIOD}&report=summary")).read()
+    figures = dict(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert figures["time_in_new_mean_seconds"] == "900.0"
+    assert figures["kb_unanswered: 怎么退货"] == "5"
+    assert figures["updates_late"] == "2"
+
+    found = await (await boss.get(f"/api/v1/reports/charts?{PERIOD}")).json()
+    xlsx = await boss.get(f"/api/v1/reports/export?{PERIOD}&report=charts&format=xlsx")
+    sheet = load_workbook(io.BytesIO(await xlsx.read())).active
+    assert sheet is not None
+    rows = list(sheet.iter_rows(min_row=2, values_only=True))
+    assert ("received", "2026-11-02", 10) in rows
+    assert ("weekday_hour", "0-08", found["heatmap"][0][8]) in rows
+    assert sum(int(str(r[2])) for r in rows if r[0] == "by_channel") == 10
+
+
+async def test_text_that_looks_like_a_formula_exports_as_text(desk: Desk) -> None:
+    """Regression: a customer named "=HYPERLINK(...)" became a live formula in the XLSX."""
+    await history(desk.store)
+    name = '=HYPERLINK("http://evil.test","click")'
+    async with desk.store.write() as session:
+        await session.execute(update(Contact).values(name=name))
+    boss = await desk.login("boss@shop.test", AgentRole.SUPERVISOR)
+    tickets = f"{PERIOD}&report=tickets"
+    xlsx = await boss.get(f"/api/v1/reports/export?{tickets}&format=xlsx")
+    sheet = load_workbook(io.BytesIO(await xlsx.read())).active
+    assert sheet is not None
+    column = TICKET_COLUMNS.index("contact") + 1
+    cell = sheet.cell(row=2, column=column)
+    assert (cell.value, cell.data_type) == ("'" + name, "s")
+    raw = await (await boss.get(f"/api/v1/reports/export?{tickets}")).read()
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert {r["contact"] for r in rows} == {"'" + name}

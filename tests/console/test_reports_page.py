@@ -18,7 +18,7 @@ from gateway.app import create_app
 from gateway.appkeys import STORE
 from gateway.models import AgentRole
 from gateway.store import Store
-from gateway.store.tables import Category, Contact, Survey, Ticket
+from gateway.store.tables import Category, Contact, KBMiss, Survey, Ticket, TicketEvent
 from tests.api.conftest import add_agent
 from tests.chromium import ARTIFACTS
 from tests.conftest import make_settings
@@ -32,6 +32,7 @@ PAYLOAD = '<img src=x onerror="alert(1);window.__xss=1">'
 CHANNELS = ("webchat", "email", "telegram")
 NEEDS = ("inquiry", "complaint", "repair", "suggestion")
 # Scores cycled per category: repair 90% satisfied, logistics 50% (under target), payload 100%.
+STEPS = ((None, "new", 0), ("new", "in_progress", 30), ("in_progress", "resolved", 180))
 SCORES = {"repair": (5, 4, 5, 4, 5, 4, 5, 4, 5, 2), "logistics": (5, 2, 1, 4), "payload": (4, 5)}
 
 
@@ -93,6 +94,22 @@ async def generate(store: Store) -> History:
                 )
                 session.add(ticket)
                 await session.flush()
+                # new -> in progress at the first response -> resolved three hours in
+                for old, new, after in (
+                    (None, "new", 0),
+                    ("new", "in_progress", 30),
+                    ("in_progress", "resolved", 180),
+                ):
+                    session.add(
+                        TicketEvent(
+                            ticket_id=ticket.id,
+                            kind="status" if old else "created",
+                            old_value=old,
+                            new_value=new,
+                            actor_type="system",
+                            created_at=created + timedelta(minutes=after),
+                        )
+                    )
                 score = SCORES[kind][used[kind] % len(SCORES[kind])]
                 used[kind] += 1
                 session.add(
@@ -116,6 +133,17 @@ async def generate(store: Store) -> History:
                 found.rated.setdefault(kind, []).append(number)
                 found.rated_scores.setdefault(kind, []).append(score)
                 found.scores[score] += 1
+        session.add(
+            KBMiss(
+                kind="unanswered",
+                normalized="payload",
+                question=f"退货 {PAYLOAD}",
+                entry_id="",
+                count=3,
+                first_seen=datetime(2026, 11, 3, tzinfo=UTC),
+                last_seen=datetime(2026, 11, 4, tzinfo=UTC),
+            )
+        )
     return found
 
 
@@ -175,6 +203,12 @@ async def test_the_report_page_draws_the_month_and_drills_down(
     await expect(page.locator("#chart-category rect.bar")).to_have_count(3)
     await expect(page.locator("#chart-channel rect.bar")).to_have_count(3)
     await expect(page.locator("#chart-need rect.bar")).to_have_count(4)
+    # Time in each status (new 30 min, in progress 2.5 h) and the bot's misses, as text.
+    await expect(page.locator("#chart-status-time rect.bar")).to_have_count(2)
+    await expect(page.locator("#chart-status-time text.value").first).to_have_text(
+        f"2.5小时 · {history.total}"
+    )
+    await expect(page.locator("#chart-misses td.question")).to_have_text(f"退货 {PAYLOAD}")
     # The heat map: 7 x 24 cells holding every ticket where it came in.
     cells = page.locator("#chart-heatmap rect.cell")
     await expect(cells).to_have_count(7 * 24)

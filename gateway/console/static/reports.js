@@ -28,6 +28,10 @@
     "kpi.received": "受理", "kpi.resolved": "已解决", "kpi.reopened": "重新打开",
     "kpi.escalated": "转人工", "kpi.deflection": "机器人解决率", "kpi.first_response": "首次响应（中位 / P90）",
     "kpi.resolution": "解决时长（中位 / P90）", "kpi.sla": "首次响应达标率",
+    "kpi.resolution_sla": "解决达标率", "kpi.updates_late": "超 24 小时未更新进度",
+    "chart.status_time": "各状态平均停留时间", "chart.misses": "机器人未答上 / 答案无帮助的常见问题",
+    "miss.unanswered": "未答上", "miss.not_helpful": "无帮助", col_kind: "类型", col_question: "问题",
+    col_times: "次数", "figure.resolution_late": "解决超时", "figure.update_late": "进度更新超时",
     "kpi.satisfaction": "满意度均分", "kpi.response_rate": "回访回复率", "kpi.low_share": "差评占比（≤2 星）",
     "chart.trend": "每日受理与解决", "chart.satisfaction": "满意度分布",
     "chart.category_satisfaction": "各分类满意率（低于 80% 标红，需做根因分析）",
@@ -57,6 +61,12 @@
     "kpi.escalated": "Escalated", "kpi.deflection": "Resolved by the bot",
     "kpi.first_response": "First response (median / p90)",
     "kpi.resolution": "Resolution (median / p90)", "kpi.sla": "First response on time",
+    "kpi.resolution_sla": "Resolved on time", "kpi.updates_late": "No update for 24 h",
+    "chart.status_time": "Mean time in each status",
+    "chart.misses": "Questions the bot missed or answered unhelpfully",
+    "miss.unanswered": "unanswered", "miss.not_helpful": "not helpful", col_kind: "Kind",
+    col_question: "Question", col_times: "Times", "figure.resolution_late": "Resolved late",
+    "figure.update_late": "Progress update late",
     "kpi.satisfaction": "Mean satisfaction", "kpi.response_rate": "Survey response rate",
     "kpi.low_share": "Low scores (≤ 2 stars)",
     "chart.trend": "Received and resolved per day", "chart.satisfaction": "Satisfaction scores",
@@ -193,7 +203,9 @@
     grid.appendChild(figure("chart-need", "chart.need"));
     grid.appendChild(figure("chart-channel", "chart.channel"));
     grid.appendChild(figure("chart-priority", "chart.priority"));
+    grid.appendChild(figure("chart-status-time", "chart.status_time"));
     grid.appendChild(figure("chart-heatmap", "chart.heatmap", true));
+    grid.appendChild(figure("chart-misses", "chart.misses", true));
     view.appendChild(grid);
 
     var drill = el("section", "drill");
@@ -331,6 +343,8 @@
       ["first_response", span(s.first_response.median_seconds) + " / " + span(s.first_response.p90_seconds), { figure: "responded" }],
       ["resolution", span(s.resolution.median_seconds) + " / " + span(s.resolution.p90_seconds), { figure: "resolved" }],
       ["sla", pct(s.first_response_sla), { figure: "first_response_late" }],
+      ["resolution_sla", pct(s.resolution_sla), { figure: "resolution_late" }],
+      ["updates_late", String(s.updates_late), { figure: "update_late" }],
       ["satisfaction", s.satisfaction_mean === null ? "—" : s.satisfaction_mean.toFixed(2), { figure: "rated" }],
       ["response_rate", pct(s.survey_response_rate), { figure: "rated" }],
       ["low_share", pct(s.low_score_share), { figure: "rated", low_score: "true" }]
@@ -386,7 +400,7 @@
       chart.appendChild(svg("text", { x: L - 6, y: top + 16, class: "label", "text-anchor": "end" }, short(item.label, 12)));
       var bar = svg("rect", { x: L, y: top + 3, width: width, height: row - 8, rx: 3, class: "bar" + (item.cls ? " " + item.cls : ""), "data-key": item.key === null ? "" : item.key, "data-value": item.value });
       tip(bar, label);
-      chart.appendChild(clickable(bar, item.drill, label));
+      chart.appendChild(item.drill ? clickable(bar, item.drill, label) : bar);
       chart.appendChild(svg("text", { x: L + width + 4, y: top + 16, class: "value" }, item.shown));
     });
     if (opts.target) {
@@ -394,6 +408,25 @@
       chart.appendChild(svg("line", { x1: tx, x2: tx, y1: 0, y2: H, class: "target" }));
     }
     node.appendChild(chart);
+  }
+
+  /* The bot's misses: customers' own words, as text. */
+  function missTable(node, misses) {
+    if (!misses.length) { empty(node); return; }
+    var table = el("table", "grid misses");
+    var head = el("tr");
+    ["col_kind", "col_question", "col_times"].forEach(function (k) { head.appendChild(words("th", k)); });
+    table.appendChild(el("thead")).appendChild(head);
+    var body = table.appendChild(el("tbody"));
+    misses.forEach(function (m) {
+      var row = el("tr");
+      row.setAttribute("data-kind", m.kind);
+      row.appendChild(el("td", null, t("miss." + m.kind)));
+      row.appendChild(el("td", "question", m.question));
+      row.appendChild(el("td", null, String(m.count)));
+      body.appendChild(row);
+    });
+    node.appendChild(table);
   }
 
   /* Weekday rows by hour columns, darker where more tickets came in. */
@@ -451,6 +484,13 @@
       }));
     });
     heatmap(plot("chart-heatmap"), c.heatmap);
+    // Time in each status: no tickets to list behind a mean, so these bars do not drill.
+    var statusBars = s.status_times.map(function (x) {
+      return { key: x.status, label: t("status." + x.status), value: x.mean_seconds,
+        shown: span(x.mean_seconds) + " · " + x.left, drill: null };
+    });
+    barChart(plot("chart-status-time"), statusBars);
+    missTable(plot("chart-misses"), s.kb_misses);
     // Rows of the category satisfaction chart under target, marked for the page and for tests.
     $("chart-category-satisfaction").setAttribute("data-below-target",
       String(s.categories.filter(function (x) { return x.below_target; }).length));

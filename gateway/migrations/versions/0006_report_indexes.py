@@ -28,7 +28,9 @@ def upgrade() -> None:
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.create_index("ix_tickets_escalated_at", ["escalated_at"], unique=False)
         batch_op.create_index(
-            "ix_tickets_resolved", ["resolved_at", "created_at", "resolved_by_bot"], unique=False
+            "ix_tickets_resolved",
+            ["resolved_at", "created_at", "resolved_by_bot", "resolution_due_at"],
+            unique=False,
         )
         batch_op.create_index(
             "ix_tickets_responded",
