@@ -81,9 +81,18 @@ class ImapSession:
         if response.result != "OK":
             raise ImapError("STARTTLS refused")
         loop = asyncio.get_running_loop()
-        protocol.transport = await loop.start_tls(
-            protocol.transport, protocol, self._context(), server_hostname=self.settings.imap_host
-        )
+        plain = protocol.transport
+        try:
+            protocol.transport = await self._deadline(
+                loop.start_tls(
+                    plain, protocol, self._context(), server_hostname=self.settings.imap_host
+                )
+            )
+        except BaseException:
+            # An unverified server gets nothing more, not even a LOGOUT in the clear.
+            self.lost.set()
+            plain.close()
+            raise
         await self._deadline(protocol.capability())
 
     def _on_lost(self, _exc: Exception | None) -> None:
@@ -182,6 +191,9 @@ class ImapSession:
         if not self.lost.is_set():
             # Best effort on the way out: the server may already be gone.
             with contextlib.suppress(Exception):
+                if self.client.has_pending_idle():
+                    # RFC 2177: DONE ends IDLE; LOGOUT would otherwise wait for it in vain.
+                    self.client.idle_done()
                 await asyncio.wait_for(self.client.logout(), 2)
         transport = getattr(self.client.protocol, "transport", None)
         if transport is not None:

@@ -3,6 +3,7 @@
 Dovecot runs from ``/work/shared/peers/dovecot/start-dovecot.sh`` in a directory under
 ``/tmp/peers/run-<pid>-<rand>`` (mode 755: the mail processes run as uid 8 and must traverse
 it; pytest's ``tmp_path`` is root-only). Mail is delivered with IMAP APPEND or ``dovecot-lda``.
+``tls_dovecot`` serves the same over IMAPS and STARTTLS with a certificate from a throwaway CA.
 """
 
 from __future__ import annotations
@@ -134,10 +135,63 @@ def mailroom(mailroom_factory: Any) -> Mailroom:
 # --- Dovecot -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A throwaway CA, a server certificate it signed for 127.0.0.1, and an unrelated CA."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    other_ca: Path
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def _make_ca(directory: Path, name: str) -> tuple[Path, Path]:
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    _openssl(
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-days", "2", "-subj", f"/CN={name}",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout", str(key), "-out", str(cert),
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """Made with the openssl CLI, like the SMTP sender's test certificate, but CA-signed."""
+    directory = tmp_path_factory.mktemp("imap-tls")
+    ca, ca_key = _make_ca(directory, "Gateway Test CA")
+    other_ca, _ = _make_ca(directory, "Somebody Else CA")
+    key, request, cert = directory / "key.pem", directory / "server.csr", directory / "cert.pem"
+    extensions = directory / "server.ext"
+    extensions.write_text(
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+    )
+    _openssl(
+        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(request),
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", str(request), "-CA", str(ca), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-days", "2", "-extfile", str(extensions), "-out", str(cert),
+    )  # fmt: skip
+    return TlsFiles(ca=ca, cert=cert, key=key, other_ca=other_ca)
+
+
 @dataclass
 class Dovecot:
     root: Path
     port: int
+    tls: TlsFiles | None = None
+    imaps_port: int = 0
+    """With ``tls``: the IMAPS port (the plain ``port`` then offers STARTTLS)."""
 
     @property
     def directory(self) -> Path:
@@ -151,12 +205,40 @@ class Dovecot:
     def maildir(self) -> Path:
         return self.root / "mail" / "example.test" / "support" / "Maildir"
 
+    @property
+    def log(self) -> str:
+        path = self.directory / "dovecot.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _tls_wrapper(self) -> Path:
+        """A ``dovecot`` first on PATH that adds TLS to the config start-dovecot.sh has just
+        written (the shared script has no TLS option), then runs the real one."""
+        assert self.tls is not None
+        real = shutil.which("dovecot")
+        assert real is not None
+        extra = self.root / "tls.conf"
+        extra.write_text(
+            f"ssl = yes\nssl_cert = <{self.tls.cert}\nssl_key = <{self.tls.key}\n"
+            "service imap-login {\n  inet_listener imaps {\n    address = 127.0.0.1\n"
+            f"    port = {self.imaps_port}\n    ssl = yes\n  }}\n}}\n"
+        )
+        bin_dir = self.root / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        wrapper = bin_dir / "dovecot"
+        # Called as `dovecot -c <conf>`: later settings override earlier ones.
+        wrapper.write_text(f'#!/bin/bash\ncat {extra} >> "$2"\nexec {real} "$@"\n')
+        wrapper.chmod(0o755)
+        return bin_dir
+
     def start(self) -> None:
+        env = {**os.environ, "IMAP_USER": USER, "IMAP_PASS": PASSWORD}
+        if self.tls is not None:
+            env["PATH"] = f"{self._tls_wrapper()}:{env['PATH']}"
         subprocess.run(
             ["bash", str(PEERS / "start-dovecot.sh"), str(self.directory), str(self.port),
              str(self.root / "mail")],
             check=True,
-            env={**os.environ, "IMAP_USER": USER, "IMAP_PASS": PASSWORD},
+            env=env,
             # Not captured: the daemon inherits the pipes and would hold them open forever.
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -232,10 +314,22 @@ def dovecot_root() -> Iterator[Path]:
 @pytest.fixture
 async def dovecot(dovecot_root: Path) -> AsyncIterator[Dovecot]:
     """A fresh Dovecot with an empty mailbox for each test."""
-    root = dovecot_root / uuid.uuid4().hex[:6]
+    async for server in _fresh_dovecot(dovecot_root):
+        yield server
+
+
+@pytest.fixture
+async def tls_dovecot(dovecot_root: Path, tls_files: TlsFiles) -> AsyncIterator[Dovecot]:
+    """A fresh Dovecot that speaks IMAPS on ``imaps_port`` and offers STARTTLS on ``port``."""
+    async for server in _fresh_dovecot(dovecot_root, tls_files):
+        yield server
+
+
+async def _fresh_dovecot(root: Path, tls: TlsFiles | None = None) -> AsyncIterator[Dovecot]:
+    root = root / uuid.uuid4().hex[:6]
     root.mkdir()
     os.chmod(root, 0o755)  # noqa: S103 - uid 8 must traverse it
-    server = Dovecot(root, free_port())
+    server = Dovecot(root, free_port(), tls, free_port() if tls else 0)
     await asyncio.to_thread(server.start)
     yield server
     _STOPPING.append(
