@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    text,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -314,6 +315,10 @@ async def time_in_status(session: AsyncSession, flt: ReportFilter) -> list[tuple
         )
         .scalar_subquery()
     )
+    if session.get_bind().dialect.name == "postgresql":
+        # The planner prices the per-change lookup high enough to JIT-compile the query, which
+        # then spends seconds compiling what runs in a fraction of that (measured: 4.4 of 5.9 s).
+        await session.execute(text("SET LOCAL jit = off"))
     spent = _seconds(session, TicketEvent.created_at, before)
     query = select(TicketEvent.old_value, func.count(), func.avg(spent)).where(
         TicketEvent.kind.in_(_STATUS_CHANGES),

@@ -115,6 +115,7 @@ async def test_drill_down_and_charts_are_for_supervisors_and_check_their_input(
     agent = await desk.login("ann@shop.test", AgentRole.AGENT)
     assert (await agent.get(f"/api/v1/reports/charts?{PERIOD}")).status == 403
     assert (await agent.get(f"/api/v1/reports/tickets?{PERIOD}")).status == 403
+    assert (await agent.get(f"/api/v1/reports/status-times?{PERIOD}")).status == 403
     boss = await desk.login("boss@shop.test", AgentRole.SUPERVISOR)
     for bad, field in (("hour=24", "hour"), ("weekday=7", "weekday"), ("figure=x", "figure")):
         response = await boss.get(f"/api/v1/reports/tickets?{PERIOD}&{bad}")
@@ -125,7 +126,8 @@ async def test_status_times_misses_and_chart_exports_agree_with_the_json(desk: D
     await history(desk.store)
     boss = await desk.login("boss@shop.test", AgentRole.SUPERVISOR)
     report = await (await boss.get(f"/api/v1/reports/summary?{PERIOD}")).json()
-    assert report["status_times"] == [
+    statuses = await (await boss.get(f"/api/v1/reports/status-times?{PERIOD}")).json()
+    assert statuses["items"] == [
         {"status": "in_progress", "left": 1, "mean_seconds": 6600.0},
         {"status": "new", "left": 2, "mean_seconds": 900.0},
     ]
