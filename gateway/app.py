@@ -23,6 +23,7 @@ from channels.registry import MOUNTS, enabled
 from gateway.api import (
     attachment_routes,
     auth_routes,
+    directory_edit_routes,
     directory_routes,
     kb_routes,
     report_routes,
@@ -57,6 +58,7 @@ _AGENT_API = [
     auth_routes.api,
     ticket_routes.api,
     directory_routes.api,
+    directory_edit_routes.api,
     console_routes.api,
     kb_routes.api,
     report_routes.api,

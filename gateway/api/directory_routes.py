@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import desk
 from gateway.api.endpoints import ApiTable
 from gateway.api.errors import ApiError, parse_body, parse_query, respond
 from gateway.api.schemas import (
+    AgentList,
     AgentOut,
+    AgentQuery,
     CannedIn,
     CannedList,
     CannedOut,
@@ -33,16 +35,27 @@ from gateway.store.types import utcnow
 api = ApiTable()
 
 
-class AgentList(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    items: list[AgentOut]
+async def refuse_duplicate_category(
+    session: AsyncSession, name: str, parent_id: int | None, *, other_than: int | None = None
+) -> None:
+    """409 when a sibling has that name. The unique constraint on (parent_id, name) cannot see
+    top-level duplicates (NULLs are distinct on both databases), so this looks first."""
+    statement = select(Category.id).where(
+        Category.name == name,
+        Category.parent_id.is_(None) if parent_id is None else Category.parent_id == parent_id,
+    )
+    if other_than is not None:
+        statement = statement.where(Category.id != other_than)
+    if await session.scalar(statement.limit(1)) is not None:
+        raise ApiError(409, "conflict", f"a category named {name!r} exists there", field="name")
 
 
-def _int(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise ApiError(404, "not_found", f"no {name} {request.match_info[name]!r}") from None
+def path_id(request: web.Request, name: str) -> int:
+    """The path's ``{name}`` as a row id; anything else (or past any id's range) is a 404."""
+    raw = request.match_info[name]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        raise ApiError(404, "not_found", f"no {name.replace('_', ' ')} {raw[:20]!r}")
+    return int(raw)
 
 
 async def _contact_out(request: web.Request, contact_id: int) -> ContactOut:
@@ -67,7 +80,7 @@ async def _contact_out(request: web.Request, contact_id: int) -> ContactOut:
     response=ContactOut,
 )
 async def get_contact(request: web.Request) -> web.Response:
-    return respond(await _contact_out(request, _int(request, "contact_id")))
+    return respond(await _contact_out(request, path_id(request, "contact_id")))
 
 
 @api.route(
@@ -80,7 +93,7 @@ async def get_contact(request: web.Request) -> web.Response:
 )
 async def merge_contact(request: web.Request) -> web.Response:
     body = await parse_body(request, MergeIn)
-    keep_id = _int(request, "contact_id")
+    keep_id = path_id(request, "contact_id")
     try:
         async with request.app[STORE].write() as session:
             await desk.merge_contacts(session, keep_id, body.other_id)
@@ -92,15 +105,18 @@ async def merge_contact(request: web.Request) -> web.Response:
 @api.route(
     "GET",
     "/api/v1/agents",
-    summary="Agents (for transfers and the dispatch view)",
+    summary="Agents (for transfers and the dispatch view); ?active=all lists deactivated ones too",
     role=AgentRole.AGENT,
+    query=AgentQuery,
     response=AgentList,
 )
 async def list_agents(request: web.Request) -> web.Response:
+    query = parse_query(request, AgentQuery)
+    statement = select(Agent).order_by(Agent.id)
+    if query.active != "all":
+        statement = statement.where(Agent.active.is_(query.active == "true"))
     async with request.app[STORE].read() as session:
-        agents = await session.scalars(
-            select(Agent).where(Agent.active.is_(True)).order_by(Agent.id)
-        )
+        agents = await session.scalars(statement)
         return respond(AgentList(items=[AgentOut.model_validate(a) for a in agents]))
 
 
@@ -168,6 +184,7 @@ async def create_category(request: web.Request) -> web.Response:
                 raise ApiError(400, "invalid", "categories have two levels", field="parent_id")
         if body.team_id is not None and await session.get(Team, body.team_id) is None:
             raise ApiError(400, "invalid", "no such team", field="team_id")
+        await refuse_duplicate_category(session, body.name, body.parent_id)
         category = Category(name=body.name, parent_id=body.parent_id, team_id=body.team_id)
         session.add(category)
         try:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.models import (
     AgentRole,
@@ -37,6 +37,7 @@ class AgentOut(BaseModel):
     online: bool
     capacity: int
     must_change_password: bool
+    active: bool
 
 
 class LoginOut(BaseModel):
@@ -126,6 +127,43 @@ class TicketPage(BaseModel):
     total: int
 
 
+class AttachmentOut(BaseModel):
+    """A file listed on a message. Where the server keeps its bytes is not the agent's business:
+    ``stored`` says whether ``GET .../messages/{id}/attachments/{index}`` can download it."""
+
+    model_config = _OUT
+    index: int
+    """Its position on the message: the download route's ``{index}``."""
+    filename: str
+    content_type: str
+    size: int | None
+    stored: bool
+    """The channel kept the bytes (files over the size cap are listed by name only)."""
+
+
+def attachments_out(raw: object) -> list[AttachmentOut]:
+    """A message's stored attachment list (channel dicts) as the agent sees it, without ``ref``."""
+    if not isinstance(raw, list | tuple):
+        return []
+    listed: list[AttachmentOut] = []
+    for index, item in enumerate(raw):
+        if isinstance(item, BaseModel):
+            item = item.model_dump()
+        if not isinstance(item, dict):
+            continue  # not a file; its index stays taken so later ones still download
+        size = item.get("size")
+        listed.append(
+            AttachmentOut(
+                index=index,
+                filename=str(item.get("filename") or ""),
+                content_type=str(item.get("content_type") or ""),
+                size=size if isinstance(size, int) and size >= 0 else None,
+                stored=bool(item.get("ref")),
+            )
+        )
+    return listed
+
+
 class MessageOut(BaseModel):
     model_config = _OUT
     id: int
@@ -134,9 +172,14 @@ class MessageOut(BaseModel):
     author_id: int | None
     channel: Channel
     text: str
-    attachments: list[dict[str, Any]]
+    attachments: list[AttachmentOut]
     channel_meta: dict[str, Any]
     created_at: datetime
+
+    @field_validator("attachments", mode="before")
+    @classmethod
+    def _hide_refs(cls, raw: object) -> list[AttachmentOut]:
+        return attachments_out(raw)
 
 
 class EventOut(BaseModel):
@@ -271,3 +314,65 @@ class CannedQuery(BaseModel):
 class CannedList(BaseModel):
     model_config = _OUT
     items: list[CannedOut]
+
+
+# --- the directory's edits (admins) ---------------------------------------------------------
+# PATCH bodies: only the fields sent change (``exclude_unset``); the defaults are never applied.
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # never used, and "" would not be valid against minLength
+
+
+def _sent_text(max_length: int, **constraints: Any) -> Any:
+    """A text field of a PATCH body: not null, not empty, if sent at all."""
+    return Field(
+        default="",
+        min_length=1,
+        max_length=max_length,
+        json_schema_extra=_no_default,
+        **constraints,
+    )
+
+
+class TeamPatch(BaseModel):
+    model_config = _IN
+    name: str = _sent_text(120)
+
+
+class CategoryPatch(BaseModel):
+    """``parent_id: null`` makes it a top-level category; ``team_id: null`` stops dispatching
+    it to a team (tickets already opened keep their team)."""
+
+    model_config = _IN
+    name: str = _sent_text(120)
+    parent_id: int | None = None
+    team_id: int | None = None
+
+
+class CannedPatch(BaseModel):
+    model_config = _IN
+    shortcut: str = _sent_text(60, pattern=r"^[\w-]+$")
+    title: str = _sent_text(200)
+    text: str = _sent_text(20_000)
+
+
+class AgentPatch(BaseModel):
+    """An agent's role, team, dispatch capacity and whether the account may log in."""
+
+    model_config = _IN
+    role: AgentRole = AgentRole.AGENT
+    team_id: int | None = None
+    capacity: int = Field(default=10, ge=0, le=1000)
+    active: bool = True
+
+
+class AgentQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    active: Literal["true", "false", "all"] = "true"
+    """``true`` (the default): accounts that may log in; ``false``: deactivated ones; ``all``."""
+
+
+class AgentList(BaseModel):
+    model_config = _OUT
+    items: list[AgentOut]

@@ -3,6 +3,7 @@ they may see, only from the attachment store."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from sqlalchemy import select, update
 from channels.email.files import save_parts
 from channels.email.mime import MailPart
 from gateway.api.attachment_routes import content_disposition, served_type
+from gateway.api.schemas import attachments_out
 from gateway.app import create_app
 from gateway.appkeys import PIPELINE
 from gateway.models import AgentRole, Channel
@@ -110,6 +112,10 @@ async def test_an_agent_downloads_the_files_of_a_ticket(files: Files) -> None:
     detail = await (await agent.get(f"/api/v1/tickets/{number}")).json()
     listed = next(m["attachments"] for m in detail["messages"] if m["id"] == message_id)
     assert [a["filename"] for a in listed] == [p.filename for p in parts]
+    # Where the server keeps the bytes is not shown: only whether they can be downloaded.
+    assert [(a["index"], a["stored"]) for a in listed] == [(0, True), (1, True), (2, False)]
+    assert all(set(a) == {"index", "filename", "content_type", "size", "stored"} for a in listed)
+    assert str(files.directory) not in json.dumps(detail)
 
     pdf = await agent.get(_path(number, message_id, 0))
     assert pdf.status == 200
@@ -219,3 +225,31 @@ def test_script_capable_types_are_served_as_bytes(declared: object, served: str)
 )
 def test_file_names_are_safe_in_the_header(filename: str, header: str) -> None:
     assert content_disposition(filename) == header
+
+
+def test_the_agent_sees_whether_a_file_was_kept_never_where() -> None:
+    raw = [
+        "not a file",  # a hand-edited row: skipped, but its index stays taken
+        {"filename": "a.pdf", "content_type": "application/pdf", "size": 3, "ref": "/srv/x/ab"},
+        {"filename": "big.mov", "content_type": "video/quicktime", "size": 9, "ref": None},
+        {"size": -1},
+    ]
+    listed = [a.model_dump() for a in attachments_out(raw)]
+    assert listed == [
+        {
+            "index": 1,
+            "filename": "a.pdf",
+            "content_type": "application/pdf",
+            "size": 3,
+            "stored": True,
+        },
+        {
+            "index": 2,
+            "filename": "big.mov",
+            "content_type": "video/quicktime",
+            "size": 9,
+            "stored": False,
+        },
+        {"index": 3, "filename": "", "content_type": "", "size": None, "stored": False},
+    ]
+    assert attachments_out(None) == []

@@ -399,11 +399,11 @@
     if (m.attachments && m.attachments.length) {
       var files = el("ul", "msg-attachments");
       files.setAttribute("aria-label", t("attachments"));
-      m.attachments.forEach(function (a, i) {
+      m.attachments.forEach(function (a) {
         var size = typeof a.size === "number" ? " (" + Math.ceil(a.size / 1024) + " KB)" : "";
         var item = files.appendChild(el("li", "attachment"));
-        var name = item.appendChild(el(a.ref ? "a" : "span", null, String(a.filename || "?")));
-        if (a.ref) name.href = "/api/v1/tickets/" + encodeURIComponent(detail.ticket.number) + "/messages/" + m.id + "/attachments/" + i;
+        var name = item.appendChild(el(a.stored ? "a" : "span", null, String(a.filename || "?")));
+        if (a.stored) name.href = "/api/v1/tickets/" + encodeURIComponent(detail.ticket.number) + "/messages/" + m.id + "/attachments/" + Number(a.index);
         item.appendChild(document.createTextNode(size));
       });
       item.appendChild(files);
