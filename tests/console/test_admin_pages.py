@@ -1,5 +1,6 @@
 """The console's admin page (Chromium): an admin adds a team, a category dispatched to it and a
-canned response; an agent then answers a customer with that canned response through "/shortcut".
+canned response, edits an agent and deletes a team (one still in use is refused); an agent then
+answers a customer with that canned response through "/shortcut".
 Supervisors see the page but not the admin-only forms; agents do not see it at all."""
 
 from __future__ import annotations
@@ -108,6 +109,42 @@ async def test_admin_sets_up_the_directory_and_an_agent_uses_the_canned_response
     assert sub.parent_id == top.id
     assert (canned.shortcut, canned.title, canned.text) == (SHORTCUT, TITLE, TEXT)
 
+    # Edit: the admin changes an agent; the form comes filled in with the row's values.
+    await li_row.locator("button.row-edit").click()
+    await expect(admin.locator("#agent-form")).to_be_visible()
+    await expect(admin.locator("#agent-form-who")).to_contain_text("li@shop.test")
+    await expect(admin.locator("#agent-role")).to_have_value("agent")
+    await expect(admin.locator("#agent-capacity")).to_have_value("10")
+    await admin.fill("#agent-capacity", "3")
+    await admin.select_option("#agent-team", label=TEAM)
+    await admin.click("#agent-form-submit")
+    await expect(admin.locator("#agent-form")).to_be_hidden()
+    await expect(li_row.locator("td").nth(3)).to_have_text(TEAM)
+    await expect(li_row.locator("td").nth(4)).to_have_text("3")
+    async with store.read() as session:
+        edited = await session.get_one(Agent, li)
+    assert (edited.capacity, edited.team_id, edited.role) == (3, team.id, "agent")
+
+    # Delete: a second click confirms; a team still in use stays, and the page says why.
+    await admin.fill("#team-name", "临时组")
+    await admin.click("#team-form-submit")
+    spare = admin.locator("#admin-teams tr", has_text="临时组")
+    await spare.locator("button.row-delete").click()
+    await expect(spare.locator("button.row-delete")).to_have_text("再次点击确认删除")
+    await spare.locator("button.row-delete").click()
+    await expect(spare).to_have_count(0)
+    used = admin.locator("#admin-teams tr", has_text=TEAM)
+    await used.locator("button.row-delete").click()
+    await used.locator("button.row-delete").click()
+    await expect(admin.locator("#team-error")).to_contain_text(
+        "still used by 1 agent and 1 category"
+    )
+    await expect(used).to_have_count(1)
+    async with store.read() as session:
+        names = set((await session.scalars(select(Team.name))).all())
+    assert names == {TEAM}
+    await admin.screenshot(path=str(ARTIFACTS / f"{shot}-edited.png"), full_page=True)
+
     # A supervisor sees the page and may add canned responses, not teams or categories.
     boss = await _page(browser, dialogs)
     await console_login(boss, base, "boss@shop.test")
@@ -116,6 +153,7 @@ async def test_admin_sets_up_the_directory_and_an_agent_uses_the_canned_response
     await expect(boss.locator("#canned-form")).to_be_visible()
     await expect(boss.locator("#team-form")).to_be_hidden()
     await expect(boss.locator("#category-form")).to_be_hidden()
+    await expect(boss.locator("#admin-view .row-edit, #admin-view .row-delete")).to_have_count(0)
 
     # A ticket dispatched to the supervisor while on the admin page: its toast opens the desk.
     async with store.write() as session:
