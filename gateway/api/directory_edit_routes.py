@@ -5,8 +5,9 @@ Deleting what something still uses is refused, not cascaded (what Zammad does wi
 what a desk whose reports and dispatch hang off teams and categories needs): a team used by
 agents, categories or tickets, or a category with subcategories or tickets, answers 409 naming
 what uses it. Rename it instead, or move those first (``PATCH`` the agents, categories and
-tickets). Tickets keep the team and category they were opened with; moving a category to another
-team changes where its next tickets go.
+tickets). Moving a category to another team sends its next tickets there, and takes along its
+tickets still waiting unassigned in the old team's queue (each with an event); tickets an agent
+already has stay with that agent.
 
 Agents are never deleted, only deactivated (their tickets, messages and events keep pointing at
 them). Deactivating one logs them out, takes them out of dispatch and puts their open tickets back
@@ -202,6 +203,40 @@ async def _check_parent(session: AsyncSession, category: Category, parent_id: in
         )
 
 
+async def _move_waiting(
+    request: web.Request, session: AsyncSession, category: Category, old_team: int | None
+) -> None:
+    """The category's tickets waiting in ``old_team``'s queue follow it to its new team."""
+    who = principal(request)
+    dispatcher = request.app[ROUTER].dispatcher
+    policies = desk.Policies.from_settings(request.app[SETTINGS], dispatcher)
+    actor = desk.Actor(who.agent_id, who.name, may_take_over=True)
+    now = utcnow()
+    waiting = await session.scalars(
+        select(Ticket)
+        .where(
+            Ticket.category_id == category.id,
+            Ticket.team_id.is_(None) if old_team is None else Ticket.team_id == old_team,
+            Ticket.assignee_id.is_(None),
+            Ticket.escalated_at.is_not(None),
+            Ticket.status.in_(_OPEN),
+        )
+        .order_by(Ticket.id)
+        .with_for_update()
+    )
+    for ticket in waiting.all():
+        await desk.change(
+            session,
+            ticket,
+            actor,
+            now,
+            fields={"team_id": category.team_id},
+            note_text=f"category {category.name!r} moved to another team",
+            policies=policies,
+        )
+    await dispatcher.fill(session, category.team_id, now)
+
+
 @api.route(
     "PATCH",
     "/api/v1/categories/{category_id}",
@@ -223,9 +258,12 @@ async def patch_category(request: web.Request) -> web.Response:
             parent_id = fields.get("parent_id", category.parent_id)
             if (name, parent_id) != (category.name, category.parent_id):
                 await refuse_duplicate_category(session, name, parent_id, other_than=category_id)
+            old_team = category.team_id
             for key, value in fields.items():
                 setattr(category, key, value)
             await session.flush()
+            if category.team_id != old_team:
+                await _move_waiting(request, session, category, old_team)
             out = CategoryOut.model_validate(category)
     except IntegrityError:
         raise ApiError(409, "conflict", "that category exists", field="name") from None

@@ -246,3 +246,37 @@ async def test_only_admins_edit_the_directory(desk: Desk) -> None:
         assert (await session.get_one(CannedResponse, canned["id"])).text == "Hello"
         roles = set((await session.scalars(select(Agent.role))).all())
     assert roles == {"admin", "agent", "supervisor"}
+
+
+async def test_moving_a_category_takes_its_waiting_tickets_to_the_new_team(desk: Desk) -> None:
+    admin = await desk.login("admin@shop.test", AgentRole.ADMIN)
+    sales = await made(admin, "/api/v1/teams", {"name": "Sales"})
+    repairs = await made(admin, "/api/v1/teams", {"name": "Repairs"})
+    category = await made(admin, "/api/v1/categories", {"name": "Broken", "team_id": sales["id"]})
+    fixer = await add_agent(desk.store, "fixer@shop.test", AgentRole.AGENT, online=False)
+    waiting = await desk.customer_says(inbound(text="human please", thread_key="a"))
+    held = await desk.customer_says(inbound(text="human again", external_user_id="u2"))
+    async with desk.store.write() as session:  # both in Sales' queue; one already taken
+        await session.execute(
+            update(Ticket)
+            .where(Ticket.number.in_([waiting, held]))
+            .values(category_id=category["id"], team_id=sales["id"], assignee_id=None)
+        )
+        await session.execute(
+            update(Ticket).where(Ticket.number == held).values(assignee_id=admin.agent_id)
+        )
+        await session.execute(
+            update(Agent).where(Agent.id == fixer).values(team_id=repairs["id"], online=True)
+        )
+
+    moved = await admin.send(
+        "PATCH", f"/api/v1/categories/{category['id']}", {"team_id": repairs["id"]}
+    )
+    assert moved.status == 200, await moved.text()
+    async with desk.store.read() as session:
+        rows = {
+            t.number: (t.team_id, t.assignee_id)
+            for t in await session.scalars(select(Ticket).where(Ticket.number.in_([waiting, held])))
+        }
+    # The waiting one followed the category and was dispatched there; the held one stays put.
+    assert rows == {waiting: (repairs["id"], fixer), held: (sales["id"], admin.agent_id)}
