@@ -21,7 +21,7 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -41,11 +41,13 @@ from gateway.reports import (
     charts,
     satisfaction_by_category,
     summary,
+    time_in_status,
 )
 from gateway.store import Store
 from gateway.store.tables import Ticket
 
 ZONE = ZoneInfo("Asia/Shanghai")
+QUARTER = datetime(2026, 10, 1, tzinfo=ZONE)
 MONTH = ReportFilter(
     start=datetime(2026, 11, 1, tzinfo=ZONE), end=datetime(2026, 12, 1, tzinfo=ZONE)
 )
@@ -83,9 +85,21 @@ SELECT id, 1, channel, resolved_at, resolved_at, 1 + (id * 31) % 5,
 FROM tickets WHERE id % 3 = 0 AND resolved_at IS NOT NULL
 """
 _PG_EVENTS = """
-INSERT INTO ticket_events (ticket_id, kind, actor_type, created_at)
-SELECT id, 'reopened', 'customer', resolved_at + interval '1 day'
+INSERT INTO ticket_events (ticket_id, kind, old_value, new_value, actor_type, created_at)
+SELECT id, 'reopened', 'closed', 'reopened', 'customer', resolved_at + interval '1 day'
 FROM tickets WHERE id % 50 = 0 AND resolved_at IS NOT NULL
+"""
+# The audit trail of the last quarter (what "time in each status" reads for November): created,
+# then in progress at the first response, then closed at resolution.
+_PG_STATUS = """
+INSERT INTO ticket_events (ticket_id, kind, old_value, new_value, actor_type, created_at)
+SELECT id, 'created', NULL, 'new', 'system', created_at FROM tickets WHERE created_at >= :since
+UNION ALL
+SELECT id, 'status', 'new', 'in_progress', 'agent', first_response_at FROM tickets
+WHERE created_at >= :since
+UNION ALL
+SELECT id, 'status', 'in_progress', 'closed', 'agent', resolved_at FROM tickets
+WHERE created_at >= :since AND resolved_at IS NOT NULL
 """
 
 # SQLite stores SQLAlchemy's DateTime as 'YYYY-MM-DD HH:MM:SS.ffffff' text (UTC here); the
@@ -128,10 +142,11 @@ SELECT id, 1, channel, resolved_at, resolved_at, 1 + (id * 31) % 5,
 FROM tickets WHERE id % 3 = 0 AND resolved_at IS NOT NULL
 """  # noqa: S608 - built from constants
 _SQLITE_EVENTS = f"""
-INSERT INTO ticket_events (ticket_id, kind, actor_type, created_at)
-SELECT id, 'reopened', 'customer', {_ts("resolved_at", "'+1 days'")}
+INSERT INTO ticket_events (ticket_id, kind, old_value, new_value, actor_type, created_at)
+SELECT id, 'reopened', 'closed', 'reopened', 'customer', {_ts("resolved_at", "'+1 days'")}
 FROM tickets WHERE id % 50 = 0 AND resolved_at IS NOT NULL
 """  # noqa: S608 - built from constants
+_SQLITE_STATUS = _PG_STATUS
 SPAN = 365 * 86400  # seconds in 2026
 TABLES = "('tickets', 'surveys', 'ticket_events')"
 # Plain secondary indexes only: primary keys and unique constraints stay (they check the rows).
@@ -173,6 +188,9 @@ async def generate(store: Store, kind: str, count: int) -> float:
         await session.execute(text(tickets), {"n": count, "span": SPAN})
         await session.execute(text(_PG_SURVEYS if postgres else _SQLITE_SURVEYS))
         await session.execute(text(_PG_EVENTS if postgres else _SQLITE_EVENTS))
+        # Raw SQL on SQLite compares text: the bound time is written as the rows are.
+        since = QUARTER if postgres else QUARTER.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        await session.execute(text(_PG_STATUS if postgres else _SQLITE_STATUS), {"since": since})
         for _, ddl in indexes:
             await session.execute(text(ddl))
     async with store.write() as session:
@@ -201,6 +219,12 @@ async def monthly_report(store: Store) -> int:
             select(Ticket).where(*where).order_by(Ticket.created_at, Ticket.id).limit(50)
         )
     return figures.received
+
+
+async def status_times(store: Store) -> int:
+    """Time in each status for the month (the page's separate, slower request)."""
+    async with store.read() as session:
+        return sum(n for _, n, _ in await time_in_status(session, MONTH))
 
 
 async def count_all(store: Store) -> int:
@@ -234,6 +258,7 @@ async def main() -> None:
                 print(f"{kind:8} history of {args.tickets} tickets made in {made:.1f} s")
                 baseline, counted = await timed(args.runs, partial(count_all, store))
                 report, received = await timed(args.runs, partial(monthly_report, store))
+                statuses, changes = await timed(args.runs, partial(status_times, store))
             finally:
                 await store.close()
         assert counted == args.tickets, counted
@@ -244,12 +269,15 @@ async def main() -> None:
             "monthly_report_s": round(report, 3),
             "ratio": round(ratio, 1),
             "received_in_month": received,
+            "status_times_s": round(statuses, 3),
+            "status_changes_in_month": changes,
             # The machine is shared: how busy it was, to read the seconds by.
             "load_average_1m": round(os.getloadavg()[0], 1),
         }
         print(
             f"{kind:8} count(*) {baseline:.3f} s  monthly report {report:.3f} s  "
-            f"ratio {ratio:.1f}  ({received} tickets received in the month)"
+            f"ratio {ratio:.1f}  ({received} tickets received in the month); "
+            f"time in each status {statuses:.3f} s ({changes} status changes)"
         )
     print(f"written: {write_results('reports', results)}")
 

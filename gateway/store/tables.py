@@ -242,8 +242,12 @@ class TicketEvent(Base):
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
 
-    # Reports count reopens (one kind) by when they happened.
-    __table_args__ = (Index("ix_ticket_events_kind_created", "kind", "created_at"),)
+    __table_args__ = (
+        # Reports count reopens (one kind) by when they happened.
+        Index("ix_ticket_events_kind_created", "kind", "created_at"),
+        # Time in each status: a ticket's previous change, read backwards from the index alone.
+        Index("ix_ticket_events_ticket_time", "ticket_id", "created_at", "kind"),
+    )
 
 
 class OutboxRow(Base):

@@ -423,7 +423,7 @@
     barChart(node, state.statusTimes.map(function (x) {
       return { key: x.status, label: t("status." + x.status), value: x.mean_seconds,
         shown: span(x.mean_seconds) + " · " + x.left, drill: null };
-    }));
+    }), { room: 100 });
   }
 
   /* The bot's misses: customers' own words, as text. */

@@ -1,5 +1,6 @@
 """Indexes for reports: tickets by when they escalated, got a first response (with what the SLA
-and durations read) and were resolved; surveys by when due and answered; reopens by time.
+and durations read) and were resolved; surveys by when due and answered; reopens by time; each
+ticket's changes in time order (time in each status).
 
 Revision ID: 0006
 Revises: 0005
@@ -24,6 +25,9 @@ def upgrade() -> None:
 
     with op.batch_alter_table("ticket_events", schema=None) as batch_op:
         batch_op.create_index("ix_ticket_events_kind_created", ["kind", "created_at"], unique=False)
+        batch_op.create_index(
+            "ix_ticket_events_ticket_time", ["ticket_id", "created_at", "kind"], unique=False
+        )
 
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.create_index("ix_tickets_escalated_at", ["escalated_at"], unique=False)
@@ -49,6 +53,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_tickets_escalated_at")
 
     with op.batch_alter_table("ticket_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_ticket_events_ticket_time")
         batch_op.drop_index("ix_ticket_events_kind_created")
 
     with op.batch_alter_table("surveys", schema=None) as batch_op:
