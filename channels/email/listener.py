@@ -106,8 +106,11 @@ class MailboxListener:
         """Process every mail after the cursor; returns the advanced cursor."""
         if cursor is None:
             # First run on this mailbox: start at the oldest unread mail, not its archive.
+            # ALL before UNSEEN: a mail arriving between the two searches is then either unseen
+            # (and read) or above everything ALL saw (and read); the other order skipped it.
+            everything = await session.uids("ALL")
             unseen = await session.uids("UNSEEN")
-            last = min(unseen) - 1 if unseen else max(await session.uids("ALL"), default=0)
+            last = min(unseen) - 1 if unseen else max(everything, default=0)
             cursor = Cursor(uidvalidity, last)
             await save_cursor(self.store, self.key, cursor, self.clock())
         while running():

@@ -196,3 +196,26 @@ async def test_failing_mail_is_retried_then_parked_and_the_rest_flows(
 
 def test_fixture_dir_is_world_traversable(dovecot_root: Path) -> None:
     assert dovecot_root.stat().st_mode & 0o005 == 0o005
+
+
+async def test_mail_arriving_during_the_first_runs_searches_is_read(
+    mailroom: Mailroom, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: the first run searched UNSEEN, then ALL; a mail delivered between the two
+    was counted as already done (the cursor started above it) and never read."""
+    real = ImapSession.uids
+    searches: list[str] = []
+
+    async def uids(self: ImapSession, criteria: str) -> list[int]:
+        found = await real(self, criteria)
+        searches.append(criteria)
+        if len(searches) == 1:  # between the first search and the next
+            await dovecot.append([mail("between@example.org")])
+            await self.noop()  # this session now knows the mail, as it would a moment later
+        return found
+
+    monkeypatch.setattr(ImapSession, "uids", uids)
+    async with running(make_listener(mailroom, dovecot)):
+        await eventually(lambda: _stored(mailroom, 1))
+    assert searches[0] in ("ALL", "UNSEEN")
+    assert "\\Seen" in (await dovecot.flags())[1]
