@@ -233,6 +233,18 @@ async def test_the_report_page_draws_the_month_and_drills_down(
     await expect(title).to_have_text(f"明细：受理 2026-11-05: {history.per_day[5]}")
     await expect(drill).to_have_attribute("data-total", str(history.per_day[5]))
     assert await drilled(page) == history.numbers_by_day[5]
+    # The list's export link downloads the same tickets (UTF-8 CSV with a BOM).
+    href = await page.get_attribute("#drill-csv", "href")
+    assert href is not None and "day=2026-11-05" in href
+    head, body = await page.evaluate(
+        "url => fetch(url).then(r => r.arrayBuffer()).then(b =>"
+        " [Array.from(new Uint8Array(b.slice(0, 3))), new TextDecoder().decode(b)])",
+        href,
+    )
+    assert head == [0xEF, 0xBB, 0xBF]
+    assert [line.split(",")[0] for line in body.splitlines()[1:]] == history.numbers_by_day[5]
+    charts_href = await page.get_attribute("#export-charts-xlsx", "href")
+    assert charts_href is not None and "report=charts" in charts_href
     # Customer and admin text stayed text: the payload name and subject show, nothing ran.
     first = page.locator("#drill-rows tr").first
     await expect(first.locator("td").nth(6)).to_have_text(f"Eve {PAYLOAD}")

@@ -24,7 +24,7 @@
     "period.week": "最近 7 天", "period.days30": "最近 30 天", "period.custom": "自定义",
     from: "从", to: "到", any: "全部", category: "分类", apply: "查询",
     "filter.channel": "渠道", "filter.need_type": "需求类型", "filter.priority": "优先级",
-    export_summary: "导出报表", export_tickets: "导出工单", uncategorised: "未分类",
+    export_summary: "导出报表", export_charts: "导出图表数据", export_tickets: "导出工单", uncategorised: "未分类",
     "kpi.received": "受理", "kpi.resolved": "已解决", "kpi.reopened": "重新打开",
     "kpi.escalated": "转人工", "kpi.deflection": "机器人解决率", "kpi.first_response": "首次响应（中位 / P90）",
     "kpi.resolution": "解决时长（中位 / P90）", "kpi.sla": "首次响应达标率",
@@ -56,7 +56,8 @@
     "period.week": "Last 7 days", "period.days30": "Last 30 days", "period.custom": "Custom",
     from: "From", to: "To", any: "Any", category: "Category", apply: "Show",
     "filter.channel": "Channel", "filter.need_type": "Need type", "filter.priority": "Priority",
-    export_summary: "Export report", export_tickets: "Export tickets", uncategorised: "Uncategorised",
+    export_summary: "Export report", export_charts: "Export chart data",
+    export_tickets: "Export tickets", uncategorised: "Uncategorised",
     "kpi.received": "Received", "kpi.resolved": "Resolved", "kpi.reopened": "Reopened",
     "kpi.escalated": "Escalated", "kpi.deflection": "Resolved by the bot",
     "kpi.first_response": "First response (median / p90)",
@@ -187,6 +188,8 @@
     form.appendChild(go);
     form.appendChild(link("export-summary-csv", "export_summary"));
     form.appendChild(link("export-summary-xlsx", "export_summary"));
+    form.appendChild(link("export-charts-csv", "export_charts"));
+    form.appendChild(link("export-charts-xlsx", "export_charts"));
     form.appendChild(link("export-tickets-csv", "export_tickets"));
     form.appendChild(link("export-tickets-xlsx", "export_tickets"));
     view.appendChild(form);
@@ -295,6 +298,7 @@
     document.body.setAttribute("data-report", "loading");
     state.statusTimes = null;
     exportLinks("export-summary-", params, "summary");
+    exportLinks("export-charts-", params, "charts");
     exportLinks("export-tickets-", params, "tickets");
     return Promise.all([
       C.api("GET", "/api/v1/reports/summary?" + params.toString()),
@@ -582,6 +586,7 @@
     document.querySelectorAll("#reports-view [data-i18n]").forEach(function (node) { node.textContent = t(node.getAttribute("data-i18n")); });
     if (state.summary) {
       exportLinks("export-summary-", filters(), "summary");
+      exportLinks("export-charts-", filters(), "charts");
       exportLinks("export-tickets-", filters(), "tickets");
     }
     if (state.drill) showDrill(state.drill, state.page);
