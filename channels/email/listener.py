@@ -8,6 +8,10 @@ and ingest's dedupe on the Message-ID turns that into a no-op (invariants 1 and 
 deleted or moved. A mail that keeps failing is retried with backoff and, after
 ``max_attempts``, parked with its raw bytes. New mail is awaited with IDLE (re-issued every
 ``imap_idle_seconds``, under RFC 2177's 29 minutes), or by polling when the server lacks IDLE.
+
+Only the holder of the mailbox's lease (:mod:`channels.email.lease`) reads it: a listener first
+takes the lease, retrying every ``lease_retry`` seconds while another process holds it, and stops
+reading (logging out cleanly) the moment the lease is lost.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from datetime import datetime
 from channels.base import ChannelInputError
 from channels.email.cursor import Cursor, load_cursor, park, save_cursor
 from channels.email.imap import ImapSession
+from channels.email.lease import CHECK_SECONDS, Lease, mailbox_lease
 from channels.email.parse import ParsedMail, Rejected
 from channels.email.process import MailProcessor
 from gateway.backoff import Backoff
@@ -32,6 +37,9 @@ from gateway.tasks import running
 log = logging.getLogger(__name__)
 
 FETCH_BATCH = 50
+
+LEASE_RETRY_SECONDS = 5.0
+"""How often a listener without the mailbox's lease asks for it again."""
 
 
 class MailboxListener:
@@ -46,6 +54,9 @@ class MailboxListener:
         mailbox: str = "INBOX",
         clock: Callable[[], datetime] = utcnow,
         backoff: Backoff | None = None,
+        lease: Lease | None = None,
+        lease_retry: float = LEASE_RETRY_SECONDS,
+        lease_check: float = CHECK_SECONDS,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -54,13 +65,78 @@ class MailboxListener:
         self.clock = clock
         self.backoff = backoff or Backoff(base=1.0, cap=60.0, jitter=0.3)
         self.key = f"{settings.imap_user}/{mailbox}"
+        # The lease is named like the cursor: one reader per cursor.
+        self.lease = lease or mailbox_lease(store.url, self.key, check_seconds=lease_check)
+        self.lease_retry = lease_retry
         self.attempts: dict[int, int] = defaultdict(int)
         self.connected = asyncio.Event()
         """Set while logged in and selected (tests wait on it)."""
         self.drained = 0
         """How many drain passes ran (tests wait on it)."""
 
+    @property
+    def holds_lease(self) -> bool:
+        """True while this listener holds the mailbox's lease (it reads, or is about to)."""
+        return self.lease.held
+
     async def run(self) -> None:
+        """Take the mailbox's lease, then read the mailbox until cancelled or the lease is lost;
+        without the lease, ask for it again every ``lease_retry`` seconds."""
+        waiting_logged = False
+        try:
+            while running():
+                if not await self._take_lease():
+                    if not waiting_logged:
+                        log.info(
+                            "mailbox is read by another process; waiting for its lease",
+                            extra={"mailbox": self.mailbox},
+                        )
+                        waiting_logged = True
+                    await asyncio.sleep(self.lease_retry)
+                    continue
+                waiting_logged = False
+                log.info("mailbox lease taken", extra={"mailbox": self.mailbox})
+                await self._read_while_leased()
+                if running():
+                    # Lost (our database connection broke): give the processes that were
+                    # waiting one round to take over before competing again.
+                    await asyncio.sleep(self.lease_retry * 1.5)
+        finally:
+            self.connected.clear()
+            await self.lease.release()
+
+    async def _take_lease(self) -> bool:
+        try:
+            return await self.lease.acquire()
+        except Exception as exc:  # the database is down: nobody can read; ask again later
+            log.warning(
+                "mailbox lease unavailable",
+                extra={"mailbox": self.mailbox, "error": repr(exc)},
+            )
+            return False
+
+    async def _read_while_leased(self) -> None:
+        """Read the mailbox until the lease is lost; then stop reading and release it."""
+        reader = asyncio.create_task(self._read(), name=f"imap-read-{self.mailbox}")
+        watcher = asyncio.create_task(self.lease.lost(), name=f"imap-lease-{self.mailbox}")
+        try:
+            await asyncio.wait({reader, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Cancelling the reader logs out of IMAP; a cancel in the middle of a batch is safe
+            # (\Seen comes after the commit; ingest dedupes what is fetched again).
+            reader.cancel()
+            watcher.cancel()
+            await asyncio.gather(reader, watcher, return_exceptions=True)
+            self.connected.clear()
+            await self.lease.release()
+        if reader.done() and not reader.cancelled():
+            error = reader.exception()
+            if error is not None:
+                raise error  # not an Exception (those the reader retries): e.g. a SystemExit
+        if watcher.done() and not watcher.cancelled():
+            log.warning("mailbox lease lost; stopped reading", extra={"mailbox": self.mailbox})
+
+    async def _read(self) -> None:
         """Connect, catch up, wait for mail; reconnect with capped jittered backoff on errors."""
         while running():
             session = ImapSession(self.settings)

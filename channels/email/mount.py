@@ -1,12 +1,17 @@
-"""``MOUNTS[Channel.EMAIL]``: one background listener per configured mailbox."""
+"""``MOUNTS[Channel.EMAIL]``: one background listener per configured mailbox.
+
+Every gateway process mounts them; each listener reads its mailbox only while it holds the
+mailbox's lease (:mod:`channels.email.lease`), which ``gateway_email_mailbox_lease_held`` shows.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
+from prometheus_client import Gauge
 
 from channels.email.listener import MailboxListener
 from channels.email.process import MailProcessor
@@ -24,10 +29,17 @@ def mount(app: web.Application, settings: Settings) -> None:
     async def listen(app: web.Application) -> AsyncIterator[None]:
         store = app[STORE]
         processor = MailProcessor(settings, store, app[PIPELINE].on_message, metrics=app[METRICS])
+        held = Gauge(
+            "gateway_email_mailbox_lease_held",
+            "1 while this process holds the mailbox's lease and reads it, else 0.",
+            ["mailbox"],
+            registry=app[METRICS].registry,
+        )
         tasks = []
         for mailbox in settings.email.imap_mailboxes:
             listener = MailboxListener(settings.email, store, processor, mailbox=mailbox)
             listeners.append(listener)
+            held.labels(mailbox=mailbox).set_function(_holds(listener))
             tasks.append(asyncio.create_task(listener.run(), name=f"imap-{mailbox}"))
         try:
             yield
@@ -39,3 +51,7 @@ def mount(app: web.Application, settings: Settings) -> None:
                     await task
 
     app.cleanup_ctx.append(listen)
+
+
+def _holds(listener: MailboxListener) -> Callable[[], float]:
+    return lambda: float(listener.holds_lease)
