@@ -304,32 +304,45 @@ _STATUS_CHANGES = (EventKind.STATUS.value, EventKind.REOPENED.value)
 async def time_in_status(session: AsyncSession, flt: ReportFilter) -> list[tuple[str, int, float]]:
     """``(status, times left, mean seconds spent in it)`` for every status tickets left during
     the period. A status change records the status it ends (``old_value``); the time spent is
-    back to the ticket's previous change, or to its creation."""
+    back to the ticket's previous change, or to its creation.
+
+    The previous change is found in the period's own changes (a window over one index range);
+    only a ticket's first change in the period looks further back, one index probe each."""
+    moves = (EventKind.CREATED.value, *_STATUS_CHANGES)
+    order = (TicketEvent.created_at, TicketEvent.id)
+    inner = select(
+        TicketEvent.ticket_id,
+        TicketEvent.kind,
+        TicketEvent.old_value,
+        TicketEvent.created_at,
+        func.lag(TicketEvent.created_at)
+        .over(partition_by=TicketEvent.ticket_id, order_by=order)
+        .label("prev"),
+    ).where(TicketEvent.kind.in_(moves), flt.within(TicketEvent.created_at))
+    if flt.conditions():  # a filter keeps or drops all of a ticket's changes: the window holds
+        inner = inner.join(Ticket, Ticket.id == TicketEvent.ticket_id).where(*flt.conditions())
+    step = inner.subquery()
     change = aliased(TicketEvent)
     before = (
         select(func.max(change.created_at))
         .where(
-            change.ticket_id == TicketEvent.ticket_id,
-            change.kind.in_((EventKind.CREATED.value, *_STATUS_CHANGES)),
-            change.created_at < TicketEvent.created_at,
+            change.ticket_id == step.c.ticket_id,
+            change.kind.in_(moves),
+            change.created_at < step.c.created_at,
         )
         .scalar_subquery()
     )
+    since = func.coalesce(step.c.prev, before)  # the lookup runs only where the window has none
     if session.get_bind().dialect.name == "postgresql":
         # The planner prices the per-change lookup high enough to JIT-compile the query, which
         # then spends seconds compiling what runs in a fraction of that (measured: 4.4 of 5.9 s).
         await session.execute(text("SET LOCAL jit = off"))
-    spent = _seconds(session, TicketEvent.created_at, before)
-    query = select(TicketEvent.old_value, func.count(), func.avg(spent)).where(
-        TicketEvent.kind.in_(_STATUS_CHANGES),
-        TicketEvent.old_value.is_not(None),
-        flt.within(TicketEvent.created_at),
-        before.is_not(None),
-    )
-    if flt.conditions():
-        query = query.join(Ticket, Ticket.id == TicketEvent.ticket_id).where(*flt.conditions())
+    spent = _seconds(session, step.c.created_at, since)
     rows = await session.execute(
-        query.group_by(TicketEvent.old_value).order_by(TicketEvent.old_value)
+        select(step.c.old_value, func.count(), func.avg(spent))
+        .where(step.c.kind.in_(_STATUS_CHANGES), step.c.old_value.is_not(None), since.is_not(None))
+        .group_by(step.c.old_value)
+        .order_by(step.c.old_value)
     )
     return [(str(status), int(n), round(float(mean), 3)) for status, n, mean in rows.all()]
 

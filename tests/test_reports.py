@@ -183,6 +183,13 @@ async def test_time_in_each_status_and_the_questions_the_bot_missed(store: Store
         misses = await frequent_misses(session, MONTH)
     # "new" was left after 10 and 20 minutes; "in progress" once, after 2 h - 10 min.
     assert statuses == [("in_progress", 1, 6600.0), ("new", 2, 900.0)]
+    # From five minutes after ticket 1 was created: its creation lies before the period, so
+    # its first change looks back past the period's own changes, and finds the same answer.
+    later = ReportFilter(start=DAY + timedelta(minutes=5), end=MONTH.end)
+    async with store.read() as session:
+        assert await time_in_status(session, later) == statuses
+        webchat = ReportFilter(start=later.start, end=later.end, channel="webchat")
+        assert await time_in_status(session, webchat) == statuses  # a filter keeps them all
     assert misses == [
         ("unanswered", "怎么退货", "", 5),
         ("not_helpful", "=cmd|' /C calc'!A0", "returns", 2),
