@@ -5,7 +5,7 @@ Nested sections use ``__``: ``GATEWAY_TELEGRAM__TOKEN`` sets ``settings.telegram
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import date, time
 from enum import StrEnum
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -185,6 +185,41 @@ class SurveySettings(BaseModel):
     """How long an emailed survey link stays valid."""
 
 
+class BusinessCalendar(BaseModel):
+    """One team's working time: the SLA clock runs only inside it (off days and holidays, not)."""
+
+    timezone: str | None = None
+    """The calendar's time zone; the shop's (``GATEWAY_TIMEZONE``) when not set."""
+    days: tuple[int, ...] = (1, 2, 3, 4, 5)
+    """Working days, ISO numbers (1 is Monday, 7 is Sunday)."""
+    start: time = time(9, 0)
+    end: time = time(18, 0)
+    holidays: tuple[date, ...] = ()
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(not 1 <= d <= 7 for d in value):
+            raise ValueError("working days are ISO weekday numbers 1-7, at least one")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _hours(self) -> BusinessCalendar:
+        if self.start >= self.end:
+            raise ValueError("a working day must start before it ends")
+        return self
+
+
 class SlaSettings(BaseModel):
     """Service-level targets, in hours, by priority (defaults from the operating procedure)."""
 
@@ -194,6 +229,10 @@ class SlaSettings(BaseModel):
     """An open ticket needs a progress update at least this often."""
     warn_at: float = Field(default=0.8, gt=0, lt=1)
     """Share of a target after which the assignee is warned."""
+    calendars: dict[str, BusinessCalendar] = {}
+    """Business hours by team name (``"*"``: every team not named); none: the clock runs 24x7."""
+    calendars_file: str | None = None
+    """A JSON file holding the same mapping (read at start; ``calendars`` entries win)."""
 
 
 class Settings(BaseSettings):

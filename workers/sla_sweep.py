@@ -5,25 +5,30 @@ scheduler every 30 s); it is idempotent, so two schedulers cannot double a warni
 Targets are the due times stored on the ticket (first response, resolution); the clock is paused
 while the ticket waits for the customer (``waiting_since``), which moves the resolution target
 later when it resumes. Only tickets people own are swept: the bot's own conversations owe no
-human response.
+human response. A team with business hours (``gateway/sla.py``) is measured in working time
+instead: the sweep counts it, minus the waits, and writes the due times it implies.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.events import record_event
-from gateway.models import OPEN_STATUSES, EventKind, Priority
+from gateway.models import OPEN_STATUSES, EventKind, Priority, TicketStatus
 from gateway.settings import Settings
-from gateway.sla import SlaPolicy
+from gateway.sla import BusinessHours, SlaPolicy
 from gateway.store import Store
-from gateway.store.tables import Ticket, TicketEvent
+from gateway.store.tables import Team, Ticket, TicketEvent
 from gateway.store.types import utcnow
+
+QUEUE = "sla"
+"""The sweep's own RQ queue, which workers take first: a backlog of notices cannot hold up the
+breach check (``gateway cron`` enqueues it here)."""
 
 _OPEN = [s.value for s in OPEN_STATUSES]
 _BUMP = {
@@ -52,9 +57,10 @@ async def sweep(store: Store, now: datetime, policy: SlaPolicy, *, limit: int = 
     """One pass over the open tickets people own."""
     warned = breached = reminded = 0
     async with store.write() as session:
-        tickets = (
-            await session.scalars(
-                select(Ticket)
+        rows = (
+            await session.execute(
+                select(Ticket, Team.name)
+                .outerjoin(Team, Team.id == Ticket.team_id)
                 .where(
                     Ticket.status.in_(_OPEN),
                     Ticket.escalated_at.is_not(None),
@@ -65,16 +71,22 @@ async def sweep(store: Store, now: datetime, policy: SlaPolicy, *, limit: int = 
                 .limit(limit)
             )
         ).all()
-        for ticket in tickets:
+        for ticket, team in rows:
             name, start, due, counts_since = _target(ticket)
             if due is not None and ticket.overdue_at is None:
-                if now >= due:
+                calendar = policy.calendar(team)
+                if calendar is None:
+                    late, warn = now >= due, now >= start + (due - start) * policy.warn_at
+                else:
+                    late, warn, due = await _business_clock(
+                        session, ticket, name, start, now, policy, calendar
+                    )
+                if late:
                     _breach(session, ticket, name, now)
                     breached += 1
                     continue
-                warn_at = start + (due - start) * policy.warn_at
                 fresh = ticket.sla_warned_at is None or ticket.sla_warned_at < counts_since
-                if now >= warn_at and fresh:
+                if warn and fresh:
                     record_event(
                         session,
                         ticket,
@@ -98,6 +110,56 @@ async def sweep(store: Store, now: datetime, policy: SlaPolicy, *, limit: int = 
                 )
                 reminded += 1
     return SweepReport(warned, breached, reminded)
+
+
+async def _business_clock(
+    session: AsyncSession,
+    ticket: Ticket,
+    name: str,
+    start: datetime,
+    now: datetime,
+    policy: SlaPolicy,
+    calendar: BusinessHours,
+) -> tuple[bool, bool, datetime]:
+    """Late, worth a warning, and the due time, counting only the team's working time (minus
+    the time the ticket waited for the customer, for the resolution target)."""
+    targets = policy.first_response if name == "first_response" else policy.resolution
+    target = targets[Priority(ticket.priority)]
+    paused = timedelta()
+    if name == "resolution":
+        for since, until in await _pauses(session, ticket.id, now):
+            paused += calendar.between(since, until)
+    elapsed = calendar.between(start, now) - paused
+    due = calendar.add(start, target + paused)
+    # The stored due times follow the calendar (the console and the queue order read them).
+    if name == "first_response":
+        ticket.first_response_due_at = due
+    else:
+        ticket.resolution_due_at = due
+    return elapsed >= target, elapsed >= target * policy.warn_at, due
+
+
+async def _pauses(
+    session: AsyncSession, ticket_id: int, now: datetime
+) -> list[tuple[datetime, datetime]]:
+    """When the ticket waited for the customer, from its status changes."""
+    changes = await session.execute(
+        select(TicketEvent.old_value, TicketEvent.new_value, TicketEvent.created_at)
+        .where(TicketEvent.ticket_id == ticket_id, TicketEvent.kind == EventKind.STATUS.value)
+        .order_by(TicketEvent.id)
+    )
+    waiting = TicketStatus.WAITING_CUSTOMER.value
+    pauses: list[tuple[datetime, datetime]] = []
+    since: datetime | None = None
+    for _, new, at in changes.all():
+        if new == waiting and since is None:
+            since = at
+        elif new != waiting and since is not None:
+            pauses.append((since, at))
+            since = None
+    if since is not None:
+        pauses.append((since, now))
+    return pauses
 
 
 def _breach(session: AsyncSession, ticket: Ticket, name: str, now: datetime) -> None:
@@ -152,7 +214,8 @@ def sla_sweep_job() -> str:
     async def run() -> SweepReport:
         store = Store(settings.database_url)
         try:
-            return await sweep(store, utcnow(), SlaPolicy.from_settings(settings.sla))
+            policy = SlaPolicy.from_settings(settings.sla, zone=settings.zone)
+            return await sweep(store, utcnow(), policy)
         finally:
             await store.close()
 
