@@ -6,7 +6,8 @@ after that returns. Outbound, a channel is anything with ``async send(OutboundMe
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
 
 from gateway.models import DeliveryReceipt, OutboundMessage
 
@@ -36,3 +37,29 @@ class OutboundSender(Protocol):
     """Delivers one message on a channel."""
 
     async def send(self, msg: OutboundMessage) -> DeliveryReceipt: ...
+
+
+Handover = Callable[[str], Awaitable[None]]
+"""Called with the id the peer will know a message by, at the last moment before the peer has it
+for good; the delivery job records it (``workers/jobs.py``)."""
+
+
+@runtime_checkable
+class HandsOver(Protocol):
+    """A sender that can tell when a message passes to the peer for good (SMTP: just before the
+    end of DATA). Knowing that moment lets a retry after a crash between the peer accepting and
+    the row being marked sent see that the message went, instead of sending it twice."""
+
+    async def send_handing_over(
+        self, msg: OutboundMessage, handover: Handover
+    ) -> DeliveryReceipt: ...
+
+
+@runtime_checkable
+class KeepsConnections(Protocol):
+    """A sender that can hold its connections open across sends (a worker process keeps its
+    senders from job to job): :meth:`open` once, then sends, then :meth:`aclose`."""
+
+    async def open(self) -> None: ...
+
+    async def aclose(self) -> None: ...

@@ -76,14 +76,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = load_settings()
     require_redis(settings)
-    from rq import Queue, Worker
+    from workers.runner import WORKER_CLASSES, work
 
-    from gateway.outbox import QUEUES
-
-    connection = redis.Redis.from_url(settings.redis_url)
-    queues = [Queue(name, connection=connection) for name in QUEUES]
-    worker = Worker(queues, connection=connection)
-    worker.work(with_scheduler=True, burst=args.burst)
+    work(
+        settings,
+        worker_class=WORKER_CLASSES[args.worker_class],
+        burst=args.burst,
+        logging_level=settings.log_level,
+    )
     return 0
 
 
@@ -214,11 +214,11 @@ def cmd_cron(args: argparse.Namespace) -> int:
     require_redis(settings)
     from rq.cron import CronScheduler
 
-    from workers.sla_sweep import sla_sweep_job
+    from workers.sla_sweep import QUEUE, sla_sweep_job
 
     scheduler = CronScheduler(connection=redis.Redis.from_url(settings.redis_url))
     # Every 30 s: a breach is flagged well within a minute of its deadline.
-    scheduler.register(sla_sweep_job, queue_name="notices", interval=30, job_timeout=120)
+    scheduler.register(sla_sweep_job, queue_name=QUEUE, interval=30, job_timeout=120)
     scheduler.start()  # type: ignore[no-untyped-call]
     return 0
 
@@ -265,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="listen port (default GATEWAY_PORT)")
     worker = add("worker", cmd_worker, "Run an RQ worker for the replies, notices, surveys queues.")
     worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    worker.add_argument(
+        "--class",
+        dest="worker_class",
+        choices=("fork", "simple"),
+        default="fork",
+        help="fork a work horse per job (RQ's default) or run jobs in this process (faster)",
+    )
     add("relay", cmd_relay, "Run the outbox relay alone (when GATEWAY_OUTBOX_RELAY=false).")
     add("cron", cmd_cron, "Run RQ's cron scheduler: the SLA sweep every 30 seconds.")
     outbox = commands.add_parser("outbox", help="Deliveries that failed for good.")

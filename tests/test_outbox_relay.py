@@ -20,6 +20,7 @@ from tests.conftest import SECRET, RedisServer
 from tests.factories import inbound, make_ingest
 from tests.worker_harness import read_record
 from workers.relay import OutboxRelay, job_id
+from workers.sla_sweep import QUEUE as SLA_QUEUE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -183,7 +184,7 @@ async def test_the_sla_sweep_runs_as_an_rq_job_in_a_worker(
         ticket = await session.get_one(Ticket, stored.ticket.id)
         ticket.first_response_due_at = datetime.now(UTC) - timedelta(hours=1)
     redis = Redis.from_url(redis_url)
-    Queue("notices", connection=redis).enqueue_call("workers.sla_sweep.sla_sweep_job")
+    Queue(SLA_QUEUE, connection=redis).enqueue_call("workers.sla_sweep.sla_sweep_job")
     await run_worker(db_url, redis_url, tmp_path / "sent.jsonl")
     async with store.read() as session:
         assert (await session.get_one(Ticket, stored.ticket.id)).overdue_at is not None

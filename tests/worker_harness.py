@@ -19,6 +19,7 @@ from channels.registry import SENDERS
 from gateway.models import Channel, DeliveryReceipt, OutboundMessage
 from gateway.outbox import QUEUES
 from gateway.settings import Settings
+from workers.sla_sweep import QUEUE as SLA_QUEUE
 
 
 def main() -> None:
@@ -51,7 +52,7 @@ def main() -> None:
         SENDERS.pop(Channel(channel), None)
     settings = Settings()
     connection = redis.Redis.from_url(settings.redis_url)
-    queues = [Queue(name, connection=connection) for name in QUEUES]
+    queues = [Queue(name, connection=connection) for name in (SLA_QUEUE, *QUEUES)]
     worker_class = Worker if args.forking else SimpleWorker
     worker_class(queues, connection=connection).work(burst=True)
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 
 import aiosmtplib
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from sqlalchemy import func, select
 
-from channels.base import ChannelError, TransientChannelError
+from channels.base import ChannelError, Handover, TransientChannelError
 from channels.email.compose import compose
 from channels.email.ids import Signer
 from gateway.models import Channel, DeliveryReceipt, OutboundMessage, OutboxKind, OutboxStatus
@@ -34,7 +36,9 @@ def signer_for(settings: Settings) -> Signer:
 
 
 class EmailSender:
-    """Sends one :class:`OutboundMessage` per call; a connection per send (jobs run one each)."""
+    """Sends one :class:`OutboundMessage` per call: a connection per send, or, between
+    :meth:`open` and :meth:`aclose` (a worker process keeps its senders), one SMTP connection
+    and one store kept for every send, made again after an error."""
 
     def __init__(
         self,
@@ -47,8 +51,75 @@ class EmailSender:
         self.email: EmailSettings = settings.email
         self.store = store
         self.clock = clock
+        self._keep = False
+        self._own_store = False
+        self._client: aiosmtplib.SMTP | None = None
+
+    async def open(self) -> None:
+        """Keep the SMTP connection (made at the first send) and a store until :meth:`aclose`."""
+        self._keep = True
+        if self.store is None:
+            self.store, self._own_store = Store(self.settings.database_url), True
+
+    async def aclose(self) -> None:
+        self._keep = False
+        client, self._client = self._client, None
+        if client is not None and client.is_connected:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+        if self._own_store and self.store is not None:
+            await self.store.close()
+            self.store, self._own_store = None, False
+
+    def _new_client(self) -> aiosmtplib.SMTP:
+        e = self.email
+        return aiosmtplib.SMTP(
+            hostname=e.smtp_host,
+            port=e.smtp_port,
+            timeout=e.smtp_timeout,
+            use_tls=e.smtp_security is MailSecurity.TLS,
+            start_tls=e.smtp_security is MailSecurity.STARTTLS,
+            cert_bundle=e.ca_file,
+            username=e.smtp_user,
+            password=e.smtp_password.get_secret_value() if e.smtp_password else None,
+        )
+
+    async def _transmit(
+        self, mail: EmailMessage, message_id: str, handover: Handover | None
+    ) -> None:
+        if not self._keep:
+            async with self._new_client() as once:
+                if handover is not None:
+                    _hand_over_before_end_of_data(once, message_id, handover)
+                await once.send_message(mail)
+            return
+        client = self._client
+        if client is None or not client.is_connected:
+            client = self._new_client()
+            await client.connect()
+            self._client = client
+        try:
+            if handover is not None:
+                _hand_over_before_end_of_data(client, message_id, handover)
+            elif client.protocol is not None:  # the connection's own DATA, not an earlier hook
+                vars(client.protocol).pop("execute_data_command", None)
+            await client.send_message(mail)
+        except BaseException:
+            # A failed transaction leaves the session in an unknown state: start a new one.
+            self._client = None
+            client.close()
+            raise
 
     async def send(self, msg: OutboundMessage) -> DeliveryReceipt:
+        return await self.send_handing_over(msg, None)
+
+    async def send_handing_over(
+        self, msg: OutboundMessage, handover: Handover | None
+    ) -> DeliveryReceipt:
+        """Send ``msg``; ``handover(message_id)`` runs just before the end of DATA (the point
+        after which the server may have the mail even if we never hear its 250)."""
         if not self.email.address:
             raise ChannelError("GATEWAY_EMAIL__ADDRESS is not set")
         if msg.kind is not OutboxKind.REPLY:
@@ -63,18 +134,7 @@ class EmailSender:
         )
         message_id = str(mail["Message-ID"])
         try:
-            e = self.email
-            await aiosmtplib.send(
-                mail,
-                hostname=e.smtp_host,
-                port=e.smtp_port,
-                timeout=e.smtp_timeout,
-                use_tls=e.smtp_security is MailSecurity.TLS,
-                start_tls=e.smtp_security is MailSecurity.STARTTLS,
-                cert_bundle=e.ca_file,
-                username=e.smtp_user,
-                password=e.smtp_password.get_secret_value() if e.smtp_password else None,
-            )
+            await self._transmit(mail, message_id, handover)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [e.code for e in exc.recipients]
             raise _by_code(min(codes) if codes else 550, str(exc)) from exc
@@ -94,8 +154,10 @@ class EmailSender:
         try:
             since = self.clock() - timedelta(minutes=self.email.auto_reply_window_minutes)
             async with store.read() as session:
-                contact_id = await session.scalar(
-                    select(OutboxRow.contact_id).where(OutboxRow.id == msg.outbox_id)
+                contact_id = (
+                    select(OutboxRow.contact_id)
+                    .where(OutboxRow.id == msg.outbox_id)
+                    .scalar_subquery()
                 )
                 sent = await session.scalar(
                     select(func.count()).where(
@@ -120,3 +182,41 @@ def _by_code(code: int, text: str) -> ChannelError:
     if 400 <= code < 500:
         return TransientChannelError(f"SMTP {text}")
     return ChannelError(f"SMTP {text}")
+
+
+def _hand_over_before_end_of_data(
+    client: aiosmtplib.SMTP, message_id: str, handover: Handover
+) -> None:
+    """Make ``client``'s DATA call ``handover`` between the content and the final ``.``.
+
+    RFC 5321 4.1.1.4: the mail is the server's once it has the end-of-data line, and it answers
+    only then; a worker killed while waiting for that answer (RFC 1047's duplicate window)
+    leaves mail delivered but unmarked. The job records the handover first, so its retry knows.
+    The terminating line is sent as a bare "." command, byte for byte the same on the wire.
+    """
+    protocol = client.protocol
+    if protocol is None:
+        raise ChannelError("SMTP is not connected")
+
+    async def data(
+        message: bytes,
+        timeout: float | None = None,  # noqa: ASYNC109 - aiosmtplib's signature
+    ) -> aiosmtplib.SMTPResponse:
+        body = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(message))
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        start = await protocol.execute_command(b"DATA", timeout=timeout)
+        if start.code != 354:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        protocol.write(body)
+        try:
+            await handover(message_id)
+        except BaseException:
+            client.close()  # without the final "." the server drops what it has
+            raise
+        done = await protocol.execute_command(b".", timeout=timeout)
+        if done.code != 250:
+            raise aiosmtplib.SMTPDataError(done.code, done.message)
+        return done
+
+    protocol.execute_data_command = data  # type: ignore[method-assign]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -52,18 +53,36 @@ T = TypeVar("T")
 
 
 class TelegramSender:
-    """Sends on Telegram through a ``Bot`` made for each send (a ``Bot`` is loop-bound)."""
+    """Sends on Telegram through a ``Bot`` made for each send (a ``Bot`` is loop-bound), or one
+    kept from :meth:`open` to :meth:`aclose` (a worker process's event loop outlives its jobs;
+    a new ``Bot`` costs two HTTP clients and their TLS contexts, most of a send's time)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.config = settings.telegram
+        self._kept: tuple[Bot, AsyncExitStack] | None = None
+
+    async def open(self) -> None:
+        """Keep one ``Bot`` and its connections for every send until :meth:`aclose`."""
+        if self._kept is None:
+            stack = AsyncExitStack()
+            bot = await stack.enter_async_context(open_bot(self.config))
+            self._kept = (bot, stack)
+
+    async def aclose(self) -> None:
+        if self._kept is not None:
+            await self._kept[1].aclose()
+            self._kept = None
 
     async def send(self, msg: OutboundMessage) -> DeliveryReceipt:
         """Deliver ``msg``; the receipt's ``external_id`` is the (first) Telegram message id."""
         chat_id = int(msg.recipient)
         try:
-            async with open_bot(self.config) as bot:
-                sent = await self._send_all(bot, chat_id, msg)
+            if self._kept is not None:
+                sent = await self._send_all(self._kept[0], chat_id, msg)
+            else:
+                async with open_bot(self.config) as bot:
+                    sent = await self._send_all(bot, chat_id, msg)
         except Forbidden as exc:
             await self._blocked(msg)
             raise ChannelError(f"the user blocked the bot: {exc.message}") from None

@@ -1,0 +1,226 @@
+"""Faults on the way out, with real RQ workers: a work horse killed mid-send, Redis down for the
+whole test, an SMTP server answering 451 then 250, and one refusing with 550."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as SMTPServer
+from aiosmtpd.smtp import Envelope, Session
+from redis import Redis
+from rq import Queue
+
+from channels.email.process import MailProcessor
+from gateway.models import OutboxStatus
+from gateway.settings import Settings
+from gateway.store import Store
+from tests.channels.email.conftest import email_settings
+from tests.channels.email.mailmaker import mail
+from tests.conftest import RedisServer, free_port
+from tests.factories import Clock, make_ingest
+from tests.workers.conftest import Courier, WorkerProcess, outbox
+from workers.jobs import HANDED_OVER, deliver_async
+from workers.relay import OutboxRelay, job_id
+
+
+def tcp_owner(port: int) -> int:
+    """The pid of the process whose TCP socket has local port ``port`` (from /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    return int(pid)
+        except OSError:  # gone, or not ours to look at
+            continue
+    raise LookupError(f"no process has local port {port}")
+
+
+@dataclass
+class ScriptedSink:
+    """An SMTP server answering DATA from ``replies`` in turn (then 250), keeping what it took.
+
+    With ``kill_sender``, the first DATA SIGKILLs the process on the other end of the connection
+    once the server has the whole mail, before it answers: the sender dies not knowing.
+    """
+
+    port: int = 0
+    replies: list[str] = field(default_factory=list)
+    kill_sender: bool = False
+    accepted: list[Envelope] = field(default_factory=list)
+    killed: list[int] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        reply = self.replies.pop(0) if self.replies else "250 OK"
+        if reply.startswith("250"):
+            self.accepted.append(envelope)
+        if self.kill_sender and not self.killed:
+            assert session.peer is not None
+            pid = await asyncio.to_thread(tcp_owner, int(session.peer[1]))
+            os.kill(pid, signal.SIGKILL)
+            self.killed.append(pid)
+        return reply
+
+    def message_ids(self) -> list[str]:
+        found = []
+        for envelope in self.accepted:
+            content = envelope.content
+            data = content if isinstance(content, bytes) else str(content).encode()
+            for line in data.split(b"\r\n"):
+                if line.lower().startswith(b"message-id:"):
+                    found.append(line.split(b":", 1)[1].strip().decode())
+        return found
+
+
+@pytest.fixture
+def sink() -> Iterator[ScriptedSink]:
+    scripted = ScriptedSink(port=free_port())
+    controller = Controller(scripted, hostname="127.0.0.1", port=scripted.port)
+    controller.start()
+    yield scripted
+    controller.stop()
+
+
+def mail_settings(db_url: str, redis_url: str, sink: ScriptedSink, tmp_path: Path) -> Settings:
+    settings = email_settings(
+        db_url, smtp_port=sink.port, attachment_dir=str(tmp_path / "attachments")
+    )
+    return settings.model_copy(update={"redis_url": redis_url})
+
+
+async def customers_write(store: Store, settings: Settings, count: int) -> None:
+    """``count`` customers mail in: each new ticket owes its acknowledgement."""
+    processor = MailProcessor(settings, store, make_ingest(store, Clock()))
+    for n in range(count):
+        await processor.process(mail(f"customer{n}@example.org", f"Question {n}", "Hello?"))
+
+
+async def test_a_work_horse_killed_after_the_server_took_the_mail_is_not_sent_again(
+    store: Store, db_url: str, redis_url: str, sink: ScriptedSink, tmp_path: Path
+) -> None:
+    settings = mail_settings(db_url, redis_url, sink, tmp_path)
+    await customers_write(store, settings, 1)
+    sink.kill_sender = True
+    worker = WorkerProcess("forking", tmp_path)
+    worker.start(settings)
+    redis = Redis.from_url(redis_url)
+    try:
+        # The retry comes after RQ's first backoff interval (5 s), through RQ's scheduler.
+        [row] = await Courier(store, OutboxRelay(store, redis), worker).deliver(within=60)
+        job = Queue("notices", connection=redis).fetch_job(job_id(row.id))
+    finally:
+        worker.stop()
+        redis.close()
+    assert worker.process is None
+    assert len(sink.killed) == 1  # a work horse died mid-send...
+    assert job is not None and job.retries_left is not None and job.retries_left < 5  # ...retried
+    assert len(sink.accepted) == 1  # and the mail went out once
+    assert (row.status, row.last_error) == (OutboxStatus.SENT, HANDED_OVER)
+    assert sink.message_ids() == [row.external_id]
+
+
+async def test_with_redis_down_for_the_whole_test_every_owed_mail_goes_out_once_after(
+    store: Store,
+    db_url: str,
+    redis_url: str,
+    redis_server: RedisServer,
+    sink: ScriptedSink,
+    tmp_path: Path,
+    worker: WorkerProcess,
+) -> None:
+    settings = mail_settings(db_url, redis_url, sink, tmp_path)
+    worker.start(settings)  # a worker that was running when Redis went away
+    redis = Redis.from_url(redis_url, socket_connect_timeout=1)
+    relay = OutboxRelay(store, redis)
+    relay_task = asyncio.create_task(relay.run(asyncio.Event(), poll_seconds=0.05))
+    await worker.ready(redis)
+    redis_server.stop()
+    try:
+        await customers_write(store, settings, 5)  # accepted while Redis is down
+        await asyncio.sleep(2)
+        assert {r.status for r in await outbox(store)} == {OutboxStatus.PENDING.value}
+        assert sink.accepted == []
+    finally:
+        redis_server.start()
+    try:
+        rows = await Courier(store, relay, worker).deliver(within=60)
+    finally:
+        relay_task.cancel()
+        redis.close()
+    assert len(rows) == 5
+    assert {r.status for r in rows} == {OutboxStatus.SENT.value}
+    assert sorted(sink.message_ids()) == sorted(str(r.external_id) for r in rows)
+
+
+async def test_451_then_250_is_delivered_on_the_retry(
+    store: Store, db_url: str, redis_url: str, sink: ScriptedSink, tmp_path: Path
+) -> None:
+    settings = mail_settings(db_url, redis_url, sink, tmp_path)
+    await customers_write(store, settings, 1)
+    sink.replies = ["451 4.3.0 Try again later"]
+    worker = WorkerProcess("simple", tmp_path)
+    worker.start(settings)
+    redis = Redis.from_url(redis_url)
+    try:
+        [row] = await Courier(store, OutboxRelay(store, redis), worker).deliver(within=60)
+    finally:
+        worker.stop()
+        redis.close()
+    assert (row.status, row.attempts, row.last_error) == (OutboxStatus.SENT, 2, None)
+    assert sink.message_ids() == [row.external_id]
+
+
+async def test_550_parks_the_row_as_failed_and_the_cli_lists_it(
+    store: Store, db_url: str, redis_url: str, sink: ScriptedSink, tmp_path: Path
+) -> None:
+    from tests.cli_runner import environment, gateway
+
+    settings = mail_settings(db_url, redis_url, sink, tmp_path)
+    await customers_write(store, settings, 1)
+    sink.replies = ["550 5.1.1 No such mailbox"]
+    worker = WorkerProcess("simple", tmp_path)
+    worker.start(settings)
+    redis = Redis.from_url(redis_url)
+    try:
+        [row] = await Courier(store, OutboxRelay(store, redis), worker).deliver(within=30)
+    finally:
+        worker.stop()
+        redis.close()
+    assert (row.status, row.attempts) == (OutboxStatus.FAILED, 1)
+    assert sink.accepted == []
+    env = environment(GATEWAY_DATABASE_URL=db_url, GATEWAY_REDIS_URL=redis_url)
+    listed = await asyncio.to_thread(gateway, "outbox", "failed", env=env, cwd=tmp_path)
+    fields = listed.stdout.strip().split("\t")
+    assert fields[:3] == [str(row.id), "email", "ticket_received"]
+    assert "550" in fields[-1] and "No such mailbox" in fields[-1]
+
+
+async def test_a_transient_failure_on_the_last_try_parks_the_row(
+    store: Store, db_url: str, redis_url: str, sink: ScriptedSink, tmp_path: Path
+) -> None:
+    settings = mail_settings(db_url, redis_url, sink, tmp_path)
+    await customers_write(store, settings, 1)
+    sink.replies = ["451 4.3.0 Try again later"] * 2
+    [row] = await outbox(store)
+    with pytest.raises(Exception, match="451"):  # a try with tries left: RQ retries it
+        await deliver_async(row.id, settings)
+    assert await deliver_async(row.id, settings, last_try=True) == (
+        "failed: SMTP 451 4.3.0 Try again later"
+    )
+    [row] = await outbox(store)
+    assert (row.status, row.attempts, row.external_id) == (OutboxStatus.FAILED, 2, None)
+    assert row.last_error == "SMTP 451 4.3.0 Try again later"
