@@ -220,6 +220,7 @@ async def progress(
 
 
 _NOTICE_ON_STATUS = {
+    TicketStatus.IN_PROGRESS: "in_progress",  # the agent confirms receipt
     TicketStatus.WAITING_CUSTOMER: "waiting_customer",
     TicketStatus.RESOLVED: "resolved",
 }

@@ -14,7 +14,17 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.events import record_event
-from gateway.models import OPEN_STATUSES, AgentRole, EventKind, NeedType, Priority, TicketStatus
+from gateway.models import (
+    OPEN_STATUSES,
+    AgentRole,
+    Channel,
+    EventKind,
+    NeedType,
+    OutboxKind,
+    Priority,
+    TicketStatus,
+)
+from gateway.outbox import add_outbox
 from gateway.sla import DEFAULT_POLICY, SlaPolicy
 from gateway.store.tables import Agent, Category, Contact, Ticket
 
@@ -103,6 +113,16 @@ class LeastLoaded:
         )
         record_event(session, ticket, EventKind.ASSIGNMENT, None, str(agent.id), now)
         ticket.assignee_id = agent.id
+        add_outbox(  # the customer hears who has their ticket (issue 8's "assigned" notice)
+            session,
+            kind=OutboxKind.NOTICE,
+            template="assigned",
+            channel=Channel(ticket.channel),
+            contact_id=ticket.contact_id,
+            ticket_id=ticket.id,
+            now=now,
+            payload={"agent": agent.name},
+        )
         if ticket.status in (TicketStatus.NEW, TicketStatus.REOPENED):
             record_event(
                 session, ticket, EventKind.STATUS, ticket.status, TicketStatus.ASSIGNED, now

@@ -17,6 +17,14 @@ TEMPLATES: Mapping[str, Mapping[str, str]] = {
         "zh-CN": "已为您转接人工客服，请稍候（工单号 {number}）。",
         "en": "A member of our team will take over shortly (ticket {number}).",
     },
+    "assigned": {
+        "zh-CN": "您的工单 {number} 已分配给客服 {agent}，将由其为您处理。",
+        "en": "Ticket {number} is now with {agent}, who will take care of it.",
+    },
+    "in_progress": {
+        "zh-CN": "客服已确认您的工单 {number}，正在处理中。",
+        "en": "We have picked up ticket {number} and are working on it.",
+    },
     "agent_joined": {
         "zh-CN": "客服 {agent} 已接入，将为您处理（工单号 {number}）。",
         "en": "{agent} has joined and will take care of your request (ticket {number}).",
@@ -31,12 +39,12 @@ TEMPLATES: Mapping[str, Mapping[str, str]] = {
     },
     "resolved": {
         "zh-CN": (
-            "工单 {number} 已处理完毕。如问题已解决无需回复；"
+            "工单 {number} 已处理完毕，请确认问题是否已解决：已解决无需回复；"
             "如仍有问题，请直接回复，我们会继续跟进。"
         ),
         "en": (
-            "Ticket {number} is resolved. If all is well there is nothing to do; if not, "
-            "just reply and we will pick it up again."
+            "Ticket {number} is resolved: please confirm. If all is well there is nothing to "
+            "do; if not, just reply and we will pick it up again."
         ),
     },
     "survey": {

@@ -31,6 +31,7 @@ from gateway.pipeline import Pipeline
 from gateway.routing import Router
 from gateway.store import Store
 from gateway.store.tables import Agent, Contact, Ticket, TicketMessage
+from gateway.surveys import record_rating
 
 _SHOWN_KINDS = (MessageKind.INCOMING.value, MessageKind.OUTGOING.value)
 """What the customer sees: never internal notes or system records."""
@@ -199,6 +200,8 @@ class Conversation:
             else:
                 stored.text = frame.comment
                 stored.channel_meta = meta
+            # The rating reaches the ticket's survey; a low one reopens it (gateway/surveys.py).
+            await record_rating(session, ticket, frame.score, frame.comment, now)
             await session.flush()
         return _ack(frame.client_id, stored.id, ticket.number)
 
