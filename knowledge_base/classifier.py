@@ -55,12 +55,20 @@ def train_softmax(
     steps: int = 150,
     learning_rate: float = 0.05,
     init_scale: float = 10.0,
+    batch_size: int | None = None,
+    seed: int = 0,
 ) -> SoftmaxClassifier:
-    """Fit softmax regression with full-batch Adam, starting from nearest-centroid weights.
+    """Fit softmax regression with Adam, starting from nearest-centroid weights.
 
-    Starting from the class centroids (scaled) means even a few steps give a sensible model,
-    which keeps training on 10,000 phrasings to seconds. Classes are weighted equally, so an
-    entry with 100 phrasings does not drown one with 3.
+    Starting from the class centroids (scaled) means even a few steps give a sensible model.
+    Classes are weighted equally, so an entry with 100 phrasings does not drown one with 3.
+
+    With ``batch_size`` smaller than the number of rows, each step uses a shuffled
+    mini-batch. Adam moves each weight by about ``learning_rate`` per step whatever the batch,
+    so the step count (not the number of passes) is what regularises; a step on 2,048 of
+    10,000 phrasings costs a fifth of a full one and gave the same top-1 on CLINC150 val
+    (0.950) and the Chinese FAQ dev split (0.727 vs 0.730), and a build of 1,000 entries x 10
+    phrasings spent nearly all its time in these products.
 
     Args:
         x: Unit-length inputs, ``(n, d)``.
@@ -70,6 +78,8 @@ def train_softmax(
         steps: Adam steps.
         learning_rate: Adam step size.
         init_scale: Scale of the centroid initialisation (an inverse temperature).
+        batch_size: Rows per step; None (or at least ``len(x)``) means full batch.
+        seed: Shuffles the mini-batches reproducibly.
     """
     n, d = x.shape
     counts = np.bincount(y, minlength=n_classes).astype(np.float32)
@@ -80,17 +90,30 @@ def train_softmax(
     b = np.zeros((1, n_classes), dtype=np.float32)
     sample_weight = (1.0 / np.maximum(counts[y], 1.0)).astype(np.float32)
     sample_weight /= sample_weight.sum()
-    onehot_rows = np.arange(n)
+    batch = n if batch_size is None or batch_size >= n else max(1, batch_size)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n) if batch < n else np.arange(n)
+    pos = 0
     m_w: npt.NDArray[np.floating[Any]] = np.zeros_like(w)
     v_w: npt.NDArray[np.floating[Any]] = np.zeros_like(w)
     m_b: npt.NDArray[np.floating[Any]] = np.zeros_like(b)
     v_b: npt.NDArray[np.floating[Any]] = np.zeros_like(b)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     for step in range(1, steps + 1):
-        p = _softmax_inplace(x @ w + b)
-        p[onehot_rows, y] -= 1.0
-        p *= sample_weight[:, None]
-        g_w = x.T @ p + l2 * w
+        if batch < n:
+            if pos + batch > n:
+                order, pos = rng.permutation(n), 0
+            rows = order[pos : pos + batch]
+            pos += batch
+            xb, yb = x[rows], y[rows]
+            # Rescaled so a mini-batch's gradient estimates the full one.
+            wb = sample_weight[rows] * np.float32(n / batch)
+        else:
+            xb, yb, wb = x, y, sample_weight
+        p = _softmax_inplace(xb @ w + b)
+        p[np.arange(len(yb)), yb] -= 1.0
+        p *= wb[:, None]
+        g_w = xb.T @ p + l2 * w
         g_b = p.sum(axis=0, keepdims=True)
         m_w = beta1 * m_w + (1 - beta1) * g_w
         v_w = beta2 * v_w + (1 - beta2) * g_w * g_w

@@ -41,6 +41,7 @@ class ScoringSettings:
     classifier_learning_rate: float = 0.01
     classifier_init_scale: float = 20.0
     classifier_l2: float = 1e-4
+    classifier_batch_size: int = 2048
 
 
 def center(vectors: Matrix, mean: Matrix) -> Matrix:
@@ -86,6 +87,7 @@ class Scorer:
             steps=settings.classifier_steps,
             learning_rate=settings.classifier_learning_rate,
             init_scale=settings.classifier_init_scale,
+            batch_size=settings.classifier_batch_size,
         )
         self._lexical = LexicalIndex(texts) if settings.lexical_weight else None
 
