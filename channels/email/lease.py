@@ -13,8 +13,10 @@ holder dies, so there is no expiry to tune and no clock to trust:
   long as the mailbox is served. The server drops it when the process or the connection dies; the
   holder notices a lost connection at once (asyncpg's termination callback) or at the next
   periodic check (a ``SELECT 1`` with a deadline, for a silent network), and stops reading.
-  Session locks need a real session: connect directly or through a session-pooling proxy, not a
-  transaction-pooling one (PgBouncer ``pool_mode=transaction`` would hand the lock around).
+  The lease connection sets ``idle_session_timeout`` to three checks, so that the server also
+  frees the lock of a holder that went silent (frozen, or cut off by the network) instead of
+  keeping it until TCP gives up. Session locks need a real session: connect directly or through a
+  session-pooling proxy, not a transaction-pooling one (PgBouncer ``pool_mode=transaction``).
 * SQLite file: an exclusive non-blocking ``flock`` on a lock file beside the database file. The
   kernel drops it when the process dies. ``flock`` locks belong to an open file, not to a process,
   so two listeners inside one process exclude each other too.
@@ -38,6 +40,7 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -213,6 +216,7 @@ class PgLease(Lease):
         try:
             connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
             raw = await connection.get_raw_connection()
+            await self._limit_idleness(connection)
         except BaseException:
             await connection.close()
             raise
@@ -224,6 +228,19 @@ class PgLease(Lease):
         driver.add_termination_listener(lambda _connection: closed.set())
         self._connection = connection
         return connection
+
+    async def _limit_idleness(self, connection: AsyncConnection) -> None:
+        """Have the server end this session when it has been silent for three checks.
+
+        A holder cut off by the network (or frozen) stops reading after a failed check, but the
+        server would keep its lock until TCP gives up on the socket, which takes hours. With
+        ``idle_session_timeout`` (PostgreSQL 14+) the lock is freed soon after the pings stop.
+        """
+        milliseconds = int(self.check_seconds * 3 * 1000)
+        try:
+            await connection.execute(text(f"SET idle_session_timeout = {milliseconds}"))
+        except DBAPIError as exc:  # PostgreSQL 13 and older: the lease works, without this
+            log.info("no idle_session_timeout on this server", extra={"error": repr(exc)})
 
     async def acquire(self) -> bool:
         if self.held:

@@ -85,8 +85,9 @@ class MailboxListener:
         waiting_logged = False
         try:
             while running():
-                if not await self._take_lease():
-                    if not waiting_logged:
+                taken = await self._take_lease()
+                if not taken:
+                    if taken is False and not waiting_logged:
                         log.info(
                             "mailbox is read by another process; waiting for its lease",
                             extra={"mailbox": self.mailbox},
@@ -105,7 +106,8 @@ class MailboxListener:
             self.connected.clear()
             await self.lease.release()
 
-    async def _take_lease(self) -> bool:
+    async def _take_lease(self) -> bool | None:
+        """True: taken; False: another process holds it; None: the database did not answer."""
         try:
             return await self.lease.acquire()
         except Exception as exc:  # the database is down: nobody can read; ask again later
@@ -113,7 +115,7 @@ class MailboxListener:
                 "mailbox lease unavailable",
                 extra={"mailbox": self.mailbox, "error": repr(exc)},
             )
-            return False
+            return None
 
     async def _read_while_leased(self) -> None:
         """Read the mailbox until the lease is lost; then stop reading and release it."""

@@ -5,8 +5,10 @@ over when the holder stops, dies, or loses its database connection."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import time
+from asyncio.subprocess import Process
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from channels.email.lease import FileLease, NoLease, PgLease, lock_key, mailbox_lease
+from channels.email.lease import FileLease, Lease, NoLease, PgLease, lock_key, mailbox_lease
 from channels.email.listener import MailboxListener
 from channels.email.mount import LISTENERS
 from channels.email.parse import ParsedMail, Rejected
@@ -209,43 +211,81 @@ from sqlalchemy.engine import make_url
 from channels.email.lease import mailbox_lease
 
 async def main() -> None:
-    lease = mailbox_lease(make_url(sys.argv[1]), sys.argv[2])
+    lease = mailbox_lease(make_url(sys.argv[1]), sys.argv[2], check_seconds=1)
     assert await lease.acquire()
     print("held", flush=True)
+    await lease.lost()  # checks it every second, as a listener does while it reads
+    print("lost", flush=True)
     await asyncio.sleep(120)
 
 asyncio.run(main())
 """
 
 
-async def test_lease_of_a_killed_process_passes_on(store: Store, db_url: str) -> None:
-    name = "support@example.test/INBOX"
+@asynccontextmanager
+async def released(*leases: Lease) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        for lease in leases:
+            await lease.release()
+
+
+@asynccontextmanager
+async def lease_in_another_process(db_url: str, name: str) -> AsyncIterator[Process]:
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", _HOLD, db_url, name, cwd=ROOT, stdout=asyncio.subprocess.PIPE
     )
     try:
         assert child.stdout is not None
         assert await asyncio.wait_for(child.stdout.readline(), 20) == b"held\n"
-        mine = mailbox_lease(store.url, name, check_seconds=1)
-        assert not await mine.acquire()
-        child.kill()  # SIGKILL: no cleanup of its own runs
-        await child.wait()
-
-        async def taken() -> bool:
-            return await mine.acquire()
-
-        await eventually(taken, within=5)
-        assert mine.held
-        other = mailbox_lease(store.url, name)
-        assert not await other.acquire()  # still exclusive after the takeover
-        await other.release()
-        await mine.release()
-        assert await other.acquire()
-        await other.release()
+        yield child
     finally:
         if child.returncode is None:
-            child.kill()
+            child.kill()  # SIGKILL ends a stopped process too
             await child.wait()
+
+
+async def test_lease_of_a_killed_process_passes_on(store: Store, db_url: str) -> None:
+    name = "support@example.test/INBOX"
+    async with lease_in_another_process(db_url, name) as child:
+        mine = mailbox_lease(store.url, name, check_seconds=1)
+        other = mailbox_lease(store.url, name)
+        async with released(mine, other):
+            assert not await mine.acquire()
+            child.kill()  # SIGKILL: no cleanup of its own runs
+            await child.wait()
+
+            async def taken() -> bool:
+                return await mine.acquire()
+
+            await eventually(taken, within=5)
+            assert mine.held
+            assert not await other.acquire()  # still exclusive after the takeover
+            await mine.release()
+            assert await other.acquire()
+
+
+@pytest.mark.parametrize(
+    "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_lease_of_a_frozen_process_passes_on(store: Store, db_url: str) -> None:
+    """A holder that stops answering (SIGSTOP here; a cut network looks the same to the server)
+    loses its lock once its session has been idle for three checks, not when TCP gives up."""
+    name = "support@example.test/INBOX"
+    async with lease_in_another_process(db_url, name) as child:
+        mine = mailbox_lease(store.url, name, check_seconds=1)
+        async with released(mine):
+            await asyncio.sleep(3.5)  # longer than the idle limit: the holder's checks keep it
+            assert not await mine.acquire()
+            child.send_signal(signal.SIGSTOP)
+            frozen = time.monotonic()
+
+            async def taken() -> bool:
+                return await mine.acquire()
+
+            await eventually(taken, within=10)
+            assert 1.5 < time.monotonic() - frozen < 8  # the 3 s idle limit, and its timer
 
 
 async def test_lease_kind_follows_the_database(store: Store) -> None:
