@@ -160,7 +160,7 @@ class Router:
                     .order_by(Ticket.id)
                     .with_for_update(of=Ticket)
                 )
-                tickets = {ticket.id: ticket for ticket, _ in rows.tuples()}
+                tickets = {ticket.id: ticket for ticket, _ in rows.all()}
             routes: list[tuple[Route, TicketMessage | None]] = []
             for decision in decisions:
                 if decision.message_id not in claimed:

@@ -24,7 +24,7 @@ from gateway.settings import SlaSettings, SurveySettings
 from gateway.sla import DEFAULT_POLICY, SlaPolicy
 from gateway.store import Store
 from gateway.store.tables import OutboxRow, Survey, Team, Ticket, TicketEvent
-from gateway.surveys import outside_quiet_hours, record_rating, survey_token
+from gateway.surveys import outside_quiet_hours, record_rating, schedule_survey, survey_token
 from knowledge_base.base import NeverMatches
 from tests.conftest import SECRET, make_settings
 from tests.factories import SHANGHAI, Clock, inbound, make_ingest
@@ -385,3 +385,49 @@ async def test_resolution_in_business_time_with_the_clock_paused_for_the_custome
     async with store.read() as session:
         ticket = await session.get_one(Ticket, ticket_id)
     assert ticket.resolution_due_at == shanghai("2026-12-03 13:00")
+
+
+async def close_with_survey(store: Store, ticket_id: int, *, survey: bool = True) -> None:
+    async with store.write() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+        ticket.status, ticket.closed_at = TicketStatus.CLOSED.value, T0
+        if survey:
+            await schedule_survey(
+                session, ticket, T0, settings=SurveySettings(), shop_zone=SHANGHAI
+            )
+
+
+@pytest.mark.parametrize(
+    ("reply", "score", "status"), [("5", 5, "closed"), ("２。", 2, "reopened")]
+)
+async def test_a_one_digit_reply_to_the_survey_is_the_rating(
+    store: Store, reply: str, score: int, status: str
+) -> None:
+    clock = Clock(T0)
+    ticket_id = await escalated_ticket(store, clock)
+    await close_with_survey(store, ticket_id)
+    clock.now = T0 + timedelta(hours=1)
+    result = await make_ingest(store, clock)(
+        inbound(external_user_id="u1", thread_key="u1", text=reply)
+    )
+    assert (result.ticket.id, result.new_ticket, result.reopened) == (ticket_id, False, False)
+    assert result.routed  # a rating is not a question for the bot
+    async with store.read() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+        survey = await session.scalar(select(Survey).where(Survey.ticket_id == ticket_id))
+    assert survey is not None and survey.score == score
+    assert ticket.status == status  # only a low score reopens it, as a follow-up
+    assert EventKind.RATED in await kinds(store, ticket_id)
+
+
+async def test_a_digit_without_a_survey_out_is_an_ordinary_message(store: Store) -> None:
+    clock = Clock(T0)
+    ticket_id = await escalated_ticket(store, clock)
+    await close_with_survey(store, ticket_id, survey=False)
+    clock.now = T0 + timedelta(hours=1)
+    result = await make_ingest(store, clock)(
+        inbound(external_user_id="u1", thread_key="u1", text="3")
+    )
+    assert (result.ticket.id, result.reopened) == (ticket_id, True)
+    async with store.read() as session:
+        assert await session.scalar(select(Survey).where(Survey.ticket_id == ticket_id)) is None

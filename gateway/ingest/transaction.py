@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -36,7 +38,8 @@ from gateway.models import (
 from gateway.numbering import reserve_ticket_numbers
 from gateway.outbox import outbox_values, write_outbox
 from gateway.sla import DEFAULT_POLICY, SlaPolicy
-from gateway.store.tables import Contact, Ticket, TicketEvent, TicketMessage
+from gateway.store.tables import Contact, Survey, Ticket, TicketEvent, TicketMessage
+from gateway.surveys import record_rating
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ TICKETS: Table = Ticket.__table__  # type: ignore[assignment]
 MESSAGES: Table = TicketMessage.__table__  # type: ignore[assignment]
 EVENTS: Table = TicketEvent.__table__  # type: ignore[assignment]
 CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
+SURVEYS: Table = Survey.__table__  # type: ignore[assignment]
 
 _TOUCHED = (
     "id",
@@ -89,6 +93,8 @@ class _Planned:
     ticket: _TicketState
     new_ticket: bool
     reopened: bool
+    rating: int | None = None
+    """The message answers the ticket's survey with this score (a reply of one digit)."""
     row: dict[str, Any] = field(default_factory=dict)
 
 
@@ -202,6 +208,7 @@ async def _plan_tickets(
 ) -> list[_Planned]:
     """Decide, message by message in order, which ticket each one goes to."""
     by_number, latest = await _candidate_tickets(session, fresh, contacts)
+    surveyed = await _awaiting_rating(session, by_number.values(), fresh, now)
     plans = []
     for message in fresh:
         contact = contacts[identity_key(message)]
@@ -221,8 +228,13 @@ async def _plan_tickets(
         if ticket is None and conversation is not None:
             ticket = latest.get(conversation)
         new_ticket = reopened = False
+        rating = survey_score(message.text)
         if ticket is None:
             ticket, new_ticket = _new_ticket(message, contact, now, sla), True
+        elif rating is not None and ticket.row["id"] in surveyed:
+            # "3" in reply to the survey of a closed ticket: a rating, not a new question, so
+            # the ticket is not reopened (a low score reopens it for the supervisor instead).
+            surveyed.discard(ticket.row["id"])
         elif TicketStatus(ticket.row["status"]) in DONE_STATUSES:
             row = ticket.row
             done_at = row["closed_at"] or row["resolved_at"] or row["updated_at"]
@@ -240,8 +252,44 @@ async def _plan_tickets(
         if not ticket.new:
             ticket.touched = True
             ticket.row["updated_at"] = now
-        plans.append(_Planned(message, contact, ticket, new_ticket, reopened))
+        answered = rating is not None and not new_ticket and not reopened
+        answered = answered and TicketStatus(ticket.row["status"]) in DONE_STATUSES
+        plans.append(
+            _Planned(message, contact, ticket, new_ticket, reopened, rating if answered else None)
+        )
     return plans
+
+
+_SCORE = re.compile(r"\s*([1-5])\s*[.!。！]?\s*")
+
+
+def survey_score(text: str) -> int | None:
+    """The score in a reply that is just one digit 1-5 (full-width digits too), else None."""
+    match = _SCORE.fullmatch(unicodedata.normalize("NFKC", text))
+    return int(match.group(1)) if match else None
+
+
+async def _awaiting_rating(
+    session: AsyncSession,
+    tickets: Iterable[_TicketState],
+    fresh: list[InboundMessage],
+    now: datetime,
+) -> set[int]:
+    """Closed candidate tickets whose survey is out and unanswered (asked only when some
+    message of the batch could be a rating, so the common batch pays nothing)."""
+    if not any(survey_score(m.text) is not None for m in fresh):
+        return set()
+    done = [t.row["id"] for t in tickets if TicketStatus(t.row["status"]) in DONE_STATUSES]
+    if not done:
+        return set()
+    found = await session.scalars(
+        select(SURVEYS.c.ticket_id).where(
+            SURVEYS.c.ticket_id.in_(done),
+            SURVEYS.c.answered_at.is_(None),
+            SURVEYS.c.due_at <= now,
+        )
+    )
+    return set(found.all())
 
 
 def _resume_clock(ticket: _TicketState, now: datetime) -> None:
@@ -408,6 +456,10 @@ async def _write(
     )
     for plan, message_id in zip(plans, inserted.scalars().all(), strict=True):
         plan.row["id"] = message_id
+    for plan in plans:
+        if plan.rating is not None:
+            ticket = await session.get_one(Ticket, plan.ticket.row["id"])
+            await record_rating(session, ticket, plan.rating, None, now)
 
     owed = [
         outbox_values(
@@ -434,6 +486,7 @@ def _nothing_to_route(plan: _Planned) -> bool:
     message = plan.message
     return (
         plan.ticket.row["escalated_at"] is not None
+        or plan.rating is not None
         or message.auto_submitted
         or not message.text.strip()
     )
