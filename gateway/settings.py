@@ -93,7 +93,8 @@ class EmailSettings(BaseModel):
     smtp_password: SecretStr | None = None
     smtp_timeout: float = Field(default=30, gt=0)
     ca_file: str | None = None
-    """Extra CA bundle for the IMAP and SMTP servers' certificates (verification stays on)."""
+    """CA bundle to verify the IMAP and SMTP servers' certificates with, instead of the system's
+    trust store (for a private CA; verification stays on)."""
     reply_domain: str | None = None
     """Domain of the Message-IDs we mint and of the reply address; the address's by default."""
     reply_tokens: bool = False
