@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.sql.compiler import InsertmanyvaluesSentinelOpts
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -64,6 +65,15 @@ class Store:
                 self.url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=120
             )
             _prepare_sqlite(self.write_engine, begin="BEGIN IMMEDIATE")
+            # A multi-row INSERT ... RETURNING whose rows must come back in parameter order (the
+            # ORM's flush, ingest's batches) is sent one row at a time on SQLite: SQLAlchemy will
+            # not assume SQLite numbers the rows in order. It does (each new rowid is the
+            # largest + 1, rows in VALUES order, and this engine is the only writer), as MySQL
+            # does, for which SQLAlchemy makes the same assumption. One statement per batch
+            # instead of one per row: a third of ingest's time at 100-message batches.
+            self.write_engine.dialect.insertmanyvalues_implicit_sentinel = (
+                InsertmanyvaluesSentinelOpts.ANY_AUTOINCREMENT
+            )
             self.read_engine = create_async_engine(self.url, echo=echo, pool_size=5)
             _prepare_sqlite(self.read_engine, begin="BEGIN")
         else:
