@@ -11,14 +11,13 @@ raises, so the update is not acknowledged and comes again.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import os
 from pathlib import Path
 
 from telegram import Bot
 from telegram.error import BadRequest, NetworkError, TimedOut
 
+from channels.attachment_store import store_bytes
 from channels.base import TransientChannelError
 from channels.telegram.parse import FILE_REF_PREFIX
 from gateway.models import Attachment, InboundMessage
@@ -72,14 +71,5 @@ async def _download(
         raise TransientChannelError(f"downloading an attachment: {type(exc).__name__}") from None
     if len(data) > max_bytes:
         return None
-    path = directory / hashlib.sha256(data).hexdigest()
-    await asyncio.to_thread(_write, path, data)
+    path = await asyncio.to_thread(store_bytes, directory, data)
     return attachment.model_copy(update={"size": len(data), "ref": str(path)})
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        temporary = path.with_suffix(f".tmp{os.getpid()}")
-        temporary.write_bytes(data)
-        os.replace(temporary, path)

@@ -1,0 +1,31 @@
+"""The attachment store: files named by the SHA-256 of their bytes, in one directory per channel.
+
+The same bytes are stored once however often they arrive, and storing them again after a crash
+writes nothing new. A write goes to a temporary file of its own and is renamed into place, so a
+reader never sees half a file and two writers of the same bytes at once (two mails with the same
+logo, in two threads) cannot trip over each other's temporary file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def store_bytes(directory: Path, data: bytes) -> Path:
+    """Store ``data`` under its digest in ``directory`` (blocking: call it in a thread)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / hashlib.sha256(data).hexdigest()
+    if path.exists():
+        return path
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
