@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
-import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -24,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import models
 from gateway.ingest.contacts import IdentityKey, identity_key, resolve_contacts
+from gateway.ingest.survey_replies import awaiting_rating, survey_score
 from gateway.models import (
     DONE_STATUSES,
     AuthorType,
@@ -38,7 +37,7 @@ from gateway.models import (
 from gateway.numbering import reserve_ticket_numbers
 from gateway.outbox import outbox_values, write_outbox
 from gateway.sla import DEFAULT_POLICY, SlaPolicy
-from gateway.store.tables import Contact, Survey, Ticket, TicketEvent, TicketMessage
+from gateway.store.tables import Contact, Ticket, TicketEvent, TicketMessage
 from gateway.surveys import record_rating
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,6 @@ TICKETS: Table = Ticket.__table__  # type: ignore[assignment]
 MESSAGES: Table = TicketMessage.__table__  # type: ignore[assignment]
 EVENTS: Table = TicketEvent.__table__  # type: ignore[assignment]
 CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
-SURVEYS: Table = Survey.__table__  # type: ignore[assignment]
 
 _TOUCHED = (
     "id",
@@ -208,7 +206,7 @@ async def _plan_tickets(
 ) -> list[_Planned]:
     """Decide, message by message in order, which ticket each one goes to."""
     by_number, latest = await _candidate_tickets(session, fresh, contacts)
-    surveyed = await _awaiting_rating(session, by_number.values(), fresh, now)
+    surveyed = await awaiting_rating(session, (t.row for t in by_number.values()), fresh, now)
     plans = []
     for message in fresh:
         contact = contacts[identity_key(message)]
@@ -258,38 +256,6 @@ async def _plan_tickets(
             _Planned(message, contact, ticket, new_ticket, reopened, rating if answered else None)
         )
     return plans
-
-
-_SCORE = re.compile(r"\s*([1-5])\s*[.!。！]?\s*")
-
-
-def survey_score(text: str) -> int | None:
-    """The score in a reply that is just one digit 1-5 (full-width digits too), else None."""
-    match = _SCORE.fullmatch(unicodedata.normalize("NFKC", text))
-    return int(match.group(1)) if match else None
-
-
-async def _awaiting_rating(
-    session: AsyncSession,
-    tickets: Iterable[_TicketState],
-    fresh: list[InboundMessage],
-    now: datetime,
-) -> set[int]:
-    """Closed candidate tickets whose survey is out and unanswered (asked only when some
-    message of the batch could be a rating, so the common batch pays nothing)."""
-    if not any(survey_score(m.text) is not None for m in fresh):
-        return set()
-    done = [t.row["id"] for t in tickets if TicketStatus(t.row["status"]) in DONE_STATUSES]
-    if not done:
-        return set()
-    found = await session.scalars(
-        select(SURVEYS.c.ticket_id).where(
-            SURVEYS.c.ticket_id.in_(done),
-            SURVEYS.c.answered_at.is_(None),
-            SURVEYS.c.due_at <= now,
-        )
-    )
-    return set(found.all())
 
 
 def _resume_clock(ticket: _TicketState, now: datetime) -> None:

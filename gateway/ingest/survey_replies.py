@@ -1,0 +1,52 @@
+"""Replies that answer a survey: a customer who writes just "3" back to a closed ticket's survey
+is rating it, not asking a new question (issue 8: an emailed survey may be answered by a digit).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.models import DONE_STATUSES, InboundMessage, TicketStatus
+from gateway.store.tables import Survey
+
+SURVEYS: Table = Survey.__table__  # type: ignore[assignment]
+
+_SCORE = re.compile(r"\s*([1-5])\s*[.!。！]?\s*")
+
+
+def survey_score(text: str) -> int | None:
+    """The score in a reply that is just one digit 1-5 (full-width digits too), else None."""
+    match = _SCORE.fullmatch(unicodedata.normalize("NFKC", text))
+    return int(match.group(1)) if match else None
+
+
+async def awaiting_rating(
+    session: AsyncSession,
+    tickets: Iterable[dict[str, Any]],
+    messages: Sequence[InboundMessage],
+    now: datetime,
+) -> set[int]:
+    """Ids of the closed ``tickets`` (rows) whose survey is out and unanswered.
+
+    Asked only when some message of the batch could be a rating, so the common batch pays nothing.
+    """
+    if not any(survey_score(m.text) is not None for m in messages):
+        return set()
+    done = [t["id"] for t in tickets if TicketStatus(t["status"]) in DONE_STATUSES]
+    if not done:
+        return set()
+    found = await session.scalars(
+        select(SURVEYS.c.ticket_id).where(
+            SURVEYS.c.ticket_id.in_(done),
+            SURVEYS.c.answered_at.is_(None),
+            SURVEYS.c.due_at <= now,
+        )
+    )
+    return set(found.all())
