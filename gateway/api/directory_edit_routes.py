@@ -21,7 +21,9 @@ and tickets an agent's deactivation moves get ticket events.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -54,6 +56,7 @@ api = ApiTable()
 log = logging.getLogger(__name__)
 
 _OPEN = [s.value for s in OPEN_STATUSES]
+Row = TypeVar("Row")
 
 
 def _changes(body: BaseModel) -> dict[str, Any]:
@@ -87,11 +90,24 @@ def _in_use(what: str, uses: list[tuple[int, str, str]], advice: str) -> ApiErro
     return ApiError(409, "in_use", f"{what} is still used by {listed}; {advice}")
 
 
-async def _team(session: AsyncSession, team_id: int) -> Team:
-    team = await session.get(Team, team_id, with_for_update=True)
-    if team is None:
-        raise ApiError(404, "not_found", f"no team {team_id}")
-    return team
+async def _locked(session: AsyncSession, table: type[Row], row_id: int, noun: str) -> Row:
+    """The row, locked for the change, or 404 ``no {noun} {row_id}``."""
+    row = await session.get(table, row_id, with_for_update=True)
+    if row is None:
+        raise ApiError(404, "not_found", f"no {noun} {row_id}")
+    return row
+
+
+@asynccontextmanager
+async def _writing(request: web.Request, *, conflict: ApiError) -> AsyncIterator[AsyncSession]:
+    """One write transaction, flushed at the end of the block; a unique or foreign key the write
+    breaks (a concurrent change between the look and the write) answers ``conflict``."""
+    try:
+        async with request.app[STORE].write() as session:
+            yield session
+            await session.flush()
+    except IntegrityError:
+        raise conflict from None
 
 
 async def _team_exists(session: AsyncSession, team_id: object) -> None:
@@ -113,22 +129,19 @@ async def _team_exists(session: AsyncSession, team_id: object) -> None:
 async def patch_team(request: web.Request) -> web.Response:
     team_id = path_id(request, "team_id")
     fields = _changes(await parse_body(request, TeamPatch))
-    try:
-        async with request.app[STORE].write() as session:
-            team = await _team(session, team_id)
-            if "name" in fields and fields["name"] != team.name:
-                taken = await session.scalar(
-                    select(Team.id).where(Team.name == fields["name"], Team.id != team_id)
+    taken_meanwhile = ApiError(409, "conflict", "a team with that name exists", field="name")
+    async with _writing(request, conflict=taken_meanwhile) as session:
+        team = await _locked(session, Team, team_id, "team")
+        if "name" in fields and fields["name"] != team.name:
+            taken = await session.scalar(
+                select(Team.id).where(Team.name == fields["name"], Team.id != team_id)
+            )
+            if taken is not None:
+                raise ApiError(
+                    409, "conflict", f"a team named {fields['name']!r} exists", field="name"
                 )
-                if taken is not None:
-                    raise ApiError(
-                        409, "conflict", f"a team named {fields['name']!r} exists", field="name"
-                    )
-                team.name = fields["name"]
-                await session.flush()
-            out = TeamOut.model_validate(team)
-    except IntegrityError:  # a concurrent rename took the name between the look and the write
-        raise ApiError(409, "conflict", "a team with that name exists", field="name") from None
+            team.name = fields["name"]
+        out = TeamOut.model_validate(team)
     _logged(principal(request), "team", team_id, "update", fields)
     return respond(out)
 
@@ -147,42 +160,32 @@ async def delete_team(request: web.Request) -> web.Response:
     it: detaching them would silently drop queued tickets out of dispatch and rewrite history.
     """
     team_id = path_id(request, "team_id")
-    try:
-        async with request.app[STORE].write() as session:
-            team = await _team(session, team_id)
-            agents = await _count(session, Agent.team_id == team_id, table=Agent)
-            categories = await _count(session, Category.team_id == team_id, table=Category)
-            tickets = await _count(session, Ticket.team_id == team_id, table=Ticket)
-            open_tickets = await _count(
-                session, Ticket.team_id == team_id, Ticket.status.in_(_OPEN), table=Ticket
+    came_into_use = ApiError(409, "in_use", f"team {team_id} came into use; try again")
+    async with _writing(request, conflict=came_into_use) as session:
+        team = await _locked(session, Team, team_id, "team")
+        agents = await _count(session, Agent.team_id == team_id, table=Agent)
+        categories = await _count(session, Category.team_id == team_id, table=Category)
+        tickets = await _count(session, Ticket.team_id == team_id, table=Ticket)
+        open_tickets = await _count(
+            session, Ticket.team_id == team_id, Ticket.status.in_(_OPEN), table=Ticket
+        )
+        if agents or categories or tickets:
+            raise _in_use(
+                f"team {team.name!r}",
+                [
+                    (agents, "agent", "agents"),
+                    (categories, "category", "categories"),
+                    (open_tickets, "open ticket", "open tickets"),
+                    (tickets - open_tickets, "closed ticket", "closed tickets"),
+                ],
+                "move them to another team first, or rename this one",
             )
-            if agents or categories or tickets:
-                raise _in_use(
-                    f"team {team.name!r}",
-                    [
-                        (agents, "agent", "agents"),
-                        (categories, "category", "categories"),
-                        (open_tickets, "open ticket", "open tickets"),
-                        (tickets - open_tickets, "closed ticket", "closed tickets"),
-                    ],
-                    "move them to another team first, or rename this one",
-                )
-            await session.delete(team)
-            await session.flush()
-    except IntegrityError:  # something began to use it while we looked
-        raise ApiError(409, "in_use", f"team {team_id} came into use; try again") from None
+        await session.delete(team)
     _logged(principal(request), "team", team_id, "delete", None)
     return respond(Ok())
 
 
 # --- categories --------------------------------------------------------------------------------
-
-
-async def _category(session: AsyncSession, category_id: int) -> Category:
-    category = await session.get(Category, category_id, with_for_update=True)
-    if category is None:
-        raise ApiError(404, "not_found", f"no category {category_id}")
-    return category
 
 
 async def _check_parent(session: AsyncSession, category: Category, parent_id: int) -> None:
@@ -248,25 +251,23 @@ async def _move_waiting(
 async def patch_category(request: web.Request) -> web.Response:
     category_id = path_id(request, "category_id")
     fields = _changes(await parse_body(request, CategoryPatch))
-    try:
-        async with request.app[STORE].write() as session:
-            category = await _category(session, category_id)
-            if fields.get("parent_id") is not None:
-                await _check_parent(session, category, fields["parent_id"])
-            await _team_exists(session, fields.get("team_id"))
-            name = fields.get("name", category.name)
-            parent_id = fields.get("parent_id", category.parent_id)
-            if (name, parent_id) != (category.name, category.parent_id):
-                await refuse_duplicate_category(session, name, parent_id, other_than=category_id)
-            old_team = category.team_id
-            for key, value in fields.items():
-                setattr(category, key, value)
-            await session.flush()
-            if category.team_id != old_team:
-                await _move_waiting(request, session, category, old_team)
-            out = CategoryOut.model_validate(category)
-    except IntegrityError:
-        raise ApiError(409, "conflict", "that category exists", field="name") from None
+    exists = ApiError(409, "conflict", "that category exists", field="name")
+    async with _writing(request, conflict=exists) as session:
+        category = await _locked(session, Category, category_id, "category")
+        if fields.get("parent_id") is not None:
+            await _check_parent(session, category, fields["parent_id"])
+        await _team_exists(session, fields.get("team_id"))
+        name = fields.get("name", category.name)
+        parent_id = fields.get("parent_id", category.parent_id)
+        if (name, parent_id) != (category.name, category.parent_id):
+            await refuse_duplicate_category(session, name, parent_id, other_than=category_id)
+        old_team = category.team_id
+        for key, value in fields.items():
+            setattr(category, key, value)
+        await session.flush()
+        if category.team_id != old_team:
+            await _move_waiting(request, session, category, old_team)
+        out = CategoryOut.model_validate(category)
     _logged(principal(request), "category", category_id, "update", fields)
     return respond(out)
 
@@ -285,33 +286,23 @@ async def delete_category(request: web.Request) -> web.Response:
     count tickets by category, so clearing theirs would rewrite the figures of past periods.
     """
     category_id = path_id(request, "category_id")
-    try:
-        async with request.app[STORE].write() as session:
-            category = await _category(session, category_id)
-            children = await _count(session, Category.parent_id == category_id, table=Category)
-            tickets = await _count(session, Ticket.category_id == category_id, table=Ticket)
-            if children or tickets:
-                raise _in_use(
-                    f"category {category.name!r}",
-                    [(children, "subcategory", "subcategories"), (tickets, "ticket", "tickets")],
-                    "move them to another category first, or rename this one",
-                )
-            await session.delete(category)
-            await session.flush()
-    except IntegrityError:
-        raise ApiError(409, "in_use", f"category {category_id} came into use; try again") from None
+    came_into_use = ApiError(409, "in_use", f"category {category_id} came into use; try again")
+    async with _writing(request, conflict=came_into_use) as session:
+        category = await _locked(session, Category, category_id, "category")
+        children = await _count(session, Category.parent_id == category_id, table=Category)
+        tickets = await _count(session, Ticket.category_id == category_id, table=Ticket)
+        if children or tickets:
+            raise _in_use(
+                f"category {category.name!r}",
+                [(children, "subcategory", "subcategories"), (tickets, "ticket", "tickets")],
+                "move them to another category first, or rename this one",
+            )
+        await session.delete(category)
     _logged(principal(request), "category", category_id, "delete", None)
     return respond(Ok())
 
 
 # --- canned responses --------------------------------------------------------------------------
-
-
-async def _canned(session: AsyncSession, canned_id: int) -> CannedResponse:
-    canned = await session.get(CannedResponse, canned_id, with_for_update=True)
-    if canned is None:
-        raise ApiError(404, "not_found", f"no canned response {canned_id}")
-    return canned
 
 
 @api.route(
@@ -326,24 +317,19 @@ async def patch_canned(request: web.Request) -> web.Response:
     canned_id = path_id(request, "canned_id")
     fields = _changes(await parse_body(request, CannedPatch))
     conflict = ApiError(409, "conflict", "that shortcut exists", field="shortcut")
-    try:
-        async with request.app[STORE].write() as session:
-            canned = await _canned(session, canned_id)
-            if fields.get("shortcut", canned.shortcut) != canned.shortcut:
-                taken = await session.scalar(
-                    select(CannedResponse.id).where(
-                        CannedResponse.shortcut == fields["shortcut"],
-                        CannedResponse.id != canned_id,
-                    )
+    async with _writing(request, conflict=conflict) as session:
+        canned = await _locked(session, CannedResponse, canned_id, "canned response")
+        if fields.get("shortcut", canned.shortcut) != canned.shortcut:
+            taken = await session.scalar(
+                select(CannedResponse.id).where(
+                    CannedResponse.shortcut == fields["shortcut"], CannedResponse.id != canned_id
                 )
-                if taken is not None:
-                    raise conflict
-            for key, value in fields.items():
-                setattr(canned, key, value)
-            await session.flush()
-            out = CannedOut.model_validate(canned)
-    except IntegrityError:
-        raise conflict from None
+            )
+            if taken is not None:
+                raise conflict
+        for key, value in fields.items():
+            setattr(canned, key, value)
+        out = CannedOut.model_validate(canned)
     _logged(principal(request), "canned", canned_id, "update", fields)
     return respond(out)
 
@@ -359,7 +345,7 @@ async def delete_canned(request: web.Request) -> web.Response:
     """Delete a canned response (replies sent with it keep their text: nothing points at it)."""
     canned_id = path_id(request, "canned_id")
     async with request.app[STORE].write() as session:
-        await session.delete(await _canned(session, canned_id))
+        await session.delete(await _locked(session, CannedResponse, canned_id, "canned response"))
     _logged(principal(request), "canned", canned_id, "delete", None)
     return respond(Ok())
 
@@ -452,9 +438,7 @@ async def patch_agent(request: web.Request) -> web.Response:
             .order_by(Agent.id)
             .with_for_update()
         )
-        agent = await session.get(Agent, agent_id, with_for_update=True)
-        if agent is None:
-            raise ApiError(404, "not_found", f"no agent {agent_id}")
+        agent = await _locked(session, Agent, agent_id, "agent")
         await _team_exists(session, fields.get("team_id"))
         await _refuse_lockout(session, agent, fields, who)
         deactivating = agent.active and fields.get("active") is False

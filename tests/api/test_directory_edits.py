@@ -280,3 +280,21 @@ async def test_moving_a_category_takes_its_waiting_tickets_to_the_new_team(desk:
         }
     # The waiting one followed the category and was dispatched there; the held one stays put.
     assert rows == {waiting: (repairs["id"], fixer), held: (sales["id"], admin.agent_id)}
+
+
+async def test_an_unknown_id_is_404_naming_what_was_not_found(desk: Desk) -> None:
+    """The error bodies are a contract: one lookup serves teams, categories, canned responses
+    and agents, and each 404 still names its own kind."""
+    admin = await desk.login("admin@shop.test", AgentRole.ADMIN)
+    cases = [
+        ("PATCH", "/api/v1/teams/9999", {"name": "z"}, "no team 9999"),
+        ("DELETE", "/api/v1/teams/9999", None, "no team 9999"),
+        ("PATCH", "/api/v1/categories/9999", {"name": "z"}, "no category 9999"),
+        ("DELETE", "/api/v1/categories/9999", None, "no category 9999"),
+        ("PATCH", "/api/v1/canned/9999", {"title": "z"}, "no canned response 9999"),
+        ("DELETE", "/api/v1/canned/9999", None, "no canned response 9999"),
+        ("PATCH", "/api/v1/agents/9999", {"capacity": 1}, "no agent 9999"),
+    ]
+    for method, path, body, detail in cases:
+        found = await error(await admin.send(method, path, body), 404)
+        assert found == {"error": "not_found", "detail": detail, "field": None}, path
