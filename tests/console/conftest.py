@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
 from sqlalchemy import select
 
+from gateway.app import create_app
+from gateway.appkeys import STORE
 from gateway.models import OutboxStatus
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import OutboxRow
 from tests.api.conftest import desk as desk  # the agent API's app, for the socket tests
 from tests.chromium import ARGS, CHROMIUM
+from tests.conftest import make_settings
 from workers.jobs import deliver_async
 
+MakeServer = Callable[[web.Application], Awaitable[TestServer]]
 PASSWORD = "a long enough password"
 
 needs_chromium = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs chromium")
@@ -30,6 +37,42 @@ async def browser() -> AsyncIterator[Browser]:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         yield browser
         await browser.close()
+
+
+@dataclass(frozen=True)
+class ConsoleApp:
+    """The app a test's browser talks to, served on a local port."""
+
+    app: web.Application
+    store: Store
+    base: str
+    """The server's address, ``http://127.0.0.1:PORT``."""
+
+
+StartConsole = Callable[..., Awaitable[ConsoleApp]]
+
+
+@pytest.fixture
+def start_console(aiohttp_server: MakeServer, db_url: str, redis_url: str) -> StartConsole:
+    """Starts the app on the test's database and Redis (no outbox relay: nothing is delivered);
+    keyword arguments override settings, e.g. ``email={"attachment_dir": ...}``."""
+
+    async def start(**overrides: Any) -> ConsoleApp:
+        settings = make_settings(
+            database_url=db_url, redis_url=redis_url, outbox_relay=False, **overrides
+        )
+        server = await aiohttp_server(create_app(settings))
+        app = server.app
+        assert app is not None
+        return ConsoleApp(app, app[STORE], f"http://127.0.0.1:{server.port}")
+
+    return start
+
+
+@pytest.fixture
+async def console_app(start_console: StartConsole) -> ConsoleApp:
+    """The app with the test settings as they are."""
+    return await start_console()
 
 
 @dataclass
@@ -44,6 +87,15 @@ class Dialogs:
             await dialog.dismiss()
 
         page.on("dialog", dismiss)
+
+
+async def watched_page(browser: Browser, dialogs: Dialogs, *, locale: str, height: int) -> Page:
+    """A page 1280 pixels wide in a browser context of its own (its own cookies, so one agent a
+    page), its dialogs recorded in ``dialogs``."""
+    context = await browser.new_context(locale=locale, viewport={"width": 1280, "height": height})
+    page = await context.new_page()
+    dialogs.watch(page)
+    return page
 
 
 async def console_login(page: Page, base: str, email: str) -> None:

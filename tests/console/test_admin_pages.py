@@ -5,24 +5,24 @@ Supervisors see the page but not the admin-only forms; agents do not see it at a
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from aiohttp import web
-from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 from sqlalchemy import select, update
 
-from gateway.app import create_app
-from gateway.appkeys import PIPELINE, STORE
+from gateway.appkeys import PIPELINE
 from gateway.models import AgentRole, AuthorType
 from gateway.store.tables import Agent, CannedResponse, Category, Team, Ticket, TicketMessage
 from tests.api.conftest import add_agent
 from tests.chromium import ARTIFACTS
-from tests.conftest import make_settings
-from tests.console.conftest import Dialogs, backend, console_login, needs_chromium
+from tests.console.conftest import (
+    ConsoleApp,
+    Dialogs,
+    backend,
+    console_login,
+    needs_chromium,
+    watched_page,
+)
 from tests.factories import inbound
 
-MakeServer = Callable[[web.Application], Awaitable[TestServer]]
 TEAM = "售后组"
 CATEGORY = "退换货"
 SHORTCUT = "refund"
@@ -31,31 +31,19 @@ TEXT = "您好，退款将在 3-5 个工作日内原路退回。"
 pytestmark = needs_chromium
 
 
-async def _page(browser: Browser, dialogs: Dialogs) -> Page:
-    context = await browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 860})
-    page = await context.new_page()
-    dialogs.watch(page)
-    return page
-
-
 async def test_admin_sets_up_the_directory_and_an_agent_uses_the_canned_response(
-    aiohttp_server: MakeServer, db_url: str, redis_url: str, browser: Browser
+    console_app: ConsoleApp, db_url: str, browser: Browser
 ) -> None:
-    settings = make_settings(database_url=db_url, redis_url=redis_url, outbox_relay=False)
-    server = await aiohttp_server(create_app(settings))
-    app = server.app
-    assert app is not None
-    store = app[STORE]
+    app, store, base = console_app.app, console_app.store, console_app.base
     await add_agent(store, "admin@shop.test", AgentRole.ADMIN, online=False)
     boss_id = await add_agent(store, "boss@shop.test", AgentRole.SUPERVISOR, online=False)
     li = await add_agent(store, "li@shop.test", AgentRole.AGENT)
-    base = f"http://127.0.0.1:{server.port}"
     dialogs = Dialogs()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = f"console-admin-{backend(db_url)}"
 
     # The admin opens the admin page from the top bar.
-    admin = await _page(browser, dialogs)
+    admin = await watched_page(browser, dialogs, locale="zh-CN", height=860)
     await console_login(admin, base, "admin@shop.test")
     await admin.click("#nav-admin")
     await expect(admin.locator("body")).to_have_attribute("data-view", "admin")
@@ -146,7 +134,7 @@ async def test_admin_sets_up_the_directory_and_an_agent_uses_the_canned_response
     await admin.screenshot(path=str(ARTIFACTS / f"{shot}-edited.png"), full_page=True)
 
     # A supervisor sees the page and may add canned responses, not teams or categories.
-    boss = await _page(browser, dialogs)
+    boss = await watched_page(browser, dialogs, locale="zh-CN", height=860)
     await console_login(boss, base, "boss@shop.test")
     await boss.click("#nav-admin")
     await expect(boss.locator("#admin-teams tr", has_text=TEAM)).to_have_count(1)
@@ -167,7 +155,7 @@ async def test_admin_sets_up_the_directory_and_an_agent_uses_the_canned_response
 
     # The agent has no admin page; a customer asks for a person and it lands in their queue
     # (logging in put the admin and the supervisor online too: they step out of dispatch).
-    agent = await _page(browser, dialogs)
+    agent = await watched_page(browser, dialogs, locale="zh-CN", height=860)
     await console_login(agent, base, "li@shop.test")
     async with store.write() as session:
         await session.execute(update(Agent).where(Agent.id != li).values(online=False))

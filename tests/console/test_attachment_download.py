@@ -4,44 +4,37 @@ not kept is listed without a link."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
 from channels.email.files import save_parts
 from channels.email.mime import MailPart
-from gateway.app import create_app
-from gateway.appkeys import PIPELINE, STORE
+from gateway.appkeys import PIPELINE
 from gateway.models import AgentRole, Channel
 from tests.api.conftest import add_agent
 from tests.chromium import ARTIFACTS
-from tests.conftest import make_settings
-from tests.console.conftest import Dialogs, backend, console_login, needs_chromium
+from tests.console.conftest import (
+    Dialogs,
+    StartConsole,
+    backend,
+    console_login,
+    needs_chromium,
+)
 from tests.factories import inbound
 
-MakeServer = Callable[[web.Application], Awaitable[TestServer]]
 PAYLOAD = '<img src=x onerror="alert(1);window.__xss=1">'
 HTML = b"<html><body><script>alert(2)</script></body></html>"
 pytestmark = needs_chromium
 
 
 async def test_an_agent_downloads_a_customers_file_from_the_thread(
-    aiohttp_server: MakeServer, db_url: str, redis_url: str, browser: Browser, tmp_path: Path
+    start_console: StartConsole, db_url: str, browser: Browser, tmp_path: Path
 ) -> None:
     directory = tmp_path / "attachments"
-    settings = make_settings(
-        database_url=db_url,
-        redis_url=redis_url,
-        outbox_relay=False,
-        email={"attachment_dir": str(directory)},
-    )
-    server = await aiohttp_server(create_app(settings))
-    app = server.app
-    assert app is not None
-    await add_agent(app[STORE], "li@shop.test", AgentRole.AGENT)
+    console_app = await start_console(email={"attachment_dir": str(directory)})
+    app = console_app.app
+    await add_agent(console_app.store, "li@shop.test", AgentRole.AGENT)
     parts = (
         MailPart(f"{PAYLOAD}发票.html", "text/html", len(HTML), HTML),
         MailPart("too-big.mov", "video/quicktime", 90_000_000, None),
@@ -58,7 +51,7 @@ async def test_an_agent_downloads_a_customers_file_from_the_thread(
     page = await browser.new_page(locale="zh-CN", accept_downloads=True)
     dialogs = Dialogs()
     dialogs.watch(page)
-    await console_login(page, f"http://127.0.0.1:{server.port}", "li@shop.test")
+    await console_login(page, console_app.base, "li@shop.test")
     number = (await app[PIPELINE].on_message(message)).ticket.number
     await app[PIPELINE].drain()
     await page.locator(f'#queue-list .ticket-row[data-number="{number}"]').click(timeout=10_000)
@@ -84,6 +77,6 @@ async def test_an_agent_downloads_a_customers_file_from_the_thread(
     assert dialogs.seen == []
     assert await page.evaluate("window.__xss === undefined")
     assert await page.locator("img, svg, iframe").count() == 0
-    assert page.url.startswith(f"http://127.0.0.1:{server.port}/console/")
+    assert page.url.startswith(f"{console_app.base}/console/")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / f"console-attachment-{backend(db_url)}.png"))

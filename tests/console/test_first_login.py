@@ -3,41 +3,29 @@ the page keeps the session across a reload."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 from sqlalchemy import select
 
 from gateway.accounts import create_agent
-from gateway.app import create_app
-from gateway.appkeys import STORE
 from gateway.models import AgentRole
 from gateway.store.tables import Agent
-from tests.conftest import make_settings
-from tests.console.conftest import PASSWORD, needs_chromium
+from tests.console.conftest import PASSWORD, ConsoleApp, needs_chromium
 
-MakeServer = Callable[[web.Application], Awaitable[TestServer]]
 NEW_PASSWORD = "a brand new password"
 # What the page renders does not depend on the database (the takeover test runs on both).
 pytestmark = [needs_chromium, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 
 
 async def test_first_login_changes_the_password_then_opens_the_desk(
-    aiohttp_server: MakeServer, db_url: str, redis_url: str, browser: Browser
+    console_app: ConsoleApp, browser: Browser
 ) -> None:
-    settings = make_settings(database_url=db_url, redis_url=redis_url, outbox_relay=False)
-    server = await aiohttp_server(create_app(settings))
-    app = server.app
-    assert app is not None
-    store = app[STORE]
+    store = console_app.store
     await create_agent(
         store, email="new@shop.test", name="New", role=AgentRole.AGENT, password=PASSWORD
     )
     page = await browser.new_page(locale="zh-CN")
-    await page.goto(f"http://127.0.0.1:{server.port}/console/")
+    await page.goto(f"{console_app.base}/console/")
     await page.fill("#login-email", "new@shop.test")
     await page.fill("#login-password", "wrong password!")
     await page.click("#login-submit")

@@ -5,15 +5,11 @@ entry is disabled and deleted. Supervisors read the page but cannot change it.""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from aiohttp import web
-from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 from sqlalchemy import select, update
 
-from gateway.app import create_app
-from gateway.appkeys import PIPELINE, ROUTER, STORE
+from gateway.appkeys import PIPELINE, ROUTER
 from gateway.knowledge import import_entries
 from gateway.models import AgentRole, AuthorType
 from gateway.store import Store
@@ -23,12 +19,17 @@ from knowledge_base.service import MatcherKB
 from knowledge_base.swappable import SwappableKB
 from tests.api.conftest import add_agent
 from tests.chromium import ARTIFACTS
-from tests.conftest import make_settings
-from tests.console.conftest import Dialogs, backend, console_login, needs_chromium
+from tests.console.conftest import (
+    ConsoleApp,
+    Dialogs,
+    backend,
+    console_login,
+    needs_chromium,
+    watched_page,
+)
 from tests.factories import inbound
 from tests.knowledge_base.conftest import SHOP_KB
 
-MakeServer = Callable[[web.Application], Awaitable[TestServer]]
 NEW_ANSWER = "Open Settings > Security > Reset password; the link lasts 30 minutes."
 BIKES = "Do you sell bicycles?"
 BIKES_ANSWER = "Yes: city and folding bikes, under Sports in the shop."
@@ -69,21 +70,10 @@ def _answers(bot: list[TicketMessage]) -> list[tuple[str, str | None]]:
     return [(m.text, m.channel_meta.get("kb_entry_id")) for m in bot]
 
 
-async def _page(browser: Browser, dialogs: Dialogs) -> Page:
-    context = await browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
-    page = await context.new_page()
-    dialogs.watch(page)
-    return page
-
-
 async def test_an_edit_in_the_console_answers_the_next_customer_without_a_restart(
-    aiohttp_server: MakeServer, db_url: str, redis_url: str, browser: Browser
+    console_app: ConsoleApp, db_url: str, browser: Browser
 ) -> None:
-    settings = make_settings(database_url=db_url, redis_url=redis_url, outbox_relay=False)
-    server = await aiohttp_server(create_app(settings))
-    app = server.app
-    assert app is not None
-    store = app[STORE]
+    app, store, base = console_app.app, console_app.store, console_app.base
     kb = app[ROUTER].kb
     assert isinstance(kb, SwappableKB)
     kb.encoder = HashingEncoder(dim=512)  # fast; the real model is measured by bench/kb_eval.py
@@ -103,11 +93,10 @@ async def test_an_edit_in_the_console_answers_the_next_customer_without_a_restar
 
     await add_agent(store, "admin@shop.test", AgentRole.ADMIN, online=False)
     await add_agent(store, "boss@shop.test", AgentRole.SUPERVISOR, online=False)
-    base = f"http://127.0.0.1:{server.port}"
     dialogs = Dialogs()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = f"console-kb-{backend(db_url)}"
-    admin = await _page(browser, dialogs)
+    admin = await watched_page(browser, dialogs, locale="en-US", height=900)
     await console_login(admin, base, "admin@shop.test")
     async with store.write() as session:  # logging in put the admin online: no dispatch here
         await session.execute(update(Agent).values(online=False))
@@ -180,7 +169,7 @@ async def test_an_edit_in_the_console_answers_the_next_customer_without_a_restar
         assert await session.get(KBEntry, "bikes") is None
 
     # A supervisor reads the same page and cannot change it.
-    boss = await _page(browser, dialogs)
+    boss = await watched_page(browser, dialogs, locale="en-US", height=900)
     await console_login(boss, base, "boss@shop.test")
     await boss.click("#nav-kb")
     await boss.click('#kb-rows tr[data-id="password"]')

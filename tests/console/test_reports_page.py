@@ -6,26 +6,19 @@ the supervisor role gets neither the page nor its data. A screenshot is saved as
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
 
-from gateway.app import create_app
-from gateway.appkeys import STORE
 from gateway.models import AgentRole
 from gateway.store import Store
 from gateway.store.tables import Category, Contact, KBMiss, Survey, Ticket, TicketEvent
 from tests.api.conftest import add_agent
 from tests.chromium import ARTIFACTS
-from tests.conftest import make_settings
-from tests.console.conftest import Dialogs, backend, console_login, needs_chromium
+from tests.console.conftest import ConsoleApp, Dialogs, backend, console_login, needs_chromium
 from tests.factories import SHANGHAI
 
-MakeServer = Callable[[web.Application], Awaitable[TestServer]]
 pytestmark = needs_chromium
 
 PAYLOAD = '<img src=x onerror="alert(1);window.__xss=1">'
@@ -162,15 +155,11 @@ async def drilled(page: Page) -> list[str]:
 
 
 async def test_the_report_page_draws_the_month_and_drills_down(
-    aiohttp_server: MakeServer, db_url: str, redis_url: str, browser: Browser
+    console_app: ConsoleApp, db_url: str, browser: Browser
 ) -> None:
-    settings = make_settings(database_url=db_url, redis_url=redis_url, outbox_relay=False)
-    server = await aiohttp_server(create_app(settings))
-    assert server.app is not None
-    store = server.app[STORE]
+    store, base = console_app.store, console_app.base
     await add_agent(store, "boss@shop.test", AgentRole.SUPERVISOR, online=False)
     history = await generate(store)
-    base = f"http://127.0.0.1:{server.port}"
     context = await browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
     dialogs = Dialogs()
@@ -272,13 +261,10 @@ async def test_the_report_page_draws_the_month_and_drills_down(
 
 
 async def test_an_agent_has_no_report_page_and_no_report_data(
-    aiohttp_server: MakeServer, db_url: str, redis_url: str, browser: Browser
+    console_app: ConsoleApp, browser: Browser
 ) -> None:
-    settings = make_settings(database_url=db_url, redis_url=redis_url, outbox_relay=False)
-    server = await aiohttp_server(create_app(settings))
-    assert server.app is not None
-    await add_agent(server.app[STORE], "ann@shop.test", AgentRole.AGENT, online=False)
-    base = f"http://127.0.0.1:{server.port}"
+    base = console_app.base
+    await add_agent(console_app.store, "ann@shop.test", AgentRole.AGENT, online=False)
     context = await browser.new_context(locale="en-US")
     page = await context.new_page()
     await console_login(page, base, "ann@shop.test")

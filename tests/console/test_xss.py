@@ -4,25 +4,18 @@ as text, open no dialog and add no element."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
-from gateway.app import create_app
-from gateway.appkeys import PIPELINE, STORE
+from gateway.appkeys import PIPELINE
 from gateway.models import AgentRole, Attachment, Channel
 from gateway.store.tables import CannedResponse
 from gateway.store.types import utcnow
 from tests.api.conftest import add_agent
 from tests.chromium import ARTIFACTS
-from tests.conftest import make_settings
-from tests.console.conftest import Dialogs, backend, console_login, needs_chromium
+from tests.console.conftest import ConsoleApp, Dialogs, backend, console_login, needs_chromium
 from tests.factories import inbound
 
-MakeServer = Callable[[web.Application], Awaitable[TestServer]]
 IMG = '<img src=x onerror="alert(1);window.__xss=1">'
 SCRIPT = "<script>alert(2);window.__xss=2</script>"
 SVG = "<svg onload=alert(3)>"
@@ -35,13 +28,9 @@ pytestmark = [needs_chromium, pytest.mark.parametrize("db_url", ["sqlite"], indi
 
 
 async def test_script_payloads_render_as_text(
-    aiohttp_server: MakeServer, db_url: str, redis_url: str, browser: Browser
+    console_app: ConsoleApp, db_url: str, browser: Browser
 ) -> None:
-    settings = make_settings(database_url=db_url, redis_url=redis_url, outbox_relay=False)
-    server = await aiohttp_server(create_app(settings))
-    app = server.app
-    assert app is not None
-    store = app[STORE]
+    app, store = console_app.app, console_app.store
     await add_agent(store, "boss@shop.test", AgentRole.SUPERVISOR)
     async with store.write() as session:
         session.add(
@@ -52,7 +41,7 @@ async def test_script_payloads_render_as_text(
     page = await browser.new_page(locale="en-US", viewport={"width": 1280, "height": 800})
     dialogs = Dialogs()
     dialogs.watch(page)
-    await console_login(page, f"http://127.0.0.1:{server.port}", "boss@shop.test")
+    await console_login(page, console_app.base, "boss@shop.test")
     await expect(page.locator("#send-reply")).to_have_text("Reply")  # English, from the browser
 
     # An email from "Eve <img ...>" asking for a person, with a payload subject and file name.
