@@ -1,15 +1,22 @@
 """Telegram webhook throughput against the bare aiohttp JSON POST rate of the same machine.
 
-Usage: ``python bench/telegram.py [--updates 5000] [--concurrency 20] [--db sqlite postgres]``
+Usage: ``python bench/telegram.py [--updates 5000] [--concurrency 40] [--per-chat 2 10]
+[--db sqlite postgres]``
 
 Two servers, each driven by the same load generator running in a separate process (so the
 client does not share the server's event loop), with the same number of concurrent requests:
 
 1. the baseline: an aiohttp app whose handler reads the JSON body and answers 200;
 2. the gateway (``create_app``) with the Telegram channel in webhook mode: each update is a
-   private text (half open a ticket, half follow up in the same chat), checked for its secret
-   header, parsed, and committed before the 200; routing (a knowledge base that declines, so
-   every new ticket escalates) runs after, as in production.
+   private text, checked for its secret header, parsed, and committed before the 200; routing
+   (a knowledge base that declines, so every new ticket escalates) runs after, as in production.
+
+The load is shaped the way the Bot API server sends it: up to ``max_connections`` requests at
+once (40 unless ``setWebhook`` says otherwise, https://core.telegram.org/bots/api#setwebhook),
+and one chat's updates one after the other, the next only once the previous was answered (the
+server queues updates per chat: ``WebhookActor`` in github.com/tdlib/telegram-bot-api). Each
+``--per-chat`` value is one run: 2 is ``bench/ingest.py``'s shape (every other update opens a
+ticket), 10 a short conversation (the first update opens the ticket, nine follow up).
 
 A third figure splits the cost: the same updates handed straight to the channel's inbound step
 (``TelegramInbound.handle``, no HTTP) in the same app: what the webhook layer adds is the
@@ -24,6 +31,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
+import os
 import socket
 import sys
 import time
@@ -54,9 +63,9 @@ HEADER = "X-Telegram-Bot-Api-Secret-Token"
 PATH = "/channels/telegram/webhook"
 
 
-def update(i: int) -> dict[str, Any]:
-    """Update ``i``: even ones open a conversation, the next one follows up in it."""
-    user = 10_000 + i // 2
+def update(i: int, per_chat: int) -> dict[str, Any]:
+    """Update ``i``: the first of every ``per_chat`` opens a conversation, the rest follow up."""
+    user = 10_000 + i // per_chat
     return {
         "update_id": 1_000_000 + i,
         "message": {
@@ -72,19 +81,19 @@ def update(i: int) -> dict[str, Any]:
 # --- the load generator (runs in its own process) ----------------------------------------------
 
 
-async def drive(url: str, count: int, concurrency: int) -> dict[str, Any]:
-    """POST updates ``0..count-1``; a conversation's two updates go in order on one worker."""
+async def drive(url: str, count: int, concurrency: int, per_chat: int) -> dict[str, Any]:
+    """POST updates ``0..count-1``; a chat's updates go in order on one connection."""
     latencies: list[float] = []
     failures = 0
-    pairs = iter(range(count // 2))
+    chats = iter(range(count // per_chat))
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def worker() -> None:
             nonlocal failures
-            for p in pairs:
-                for i in (2 * p, 2 * p + 1):
-                    body = json.dumps(update(i)).encode()
+            for chat in chats:
+                for i in range(chat * per_chat, (chat + 1) * per_chat):
+                    body = json.dumps(update(i, per_chat)).encode()
                     started = time.perf_counter()
                     async with session.post(
                         url,
@@ -102,7 +111,7 @@ async def drive(url: str, count: int, concurrency: int) -> dict[str, Any]:
     return {"seconds": seconds, "latencies": latencies, "failures": failures}
 
 
-async def run_client(url: str, count: int, concurrency: int) -> dict[str, Any]:
+async def run_client(url: str, count: int, concurrency: int, per_chat: int) -> dict[str, Any]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,
@@ -112,6 +121,8 @@ async def run_client(url: str, count: int, concurrency: int) -> dict[str, Any]:
         str(count),
         "--concurrency",
         str(concurrency),
+        "--per-chat",
+        str(per_chat),
         stdout=asyncio.subprocess.PIPE,
     )
     output, _ = await process.communicate()
@@ -131,14 +142,17 @@ def _free_port() -> int:
         return port
 
 
-async def serve_and_drive(app: web.Application, count: int, concurrency: int) -> dict[str, Any]:
+async def serve_and_drive(
+    app: web.Application, count: int, concurrency: int, per_chat: int
+) -> dict[str, Any]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = _free_port()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     try:
-        result = await run_client(f"http://127.0.0.1:{port}{PATH}", count, concurrency)
+        url = f"http://127.0.0.1:{port}{PATH}"
+        result = await run_client(url, count, concurrency, per_chat)
         if PIPELINE in app:
             await app[PIPELINE].drain()
     finally:
@@ -182,20 +196,22 @@ def summary(result: dict[str, Any], count: int) -> dict[str, float]:
     }
 
 
-async def handle_directly(app: web.Application, count: int, concurrency: int) -> dict[str, Any]:
+async def handle_directly(
+    app: web.Application, count: int, concurrency: int, per_chat: int
+) -> dict[str, Any]:
     """The same updates through ``TelegramInbound.handle`` in-process, without HTTP."""
     runner = web.AppRunner(app)
     await runner.setup()
     try:
         inbound = app[TELEGRAM]
         latencies: list[float] = []
-        pairs = iter(range(count // 2))
+        chats = iter(range(count // per_chat))
 
         async def worker() -> None:
-            for p in pairs:
-                for i in (2 * p, 2 * p + 1):
+            for chat in chats:
+                for i in range(chat * per_chat, (chat + 1) * per_chat):
                     started = time.perf_counter()
-                    await inbound.handle(update(i))
+                    await inbound.handle(update(i, per_chat))
                     latencies.append(time.perf_counter() - started)
 
         started = time.perf_counter()
@@ -221,48 +237,68 @@ async def stored(url: str) -> tuple[int, int]:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--updates", type=int, default=5000)
-    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument(
+        "--concurrency", type=int, default=40, help="requests at once (setWebhook's default)"
+    )
+    parser.add_argument(
+        "--per-chat", type=int, nargs="+", default=[2, 10], help="updates per chat, one run each"
+    )
     parser.add_argument("--db", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
-        print(json.dumps(await drive(args.client, args.updates, args.concurrency)))
+        result = await drive(args.client, args.updates, args.concurrency, args.per_chat[0])
+        print(json.dumps(result))
         return
 
-    count = args.updates - args.updates % 2
-    bare = summary(await serve_and_drive(bare_app(), count, args.concurrency), count)
+    shapes: list[int] = args.per_chat
+    count = args.updates - args.updates % math.lcm(*shapes)
+    bare = summary(await serve_and_drive(bare_app(), count, args.concurrency, 1), count)
     print(f"bare aiohttp JSON POST  {bare['per_s']:8.0f}/s  p99 {bare['p99_ms']:.1f} ms")
     results: dict[str, Any] = {
         "updates": count,
         "concurrency": args.concurrency,
+        "load_average_at_start": os.getloadavg()[0],
         "bare_aiohttp_json_post": bare,
     }
     for kind in args.db:
-        async with fresh_database(kind) as url:
-            app = create_app(gateway_settings(url, args.redis_url), kb=NeverMatches())
-            gateway = summary(await serve_and_drive(app, count, args.concurrency), count)
-            messages, tickets = await stored(url)
-        async with fresh_database(kind) as url:
-            app = create_app(gateway_settings(url, args.redis_url), kb=NeverMatches())
-            direct = summary(await handle_directly(app, count, args.concurrency), count)
-        ratio = gateway["per_s"] / bare["per_s"]
-        results[kind] = {
-            **gateway,
-            "ratio_to_bare": round(ratio, 3),
-            "messages_stored": messages,
-            "tickets_opened": tickets,
-            "without_http": direct,
-        }
-        print(
-            f"{kind:8} webhook {gateway['per_s']:8.0f} updates/s  p50 {gateway['p50_ms']:.1f} ms"
-            f"  p99 {gateway['p99_ms']:.1f} ms  ratio {ratio:.2f}"
-            f"  ({messages} messages, {tickets} tickets, {gateway['failures']} failures)"
-        )
-        print(f"{kind:8} same updates without HTTP {direct['per_s']:8.0f}/s")
-        assert messages == count, "every update stored exactly once"
-        assert tickets == count // 2, "every conversation on one ticket"
+        results[kind] = {}
+        for per_chat in shapes:
+            results[kind][f"per_chat_{per_chat}"] = await one_shape(
+                kind, args.redis_url, count, args.concurrency, per_chat, bare["per_s"]
+            )
+    results["load_average_at_end"] = os.getloadavg()[0]
     print(f"written: {write_results('telegram', results)}")
+
+
+async def one_shape(
+    kind: str, redis_url: str, count: int, concurrency: int, per_chat: int, bare_per_s: float
+) -> dict[str, Any]:
+    """The webhook run and the in-process run of one load shape on one database."""
+    async with fresh_database(kind) as url:
+        app = create_app(gateway_settings(url, redis_url), kb=NeverMatches())
+        gateway = summary(await serve_and_drive(app, count, concurrency, per_chat), count)
+        messages, tickets = await stored(url)
+    async with fresh_database(kind) as url:
+        app = create_app(gateway_settings(url, redis_url), kb=NeverMatches())
+        direct = summary(await handle_directly(app, count, concurrency, per_chat), count)
+    ratio = gateway["per_s"] / bare_per_s
+    print(
+        f"{kind:8} {per_chat:2} per chat: webhook {gateway['per_s']:6.0f} updates/s"
+        f"  p50 {gateway['p50_ms']:.1f} ms  p99 {gateway['p99_ms']:.1f} ms  ratio {ratio:.3f}"
+        f"  ({messages} messages, {tickets} tickets, {gateway['failures']} failures);"
+        f"  without HTTP {direct['per_s']:6.0f}/s"
+    )
+    assert messages == count, "every update stored exactly once"
+    assert tickets == count // per_chat, "every conversation on one ticket"
+    return {
+        **gateway,
+        "ratio_to_bare": round(ratio, 3),
+        "messages_stored": messages,
+        "tickets_opened": tickets,
+        "without_http": direct,
+    }
 
 
 if __name__ == "__main__":
