@@ -38,6 +38,8 @@ class Pipeline:
         if self.metrics is not None and not result.duplicate:
             self.metrics.ingested.labels(channel=inbound.channel.value).inc()
         self.committed.set()
+        if result.routed and not result.duplicate:
+            return result  # ingest already settled it under the ticket's lock: nothing to route
         task = asyncio.create_task(self._route(result))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -45,11 +47,11 @@ class Pipeline:
 
     async def _route(self, result: IngestResult) -> None:
         try:
-            await self.router.route(result.message.id, seen=None if result.duplicate else result)
+            await self.router.route(result.message_id, seen=None if result.duplicate else result)
             self.committed.set()
         except Exception:
             # The message stays unrouted and the sweep tries again; never lose the error.
-            log.exception("routing failed", extra={"message_id": result.message.id})
+            log.exception("routing failed", extra={"message_id": result.message_id})
 
     async def drain(self) -> None:
         """Wait for routing still under way (at shutdown, and in tests)."""

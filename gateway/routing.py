@@ -105,11 +105,11 @@ class Router:
         checked again under lock when it is written.
         """
         if seen is not None:
-            message, ticket = seen.message, seen.ticket
+            # The stored rows, not the validated models: building those costs more than routing.
+            with_agent = seen.ticket_row["escalated_at"] is not None
             if seen.routed:
-                return RouteOutcome(Route.WITH_AGENT if ticket.escalated_at else Route.SILENT)
-            with_agent = ticket.escalated_at is not None
-            question, meta = message.text, message.channel_meta
+                return RouteOutcome(Route.WITH_AGENT if with_agent else Route.SILENT)
+            question, meta = seen.message_row["text"], seen.message_row["channel_meta"]
         else:
             async with self.store.read() as session:
                 stored = await session.get_one(TicketMessage, message_id)

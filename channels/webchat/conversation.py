@@ -82,7 +82,7 @@ class Conversation:
             raise FrameError(
                 ErrorCode.UNAVAILABLE, _UNAVAILABLE, client_id=frame.client_id
             ) from None
-        return ack_frame(frame.client_id, result.message.id, result.ticket.number)
+        return ack_frame(frame.client_id, result.message_id, result.ticket_number)
 
     async def _hand_off(self, inbound: InboundMessage) -> IngestResult:
         """The "talk to a person" button: store the message, then escalate (no bot answer).
@@ -97,10 +97,10 @@ class Conversation:
         router = services.router
         async with services.store.write() as session:
             now = router.clock()
-            message = await session.get_one(TicketMessage, result.message.id, with_for_update=True)
+            message = await session.get_one(TicketMessage, result.message_id, with_for_update=True)
             if message.routed_at is None:
                 message.routed_at = now
-            ticket = await session.get_one(Ticket, result.ticket.id, with_for_update=True)
+            ticket = await session.get_one(Ticket, result.ticket_id, with_for_update=True)
             await router.escalate(session, ticket, now, note="customer asked for a person")
         services.pipeline.committed.set()  # wake the outbox relay for the notice
         return result

@@ -25,6 +25,18 @@ IDENTITIES: Table = ContactIdentity.__table__  # type: ignore[assignment]
 _FILLED = ("name", "email", "phone", "locale")
 
 
+_KNOWN_SENDERS = (
+    select(IDENTITIES.c.channel, IDENTITIES.c.external_user_id, CONTACTS)
+    .join(CONTACTS, CONTACTS.c.id == IDENTITIES.c.contact_id)
+    .where(
+        tuple_(IDENTITIES.c.channel, IDENTITIES.c.external_user_id).in_(
+            bindparam("keys", expanding=True)
+        )
+    )
+)
+"""The identities among ``:keys`` with their contacts (built once: a batch binds its keys)."""
+
+
 def identity_key(message: InboundMessage) -> IdentityKey:
     return (message.channel.value, message.external_user_id)
 
@@ -37,13 +49,9 @@ async def resolve_contacts(
     Fields the contact lacks (name, email, phone, locale) are filled from the messages; what the
     contact or an agent set is never overwritten.
     """
-    keys = {identity_key(m) for m in messages}
+    keys = list({identity_key(m) for m in messages})
     # Identities and their contacts in one round trip (the common case: senders we know).
-    found = await session.execute(
-        select(IDENTITIES.c.channel, IDENTITIES.c.external_user_id, CONTACTS)
-        .join(CONTACTS, CONTACTS.c.id == IDENTITIES.c.contact_id)
-        .where(tuple_(IDENTITIES.c.channel, IDENTITIES.c.external_user_id).in_(keys))
-    )
+    found = await session.execute(_KNOWN_SENDERS, {"keys": keys})
     contact_of: dict[IdentityKey, int] = {}
     known: dict[int, dict[str, Any]] = {}
     for row in found.mappings():
