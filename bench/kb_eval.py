@@ -242,7 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = data_dir()
     raw = E5Encoder()
-    cached = CachedEncoder(raw, path=args.cache)
+    # Room for every phrasing and query of the three data sets (about 30,000 texts).
+    cached = CachedEncoder(raw, path=args.cache, max_entries=200_000)
     clinc = json.loads((root / "clinc150" / "data_full.json").read_text(encoding="utf-8"))
     reports: dict[str, Any] = {}
 
