@@ -89,6 +89,8 @@ class IngestResult:
     reopened: bool = False
     routed: bool = False
     """Ingest found nothing for the router to do (people have the ticket, or no question)."""
+    notified: bool = False
+    """Ingest wrote outbox rows for this message (a notice, a rating's alert)."""
     _models: dict[str, BaseModel] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -203,6 +205,7 @@ async def ingest_batch(
                 new_ticket=plan.new_ticket and not duplicate,
                 reopened=plan.reopened and not duplicate,
                 routed=plan.row["routed_at"] is not None,
+                notified=not duplicate and (_owes_notice(plan) or plan.rating is not None),
             )
         )
     return results
@@ -496,9 +499,14 @@ async def _write(
             now=now,
         )
         for p in plans
-        if p.new_ticket and not p.message.auto_submitted
+        if _owes_notice(p)
     ]
     await write_outbox(session, owed)
+
+
+def _owes_notice(plan: _Planned) -> bool:
+    """A new ticket tells its customer so (not an automatic mail's: no loops)."""
+    return plan.new_ticket and not plan.message.auto_submitted
 
 
 def _nothing_to_route(plan: _Planned) -> bool:
