@@ -20,6 +20,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from channels.base import ChannelInputError
@@ -27,6 +28,7 @@ from channels.email.cursor import Cursor, load_cursor, park, save_cursor
 from channels.email.imap import ImapSession
 from channels.email.lease import CHECK_SECONDS, Lease, mailbox_lease
 from channels.email.parse import ParsedMail, Rejected
+from channels.email.parse_pool import Parsed
 from channels.email.process import MailProcessor
 from gateway.backoff import Backoff
 from gateway.settings import EmailSettings
@@ -40,6 +42,15 @@ FETCH_BATCH = 50
 
 LEASE_RETRY_SECONDS = 5.0
 """How often a listener without the mailbox's lease asks for it again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One batch: the UIDs asked for (ascending), the bytes of those still there, parsed."""
+
+    uids: list[int]
+    raws: dict[int, bytes]
+    parsed: dict[int, Parsed]
 
 
 class MailboxListener:
@@ -119,6 +130,7 @@ class MailboxListener:
 
     async def _read_while_leased(self) -> None:
         """Read the mailbox until the lease is lost; then stop reading and release it."""
+        self.processor.pool.warm()
         reader = asyncio.create_task(self._read(), name=f"imap-read-{self.mailbox}")
         watcher = asyncio.create_task(self.lease.lost(), name=f"imap-lease-{self.mailbox}")
         try:
@@ -181,7 +193,14 @@ class MailboxListener:
                 await session.noop()
 
     async def _drain(self, session: ImapSession, cursor: Cursor | None, uidvalidity: int) -> Cursor:
-        """Process every mail after the cursor; returns the advanced cursor."""
+        """Process every mail after the cursor; returns the advanced cursor.
+
+        Pipelined: while one batch is delivered (committed, flagged, the cursor saved), the next
+        is fetched and parsed (in the parser process), so at most two batches are in memory.
+        Nothing of a batch is delivered before the batch ahead of it is done; when a mail of a
+        batch fails, the batch fetched ahead is dropped unused and reading starts again at the
+        cursor (the failed mail), exactly as without the pipeline.
+        """
         if cursor is None:
             # First run on this mailbox: start at the oldest unread mail, not its archive.
             # ALL before UNSEEN: a mail arriving between the two searches is then either unseen
@@ -192,39 +211,67 @@ class MailboxListener:
             cursor = Cursor(uidvalidity, last)
             await save_cursor(self.store, self.key, cursor, self.clock())
         while running():
-            found = await session.uids(f"UID {cursor.last_uid + 1}:*")
-            # "n:*" always matches the last mail, even below n (RFC 3501 6.4.8).
-            pending = [u for u in found if u > cursor.last_uid]
-            if not pending:
-                return cursor
-            batch = pending[:FETCH_BATCH]
-            done = await self._process_batch(session, batch)
-            last = cursor.last_uid
-            for uid in batch:
-                if uid not in done:
-                    break
-                last = uid
-            if last != cursor.last_uid:
-                cursor = Cursor(uidvalidity, last)
-                await save_cursor(self.store, self.key, cursor, self.clock())
-            if batch[0] not in done:
+            ahead = asyncio.create_task(self._fetch(session, cursor.last_uid))
+            try:
+                while True:
+                    batch = await ahead
+                    if batch is None:
+                        return cursor
+                    ahead = asyncio.create_task(self._fetch(session, batch.uids[-1]))
+                    done = await self._process_batch(session, batch)
+                    cursor = await self._advance(cursor, batch.uids, done)
+                    if len(done) < len(batch.uids):
+                        break
+                # Something failed: what was fetched ahead is dropped (it has no side effects).
+                await asyncio.gather(ahead, return_exceptions=True)
+            finally:
+                if not ahead.done():  # we are stopping, or the batch's delivery raised
+                    ahead.cancel()
+                    await asyncio.gather(ahead, return_exceptions=True)
+            if batch.uids[0] not in done:
                 # The oldest pending mail failed: wait before trying it again.
                 await asyncio.sleep(self.backoff.next())
         raise asyncio.CancelledError  # asked to stop (a swallowed cancel: see gateway.tasks)
 
-    async def _process_batch(self, session: ImapSession, batch: list[int]) -> set[int]:
-        """Process fetched mail; the UIDs that are done (stored, dropped or parked)."""
-        raws = await session.fetch(batch)
-        done: set[int] = {uid for uid in batch if uid not in raws}  # expunged meanwhile
+    async def _advance(self, cursor: Cursor, uids: list[int], done: set[int]) -> Cursor:
+        """Move the cursor over the batch's leading run of done mail, and save it."""
+        last = cursor.last_uid
+        for uid in uids:
+            if uid not in done:
+                break
+            last = uid
+        if last == cursor.last_uid:
+            return cursor
+        cursor = Cursor(cursor.uidvalidity, last)
+        await save_cursor(self.store, self.key, cursor, self.clock())
+        return cursor
+
+    async def _fetch(self, session: ImapSession, after: int) -> Fetched | None:
+        """The next batch of mail above UID ``after``, fetched and parsed; ``None``: no more."""
+        found = await session.uids(f"UID {after + 1}:*")
+        # "n:*" always matches the last mail, even below n (RFC 3501 6.4.8).
+        pending = [u for u in found if u > after]
+        if not pending:
+            return None
+        uids = pending[:FETCH_BATCH]
+        raws = await session.fetch(uids)
+        order = sorted(raws)
+        parsed = await self.processor.parse_many([raws[uid] for uid in order])
+        return Fetched(uids, raws, dict(zip(order, parsed, strict=True)))
+
+    async def _process_batch(self, session: ImapSession, batch: Fetched) -> set[int]:
+        """Deliver a fetched batch; the UIDs that are done (stored, dropped or parked)."""
+        raws = batch.raws
+        done: set[int] = {uid for uid in batch.uids if uid not in raws}  # expunged meanwhile
         parsed: dict[int, ParsedMail | Rejected] = {}
-        for uid, raw in raws.items():
-            try:
-                parsed[uid] = self.processor.parse(raw)
-            except ChannelInputError as exc:
+        for uid, item in sorted(batch.parsed.items()):
+            if isinstance(item, ChannelInputError):
                 # The sender's fault and the same on every try: park at once, leave it unread.
-                self.processor.count(exc.reason)
-                await self._park(uid, raw, exc.reason, exc.detail, attempts=1)
+                self.processor.count(item.reason)
+                await self._park(uid, raws[uid], item.reason, item.detail, attempts=1)
                 done.add(uid)
+            else:
+                parsed[uid] = item
         # One sender's mails in order (a reply may thread onto the mail just before it);
         # different senders side by side, so ingest can commit them in one group.
         chains: dict[str, list[int]] = defaultdict(list)

@@ -49,6 +49,7 @@ def mount(app: web.Application, settings: Settings) -> None:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            processor.close()
 
     app.cleanup_ctx.append(listen)
 

@@ -1,7 +1,8 @@
 """One mail from bytes to a committed ticket message: parse, thread, store files, ingest.
 
-The IMAP listener calls :meth:`MailProcessor.process` and acks the mail only after it returns;
-tests and the benchmark call it too.
+The IMAP listener parses fetched batches with :meth:`MailProcessor.parse_many` (in a worker
+process, :mod:`channels.email.parse_pool`), hands each result to :meth:`MailProcessor.deliver`
+and acks the mail only after it returns; tests and the benchmark call :meth:`process` too.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 import logging
 from enum import StrEnum
 
+from channels.base import ChannelInputError
 from channels.email.bounces import record_bounce
 from channels.email.files import save_parts
-from channels.email.parse import ParsedMail, Rejected, RejectReason, parse_mail
+from channels.email.parse import ParsedMail, Rejected, RejectReason
+from channels.email.parse_pool import Parsed, ParseOptions, ParsePool
 from channels.email.references import find_ticket
 from channels.email.sender import signer_for
 from gateway.metrics import Metrics
@@ -40,7 +43,9 @@ class MailProcessor:
         on_message: OnMessage,
         *,
         metrics: Metrics | None = None,
+        parse_workers: int = 1,
     ) -> None:
+        """``parse_workers``: processes that parse fetched mail (0: parse in the event loop)."""
         self.email = settings.email
         self.store = store
         self.on_message = on_message
@@ -48,15 +53,23 @@ class MailProcessor:
         self.signer = signer_for(settings)
         self.address = (self.email.address or "").lower() or None
         self.ours = (self.address,) if self.address else ()
+        self.options = ParseOptions(self.ours, self.signer, self.email.attachment_max_bytes)
+        self.pool = ParsePool(self.options, workers=parse_workers)
 
     def parse(self, raw: bytes) -> ParsedMail | Rejected:
         """Parse (pure); raises ``ChannelInputError`` for mail that is not usable."""
-        return parse_mail(
-            raw,
-            our_addresses=self.ours,
-            signer=self.signer,
-            max_attachment_bytes=self.email.attachment_max_bytes,
-        )
+        parsed = self.options.parse(raw)
+        if isinstance(parsed, ChannelInputError):
+            raise parsed
+        return parsed
+
+    async def parse_many(self, raws: list[bytes]) -> list[Parsed]:
+        """Parse a batch off the event loop; an unusable mail's entry is its error."""
+        return await self.pool.parse(raws)
+
+    def close(self) -> None:
+        """Stop the parser processes (started again if the processor is used again)."""
+        self.pool.close()
 
     async def deliver(self, parsed: ParsedMail | Rejected) -> Outcome:
         """Store a parsed mail (or record a bounce); returns once it is committed."""

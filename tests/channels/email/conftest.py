@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -111,7 +111,11 @@ class Mailroom:
 
 
 @pytest.fixture
-def mailroom_factory(store: Store, db_url: str, smtp_sink: Sink, tmp_path: Path) -> Any:
+def mailroom_factory(
+    store: Store, db_url: str, smtp_sink: Sink, tmp_path: Path
+) -> Iterator[Callable[..., Mailroom]]:
+    built: list[MailProcessor] = []
+
     def build(**email: Any) -> Mailroom:
         settings = email_settings(
             db_url,
@@ -121,9 +125,12 @@ def mailroom_factory(store: Store, db_url: str, smtp_sink: Sink, tmp_path: Path)
         )
         clock = Clock()
         processor = MailProcessor(settings, store, make_ingest(store, clock))
+        built.append(processor)
         return Mailroom(store, settings, processor, clock)
 
-    return build
+    yield build
+    for processor in built:
+        processor.close()  # its parser process, if a listener started one
 
 
 @pytest.fixture

@@ -60,6 +60,7 @@ class Reader:
         assert self.task is not None
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
+        self.listener.processor.close()
 
 
 def reader(room: Mailroom, dovecot: Dovecot, **lease: float) -> Reader:
