@@ -40,7 +40,8 @@ class LeastLoaded:
     async def dispatch(self, session: AsyncSession, ticket: Ticket, now: datetime) -> None:
         await self._raise_priority(session, ticket, now)
         if ticket.team_id is None and ticket.category_id is not None:
-            category = await session.get(Category, ticket.category_id)
+            with session.no_autoflush:  # a lookup; flushing the batch here costs a round each
+                category = await session.get(Category, ticket.category_id)
             if category is not None and category.team_id is not None:
                 ticket.team_id = category.team_id
         if ticket.assignee_id is not None:
@@ -85,19 +86,7 @@ class LeastLoaded:
         agents = cache[ticket.team_id]
         if not agents:
             return False
-        # Count open tickets only for these (few) agents: uses the assignee index.
-        loads = dict(
-            (
-                await session.execute(
-                    select(Ticket.assignee_id, func.count())
-                    .where(
-                        Ticket.assignee_id.in_([a.id for a in agents]),
-                        Ticket.status.in_(_OPEN),
-                    )
-                    .group_by(Ticket.assignee_id)
-                )
-            ).all()
-        )
+        loads = await _open_tickets(session, agents)
         with_room = [a for a in agents if loads.get(a.id, 0) < a.capacity]
         if not with_room:
             return False
@@ -130,12 +119,14 @@ class LeastLoaded:
             ticket.status = TicketStatus.ASSIGNED.value
         ticket.updated_at = now
         agent.last_assigned_at = now
+        loads[agent.id] = loads.get(agent.id, 0) + 1
         return True
 
     async def _raise_priority(self, session: AsyncSession, ticket: Ticket, now: datetime) -> None:
         if ticket.priority != Priority.NORMAL:
             return
-        contact = await session.get(Contact, ticket.contact_id)
+        with session.no_autoflush:  # the router has it loaded; elsewhere, one lookup
+            contact = await session.get(Contact, ticket.contact_id)
         if ticket.need_type == NeedType.COMPLAINT or (contact is not None and contact.vip):
             record_event(session, ticket, EventKind.PRIORITY, ticket.priority, Priority.URGENT, now)
             ticket.priority = Priority.URGENT.value
@@ -143,3 +134,28 @@ class LeastLoaded:
                 Priority.URGENT, ticket.created_at
             )
             ticket.resolution_due_at = self.sla.resolution_due(Priority.URGENT, ticket.created_at)
+
+
+async def _open_tickets(session: AsyncSession, agents: list[Agent]) -> dict[int, int]:
+    """Open tickets per agent, counted once per transaction and kept up to date by ``_assign``.
+
+    Counting again for every ticket of a batch would flush the batch's pending rows before
+    each count (a round of single-row statements per ticket): the counts are read once,
+    after one flush, and each assignment adds to them.
+    """
+    loads: dict[int, int] = session.info.setdefault("dispatch_loads", {})
+    missing = [a.id for a in agents if a.id not in loads]
+    if missing:
+        # Only for these (few) agents: uses the assignee index.
+        counted = dict(
+            (
+                await session.execute(
+                    select(Ticket.assignee_id, func.count())
+                    .where(Ticket.assignee_id.in_(missing), Ticket.status.in_(_OPEN))
+                    .group_by(Ticket.assignee_id)
+                )
+            ).all()
+        )
+        for agent_id in missing:
+            loads[agent_id] = counted.get(agent_id, 0)
+    return loads

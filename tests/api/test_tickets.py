@@ -181,6 +181,37 @@ async def test_dispatch_assigns_the_least_loaded_and_queues_at_capacity(desk: De
     assert detail["ticket"]["assignee_id"] == assignees[0]
 
 
+async def test_tickets_escalated_together_are_spread_by_load_and_capacity(desk: Desk) -> None:
+    """One routing batch assigns several tickets: each assignment counts for the next one."""
+    boss = await desk.login("boss@shop.test", AgentRole.SUPERVISOR)
+    await boss.send("POST", "/api/v1/auth/presence", {"online": False})  # not in dispatch
+    ann = await add_agent(desk.store, "ann@shop.test", AgentRole.AGENT)
+    bob = await add_agent(desk.store, "bob@shop.test", AgentRole.AGENT)
+    from sqlalchemy import update
+
+    from gateway.store.tables import Agent, Ticket
+
+    async with desk.store.write() as session:
+        await session.execute(update(Agent).values(capacity=2))
+    results = await asyncio.gather(
+        *(
+            desk.pipeline.on_message(
+                inbound(external_user_id=f"c{i}", thread_key=f"c{i}", text="human please")
+            )
+            for i in range(5)
+        )
+    )
+    await desk.pipeline.drain()
+    async with desk.store.read() as session:
+        assignees = list(
+            await session.scalars(
+                select(Ticket.assignee_id).where(Ticket.id.in_([r.ticket_id for r in results]))
+            )
+        )
+    assert sorted(a for a in assignees if a is not None) == sorted([ann, ann, bob, bob])
+    assert assignees.count(None) == 1  # both at capacity: the fifth waits in the queue
+
+
 async def test_a_complaint_is_raised_to_urgent(desk: Desk) -> None:
     number = await desk.customer_says(inbound(text="我要投诉你们的快递"))
     boss = await desk.login("boss@shop.test", AgentRole.SUPERVISOR)
