@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,9 +19,17 @@ from knowledge_base.scoring import Matrix, Scorer, ScoringSettings
 
 # On a small machine OpenBLAS's worker threads (which spin after each product) and the e5
 # engine's OpenMP threads fight for the same cores: a single question's p99 went from about
-# 35 ms to 130-270 ms. A question's products are tiny, so the query path runs BLAS on one
-# thread; builds keep every thread.
+# 35 ms to 130-270 ms. A question's products are tiny, so a few questions run BLAS on one
+# thread; builds and large batches (evaluation) keep every thread.
 _blas = ThreadpoolController()
+_FEW_QUESTIONS = 8
+
+
+def _query_threads(n_texts: int) -> contextlib.AbstractContextManager[object]:
+    if n_texts > _FEW_QUESTIONS:
+        return contextlib.nullcontext()
+    limited: contextlib.AbstractContextManager[object] = _blas.limit(limits=1, user_api="blas")
+    return limited
 
 
 class Outcome(StrEnum):
@@ -114,7 +123,7 @@ class Matcher:
         """Match a batch of questions (one encoder call for all of them)."""
         if self._scorer is None or not texts:
             return [MatchResult(Outcome.DECLINE, ()) for _ in texts]
-        with _blas.limit(limits=1, user_api="blas"):
+        with _query_threads(len(texts)):
             vectors = self._encoder.encode(list(texts))
             scores = self._scorer.scores(texts, vectors)
         return [self._decide(row) for row in scores]
@@ -123,7 +132,7 @@ class Matcher:
         """Raw fused scores, ``(len(texts), len(entries))``; for evaluation and debugging."""
         if self._scorer is None:
             return np.zeros((len(texts), 0), dtype=np.float32)
-        with _blas.limit(limits=1, user_api="blas"):
+        with _query_threads(len(texts)):
             return self._scorer.scores(texts, self._encoder.encode(list(texts)))
 
     def _decide(self, row: Matrix) -> MatchResult:
