@@ -69,18 +69,18 @@ class LeastLoaded:
         return assigned
 
     async def _assign(self, session: AsyncSession, ticket: Ticket, now: datetime) -> bool:
-        query = select(Agent).where(
-            Agent.active.is_(True),
-            Agent.online.is_(True),
-            Agent.role.in_([AgentRole.AGENT.value, AgentRole.SUPERVISOR.value]),
-        )
-        if ticket.team_id is not None:
-            query = query.where(Agent.team_id == ticket.team_id)
         # Who is online does not change inside one transaction: ask once per team and batch.
         # No autoflush: flushing the batch's pending rows before every lookup would turn the
         # router's one batched write into a round of INSERTs per ticket (3x slower).
         cache: dict[int | None, list[Agent]] = session.info.setdefault("dispatch_agents", {})
         if ticket.team_id not in cache:
+            query = select(Agent).where(
+                Agent.active.is_(True),
+                Agent.online.is_(True),
+                Agent.role.in_([AgentRole.AGENT.value, AgentRole.SUPERVISOR.value]),
+            )
+            if ticket.team_id is not None:
+                query = query.where(Agent.team_id == ticket.team_id)
             with session.no_autoflush:
                 cache[ticket.team_id] = list((await session.scalars(query)).all())
         agents = cache[ticket.team_id]
