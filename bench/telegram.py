@@ -22,8 +22,10 @@ A third figure splits the cost: the same updates handed straight to the channel'
 (``TelegramInbound.handle``, no HTTP) in the same app: what the webhook layer adds is the
 difference, the rest is ingest and routing.
 
-Prints updates/s, p50/p99 latency and the ratio, checks the database holds every update as
-one message, and writes ``bench/results/telegram.json``.
+The machine may be shared: the baseline is run right before and right after each webhook run,
+and the ratio is taken against their mean. Prints updates/s, p50/p99 latency and the ratio,
+checks the database holds every update as one message, and writes
+``bench/results/telegram.json``.
 """
 
 from __future__ import annotations
@@ -105,10 +107,11 @@ async def drive(url: str, count: int, concurrency: int, per_chat: int) -> dict[s
                             failures += 1
                     latencies.append(time.perf_counter() - started)
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - started
-    return {"seconds": seconds, "latencies": latencies, "failures": failures}
+        cpu = time.process_time() - cpu
+    return {"seconds": seconds, "latencies": latencies, "failures": failures, "client_cpu_s": cpu}
 
 
 async def run_client(url: str, count: int, concurrency: int, per_chat: int) -> dict[str, Any]:
@@ -152,9 +155,13 @@ async def serve_and_drive(
     await site.start()
     try:
         url = f"http://127.0.0.1:{port}{PATH}"
+        # CPU time does not depend on what else the machine runs: the server's (every thread of
+        # this process, SQLite's included; not PostgreSQL's) and the load generator's.
+        server_cpu = time.process_time()
         result = await run_client(url, count, concurrency, per_chat)
         if PIPELINE in app:
             await app[PIPELINE].drain()
+        result["server_cpu_s"] = time.process_time() - server_cpu
     finally:
         await runner.cleanup()
     return result
@@ -193,6 +200,11 @@ def summary(result: dict[str, Any], count: int) -> dict[str, float]:
         "p50_ms": round(percentile(latencies, 50) * 1000, 2),
         "p99_ms": round(percentile(latencies, 99) * 1000, 2),
         "failures": result["failures"],
+        **{
+            f"{part}_cpu_ms_per_update": round(result[f"{part}_cpu_s"] / count * 1000, 3)
+            for part in ("server", "client")
+            if f"{part}_cpu_s" in result
+        },
     }
 
 
@@ -254,47 +266,59 @@ async def main() -> None:
 
     shapes: list[int] = args.per_chat
     count = args.updates - args.updates % math.lcm(*shapes)
-    bare = summary(await serve_and_drive(bare_app(), count, args.concurrency, 1), count)
-    print(f"bare aiohttp JSON POST  {bare['per_s']:8.0f}/s  p99 {bare['p99_ms']:.1f} ms")
     results: dict[str, Any] = {
         "updates": count,
         "concurrency": args.concurrency,
         "load_average_at_start": os.getloadavg()[0],
-        "bare_aiohttp_json_post": bare,
     }
     for kind in args.db:
         results[kind] = {}
         for per_chat in shapes:
             results[kind][f"per_chat_{per_chat}"] = await one_shape(
-                kind, args.redis_url, count, args.concurrency, per_chat, bare["per_s"]
+                kind, args.redis_url, count, args.concurrency, per_chat
             )
     results["load_average_at_end"] = os.getloadavg()[0]
     print(f"written: {write_results('telegram', results)}")
 
 
 async def one_shape(
-    kind: str, redis_url: str, count: int, concurrency: int, per_chat: int, bare_per_s: float
+    kind: str, redis_url: str, count: int, concurrency: int, per_chat: int
 ) -> dict[str, Any]:
-    """The webhook run and the in-process run of one load shape on one database."""
+    """The webhook run of one load shape on one database, between two baseline runs (the
+    machine is shared: the baseline is taken right before and after, and their mean is the
+    ratio's denominator), then the same updates in-process."""
+    before = summary(await serve_and_drive(bare_app(), count, concurrency, 1), count)
     async with fresh_database(kind) as url:
         app = create_app(gateway_settings(url, redis_url), kb=NeverMatches())
         gateway = summary(await serve_and_drive(app, count, concurrency, per_chat), count)
         messages, tickets = await stored(url)
+    after = summary(await serve_and_drive(bare_app(), count, concurrency, 1), count)
     async with fresh_database(kind) as url:
         app = create_app(gateway_settings(url, redis_url), kb=NeverMatches())
         direct = summary(await handle_directly(app, count, concurrency, per_chat), count)
+    bare_per_s = (before["per_s"] + after["per_s"]) / 2
     ratio = gateway["per_s"] / bare_per_s
+    # The same comparison in CPU time (server and load generator), which the machine's other
+    # work does not move: what the ratio would be on an idle machine if both were CPU-bound.
+    cpu = {
+        name: run["server_cpu_ms_per_update"] + run["client_cpu_ms_per_update"]
+        for name, run in (("bare", before), ("gateway", gateway))
+    }
     print(
         f"{kind:8} {per_chat:2} per chat: webhook {gateway['per_s']:6.0f} updates/s"
-        f"  p50 {gateway['p50_ms']:.1f} ms  p99 {gateway['p99_ms']:.1f} ms  ratio {ratio:.3f}"
+        f"  p50 {gateway['p50_ms']:.1f} ms  p99 {gateway['p99_ms']:.1f} ms"
+        f"  bare {before['per_s']:.0f}/{after['per_s']:.0f}/s  ratio {ratio:.3f}"
         f"  ({messages} messages, {tickets} tickets, {gateway['failures']} failures);"
-        f"  without HTTP {direct['per_s']:6.0f}/s"
+        f"  without HTTP {direct['per_s']:6.0f}/s;  CPU ms/update {cpu['gateway']:.2f}"
+        f" (server {gateway['server_cpu_ms_per_update']:.2f}) vs bare {cpu['bare']:.2f}"
     )
     assert messages == count, "every update stored exactly once"
     assert tickets == count // per_chat, "every conversation on one ticket"
     return {
         **gateway,
+        "bare_aiohttp_json_post": {"before": before, "after": after},
         "ratio_to_bare": round(ratio, 3),
+        "cpu_ratio_to_bare": round(cpu["bare"] / cpu["gateway"], 3),
         "messages_stored": messages,
         "tickets_opened": tickets,
         "without_http": direct,
