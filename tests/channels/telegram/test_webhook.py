@@ -3,12 +3,14 @@ redelivered updates, groups and channels refused, the token kept out of logs."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from channels.telegram.inbound import TELEGRAM
 from gateway.appkeys import PIPELINE
@@ -84,6 +86,36 @@ async def test_the_same_update_twice_is_one_message(gateway: Gateway, db: Store)
     assert await count(db, TicketMessage) == 1
     assert await count(db, Ticket) == 1
     assert [r.template for r in await outbox(db)] == ["ticket_received", "escalated"]
+
+
+async def test_a_redelivery_while_the_first_delivery_is_still_in_flight_is_one_message(
+    gateway: Gateway, db: Store
+) -> None:
+    # Telegram resends an update whose webhook call timed out, on another of its (up to 40)
+    # connections, while ours may still be writing it: both copies can meet in one batch.
+    app, client = gateway
+    update = load_fixture("private_text")
+    others = []
+    for n in range(1, 20):  # other chats' updates, so the copies share a batch with them
+        other = load_fixture("private_text")
+        other["update_id"] += n
+        other["message"]["chat"]["id"] += n
+        other["message"]["from"]["id"] += n
+        others.append(other)
+    statuses = await asyncio.gather(
+        *(post_update(client, u) for u in [update, *others[:10], update, *others[10:], update])
+    )
+    assert statuses == [200] * len(statuses)
+    await app[PIPELINE].drain()
+    assert await count(db, TicketMessage) == 20
+    assert await count(db, Ticket) == 20
+    async with db.read() as session:
+        copies = await session.scalar(
+            select(func.count())
+            .select_from(TicketMessage)
+            .where(TicketMessage.external_id == "888:11")
+        )
+    assert copies == 1
 
 
 async def test_killed_after_commit_before_the_200_redelivery_stores_nothing_new(
