@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import InboundMessage
@@ -29,12 +29,11 @@ _KNOWN_SENDERS = (
     select(IDENTITIES.c.channel, IDENTITIES.c.external_user_id, CONTACTS)
     .join(CONTACTS, CONTACTS.c.id == IDENTITIES.c.contact_id)
     .where(
-        tuple_(IDENTITIES.c.channel, IDENTITIES.c.external_user_id).in_(
-            bindparam("keys", expanding=True)
-        )
+        IDENTITIES.c.channel == bindparam("channel"),
+        IDENTITIES.c.external_user_id.in_(bindparam("users", expanding=True)),
     )
 )
-"""The identities among ``:keys`` with their contacts (built once: a batch binds its keys)."""
+"""One channel's identities among ``:users`` with their contacts (built once, values bound)."""
 
 
 def identity_key(message: InboundMessage) -> IdentityKey:
@@ -49,15 +48,19 @@ async def resolve_contacts(
     Fields the contact lacks (name, email, phone, locale) are filled from the messages; what the
     contact or an agent set is never overwritten.
     """
-    keys = list({identity_key(m) for m in messages})
-    # Identities and their contacts in one round trip (the common case: senders we know).
-    found = await session.execute(_KNOWN_SENDERS, {"keys": keys})
+    senders: dict[str, dict[str, None]] = {}
+    for channel, user_id in map(identity_key, messages):
+        senders.setdefault(channel, {})[user_id] = None
     contact_of: dict[IdentityKey, int] = {}
     known: dict[int, dict[str, Any]] = {}
-    for row in found.mappings():
-        contact = {c.name: row[c] for c in CONTACTS.c}
-        contact_of[(row["channel"], row["external_user_id"])] = contact["id"]
-        known[contact["id"]] = contact
+    for channel, user_ids in senders.items():
+        # Identities and their contacts in one round trip per channel (one channel's range of
+        # the (channel, external_user_id) index; the common case: senders we know).
+        values = {"channel": channel, "users": list(user_ids)}
+        for row in (await session.execute(_KNOWN_SENDERS, values)).mappings():
+            contact = {c.name: row[c] for c in CONTACTS.c}
+            contact_of[(row["channel"], row["external_user_id"])] = contact["id"]
+            known[contact["id"]] = contact
 
     # New identities: the first message of each decides, in arrival order.
     new_identity: dict[IdentityKey, InboundMessage] = {}
