@@ -10,8 +10,10 @@ worker count (``gateway worker --class ...`` processes):
 1. the baseline: ``--rows`` no-op jobs (:func:`noop`), enqueued as the relay enqueues, until RQ
    has finished them all;
 2. the real path: ``--rows`` pending outbox notices (half email, half Telegram, over 1,000
-   tickets), moved by :class:`OutboxRelay` and delivered by ``workers.jobs.deliver`` until every
-   row is marked sent; the peers must have received exactly that many.
+   tickets), moved by :class:`OutboxRelay` and delivered by ``workers.jobs.deliver_rows`` until
+   every row is marked sent; the peers must have received exactly that many. The relay puts up
+   to ``workers.relay.PER_JOB`` rows of one channel in a job, so the ratio compares rows per
+   second with the baseline's jobs (one per row) per second: the cost of a row, all in.
 
 While the one-worker delivery runs, ``gateway cron`` sweeps the SLA every 30 s and tickets whose
 first response falls due during the run measure how long after its deadline each breach is

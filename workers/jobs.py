@@ -4,10 +4,13 @@ RQ runs jobs synchronously. Each worker process keeps one event loop, its settin
 between jobs (:class:`_Process`): with ``SimpleWorker`` every job reuses them; a forking worker's
 work horse makes its own and loses them when it exits (nothing loop-bound crosses a fork).
 
-Exactly once: a row marked sent is never sent again, and a sender that can tell when a message
-passes to the peer for good (``channels.base.HandsOver``: SMTP, just before the end of DATA) has
-that moment recorded first (the row's ``external_id``), so a retry after the worker died waiting
-for the peer's answer takes the message as delivered instead of sending it twice.
+A job delivers several rows (the relay groups due rows per queue and channel, in order), each
+marked on its own: a row marked sent is never sent again, and a sender that can tell when a
+message passes to the peer for good (``channels.base.HandsOver``: SMTP, just before the end of
+DATA) has that moment recorded first (the row's ``external_id``), so a retry after the worker
+died waiting for the peer's answer takes the message as delivered instead of sending it twice.
+The marks of a job share commits (``workers/marks.py``): a row's "sent" goes with the next row's
+hand-over, so a batch of mails costs one commit per mail.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
+from typing import Protocol, runtime_checkable
 
 from rq import get_current_job
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import (
@@ -32,7 +37,6 @@ from channels.base import (
 from channels.registry import SENDERS
 from gateway.models import (
     Channel,
-    DeliveryReceipt,
     MessageKind,
     OutboundMessage,
     OutboxKind,
@@ -43,11 +47,23 @@ from gateway.store import Store
 from gateway.store.tables import Contact, ContactIdentity, OutboxRow, Ticket, TicketMessage
 from gateway.store.types import utcnow
 from gateway.surveys import survey_token
+from workers.marks import Marks, Outcome, marks_for
 from workers.templates import promise, render, survey_link
 
 log = logging.getLogger(__name__)
 
+IN_FLIGHT = 8
+"""Sends a job has under way at once (different contacts; one contact's rows go in order): their
+round trips overlap and their marks share commits."""
+
 HANDED_OVER = "handed to the peer by an attempt that died before its answer: taken as delivered"
+
+
+@runtime_checkable
+class PreparesBatch(Protocol):
+    """A sender that looks at a job's rows before sending them (the email cap's counts)."""
+
+    async def prepare(self, outbox_ids: list[int]) -> None: ...
 
 
 class _Process:
@@ -105,15 +121,22 @@ def _this_process() -> _Process:
 
 
 def deliver(outbox_id: int) -> str:
-    """Deliver one outbox row on its channel. Returns what happened, for the job's result."""
+    """Deliver one outbox row (jobs enqueued before rows were batched). See :func:`deliver_rows`."""
+    return deliver_rows([outbox_id])
+
+
+def deliver_rows(outbox_ids: list[int]) -> str:
+    """Deliver outbox rows on their channels, in order; each row is marked on its own. Returns
+    what happened to each, for the job's result. A transient failure of any row raises after
+    the others are done, so RQ retries the job; its retry skips the rows already sent."""
     job = get_current_job()
     # RQ counts retries down before each retry: none left means this is the last try.
     last_try = job is None or not job.retries_left
     process = _this_process()
     try:
-        return process.loop.run_until_complete(
-            deliver_async(
-                outbox_id,
+        done = process.loop.run_until_complete(
+            deliver_many(
+                outbox_ids,
                 process.settings,
                 store=process.store,
                 senders=process.senders,
@@ -128,6 +151,7 @@ def deliver(outbox_id: int) -> str:
         _process = None
         process.close()
         raise
+    return "; ".join(f"{outbox_id}: {result}" for outbox_id, result in done.items())
 
 
 async def deliver_async(
@@ -138,65 +162,141 @@ async def deliver_async(
     senders: Senders | None = None,
     last_try: bool = False,
 ) -> str:
+    """One row's delivery (see :func:`deliver_many`); returns what happened to it."""
+    done = await deliver_many(
+        [outbox_id], settings, store=store, senders=senders, last_try=last_try
+    )
+    return done[outbox_id]
+
+
+class BatchTransientError(TransientChannelError):
+    """Some rows of a job failed in a way worth retrying; the others are marked."""
+
+
+async def deliver_many(
+    outbox_ids: list[int],
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    senders: Senders | None = None,
+    last_try: bool = False,
+) -> dict[int, str]:
     """The job's body. A transient failure raises (for RQ to retry) unless ``last_try``, when
     the row is parked as failed with the reason instead. Without ``store`` and ``senders`` it
     makes its own and closes them."""
     own_store, own_senders = store is None, senders is None
     store = store or Store(settings.database_url)
     senders = senders or Senders(settings)
+    done: dict[int, str] = {}
+    transient: list[TransientChannelError] = []
     try:
         async with store.read() as session:
-            loaded = await _load(session, outbox_id)
-            row = loaded.row
-            if row.status == OutboxStatus.SENT.value:
-                return "already sent"
-            if row.external_id is not None:
-                # An earlier attempt handed the message over and died before marking it.
-                await _mark(store, outbox_id, OutboxStatus.SENT, HANDED_OVER)
-                log.warning("delivery taken as done", extra={"outbox_id": outbox_id})
-                return "already handed over"
-        outbound = _build(loaded, settings)
-        sender = await senders.get(Channel(row.channel)) if outbound is not None else None
-        if sender is None or outbound is None:
-            reason = (
-                f"no sender configured for channel {row.channel}"
-                if outbound is not None
-                else "the contact has no reachable identity on this channel"
-            )
-            await _mark(store, outbox_id, OutboxStatus.FAILED, reason)
-            return f"failed: {reason}"
-        try:
-            receipt = await _send(sender, outbound, store)
-        except TransientChannelError as exc:
-            await _mark(store, outbox_id, OutboxStatus.FAILED if last_try else None, str(exc))
-            if last_try:
-                return f"failed: {exc}"
-            raise
-        except ChannelError as exc:
-            await _mark(store, outbox_id, OutboxStatus.FAILED, str(exc))
-            return f"failed: {exc}"
-        await _mark(store, outbox_id, OutboxStatus.SENT, None, external_id=receipt.external_id)
-        return "sent"
+            loaded = await _load(session, outbox_ids)
+        async with marks_for(store) as marks:
+            await _prepare(senders, loaded, settings)
+
+            async def deliver_in_order(items: list[_Loaded]) -> None:
+                for item in items:  # one contact's rows, one after the other
+                    async with in_flight:
+                        try:
+                            done[item.row.id] = await _deliver_one(
+                                item, settings, senders, marks, last_try
+                            )
+                        except TransientChannelError as exc:
+                            done[item.row.id] = f"will retry: {exc}"
+                            transient.append(exc)
+
+            in_flight = asyncio.Semaphore(IN_FLIGHT)
+            by_contact: dict[int, list[_Loaded]] = {}
+            for item in loaded:
+                by_contact.setdefault(item.row.contact_id, []).append(item)
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for items in by_contact.values():
+                        group.create_task(deliver_in_order(items))
+            except BaseExceptionGroup as failed:
+                raise failed.exceptions[0] from None  # what broke, not a group of one
     finally:
         if own_senders:
             await senders.aclose()
         if own_store:
             await store.close()
+    for outbox_id in outbox_ids:
+        done.setdefault(outbox_id, "no such row")
+    if transient:
+        if len(outbox_ids) == 1:
+            raise transient[0]
+        first = transient[0]
+        raise BatchTransientError(
+            f"{len(transient)} of {len(outbox_ids)} rows to retry, first: {first}",
+            retry_after=first.retry_after,
+        ) from first
+    return done
 
 
-async def _send(sender: OutboundSender, outbound: OutboundMessage, store: Store) -> DeliveryReceipt:
-    if not isinstance(sender, HandsOver):
-        return await sender.send(outbound)
+async def _prepare(senders: Senders, loaded: list[_Loaded], settings: Settings) -> None:
+    """Let each sender look at its rows first (the email cap: one query for the batch)."""
+    by_channel: dict[Channel, list[int]] = {}
+    for item in loaded:
+        by_channel.setdefault(Channel(item.row.channel), []).append(item.row.id)
+    for channel, ids in by_channel.items():
+        sender = await senders.get(channel)
+        if isinstance(sender, PreparesBatch):
+            await sender.prepare(ids)
 
-    async def handed_over(external_id: str) -> None:
-        async with store.write() as session:
-            await session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == outbound.outbox_id)
-                .values(external_id=external_id)
+
+async def _deliver_one(
+    item: _Loaded, settings: Settings, senders: Senders, marks: Marks, last_try: bool
+) -> str:
+    row = item.row
+    outbox_id = row.id
+
+    def outcome(status: OutboxStatus | None, error: str | None, sent_as: str | None = None) -> None:
+        marks.note(
+            Outcome(outbox_id, status, error, sent_as),
+            status_now=row.status,
+            external_id_now=row.external_id,
+        )
+
+    if row.status == OutboxStatus.SENT.value:
+        return "already sent"
+    if row.status == OutboxStatus.FAILED.value:
+        return "already failed"  # parked by an earlier try of this job ("outbox retry" requeues)
+    if row.external_id is not None:
+        # An earlier attempt handed the message over and died before marking it.
+        outcome(OutboxStatus.SENT, HANDED_OVER)
+        log.warning("delivery taken as done", extra={"outbox_id": outbox_id})
+        return "already handed over"
+    outbound = _build(item, settings)
+    sender = await senders.get(Channel(row.channel)) if outbound is not None else None
+    if sender is None or outbound is None:
+        reason = (
+            f"no sender configured for channel {row.channel}"
+            if outbound is not None
+            else "the contact has no reachable identity on this channel"
+        )
+        outcome(OutboxStatus.FAILED, reason)
+        return f"failed: {reason}"
+    try:
+        if isinstance(sender, HandsOver):
+            receipt = await sender.send_handing_over(
+                outbound, partial(marks.handed_over, outbox_id)
             )
-
-    return await sender.send_handing_over(outbound, handed_over)
+        else:
+            receipt = await sender.send(outbound)
+    except TransientChannelError as exc:
+        outcome(OutboxStatus.FAILED if last_try else None, str(exc))
+        if last_try:
+            return f"failed: {exc}"
+        raise
+    except ChannelError as exc:
+        outcome(OutboxStatus.FAILED, str(exc))
+        return f"failed: {exc}"
+    outcome(OutboxStatus.SENT, None, receipt.external_id)
+    if not isinstance(sender, HandsOver):
+        # No hand-over marked this send: the row is marked before its contact's next send.
+        await marks.sync()
+    return "sent"
 
 
 def _survey_url(settings: Settings, ticket_id: int) -> str | None:
@@ -207,9 +307,8 @@ def _survey_url(settings: Settings, ticket_id: int) -> str | None:
     return f"{settings.public_url.rstrip('/')}/survey/{token}"
 
 
-async def _load(session: AsyncSession, outbox_id: int) -> _Loaded:
-    """The row and everything its message needs, in one round trip."""
-    same_row = OutboxRow.id == outbox_id
+async def _load(session: AsyncSession, outbox_ids: list[int]) -> list[_Loaded]:
+    """The rows and everything their messages need, in one round trip, in the order given."""
     recipient = (
         select(ContactIdentity.external_user_id)
         .where(
@@ -236,15 +335,14 @@ async def _load(session: AsyncSession, outbox_id: int) -> _Loaded:
     stored_text = (
         select(TicketMessage.text).where(TicketMessage.id == OutboxRow.message_id).scalar_subquery()
     )
-    found = (
-        await session.execute(
-            select(OutboxRow, Contact, Ticket, recipient, latest_meta, stored_text)
-            .join(Contact, Contact.id == OutboxRow.contact_id)
-            .outerjoin(Ticket, Ticket.id == OutboxRow.ticket_id)
-            .where(same_row)
-        )
-    ).one()
-    return _Loaded(*found)
+    found = await session.execute(
+        select(OutboxRow, Contact, Ticket, recipient, latest_meta, stored_text)
+        .join(Contact, Contact.id == OutboxRow.contact_id)
+        .outerjoin(Ticket, Ticket.id == OutboxRow.ticket_id)
+        .where(OutboxRow.id.in_(outbox_ids))
+    )
+    by_id = {row[0].id: _Loaded(*row) for row in found.all()}
+    return [by_id[i] for i in outbox_ids if i in by_id]
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,25 +388,3 @@ def _build(loaded: _Loaded, settings: Settings) -> OutboundMessage | None:
         locale=contact.locale,
         channel_meta=dict(row.payload),
     )
-
-
-async def _mark(
-    store: Store,
-    outbox_id: int,
-    status: OutboxStatus | None,
-    error: str | None,
-    *,
-    external_id: str | None = None,
-) -> None:
-    values: dict[str, object] = {"attempts": OutboxRow.attempts + 1, "last_error": error}
-    if status is OutboxStatus.SENT:
-        values.update(status=status.value, sent_at=utcnow())
-        if external_id is not None:
-            values["external_id"] = external_id
-    else:
-        # Only a sent row keeps an external id; on any other row it would mean "handed over".
-        values["external_id"] = None
-        if status is not None:
-            values["status"] = status.value
-    async with store.write() as session:  # one statement: the row lock is the UPDATE's own
-        await session.execute(update(OutboxRow).where(OutboxRow.id == outbox_id).values(values))

@@ -1,10 +1,12 @@
 """The outbox relay: moves due outbox rows to RQ queues (DESIGN.md invariant 3).
 
 Rows are claimed inside a write transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the single
-writer on SQLite), so several relays may run side by side. Each row becomes one RQ job with the
-deterministic id ``outbox-<id>``; a row enqueued but not yet marked (a crash in between) is
-enqueued again under the same id, and the job itself is idempotent by outbox id. With Redis down
-the rows stay pending and the relay tries again on its next tick: sends are delayed, none lost.
+writer on SQLite), so several relays may run side by side. The rows of one pass become RQ jobs of
+up to ``per_job`` rows of one queue and channel, in order (``workers.jobs.deliver_rows``: one
+job's overhead and one SMTP session for many mails), each with a deterministic id from its rows
+(:func:`job_id`); rows enqueued but not yet marked (a crash in between) are enqueued again, and
+the job is idempotent by outbox id (each row is marked on its own). With Redis down the rows stay
+pending and the relay tries again on its next tick: sends are delayed, none lost.
 """
 
 from __future__ import annotations
@@ -31,13 +33,18 @@ from gateway.tasks import running
 
 log = logging.getLogger(__name__)
 
-DELIVER = "workers.jobs.deliver"
+DELIVER = "workers.jobs.deliver_rows"
+PER_JOB = 20
+"""Rows per delivery job: enough to spread a job's overhead, few enough that a reply queued
+behind a burst of notices on the same channel waits for little (and two workers share a burst)."""
 RETRY_INTERVALS = [5, 30, 120, 600, 1800]
 """Seconds between tries of a failing delivery: capped, the last one parks it as failed."""
 
 
-def job_id(outbox_id: int) -> str:
-    return f"outbox-{outbox_id}"
+def job_id(*outbox_ids: int) -> str:
+    """``outbox-<id>`` for one row; ``outbox-<first>-<last>-<count>`` for several."""
+    first, *others = outbox_ids
+    return f"outbox-{first}" if not others else f"outbox-{first}-{others[-1]}-{len(outbox_ids)}"
 
 
 class OutboxRelay:
@@ -49,12 +56,14 @@ class OutboxRelay:
         redis: Redis,
         *,
         batch: int = 200,
+        per_job: int = PER_JOB,
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
         self.redis = redis
         self.batch = batch
+        self.per_job = per_job
         self.metrics = metrics
         self.clock = clock
         self.queues = {kind: Queue(name, connection=redis) for kind, name in QUEUE_BY_KIND.items()}
@@ -84,7 +93,7 @@ class OutboxRelay:
             if not rows:
                 return 0
             # RQ's client is synchronous: enqueue off the event loop, in one pipeline.
-            await asyncio.to_thread(self._enqueue, [(row.id, OutboxKind(row.kind)) for row in rows])
+            await asyncio.to_thread(self._enqueue, self._jobs(rows))
             for row in rows:
                 row.status = OutboxStatus.QUEUED.value
                 row.queued_at = now
@@ -92,13 +101,24 @@ class OutboxRelay:
             self.metrics.relayed.inc(len(rows))
         return len(rows)
 
-    def _enqueue(self, rows: list[tuple[int, OutboxKind]]) -> None:
+    def _jobs(self, rows: list[OutboxRow]) -> list[tuple[OutboxKind, list[int]]]:
+        """The rows in jobs: per kind (queue) and channel, in order, ``per_job`` at most."""
+        groups: dict[tuple[str, str], list[int]] = {}
+        for row in rows:
+            groups.setdefault((row.kind, row.channel), []).append(row.id)
+        return [
+            (OutboxKind(kind), ids[start : start + self.per_job])
+            for (kind, _channel), ids in groups.items()
+            for start in range(0, len(ids), self.per_job)
+        ]
+
+    def _enqueue(self, jobs: list[tuple[OutboxKind, list[int]]]) -> None:
         with self.redis.pipeline() as pipe:
-            for outbox_id, kind in rows:
+            for kind, ids in jobs:
                 self.queues[kind].enqueue_call(
                     DELIVER,
-                    args=(outbox_id,),
-                    job_id=job_id(outbox_id),
+                    args=(ids,),
+                    job_id=job_id(*ids),
                     retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
                     result_ttl=3600,
                     failure_ttl=30 * 86400,

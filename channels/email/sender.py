@@ -10,13 +10,16 @@ auto-responders can never ping-pong forever.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 import aiosmtplib
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from channels.base import ChannelError, Handover, TransientChannelError
 from channels.email.compose import compose
@@ -37,8 +40,9 @@ def signer_for(settings: Settings) -> Signer:
 
 class EmailSender:
     """Sends one :class:`OutboundMessage` per call: a connection per send, or, between
-    :meth:`open` and :meth:`aclose` (a worker process keeps its senders), one SMTP connection
-    and one store kept for every send, made again after an error."""
+    :meth:`open` and :meth:`aclose` (a worker process keeps its senders), SMTP connections and
+    one store kept for every send: an idle connection is reused, one is added while all are
+    busy (a job sends to several recipients at once), one that failed is dropped."""
 
     def __init__(
         self,
@@ -53,7 +57,9 @@ class EmailSender:
         self.clock = clock
         self._keep = False
         self._own_store = False
-        self._client: aiosmtplib.SMTP | None = None
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._capped: dict[int, int] = {}  # outbox id -> its contact, for the prepared rows
+        self._counts: dict[int, int] = {}  # contact -> automatic mails sent in the window
 
     async def open(self) -> None:
         """Keep the SMTP connection (made at the first send) and a store until :meth:`aclose`."""
@@ -63,8 +69,10 @@ class EmailSender:
 
     async def aclose(self) -> None:
         self._keep = False
-        client, self._client = self._client, None
-        if client is not None and client.is_connected:
+        idle, self._idle = self._idle, []
+        for client in idle:
+            if not client.is_connected:
+                continue
             try:
                 await client.quit()
             except (aiosmtplib.SMTPException, OSError):
@@ -95,11 +103,13 @@ class EmailSender:
                     _hand_over_before_end_of_data(once, message_id, handover)
                 await once.send_message(mail)
             return
-        client = self._client
-        if client is None or not client.is_connected:
+        while self._idle and not self._idle[-1].is_connected:
+            self._idle.pop()
+        if self._idle:
+            client = self._idle.pop()
+        else:
             client = self._new_client()
             await client.connect()
-            self._client = client
         try:
             if handover is not None:
                 _hand_over_before_end_of_data(client, message_id, handover)
@@ -108,9 +118,12 @@ class EmailSender:
             await client.send_message(mail)
         except BaseException:
             # A failed transaction leaves the session in an unknown state: start a new one.
-            self._client = None
             client.close()
             raise
+        if self._keep:
+            self._idle.append(client)
+        else:  # closed while this send was under way
+            client.close()
 
     async def send(self, msg: OutboundMessage) -> DeliveryReceipt:
         return await self.send_handing_over(msg, None)
@@ -144,38 +157,74 @@ class EmailSender:
             raise ChannelError(f"SMTP certificate not trusted: {exc.verify_message}") from exc
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             raise TransientChannelError(f"SMTP connection failed: {exc}") from exc
+        self._count_sent(msg)
         return DeliveryReceipt(external_id=message_id, channel_meta={"message_id": message_id})
+
+    async def prepare(self, outbox_ids: list[int]) -> None:
+        """Count, in one query, the automatic mails already sent to each of these rows'
+        recipients; :meth:`send` then checks the cap against these counts (and what it sends
+        after them) instead of asking the database once per mail."""
+        self._capped.clear()
+        self._counts.clear()
+        if self.email.auto_reply_cap == 0 or not outbox_ids:
+            return
+        async with self._reading() as session:
+            rows = await session.execute(
+                select(
+                    OutboxRow.id, OutboxRow.contact_id, self._sent_since().scalar_subquery()
+                ).where(OutboxRow.id.in_(outbox_ids))
+            )
+            for outbox_id, contact_id, sent in rows.all():
+                self._capped[outbox_id] = contact_id
+                self._counts[contact_id] = int(sent or 0)
+
+    def _sent_since(self, contact_id: object = OutboxRow.contact_id) -> Select[int]:
+        """How many automatic mails went to ``contact_id`` (a column: correlated) lately."""
+        sent = aliased(OutboxRow)
+        since = self.clock() - timedelta(minutes=self.email.auto_reply_window_minutes)
+        return select(func.count()).where(
+            sent.channel == Channel.EMAIL.value,
+            sent.contact_id == contact_id,
+            sent.kind != OutboxKind.REPLY.value,
+            sent.status == OutboxStatus.SENT.value,
+            sent.sent_at >= since,
+        )
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncSession]:
+        store = self.store or Store(self.settings.database_url)
+        try:
+            async with store.read() as session:
+                yield session
+        finally:
+            if self.store is None:
+                await store.close()
 
     async def _check_cap(self, msg: OutboundMessage) -> None:
         cap = self.email.auto_reply_cap
         if cap == 0:
             return
-        store = self.store or Store(self.settings.database_url)
-        try:
-            since = self.clock() - timedelta(minutes=self.email.auto_reply_window_minutes)
-            async with store.read() as session:
+        contact = self._capped.get(msg.outbox_id)
+        if contact is not None:
+            sent: int | None = self._counts[contact]
+        else:
+            async with self._reading() as session:
                 contact_id = (
                     select(OutboxRow.contact_id)
                     .where(OutboxRow.id == msg.outbox_id)
                     .scalar_subquery()
                 )
-                sent = await session.scalar(
-                    select(func.count()).where(
-                        OutboxRow.channel == Channel.EMAIL.value,
-                        OutboxRow.contact_id == contact_id,
-                        OutboxRow.kind != OutboxKind.REPLY.value,
-                        OutboxRow.status == OutboxStatus.SENT.value,
-                        OutboxRow.sent_at >= since,
-                    )
-                )
-        finally:
-            if self.store is None:
-                await store.close()
+                sent = await session.scalar(self._sent_since(contact_id))
         if (sent or 0) >= cap:
             raise ChannelError(
                 f"automatic mail cap reached: {sent} in "
                 f"{self.email.auto_reply_window_minutes} min to this recipient"
             )
+
+    def _count_sent(self, msg: OutboundMessage) -> None:
+        contact = self._capped.get(msg.outbox_id)
+        if contact is not None and msg.kind is not OutboxKind.REPLY:
+            self._counts[contact] += 1
 
 
 def _by_code(code: int, text: str) -> ChannelError:

@@ -1,5 +1,6 @@
 """Faults on the way out, with real RQ workers: a work horse killed mid-send, Redis down for the
-whole test, an SMTP server answering 451 then 250, and one refusing with 550."""
+whole test, an SMTP server answering 451 then 250, and one refusing with 550; each alone and
+within one job of several rows (the relay groups a queue's rows per channel)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def tcp_owner(port: int) -> int:
 
 @dataclass
 class ScriptedSink:
-    """An SMTP server answering DATA from ``replies`` in turn (then 250), keeping what it took.
+    """An SMTP server answering DATA from ``replies`` in turn (then 250), or for a recipient
+    listed in ``replies_to`` from that recipient's own list, keeping what it took.
 
     With ``kill_sender``, the first DATA SIGKILLs the process on the other end of the connection
     once the server has the whole mail, before it answers: the sender dies not knowing.
@@ -60,15 +62,18 @@ class ScriptedSink:
 
     port: int = 0
     replies: list[str] = field(default_factory=list)
+    replies_to: dict[str, list[str]] = field(default_factory=dict)
     kill_sender: bool = False
     accepted: list[Envelope] = field(default_factory=list)
     killed: list[int] = field(default_factory=list)
 
     async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
-        reply = self.replies.pop(0) if self.replies else "250 OK"
+        script = self.replies_to.get(envelope.rcpt_tos[0], self.replies)
+        reply = script.pop(0) if script else "250 OK"
         if reply.startswith("250"):
             self.accepted.append(envelope)
-        if self.kill_sender and not self.killed:
+        if self.kill_sender:
+            self.kill_sender = False  # once: other mails' DATA may arrive while this one waits
             assert session.peer is not None
             pid = await asyncio.to_thread(tcp_owner, int(session.peer[1]))
             os.kill(pid, signal.SIGKILL)
@@ -166,12 +171,29 @@ async def test_with_redis_down_for_the_whole_test_every_owed_mail_goes_out_once_
     assert sorted(sink.message_ids()) == sorted(str(r.external_id) for r in rows)
 
 
-async def test_451_then_250_is_delivered_on_the_retry(
-    store: Store, db_url: str, redis_url: str, sink: ScriptedSink, tmp_path: Path
+@pytest.mark.parametrize(
+    ("reply", "status", "attempts"),
+    [
+        ("451 4.3.0 Try again later", OutboxStatus.SENT, 2),
+        ("550 5.1.1 No such mailbox", OutboxStatus.FAILED, 1),
+    ],
+    ids=["451-then-250-delivered", "550-parked"],
+)
+async def test_a_451_is_retried_and_a_550_parks_the_row_which_the_cli_lists(
+    store: Store,
+    db_url: str,
+    redis_url: str,
+    sink: ScriptedSink,
+    tmp_path: Path,
+    reply: str,
+    status: OutboxStatus,
+    attempts: int,
 ) -> None:
+    from tests.cli_runner import environment, gateway
+
     settings = mail_settings(db_url, redis_url, sink, tmp_path)
     await customers_write(store, settings, 1)
-    sink.replies = ["451 4.3.0 Try again later"]
+    sink.replies = [reply]
     worker = WorkerProcess("simple", tmp_path)
     worker.start(settings)
     redis = Redis.from_url(redis_url)
@@ -180,33 +202,70 @@ async def test_451_then_250_is_delivered_on_the_retry(
     finally:
         worker.stop()
         redis.close()
-    assert (row.status, row.attempts, row.last_error) == (OutboxStatus.SENT, 2, None)
-    assert sink.message_ids() == [row.external_id]
-
-
-async def test_550_parks_the_row_as_failed_and_the_cli_lists_it(
-    store: Store, db_url: str, redis_url: str, sink: ScriptedSink, tmp_path: Path
-) -> None:
-    from tests.cli_runner import environment, gateway
-
-    settings = mail_settings(db_url, redis_url, sink, tmp_path)
-    await customers_write(store, settings, 1)
-    sink.replies = ["550 5.1.1 No such mailbox"]
-    worker = WorkerProcess("simple", tmp_path)
-    worker.start(settings)
-    redis = Redis.from_url(redis_url)
-    try:
-        [row] = await Courier(store, OutboxRelay(store, redis), worker).deliver(within=30)
-    finally:
-        worker.stop()
-        redis.close()
-    assert (row.status, row.attempts) == (OutboxStatus.FAILED, 1)
-    assert sink.accepted == []
+    assert (row.status, row.attempts) == (status, attempts)
     env = environment(GATEWAY_DATABASE_URL=db_url, GATEWAY_REDIS_URL=redis_url)
     listed = await asyncio.to_thread(gateway, "outbox", "failed", env=env, cwd=tmp_path)
+    if status is OutboxStatus.SENT:  # on the retry, 5 s later (RQ's scheduler)
+        assert row.last_error is None
+        assert sink.message_ids() == [row.external_id]
+        assert listed.stdout.strip() == ""
+        return
+    assert sink.accepted == []
     fields = listed.stdout.strip().split("\t")
     assert fields[:3] == [str(row.id), "email", "ticket_received"]
     assert "550" in fields[-1] and "No such mailbox" in fields[-1]
+
+
+async def test_one_job_of_several_mails_marks_each_row_on_its_own(
+    store: Store, db_url: str, redis_url: str, sink: ScriptedSink, tmp_path: Path
+) -> None:
+    settings = mail_settings(db_url, redis_url, sink, tmp_path)
+    await customers_write(store, settings, 4)
+    sink.replies_to = {
+        "customer0@example.org": ["550 5.1.1 No such mailbox"],
+        "customer1@example.org": ["451 4.3.0 Try again later"],
+    }
+    redis = Redis.from_url(redis_url)
+    relay = OutboxRelay(store, redis)
+    assert await relay.run_once() == 4
+    assert Queue("notices", connection=redis).job_ids == [job_id(1, 2, 3, 4)]  # one job
+    worker = WorkerProcess("simple", tmp_path)
+    worker.start(settings)
+    try:
+        rows = await Courier(store, relay, worker).deliver(within=60)
+    finally:
+        worker.stop()
+        redis.close()
+    outcomes = [(r.status, r.attempts) for r in rows]
+    assert outcomes == [
+        (OutboxStatus.FAILED, 1),  # 550: parked at once
+        (OutboxStatus.SENT, 2),  # 451: sent by the job's retry...
+        (OutboxStatus.SENT, 1),  # ...which did not send the others again
+        (OutboxStatus.SENT, 1),
+    ]
+    assert "550" in str(rows[0].last_error)
+    assert sorted(sink.message_ids()) == sorted(str(r.external_id) for r in rows[1:])
+
+
+async def test_a_job_of_several_mails_killed_mid_send_sends_each_once(
+    store: Store, db_url: str, redis_url: str, sink: ScriptedSink, tmp_path: Path
+) -> None:
+    settings = mail_settings(db_url, redis_url, sink, tmp_path)
+    await customers_write(store, settings, 5)
+    sink.kill_sender = True  # at the first mail's end of data; others are under way beside it
+    worker = WorkerProcess("forking", tmp_path)
+    worker.start(settings)
+    redis = Redis.from_url(redis_url)
+    try:
+        rows = await Courier(store, OutboxRelay(store, redis), worker).deliver(within=60)
+    finally:
+        worker.stop()
+        redis.close()
+    assert len(sink.killed) == 1
+    assert {r.status for r in rows} == {OutboxStatus.SENT.value}
+    ids = sink.message_ids()
+    assert sorted(ids) == sorted(str(r.external_id) for r in rows)  # each mail once
+    assert HANDED_OVER in {r.last_error for r in rows}  # the killed one, taken as delivered
 
 
 async def test_a_transient_failure_on_the_last_try_parks_the_row(
