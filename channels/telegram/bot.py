@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from telegram import Bot
 from telegram.request import HTTPXRequest
@@ -35,17 +36,23 @@ for _name, _level in (
 
 
 @asynccontextmanager
-async def open_bot(settings: TelegramSettings, *, long_poll: int = 0) -> AsyncIterator[Bot]:
+async def open_bot(
+    settings: TelegramSettings, *, long_poll: int = 0, httpx_kwargs: dict[str, Any] | None = None
+) -> AsyncIterator[Bot]:
     """A ``Bot`` for ``settings``, its HTTP connections closed on exit.
 
     ``settings.base_url`` is the root of a local Bot API server (``http://127.0.0.1:8081``);
-    ``long_poll`` is the ``getUpdates`` timeout the polling connection must outlast.
+    ``long_poll`` is the ``getUpdates`` timeout the polling connection must outlast;
+    ``httpx_kwargs`` go to the ``httpx.AsyncClient`` of every call but ``getUpdates`` (the
+    sender's event hook marks the moment a message leaves: ``sender.py``).
     """
     if settings.token is None:
         raise ValueError("GATEWAY_TELEGRAM__TOKEN is not set")
     root = (settings.base_url or API_ROOT).rstrip("/")
     requests = (
-        HTTPXRequest(connection_pool_size=8, connect_timeout=5, read_timeout=20),
+        HTTPXRequest(
+            connection_pool_size=8, connect_timeout=5, read_timeout=20, httpx_kwargs=httpx_kwargs
+        ),
         HTTPXRequest(connection_pool_size=1, connect_timeout=5, read_timeout=long_poll + 10),
     )
     bot = Bot(

@@ -12,6 +12,15 @@
 - ``Forbidden`` (403, the user blocked the bot): the identity is marked unreachable, a notice or
   survey is handed to the contact's email when they have one, and the row fails
   (:class:`ChannelError`): retrying cannot help.
+- Hand-over (``channels.base.HandsOver``): the Bot API has no idempotency key, so the moment a
+  message leaves is the last one we can mark. An httpx event hook gives each ``sendMessage`` of
+  a delivery httpcore's ``trace`` callback, which runs the job's hand-over just before the
+  request body is written (the server cannot act on a request without it). A work horse killed
+  after that, waiting for the answer, has its row taken as delivered by the retry: at most once
+  in that window (as SMTP after the end of data), where without the mark it would send twice.
+  What remains: a kill between the mark and the body's write loses the message; a text cut into
+  several messages is marked at the first, so a kill between parts loses the rest; a network
+  error after the body went (a timeout waiting for the answer) is retried and may send twice.
 """
 
 from __future__ import annotations
@@ -20,16 +29,18 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from contextvars import ContextVar
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import httpx
 from sqlalchemy import select
 from telegram import Bot, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from channels.base import ChannelError, TransientChannelError
+from channels.base import ChannelError, Handover, TransientChannelError
 from channels.telegram import conversations
 from channels.telegram.bot import open_bot
 from channels.telegram.keyboards import helpful_keyboard, rating_keyboard
@@ -51,6 +62,32 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+HANDED_OVER_ID = "telegram:handed-over"
+"""A row's ``external_id`` from its hand-over until the answer gives the message id."""
+
+_handing_over: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
+    "telegram_handing_over", default=None
+)
+"""The current delivery's hand-over, for the requests its task makes (each send is a task)."""
+
+_BODY_STARTS = "http11.send_request_body.started"
+
+
+async def _mark_before_body(request: httpx.Request) -> None:
+    """httpx's request hook: a delivery's request calls its hand-over before its body goes."""
+    handover = _handing_over.get()
+    if handover is None:
+        return
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event == _BODY_STARTS:
+            await handover()
+
+    request.extensions = {**request.extensions, "trace": trace}
+
+
+_HOOKS: dict[str, Any] = {"event_hooks": {"request": [_mark_before_body]}}
+
 
 class TelegramSender:
     """Sends on Telegram through a ``Bot`` made for each send (a ``Bot`` is loop-bound), or one
@@ -66,13 +103,29 @@ class TelegramSender:
         """Keep one ``Bot`` and its connections for every send until :meth:`aclose`."""
         if self._kept is None:
             stack = AsyncExitStack()
-            bot = await stack.enter_async_context(open_bot(self.config))
+            bot = await stack.enter_async_context(open_bot(self.config, httpx_kwargs=_HOOKS))
             self._kept = (bot, stack)
 
     async def aclose(self) -> None:
         if self._kept is not None:
             await self._kept[1].aclose()
             self._kept = None
+
+    async def send_handing_over(self, msg: OutboundMessage, handover: Handover) -> DeliveryReceipt:
+        """:meth:`send`, calling ``handover`` once, just before the first request's body goes."""
+        called = False
+
+        async def once() -> None:
+            nonlocal called
+            if not called:
+                called = True
+                await handover(HANDED_OVER_ID)
+
+        token = _handing_over.set(once)
+        try:
+            return await self.send(msg)
+        finally:
+            _handing_over.reset(token)
 
     async def send(self, msg: OutboundMessage) -> DeliveryReceipt:
         """Deliver ``msg``; the receipt's ``external_id`` is the (first) Telegram message id."""
@@ -81,7 +134,7 @@ class TelegramSender:
             if self._kept is not None:
                 sent = await self._send_all(self._kept[0], chat_id, msg)
             else:
-                async with open_bot(self.config) as bot:
+                async with open_bot(self.config, httpx_kwargs=_HOOKS) as bot:
                     sent = await self._send_all(bot, chat_id, msg)
         except Forbidden as exc:
             await self._blocked(msg)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.typedefs import Handler
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
@@ -24,8 +26,11 @@ from gateway.settings import Settings
 from gateway.store import Store
 from tests.channels.email.conftest import email_settings
 from tests.channels.email.mailmaker import mail
+from tests.channels.telegram.conftest import TOKEN as TELEGRAM_TOKEN
+from tests.channels.telegram.conftest import MakeServer, telegram_settings
+from tests.channels.telegram.fake_bot_api import FakeBotAPI
 from tests.conftest import RedisServer, free_port
-from tests.factories import Clock, make_ingest
+from tests.factories import Clock, inbound, make_ingest
 from tests.workers.conftest import Courier, WorkerProcess, outbox
 from workers.jobs import HANDED_OVER, deliver_async
 from workers.relay import OutboxRelay, job_id
@@ -283,3 +288,49 @@ async def test_a_transient_failure_on_the_last_try_parks_the_row(
     [row] = await outbox(store)
     assert (row.status, row.attempts, row.external_id) == (OutboxStatus.FAILED, 2, None)
     assert row.last_error == "SMTP 451 4.3.0 Try again later"
+
+
+@pytest.fixture
+async def killing_bot_api(aiohttp_server: MakeServer) -> FakeBotAPI:
+    """The Bot API stand-in, SIGKILLing the sender of the first sendMessage once it has taken
+    the message, before it answers (as :class:`ScriptedSink` does at SMTP's end of data)."""
+    api = FakeBotAPI(TELEGRAM_TOKEN)
+    killed: list[int] = []
+
+    @web.middleware
+    async def kill_first_sender(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if request.path.endswith("/sendMessage") and not killed:
+            killed.append(0)
+            peer = request.transport.get_extra_info("peername") if request.transport else None
+            assert peer is not None
+            pid = await asyncio.to_thread(tcp_owner, int(peer[1]))
+            os.kill(pid, signal.SIGKILL)
+            killed[0] = pid
+        return response
+
+    api.app.middlewares.append(kill_first_sender)
+    server = await aiohttp_server(api.app)
+    assert server.port is not None
+    api.port = server.port
+    api.killed = killed  # type: ignore[attr-defined]
+    return api
+
+
+async def test_a_work_horse_killed_after_telegram_took_the_message_is_not_sent_again(
+    store: Store, db_url: str, redis_url: str, killing_bot_api: FakeBotAPI, tmp_path: Path
+) -> None:
+    api = killing_bot_api
+    settings = telegram_settings(api, db_url, redis_url, tmp_path)
+    await make_ingest(store)(inbound(external_user_id="4242", thread_key="4242"))
+    worker = WorkerProcess("forking", tmp_path)
+    worker.start(settings)
+    redis = Redis.from_url(redis_url)
+    try:
+        [row] = await Courier(store, OutboxRelay(store, redis), worker).deliver(within=60)
+    finally:
+        worker.stop()
+        redis.close()
+    assert len(api.killed) == 1 and api.killed[0] > 0  # type: ignore[attr-defined]
+    assert [m["chat_id"] for m in api.sent] == [4242]  # sent once, though its sender died
+    assert (row.status, row.last_error) == (OutboxStatus.SENT, HANDED_OVER)
