@@ -209,7 +209,8 @@ async def test_the_emailed_survey_link(
     good = survey_token(SECRET, ticket_id, now + timedelta(days=14))
     expired = survey_token(SECRET, ticket_id, now - timedelta(seconds=1))
     forged = survey_token("another secret", ticket_id, now + timedelta(days=14))
-    for token in (expired, forged, good[:-1] + "0"):
+    tampered = good[:-1] + ("1" if good.endswith("0") else "0")  # never the good token itself
+    for token in (expired, forged, tampered):
         assert (await client.get(f"/survey/{token}")).status == 403
         assert (await client.post(f"/survey/{token}", data={"score": "5"})).status == 403
     page = await client.get(f"/survey/{good}")
@@ -347,6 +348,33 @@ async def test_first_response_warns_and_breaches_in_business_time_over_a_holiday
         ticket = await session.get_one(Ticket, ticket_id)
     assert ticket.first_response_due_at == shanghai("2026-12-01 11:00")
     assert ticket.overdue_at == shanghai("2026-12-01 11:00")
+
+
+async def test_the_progress_reminder_counts_working_hours(store: Store) -> None:
+    policy = business_policy()
+    clock = Clock(shanghai("2026-11-27 17:00"))  # Friday, an hour before closing
+    ticket_id = await team_ticket(store, clock, policy, "normal")
+    async with store.write() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+        assert ticket.assignee_id is not None
+        agent = desk.Actor(ticket.assignee_id, "A", True)
+        await desk.reply(session, ticket, agent, "On it", clock())
+
+    async def reminded(moment: str) -> int:
+        return (await sweep(store, shanghai(moment), policy)).reminded
+
+    # Around the clock the reminder would come on Saturday at 17:00. In working time: Friday's
+    # last hour, Monday is a holiday, Tuesday's and Wednesday's 9 hours, then Thursday until
+    # 14:00 makes 24.
+    for moment in ("2026-11-28 17:00", "2026-12-01 18:00", "2026-12-03 13:59"):
+        assert await reminded(moment) == 0, moment
+    assert await reminded("2026-12-03 14:00") == 1
+    assert await reminded("2026-12-03 17:00") == 0  # once
+    async with store.read() as session:
+        notes = await session.scalars(
+            select(TicketEvent.note).where(TicketEvent.kind == EventKind.UPDATE_REMINDER.value)
+        )
+        assert list(notes) == ["no progress update to the customer in 24 working hours"]
 
 
 async def test_resolution_in_business_time_with_the_clock_paused_for_the_customer(

@@ -6,7 +6,8 @@ Targets are the due times stored on the ticket (first response, resolution); the
 while the ticket waits for the customer (``waiting_since``), which moves the resolution target
 later when it resumes. Only tickets people own are swept: the bot's own conversations owe no
 human response. A team with business hours (``gateway/sla.py``) is measured in working time
-instead: the sweep counts it, minus the waits, and writes the due times it implies.
+instead: the sweep counts it, minus the waits, and writes the due times it implies; so is the
+progress rule (24 working hours without an update, not 24 hours of nights and weekends).
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ async def sweep(store: Store, now: datetime, policy: SlaPolicy, *, limit: int = 
         ).all()
         for ticket, team in rows:
             name, start, due, counts_since = _target(ticket)
+            calendar = policy.calendar(team)
             if due is not None and ticket.overdue_at is None:
-                calendar = policy.calendar(team)
                 if calendar is None:
                     late, warn = now >= due, now >= start + (due - start) * policy.warn_at
                 else:
@@ -98,7 +99,11 @@ async def sweep(store: Store, now: datetime, policy: SlaPolicy, *, limit: int = 
                     )
                     ticket.sla_warned_at = now
                     warned += 1
-            if ticket.assignee_id is not None and await _owes_update(session, ticket, now, policy):
+            if ticket.assignee_id is not None and await _owes_update(
+                session, ticket, now, policy, calendar
+            ):
+                hours = f"{policy.update_every.total_seconds() / 3600:g}"
+                kind = "working hours" if calendar is not None else "hours"
                 record_event(
                     session,
                     ticket,
@@ -106,7 +111,7 @@ async def sweep(store: Store, now: datetime, policy: SlaPolicy, *, limit: int = 
                     None,
                     None,
                     now,
-                    note="no progress update to the customer in 24 hours",
+                    note=f"no progress update to the customer in {hours} {kind}",
                 )
                 reminded += 1
     return SweepReport(warned, breached, reminded)
@@ -190,10 +195,17 @@ def _breach(session: AsyncSession, ticket: Ticket, name: str, now: datetime) -> 
 
 
 async def _owes_update(
-    session: AsyncSession, ticket: Ticket, now: datetime, policy: SlaPolicy
+    session: AsyncSession,
+    ticket: Ticket,
+    now: datetime,
+    policy: SlaPolicy,
+    calendar: BusinessHours | None,
 ) -> bool:
     last = ticket.last_update_at or ticket.first_response_at or ticket.escalated_at
-    if last is None or now - last < policy.update_every:
+    if last is None:
+        return False
+    since = now - last if calendar is None else calendar.between(last, now)
+    if since < policy.update_every:
         return False
     reminded = await session.scalar(
         select(
