@@ -36,16 +36,21 @@ from workers.jobs import HANDED_OVER, deliver_async
 from workers.relay import OutboxRelay, job_id
 
 
-def tcp_owner(port: int) -> int:
-    """The pid of the process whose TCP socket has local port ``port`` (from /proc)."""
+def tcp_owner(port: int, remote_port: int) -> int:
+    """The pid of the process whose TCP socket goes from local port ``port`` to
+    ``remote_port`` (from /proc). Both ends: an ephemeral port number is reused towards other
+    destinations, so the local port alone can name another process on the machine."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as lines:
             next(lines)
             for line in lines:
                 fields = line.split()
-                if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                local, remote = (int(f.rsplit(":", 1)[1], 16) for f in fields[1:3])
+                if (local, remote) == (port, remote_port):
                     inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        raise LookupError(f"no socket from port {port} to port {remote_port}")
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -53,7 +58,7 @@ def tcp_owner(port: int) -> int:
                     return int(pid)
         except OSError:  # gone, or not ours to look at
             continue
-    raise LookupError(f"no process has local port {port}")
+    raise LookupError(f"no process has the socket from port {port} to port {remote_port}")
 
 
 @dataclass
@@ -80,7 +85,7 @@ class ScriptedSink:
         if self.kill_sender:
             self.kill_sender = False  # once: other mails' DATA may arrive while this one waits
             assert session.peer is not None
-            pid = await asyncio.to_thread(tcp_owner, int(session.peer[1]))
+            pid = await asyncio.to_thread(tcp_owner, int(session.peer[1]), self.port)
             os.kill(pid, signal.SIGKILL)
             self.killed.append(pid)
         return reply
@@ -304,7 +309,7 @@ async def killing_bot_api(aiohttp_server: MakeServer) -> FakeBotAPI:
             killed.append(0)
             peer = request.transport.get_extra_info("peername") if request.transport else None
             assert peer is not None
-            pid = await asyncio.to_thread(tcp_owner, int(peer[1]))
+            pid = await asyncio.to_thread(tcp_owner, int(peer[1]), api.port)
             os.kill(pid, signal.SIGKILL)
             killed[0] = pid
         return response
