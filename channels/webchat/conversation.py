@@ -233,9 +233,9 @@ def _contact_and_survivors(contact_id: int) -> Select[Any]:
 async def live_frame(store: Store, session_id: str, event: dict[str, Any]) -> dict[str, Any] | None:
     """The frame for an event the sender published to ``session_id`` (see ``hub.py``).
 
-    A reply names its stored message, which is read back (once per event and process) for its
-    author and agent name, and only if it belongs to this session's conversation. A notice or
-    survey has no stored message and is shown as a system message.
+    A reply, notice or survey names its stored message, which is read back (once per event and
+    process) for its author and agent name, and only if it belongs to this session's
+    conversation. An event without one (a notice of no ticket) is shown as a system message.
     """
     if event.get("type") == "typing":
         return {"type": "typing", "author": "agent", "name": event.get("name")}
@@ -300,6 +300,11 @@ def message_frame(
     meta = message.channel_meta or {}
     if author == AuthorType.CUSTOMER.value and "client_id" in meta:
         frame["client_id"] = meta["client_id"]
+    if author == AuthorType.SYSTEM.value and "outbox_kind" in meta:
+        # A notice or survey the sender stored: on resume it shows as it did live.
+        frame["kind"] = meta["outbox_kind"]
+        if meta.get("template"):
+            frame["template"] = meta["template"]
     if author == AuthorType.BOT.value:
         feedback = meta.get("feedback")
         frame["helpful"] = feedback.get("helpful") if isinstance(feedback, dict) else None

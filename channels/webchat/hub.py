@@ -3,7 +3,8 @@
 The sender (in whatever worker delivers the outbox row) publishes an event on
 ``webchat:session:<session id>``; every gateway process holds one pattern subscription and hands
 the event to the sockets and long polls it has open for that session. Nothing is kept in Redis:
-a customer with no socket open gets stored messages on ``resume``.
+a customer with no socket open gets stored messages (notices and surveys too, which the sender
+stores) on ``resume``.
 
 When the subscription drops (Redis restarted, a network blip) events published meanwhile are
 lost to this process, so after re-subscribing the hub asks every open listener to ``resync``

@@ -10,17 +10,20 @@ from typing import Any
 
 import pytest
 from aiohttp import WSMsgType
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from channels.webchat.tokens import SessionClaims, sign_token, verify_token
 from gateway.appkeys import PIPELINE
 from gateway.ingest import Ingest, IngestResult
-from gateway.models import AuthorType, InboundMessage
+from gateway.models import AuthorType, Channel, InboundMessage, OutboxKind
+from gateway.outbox import add_outbox
 from gateway.store.tables import Ticket, TicketMessage
+from gateway.store.types import utcnow
 from tests.channels.webchat.conftest import (
     REFUND_EN,
     Chat,
     agent_reply,
+    delivered,
     incoming_count,
     internal_note,
     message,
@@ -292,20 +295,65 @@ async def test_resume_returns_the_history_in_order_without_internal_notes(chat: 
     await agent_reply(chat.store, ack["ticket"], "Anything else?")
     await asyncio.sleep(0.3)  # delivered to nobody: the customer is offline
 
+    await delivered(chat.store)
+
+    async def resume(after: int) -> tuple[list[dict[str, Any]], int]:
+        await again.send_json({"type": "resume", "after": after})
+        frames: list[dict[str, Any]] = []
+        while (frame := await receive(again))["type"] != "resumed":
+            frames.append(frame)
+        return frames, frame["after"]
+
     again = await chat.connect(token)
-    await again.send_json({"type": "resume", "after": 0})
-    frames: list[dict[str, Any]] = []
-    while (frame := await receive(again))["type"] != "resumed":
-        frames.append(frame)
-    assert [(f["author"], f["text"]) for f in frames] == [
+    frames, upto = await resume(0)
+    assert [(f["author"], f["text"]) for f in frames if f["author"] != "system"] == [
         ("customer", "refund?"),
         ("bot", REFUND_EN),
         ("agent", "Anything else?"),
     ]
+    # The "we got your message" notice is part of the record too (stored when it was sent).
+    assert [f["template"] for f in frames if f["author"] == "system"] == ["ticket_received"]
     assert frames[0]["client_id"] == "r-1"
-    assert frame["after"] == frames[-1]["message_id"]
-    await again.send_json({"type": "resume", "after": frames[1]["message_id"]})
-    assert (await receive(again))["text"] == "Anything else?"
+    assert [f["message_id"] for f in frames] == sorted(f["message_id"] for f in frames)
+    assert upto == frames[-1]["message_id"]
+    bot = next(f for f in frames if f["author"] == "bot")
+    later, _ = await resume(bot["message_id"])
+    assert "Anything else?" in [f["text"] for f in later]
+    assert all(f["message_id"] > bot["message_id"] for f in later)
+    await again.close()
+
+
+async def test_a_notice_sent_while_the_customer_is_offline_arrives_on_resume(chat: Chat) -> None:
+    token, _ = await chat.session(locale="en")
+    ws = await chat.connect(token)
+    await ws.send_json(message("human please", "h-1"))
+    ack = await receive_until(ws, lambda f: f["type"] == "ack")
+    await receive_until(ws, lambda f: f.get("template") == "escalated")
+    await delivered(chat.store)
+    await ws.close()
+    async with chat.store.read() as session:
+        last_seen = await session.scalar(select(func.max(TicketMessage.id)))
+        ticket = (await session.scalars(select(Ticket).where(Ticket.number == ack["ticket"]))).one()
+    async with chat.store.write() as session:  # the ticket is solved while nobody listens
+        add_outbox(
+            session,
+            kind=OutboxKind.NOTICE,
+            template="waiting_customer",
+            channel=Channel.WEBCHAT,
+            contact_id=ticket.contact_id,
+            ticket_id=ticket.id,
+            now=utcnow(),
+        )
+    await delivered(chat.store)
+
+    again = await chat.connect(token)
+    await again.send_json({"type": "resume", "after": last_seen})
+    notice = await receive(again)
+    assert (notice["type"], notice["author"], notice["kind"]) == ("message", "system", "notice")
+    assert notice["template"] == "waiting_customer"
+    assert notice["ticket"] == ack["ticket"]
+    assert notice["text"]
+    assert (await receive(again)) == {"type": "resumed", "after": notice["message_id"]}
     await again.close()
 
 
