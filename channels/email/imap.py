@@ -25,6 +25,7 @@ T = TypeVar("T")
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 _FETCH_HEAD = re.compile(rb"^\d+ FETCH \(.*?\{(\d+)\}$")
 _UID = re.compile(rb"UID (\d+)")
+_SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
 
 _FEED = 4096
 """Bytes handed to aioimaplib's parser at a time (see :func:`_feed_in_slices`)."""
@@ -174,6 +175,23 @@ class ImapSession:
                 uid = _UID.search(lines[index + 2])  # some servers send UID after the body
             if uid is not None and isinstance(literal, bytes | bytearray):
                 found[int(uid.group(1))] = bytes(literal)
+        return found
+
+    async def sizes(self, uids: list[int]) -> dict[int, int]:
+        """Each mail's size in bytes (``RFC822.SIZE``), to bound what one fetch holds."""
+        if not uids:
+            return {}
+        response = await self._deadline(
+            self.client.uid("fetch", ",".join(map(str, uids)), "(UID RFC822.SIZE)")
+        )
+        if response.result != "OK":
+            raise ImapError("fetch failed")
+        found: dict[int, int] = {}
+        for line in response.lines:
+            if isinstance(line, bytes | bytearray):
+                uid, size = _UID.search(line), _SIZE.search(line)
+                if uid is not None and size is not None:
+                    found[int(uid.group(1))] = int(size.group(1))
         return found
 
     async def mark_seen(self, uids: list[int]) -> None:

@@ -38,7 +38,13 @@ from gateway.tasks import running
 
 log = logging.getLogger(__name__)
 
-FETCH_BATCH = 50
+FETCH_BATCH = 200
+"""Most mails fetched at once: ingest commits a batch's mails in groups, and bigger groups cost
+less per mail (bench/email.py: gateway CPU per mail 3.1 ms at 50, 1.9 ms at 150, PostgreSQL)."""
+
+FETCH_BYTES = 16 * 1024 * 1024
+"""Most bytes fetched at once (by ``RFC822.SIZE``; a larger mail comes alone): with the batch
+fetched ahead, the listener holds at most two batches."""
 
 LEASE_RETRY_SECONDS = 5.0
 """How often a listener without the mailbox's lease asks for it again."""
@@ -51,6 +57,16 @@ class Fetched:
     uids: list[int]
     raws: dict[int, bytes]
     parsed: dict[int, Parsed]
+
+
+def within(uids: list[int], sizes: dict[int, int], budget: int) -> list[int]:
+    """The longest run of ``uids`` whose sizes fit ``budget``; at least the first."""
+    total = 0
+    for count, uid in enumerate(uids):
+        total += sizes.get(uid, 0)  # no size: expunged meanwhile, the fetch will skip it
+        if total > budget:
+            return uids[: max(count, 1)]
+    return uids
 
 
 class MailboxListener:
@@ -254,6 +270,8 @@ class MailboxListener:
         if not pending:
             return None
         uids = pending[:FETCH_BATCH]
+        if len(uids) > 1:
+            uids = within(uids, await session.sizes(uids), FETCH_BYTES)
         raws = await session.fetch(uids)
         order = sorted(raws)
         parsed = await self.processor.parse_many([raws[uid] for uid in order])

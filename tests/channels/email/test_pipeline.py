@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from channels.email import listener as listener_module
 from channels.email.imap import ImapSession
+from channels.email.listener import within
 from channels.email.parse import ParsedMail, Rejected
 from channels.email.process import Outcome
 from gateway.store.tables import Ticket, TicketMessage
@@ -129,3 +130,33 @@ async def test_parser_process_is_used_and_stopped(mailroom: Mailroom, dovecot: D
     for worker in workers:
         await asyncio.to_thread(worker.join, 10)
         assert not worker.is_alive()
+
+
+def test_within_keeps_a_batch_under_its_byte_budget() -> None:
+    sizes = {1: 40, 2: 40, 3: 40, 4: 500, 5: 40}
+    assert within([1, 2, 3, 4, 5], sizes, 100) == [1, 2]
+    assert within([4, 5], sizes, 100) == [4]  # too big alone: comes alone
+    assert within([2, 3], sizes, 100) == [2, 3]
+    assert within([9, 1], sizes, 100) == [9, 1]  # 9 is gone: costs nothing
+
+
+async def test_fetches_are_bounded_by_bytes(
+    mailroom: Mailroom, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = [mail(f"b{n}@example.org", subject="S", text="short") for n in range(4)]
+    big = mail("big@example.org", subject="B", text="x" * 20_000)
+    assert len({len(m) for m in small}) == 1
+    monkeypatch.setattr(listener_module, "FETCH_BYTES", 2 * len(small[0]) + 10)
+    fetches: list[list[int]] = []
+    real_fetch = ImapSession.fetch
+
+    async def fetch(self: ImapSession, uids: list[int]) -> dict[int, bytes]:
+        fetches.append(uids)
+        return await real_fetch(self, uids)
+
+    monkeypatch.setattr(ImapSession, "fetch", fetch)
+    await dovecot.append([*small[:3], big, small[3]])
+    async with running(make_listener(mailroom, dovecot)):
+        await eventually(lambda: cursor_at(mailroom, 5))
+    assert fetches == [[1, 2], [3], [4], [5]]
+    assert await count(mailroom.store, TicketMessage) == 5
