@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -77,6 +78,8 @@ class Hub:
         """Set while the subscription is live (tests wait for it)."""
         self._listeners: dict[str, set[Listener]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._latest: dict[str, asyncio.Task[None]] = {}
+        """Each session's last event under way: the next one is shown after it."""
         self._stopping = False
 
     def add(self, session_id: str, listener: Listener) -> None:
@@ -149,17 +152,30 @@ class Hub:
             return
         if not isinstance(event, dict):
             return
-        task = asyncio.create_task(self._deliver(session_id, event))
+        previous = self._latest.get(session_id)
+        task = asyncio.create_task(self._deliver(session_id, event, previous))
+        self._latest[session_id] = task
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(partial(self._done, session_id))
 
-    async def _deliver(self, session_id: str, event: Event) -> None:
+    def _done(self, session_id: str, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._latest.get(session_id) is task:
+            del self._latest[session_id]
+
+    async def _deliver(
+        self, session_id: str, event: Event, previous: asyncio.Task[None] | None
+    ) -> None:
+        frame: Event | None = None
         try:
             frame = await self.render(session_id, event)
         except Exception:
             # The message is stored: the widget gets it on its next resume.
             log.exception("web chat event not rendered", extra={"session": session_id})
-            return
+        # Rendered side by side (a stored message is read back), shown in publishing order:
+        # "escalated" then "assigned", never the other way round.
+        if previous is not None:
+            await asyncio.wait([previous])
         if frame is None:
             return
         for listener in list(self._listeners.get(session_id, ())):

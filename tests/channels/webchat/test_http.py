@@ -111,9 +111,13 @@ async def test_long_poll_waits_for_an_agent_reply(make_chat: MakeChat) -> None:
     ack = await post.json()
     await chat.drain()
     await delivered(chat.store)  # the receipt and escalation notices are out
+    notices = await (
+        await chat.client.get(f"/api/v1/webchat/messages?after={ack['message_id']}", headers=auth)
+    ).json()
+    assert [m["template"] for m in notices["messages"]] == ["ticket_received", "escalated"]
     started = time.monotonic()
     poll = asyncio.create_task(
-        chat.client.get(f"/api/v1/webchat/messages?after={ack['message_id']}", headers=auth)
+        chat.client.get(f"/api/v1/webchat/messages?after={notices['after']}", headers=auth)
     )
     await asyncio.sleep(0.5)
     assert not poll.done()  # nothing new yet: the request waits
