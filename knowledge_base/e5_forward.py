@@ -9,8 +9,8 @@ and each step is one BLAS call: the same weights and the same arithmetic, withou
 activation rounding, so vectors agree with the engine's to a cosine of 0.9998 (tested).
 For one question this is no faster on a busy machine (85 MB of float32 weights compete for
 the cache; 12 MB of 4-bit ones fit), so :class:`~knowledge_base.encoder.E5Encoder` uses it
-for batches: padded ``(texts x tokens)`` blocks, 1.7x faster than the engine's batch call
-(1.1x less CPU), measured with ``bench/kb_eval.py --compare-engines 1000``.
+for batches: padded ``(texts x tokens)`` blocks, 1.6x less CPU than the engine's batch call
+(``bench/kb_eval.py --compare-engines 1000``).
 
 The tokenizer is a transcription of the engine's: its normalisation map, space collapsing,
 the ``▁`` metaspace, and Viterbi over the unigram scores in float32 with the same tie order.

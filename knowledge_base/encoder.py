@@ -14,12 +14,13 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
-from threadpoolctl import ThreadpoolController
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from knowledge_base.e5_forward import E5Forward
 from knowledge_base.e5_model import load_e5_file
@@ -60,9 +61,9 @@ class E5Encoder:
       below is no faster for one text on a busy machine, its 85 MB of float32 weights
       competing for the cache);
     - a batch (an index build) goes to :class:`~knowledge_base.e5_forward.E5Forward`, the
-      layers dequantized once into float32 and run as padded BLAS blocks: 1,000 phrasings in
-      17 s instead of 29 s (CPU 18 s vs 21 s) at load 7-9, ``bench/kb_eval.py
-      --compare-engines 1000``.
+      layers dequantized once into float32 and run as padded BLAS blocks, one thread per
+      core: 1,000 phrasings for 13 s of CPU instead of the engine's 21 s (wall time follows
+      the load here: 9-35 s vs 27-30 s), ``bench/kb_eval.py --compare-engines 1000``.
     """
 
     _lock = threading.Lock()
@@ -105,12 +106,7 @@ class E5Encoder:
 
     def encode(self, texts: Sequence[str]) -> Matrix:
         if len(texts) > self._small_batch:
-            forward = self._get_forward()
-            parts = [
-                forward.encode(texts[start : start + self._batch_size])
-                for start in range(0, len(texts), self._batch_size)
-            ]
-            return np.concatenate(parts).astype(np.float32, copy=False)
+            return self._encode_batch(texts)
         model = self._get_model()
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         # The C engine keeps scratch state in the model; one call at a time.
@@ -118,6 +114,26 @@ class E5Encoder:
             for row, text in enumerate(texts):
                 out[row] = model.query(text)
         return out
+
+    def _encode_batch(self, texts: Sequence[str]) -> Matrix:
+        """Chunks of the batch on one thread per core, each with single-threaded BLAS.
+
+        Measured on 1,000 phrasings at load 6-7: 13 s of CPU and 17-21 s instead of 17-20 s
+        of CPU and 20-42 s with one thread of two-threaded BLAS, whose workers wait on each
+        other at every product and leave the element-wise steps to one core.
+        """
+        forward = self._get_forward()
+        workers = max(1, min(4, os.cpu_count() or 1))
+        size = min(self._batch_size, -(-len(texts) // workers))
+        chunks = [texts[start : start + size] for start in range(0, len(texts), size)]
+        if len(chunks) == 1:
+            return forward.encode(chunks[0])
+        with (
+            threadpool_limits(limits=1, user_api="blas"),
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="e5") as pool,
+        ):
+            parts = list(pool.map(forward.encode, chunks))
+        return np.concatenate(parts).astype(np.float32, copy=False)
 
     def _thread_limit(self) -> contextlib.AbstractContextManager[object]:
         """One OpenMP thread for a question unless a core is idle.
