@@ -75,6 +75,23 @@ async def test_relay_moves_due_rows_to_their_queue_once(store: Store, redis_url:
     redis.close()
 
 
+async def test_relay_groups_rows_per_channel_into_jobs_of_at_most_per_job(
+    store: Store, redis_url: str
+) -> None:
+    ingest = make_ingest(store)
+    telegram, webchat = Channel.TELEGRAM, Channel.WEBCHAT
+    channels = [telegram, telegram, webchat, telegram, webchat]
+    for n, channel in enumerate(channels):
+        await ingest(inbound(channel=channel, external_user_id=f"u{n}", thread_key=f"u{n}"))
+    redis = Redis.from_url(redis_url)
+    assert await OutboxRelay(store, redis, per_job=2).run_once() == 5
+    notices = Queue("notices", connection=redis)
+    assert notices.job_ids == [job_id(1, 2), job_id(4), job_id(3, 5)]
+    jobs = [notices.fetch_job(i) for i in notices.job_ids]
+    assert [job.args for job in jobs if job is not None] == [([1, 2],), ([4],), ([3, 5],)]
+    redis.close()
+
+
 async def test_with_redis_down_rows_wait_and_then_go_out_once(
     store: Store, redis_server: RedisServer, redis_url: str
 ) -> None:
