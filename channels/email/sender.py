@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 
 import aiosmtplib
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -170,21 +171,26 @@ class EmailSender:
             return
         async with self._reading() as session:
             rows = await session.execute(
-                select(
-                    OutboxRow.id, OutboxRow.contact_id, self._sent_since().scalar_subquery()
-                ).where(OutboxRow.id.in_(outbox_ids))
+                select(OutboxRow.id, OutboxRow.contact_id).where(OutboxRow.id.in_(outbox_ids))
             )
-            for outbox_id, contact_id, sent in rows.all():
-                self._capped[outbox_id] = contact_id
-                self._counts[contact_id] = int(sent or 0)
+            self._capped = {outbox_id: contact_id for outbox_id, contact_id in rows.all()}
+            contacts = set(self._capped.values())
+            sent = aliased(OutboxRow)
+            counts = await session.execute(
+                self._sent_since(sent, sent.contact_id.in_(contacts))
+                .add_columns(sent.contact_id)
+                .group_by(sent.contact_id)
+            )  # one pass over the sent rows for all the recipients, not one per row
+            self._counts = dict.fromkeys(contacts, 0)
+            self._counts.update({contact: int(n) for n, contact in counts.all()})
 
-    def _sent_since(self, contact_id: object = OutboxRow.contact_id) -> Select[int]:
-        """How many automatic mails went to ``contact_id`` (a column: correlated) lately."""
-        sent = aliased(OutboxRow)
+    def _sent_since(self, sent: Any, recipient: ColumnElement[bool]) -> Select[int]:
+        """How many automatic mails went lately to the ``recipient`` rows of ``sent`` (the
+        table or an alias of it)."""
         since = self.clock() - timedelta(minutes=self.email.auto_reply_window_minutes)
         return select(func.count()).where(
             sent.channel == Channel.EMAIL.value,
-            sent.contact_id == contact_id,
+            recipient,
             sent.kind != OutboxKind.REPLY.value,
             sent.status == OutboxStatus.SENT.value,
             sent.sent_at >= since,
@@ -214,7 +220,9 @@ class EmailSender:
                     .where(OutboxRow.id == msg.outbox_id)
                     .scalar_subquery()
                 )
-                sent = await session.scalar(self._sent_since(contact_id))
+                sent = await session.scalar(
+                    self._sent_since(OutboxRow, OutboxRow.contact_id == contact_id)
+                )
         if (sent or 0) >= cap:
             raise ChannelError(
                 f"automatic mail cap reached: {sent} in "
