@@ -297,11 +297,15 @@ class MailboxListener:
             item = parsed[uid]
             chains[item.sender if isinstance(item, ParsedMail) else f"~{uid}"].append(uid)
         seen: list[int] = []
+        refs = await self._first_refs([uids[0] for uids in chains.values()], parsed)
 
         async def run_chain(uids: list[int]) -> None:
             for uid in uids:
                 try:
-                    await self.processor.deliver(parsed[uid])
+                    if uid in refs:
+                        await self.processor.deliver(parsed[uid], ticket_ref=refs[uid])
+                    else:
+                        await self.processor.deliver(parsed[uid])
                 except Exception as exc:  # any failure is retried, then parked
                     self.attempts[uid] += 1
                     log.warning(
@@ -322,6 +326,20 @@ class MailboxListener:
         # Committed: now, and only now, tell the mailbox (invariant 1).
         await session.mark_seen(sorted(seen))
         return done
+
+    async def _first_refs(
+        self, firsts: list[int], parsed: dict[int, ParsedMail | Rejected]
+    ) -> dict[int, str | None]:
+        """The ticket each sender's first mail in the batch answers, looked up in one session
+        (the rest of a sender's mails are looked up after the one before them commits)."""
+        uids = [uid for uid in firsts if isinstance(parsed[uid], ParsedMail)]
+        mails = [item for uid in uids if isinstance(item := parsed[uid], ParsedMail)]
+        try:
+            found = await self.processor.find_tickets(mails)
+        except Exception as exc:  # each mail looks itself up, and fails or retries alone
+            log.warning("threading lookup failed", extra={"error": repr(exc)})
+            return {}
+        return dict(zip(uids, found, strict=True))
 
     async def _park(self, uid: int, raw: bytes, reason: str, detail: str, attempts: int) -> None:
         external_id = f"{self.key}/{uid}"

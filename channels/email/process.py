@@ -8,14 +8,14 @@ and acks the mail only after it returns; tests and the benchmark call :meth:`pro
 from __future__ import annotations
 
 import logging
-from enum import StrEnum
+from enum import Enum, StrEnum
 
 from channels.base import ChannelInputError
 from channels.email.bounces import record_bounce
 from channels.email.files import save_parts
 from channels.email.parse import ParsedMail, Rejected, RejectReason
 from channels.email.parse_pool import Parsed, ParseOptions, ParsePool
-from channels.email.references import find_ticket
+from channels.email.references import find_ticket, find_tickets
 from channels.email.sender import signer_for
 from gateway.metrics import Metrics
 from gateway.models import Channel
@@ -24,6 +24,13 @@ from gateway.settings import Settings
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
+
+
+class Unset(Enum):
+    UNSET = "unset"
+
+
+UNSET = Unset.UNSET
 
 
 class Outcome(StrEnum):
@@ -71,8 +78,18 @@ class MailProcessor:
         """Stop the parser processes (started again if the processor is used again)."""
         self.pool.close()
 
-    async def deliver(self, parsed: ParsedMail | Rejected) -> Outcome:
-        """Store a parsed mail (or record a bounce); returns once it is committed."""
+    async def find_tickets(self, mails: list[ParsedMail]) -> list[str | None]:
+        """The ticket each mail answers, looked up together (see :meth:`deliver`)."""
+        return await find_tickets(self.store, mails, self.signer, self.address)
+
+    async def deliver(
+        self, parsed: ParsedMail | Rejected, *, ticket_ref: str | Unset | None = UNSET
+    ) -> Outcome:
+        """Store a parsed mail (or record a bounce); returns once it is committed.
+
+        ``ticket_ref``: the ticket :meth:`find_tickets` found for it since the sender's last
+        mail was committed; by default it is looked up now.
+        """
         if isinstance(parsed, Rejected):
             self.count(parsed.reason.value)
             if parsed.reason is RejectReason.BOUNCE:
@@ -81,7 +98,8 @@ class MailProcessor:
                 return Outcome.BOUNCE
             log.info("own mail dropped", extra={"reason": parsed.reason.value})
             return Outcome.DROPPED
-        ticket_ref = await find_ticket(self.store, parsed, self.signer, self.address)
+        if isinstance(ticket_ref, Unset):
+            ticket_ref = await find_ticket(self.store, parsed, self.signer, self.address)
         attachments = await save_parts(self.email.attachment_dir, parsed.parts)
         result = await self.on_message(
             parsed.inbound(ticket_ref=ticket_ref, attachments=attachments)

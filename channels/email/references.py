@@ -9,6 +9,8 @@ even if its subject matches an old one (subjects like "Question" repeat).
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,27 +42,47 @@ async def find_ticket(
     store: Store, mail: ParsedMail, signer: Signer, address: str | None
 ) -> str | None:
     """The number of the sender's ticket this mail belongs to, or ``None`` for a new ticket."""
-    candidates = signed_candidates(mail, signer, address)
-    foreign = [r for r in mail.references if signer.verify_message_id(r) is None]
-    if not candidates and not foreign:
+    return (await find_tickets(store, [mail], signer, address))[0]
+
+
+async def find_tickets(
+    store: Store, mails: list[ParsedMail], signer: Signer, address: str | None
+) -> list[str | None]:
+    """:func:`find_ticket` for each mail, in one read session (a batch's senders side by side
+    each took a session of their own: more than the pool holds, so most opened a connection)."""
+    found: list[str | None] = [None] * len(mails)
+    async with AsyncExitStack() as stack:
+        session: AsyncSession | None = None
+        for index, mail in enumerate(mails):
+            candidates = signed_candidates(mail, signer, address)
+            foreign = [r for r in mail.references if signer.verify_message_id(r) is None]
+            if not candidates and not foreign:
+                continue  # nothing to look up: no session either
+            if session is None:
+                session = await stack.enter_async_context(store.read())
+            found[index] = await _find(session, mail.sender, candidates, foreign)
+    return found
+
+
+async def _find(
+    session: AsyncSession, sender: str, candidates: list[str], foreign: list[str]
+) -> str | None:
+    contact_id = await _sender_contact(session, sender)
+    if contact_id is None:
+        return None  # a first mail from this address can own no ticket yet
+    if foreign:
+        by_id = await _tickets_of_messages(session, foreign)
+        candidates += [by_id[r] for r in foreign if r in by_id]
+    if not candidates:
         return None
-    async with store.read() as session:
-        contact_id = await _sender_contact(session, mail.sender)
-        if contact_id is None:
-            return None  # a first mail from this address can own no ticket yet
-        if foreign:
-            by_id = await _tickets_of_messages(session, foreign)
-            candidates += [by_id[r] for r in foreign if r in by_id]
-        if not candidates:
-            return None
-        rows = await session.execute(
-            select(Ticket.number, Ticket.contact_id).where(Ticket.number.in_(candidates))
-        )
-        owners = {number: owner for number, owner in rows.all()}
-        for number in candidates:
-            owner = owners.get(number)
-            if owner is not None and await _same_contact(session, owner, contact_id):
-                return number
+    rows = await session.execute(
+        select(Ticket.number, Ticket.contact_id).where(Ticket.number.in_(candidates))
+    )
+    owners = {number: owner for number, owner in rows.all()}
+    for number in candidates:
+        owner = owners.get(number)
+        if owner is not None and await _same_contact(session, owner, contact_id):
+            return number
     return None
 
 

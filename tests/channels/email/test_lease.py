@@ -77,8 +77,8 @@ def reader(room: Mailroom, dovecot: Dovecot, **lease: float) -> Reader:
     found = Reader(listener)
     deliver = processor.deliver
 
-    async def counting(parsed: ParsedMail | Rejected) -> Outcome:
-        outcome = await deliver(parsed)
+    async def counting(parsed: ParsedMail | Rejected, **lookup: Any) -> Outcome:
+        outcome = await deliver(parsed, **lookup)
         found.delivered.append(parsed.external_id)
         return outcome
 

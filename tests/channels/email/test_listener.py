@@ -171,11 +171,11 @@ async def test_failing_mail_is_retried_then_parked_and_the_rest_flows(
     real = mailroom.processor.deliver
     tries = []
 
-    async def flaky(parsed: Any) -> Any:
+    async def flaky(parsed: Any, **lookup: Any) -> Any:
         if parsed.external_id == "<poison@example.org>":
             tries.append(1)
             raise RuntimeError("database said no")
-        return await real(parsed)
+        return await real(parsed, **lookup)
 
     monkeypatch.setattr(mailroom.processor, "deliver", flaky)
     async with running(make_listener(mailroom, dovecot, max_attempts=3)):

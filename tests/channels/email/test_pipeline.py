@@ -44,12 +44,12 @@ async def test_failure_mid_pipeline_keeps_order_and_dedupes(
     real_deliver = mailroom.processor.deliver
     calls: list[tuple[str, str]] = []
 
-    async def deliver(parsed: ParsedMail | Rejected) -> Outcome:
+    async def deliver(parsed: ParsedMail | Rejected, **lookup: Any) -> Outcome:
         first_try = parsed.external_id == ids[2] and not any(c[0] == ids[2] for c in calls)
         if first_try and fails == "before_commit":
             calls.append((parsed.external_id, "failed"))
             raise RuntimeError("database went away")
-        outcome = await real_deliver(parsed)
+        outcome = await real_deliver(parsed, **lookup)
         calls.append((parsed.external_id, outcome.value))
         if first_try:
             raise RuntimeError("connection dropped after COMMIT")
@@ -96,11 +96,11 @@ async def test_stopping_mid_pipeline_acks_only_what_committed(
     blocked = asyncio.Event()
     release = asyncio.Event()
 
-    async def deliver(parsed: ParsedMail | Rejected) -> Outcome:
+    async def deliver(parsed: ParsedMail | Rejected, **lookup: Any) -> Outcome:
         if isinstance(parsed, ParsedMail) and parsed.sender == "s3@example.org":
             blocked.set()
             await release.wait()  # cancelled here
-        return await real_deliver(parsed)
+        return await real_deliver(parsed, **lookup)
 
     monkeypatch.setattr(mailroom.processor, "deliver", deliver)
     async with running(make_listener(mailroom, dovecot)):
@@ -160,3 +160,35 @@ async def test_fetches_are_bounded_by_bytes(
         await eventually(lambda: cursor_at(mailroom, 5))
     assert fetches == [[1, 2], [3], [4], [5]]
     assert await count(mailroom.store, TicketMessage) == 5
+
+
+async def test_a_reply_in_the_same_batch_as_its_mail_joins_its_ticket(
+    mailroom: Mailroom, dovecot: Dovecot
+) -> None:
+    """Senders' first mails are threaded in one lookup before the batch commits; a sender's
+    next mail is looked up after the one before it committed, so it can answer it."""
+    first = mail("same@example.org", subject="Help", message_id="<first@example.org>")
+    other = mail("other@example.org", subject="Other", message_id="<other@example.org>")
+    reply = mail(
+        "same@example.org",
+        subject="Re: Help",
+        in_reply_to="<first@example.org>",
+        references="<first@example.org>",
+    )
+    await dovecot.append([first, other, reply])
+    async with running(make_listener(mailroom, dovecot)):
+        await eventually(lambda: cursor_at(mailroom, 3))
+    async with mailroom.store.read() as session:
+        rows = (
+            await session.execute(
+                select(TicketMessage.external_id, TicketMessage.ticket_id).order_by(
+                    TicketMessage.id
+                )
+            )
+        ).all()
+    by_id = dict(rows)
+    assert len(rows) == 3
+    assert by_id["<first@example.org>"] != by_id["<other@example.org>"]
+    known = ("<first@example.org>", "<other@example.org>")
+    replies = [ticket for external_id, ticket in rows if external_id not in known]
+    assert replies == [by_id["<first@example.org>"]]
