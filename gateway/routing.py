@@ -215,12 +215,17 @@ class Router:
     async def escalate(
         self, session: AsyncSession, ticket: Ticket, now: datetime, *, note: str | None = None
     ) -> None:
-        """Hand the ticket to people: mark it, tell the customer, dispatch it."""
+        """Hand the ticket to people: mark it, dispatch it, tell the customer (who has it, or
+        that it waits for the next free agent)."""
         if ticket.escalated_at is not None:
             return
         ticket.escalated_at = now
         ticket.updated_at = now
         record_event(session, ticket, EventKind.ESCALATED, None, "queue", now, note=note)
+        unassigned = ticket.assignee_id is None
+        await self.dispatcher.dispatch(session, ticket, now)
+        if unassigned and ticket.assignee_id is not None:
+            return  # dispatch's "assigned" notice names who has it: one notice, not two
         add_outbox(
             session,
             kind=OutboxKind.NOTICE,
@@ -230,7 +235,6 @@ class Router:
             ticket_id=ticket.id,
             now=now,
         )
-        await self.dispatcher.dispatch(session, ticket, now)
 
     async def sweep(
         self, *, older_than: timedelta = timedelta(seconds=30), limit: int = 100

@@ -212,6 +212,22 @@ async def test_tickets_escalated_together_are_spread_by_load_and_capacity(desk: 
     assert assignees.count(None) == 1  # both at capacity: the fifth waits in the queue
 
 
+async def test_a_ticket_assigned_at_once_tells_the_customer_once(desk: Desk) -> None:
+    """Escalated and assigned in one step: the "assigned" notice (who has it) says it all."""
+    number = await desk.customer_says(inbound(text="human please"))  # nobody online yet
+    await desk.login("ann@shop.test", AgentRole.AGENT)
+    other = await desk.customer_says(
+        inbound(external_user_id="u2", thread_key="u2", text="human please")
+    )
+    assert number != other
+    assert await outbox(desk) == [
+        ("notice", "ticket_received"),
+        ("notice", "escalated"),  # waits in the queue
+        ("notice", "ticket_received"),
+        ("notice", "assigned"),  # Ann has it at once: no "escalated" before it
+    ]
+
+
 async def test_a_complaint_is_raised_to_urgent(desk: Desk) -> None:
     number = await desk.customer_says(inbound(text="我要投诉你们的快递"))
     boss = await desk.login("boss@shop.test", AgentRole.SUPERVISOR)

@@ -40,8 +40,7 @@ class Customer(Protocol):
 
 EXPECTED = [
     "ticket_received",  # with the promised response time
-    "escalated",  # the bot hands over to people
-    "assigned",  # dispatch named the agent
+    "assigned",  # the bot handed over and dispatch named the agent (one notice, not two)
     "in_progress",  # the agent confirmed receipt
     "message",  # the agent's question
     "waiting_customer",
