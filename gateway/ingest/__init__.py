@@ -21,7 +21,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from gateway.batching import GroupCommit
-from gateway.ingest.transaction import IngestResult, ingest_batch
+from gateway.ingest.result import IngestResult
+from gateway.ingest.transaction import ingest_batch
 from gateway.models import InboundMessage
 from gateway.sla import DEFAULT_POLICY, SlaPolicy
 from gateway.store import Store

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel
-from sqlalchemy import Select, Table, bindparam, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import models
 from gateway.ingest.contacts import IdentityKey, identity_key, resolve_contacts
+from gateway.ingest.lookups import ConversationKey, candidate_rows, stored_messages
+from gateway.ingest.result import IngestResult
 from gateway.ingest.survey_replies import awaiting_rating, survey_score
 from gateway.models import (
     DONE_STATUSES,
@@ -58,70 +58,12 @@ _TOUCHED = (
 )
 """Columns ingest may change on an existing ticket."""
 
-M = TypeVar("M", bound=BaseModel)
-T = TypeVar("T")
 
 _TOUCH_TICKETS = (
     update(TICKETS)
     .where(TICKETS.c.id == bindparam("b_id"))
     .values({name: bindparam(f"b_{name}") for name in _TOUCHED if name != "id"})
 )
-
-ConversationKey = tuple[int, str, str]
-"""``(contact_id, channel, thread_key)``"""
-
-
-@dataclass(frozen=True, slots=True)
-class IngestResult:
-    """What ingest stored (or found stored) for one inbound message.
-
-    ``message``, ``ticket`` and ``contact`` are validated models built from the stored rows on
-    first use: most callers only need the ids an ack carries, and validating three models per
-    message was a tenth of the pipeline's CPU. The rows are as they were committed; ingest
-    does not touch them after it returns.
-    """
-
-    message_row: Mapping[str, Any] = field(repr=False)
-    ticket_row: Mapping[str, Any] = field(repr=False)
-    contact_row: Mapping[str, Any] = field(repr=False)
-    duplicate: bool = False
-    new_ticket: bool = False
-    reopened: bool = False
-    routed: bool = False
-    """Ingest found nothing for the router to do (people have the ticket, or no question)."""
-    notified: bool = False
-    """Ingest wrote outbox rows for this message (a notice, a rating's alert)."""
-    _models: dict[str, BaseModel] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def message_id(self) -> int:
-        return int(self.message_row["id"])
-
-    @property
-    def ticket_id(self) -> int:
-        return int(self.ticket_row["id"])
-
-    @property
-    def ticket_number(self) -> str:
-        return str(self.ticket_row["number"])
-
-    @property
-    def message(self) -> models.TicketMessage:
-        return self._model("message", models.TicketMessage, self.message_row)
-
-    @property
-    def ticket(self) -> models.Ticket:
-        return self._model("ticket", models.Ticket, self.ticket_row)
-
-    @property
-    def contact(self) -> models.Contact:
-        return self._model("contact", models.Contact, self.contact_row)
-
-    def _model(self, name: str, cls: type[M], row: Mapping[str, Any]) -> M:
-        built = self._models.get(name)
-        if built is None:
-            built = self._models[name] = _model(cls, row)
-        return cast(M, built)
 
 
 @dataclass(slots=True)
@@ -171,7 +113,7 @@ async def ingest_batch(
             {"keys": keys},
         )
 
-    stored = await _stored_messages(session, batch)
+    stored = await stored_messages(session, batch)
     first_of: dict[tuple[str, str], int] = {}
     fresh: list[InboundMessage] = []
     for index, message in enumerate(batch):
@@ -209,30 +151,6 @@ async def ingest_batch(
             )
         )
     return results
-
-
-async def _stored_messages(
-    session: AsyncSession, batch: Sequence[InboundMessage]
-) -> dict[tuple[str, str], dict[str, Any]]:
-    found = {}
-    for channel, ids in _by_channel((m.channel.value, m.external_id) for m in batch).items():
-        result = await session.execute(_STORED_MESSAGES, {"channel": channel, "ids": ids})
-        found.update({(r["channel"], r["external_id"]): dict(r) for r in result.mappings()})
-    return found
-
-
-def _by_channel(keys: Iterable[tuple[str, T]]) -> dict[str, list[T]]:
-    """``(channel, value)`` pairs as the values of each channel (deduplicated, in order).
-
-    Lookups ask for one channel's values at a time: ``channel = :c AND value IN (...)`` is an
-    index range on a ``(channel, value)`` index in both databases, where PostgreSQL planned
-    an IN of row values as a scan of the channel's rows while the table's statistics lagged
-    (21 ms for 100 keys among 5,000 messages, growing with the table).
-    """
-    grouped: dict[str, dict[T, None]] = {}
-    for channel, value in keys:
-        grouped.setdefault(channel, {})[value] = None
-    return {channel: list(values) for channel, values in grouped.items()}
 
 
 async def _replayed(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[int, IngestResult]:
@@ -345,21 +263,8 @@ async def _candidate_tickets(
         for m in fresh
         if m.thread_key is not None
     }
-    queries: list[tuple[Select[Any], dict[str, Any]]] = []
-    if refs:
-        queries.append((_TICKETS_BY_NUMBER, {"refs": list(refs)}))
-    channels: dict[str, tuple[dict[int, None], dict[str, None]]] = {}
-    for contact_id, channel, thread_key in conversations:
-        contact_ids, thread_keys = channels.setdefault(channel, ({}, {}))
-        contact_ids[contact_id] = thread_keys[thread_key] = None
-    for channel, (contact_ids, thread_keys) in channels.items():
-        # Contacts x threads of one channel: a superset of the conversations (the latest
-        # ticket of each), narrowed to the wanted ones below.
-        values = {"channel": channel, "contacts": list(contact_ids), "threads": list(thread_keys)}
-        queries.append((_LATEST_TICKETS, values))
-    for query, values in queries:
-        for found in (await session.execute(query, values)).mappings():
-            states[found["id"]] = _TicketState(dict(found))
+    for found in await candidate_rows(session, refs, conversations):
+        states[found["id"]] = _TicketState(found)
     by_number = {s.row["number"]: s for s in states.values()}
     latest: dict[ConversationKey, _TicketState] = {}
     for state in states.values():
@@ -370,43 +275,6 @@ async def _candidate_tickets(
             if current is None or current.row["id"] < row["id"]:
                 latest[conversation] = state
     return by_number, latest
-
-
-_STORED_MESSAGES = select(MESSAGES).where(
-    MESSAGES.c.channel == bindparam("channel"),
-    MESSAGES.c.external_id.in_(bindparam("ids", expanding=True)),
-)
-"""One channel's messages stored under any of ``:ids``.
-
-The statements of a batch are built once, their values bound as expanding parameters: building
-an IN of a hundred values per batch cost more than running it.
-"""
-
-# Locked until the batch commits: ingest writes these rows back (status, clocks), and an agent
-# resolving one meanwhile must not be overwritten. In id order, as the router locks them
-# (PostgreSQL; SQLite's single writer needs no row locks).
-_TICKETS_BY_NUMBER = (
-    select(TICKETS)
-    .where(TICKETS.c.number.in_(bindparam("refs", expanding=True)))
-    .order_by(TICKETS.c.id)
-    .with_for_update()
-)
-_LATEST_TICKETS = (
-    select(TICKETS)
-    .where(
-        TICKETS.c.id.in_(
-            select(func.max(TICKETS.c.id))
-            .where(
-                TICKETS.c.contact_id.in_(bindparam("contacts", expanding=True)),
-                TICKETS.c.channel == bindparam("channel"),
-                TICKETS.c.thread_key.in_(bindparam("threads", expanding=True)),
-            )
-            .group_by(TICKETS.c.contact_id, TICKETS.c.channel, TICKETS.c.thread_key)
-        )
-    )
-    .order_by(TICKETS.c.id)
-    .with_for_update()
-)
 
 
 def _new_ticket(
@@ -565,7 +433,3 @@ def _meta(message: InboundMessage) -> dict[str, Any]:
     if message.auto_submitted:
         meta["auto_submitted"] = True
     return meta
-
-
-def _model(cls: type[M], row: Mapping[str, Any]) -> M:
-    return cls.model_validate({name: row[name] for name in cls.model_fields})
