@@ -26,7 +26,6 @@ import asyncio
 import os
 import random
 import secrets
-import socket
 import sys
 import time
 from datetime import timedelta
@@ -43,7 +42,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import Select, func, insert, select, text
 
-from bench.common import fresh_database, percentile, write_results
+from bench.common import free_port, fresh_database, percentile, write_results
 from gateway.api.access import Principal, token_hash
 from gateway.api.schemas import TicketQuery
 from gateway.api.ticket_routes import _filters
@@ -154,13 +153,6 @@ async def seed(store: Store, tickets: int) -> dict[str, str]:
         # Statistics, as autovacuum (PostgreSQL) would have gathered on a store this size.
         await session.execute(text("ANALYZE"))
     return tokens
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def measure(

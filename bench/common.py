@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import platform
+import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -20,6 +21,14 @@ from gateway.migrate import upgrade
 
 RESULTS = Path(__file__).parent / "results"
 PG_ADMIN = os.environ.get("GATEWAY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a peer or server the benchmark starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 @asynccontextmanager

@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -43,7 +42,7 @@ from zoneinfo import ZoneInfo
 from aioimaplib import IMAP4
 from sqlalchemy import func, select
 
-from bench.common import fresh_database, percentile, write_results
+from bench.common import free_port, fresh_database, percentile, write_results
 from channels.email.listener import MailboxListener
 from channels.email.process import MailProcessor
 from gateway.ingest import Ingest, IngestResult
@@ -87,13 +86,6 @@ def bare_rate(mails: list[bytes]) -> tuple[float, float]:
         email.message_from_bytes(raw, policy=policy.default)
     cpu = time.process_time() - cpu_started
     return len(mails) / (time.perf_counter() - started), cpu / len(mails) * 1000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Dovecot:

@@ -29,7 +29,6 @@ import multiprocessing
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,7 +50,7 @@ from rq import Worker as RQWorker
 from rq.registry import FinishedJobRegistry
 from sqlalchemy import func, select, update
 
-from bench.common import fresh_database, write_results
+from bench.common import free_port, fresh_database, write_results
 from gateway.ingest import Ingest
 from gateway.models import Channel, InboundMessage, OutboxKind, OutboxStatus
 from gateway.outbox import outbox_values, write_outbox
@@ -76,13 +75,6 @@ def noop(outbox_id: int) -> str:
 # --- peers (their own process) -----------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _peers(pipe: Connection) -> None:
     """The SMTP sink and the Bot API stand-in; sends their ports, then their counts on request."""
     from aiohttp import web
@@ -98,13 +90,13 @@ def _peers(pipe: Connection) -> None:
             return "250 OK"
 
     async def main() -> None:
-        smtp_port = _free_port()
+        smtp_port = free_port()
         controller = Controller(Sink(), hostname="127.0.0.1", port=smtp_port)
         controller.start()
         api = FakeBotAPI(TOKEN)
         runner = web.AppRunner(api.app, access_log=None)
         await runner.setup()
-        telegram_port = _free_port()
+        telegram_port = free_port()
         await web.TCPSite(runner, "127.0.0.1", telegram_port).start()
         pipe.send((smtp_port, telegram_port))
         while running():
@@ -128,7 +120,7 @@ class Redis:
     """A private redis-server on a free port."""
 
     def __init__(self, directory: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         exe = shutil.which("redis-server")
         if exe is None:

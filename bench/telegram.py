@@ -35,7 +35,6 @@ import asyncio
 import json
 import math
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -51,7 +50,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import func, select
 
-from bench.common import fresh_database, percentile, write_results
+from bench.common import free_port, fresh_database, percentile, write_results
 from channels.telegram.inbound import TELEGRAM
 from gateway.app import create_app
 from gateway.appkeys import PIPELINE
@@ -138,19 +137,12 @@ async def run_client(url: str, count: int, concurrency: int, per_chat: int) -> d
 # --- the servers -------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def serve_and_drive(
     app: web.Application, count: int, concurrency: int, per_chat: int
 ) -> dict[str, Any]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     try:
@@ -188,7 +180,7 @@ def gateway_settings(url: str, redis_url: str) -> Settings:
             "enabled": True,
             "token": "1:bench",
             "webhook_secret": SECRET,
-            "base_url": f"http://127.0.0.1:{_free_port()}",  # never called for text updates
+            "base_url": f"http://127.0.0.1:{free_port()}",  # never called for text updates
         },
     )
 

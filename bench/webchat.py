@@ -33,7 +33,6 @@ import gc
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp
 from aiohttp import web
 
-from bench.common import fresh_database, percentile, write_results
+from bench.common import free_port, fresh_database, percentile, write_results
 from channels.webchat.tokens import SessionClaims, new_session_id, sign_token
 from gateway.app import create_app
 from gateway.appkeys import PIPELINE
@@ -59,13 +58,6 @@ from gateway.settings import Settings
 
 SECRET = "bench-secret-key-0123456789abcdef"
 THIS = Path(__file__).resolve()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def rss_kib(pid: int) -> int:

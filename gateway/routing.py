@@ -160,11 +160,11 @@ class Router:
                     .order_by(Ticket.id)
                     .with_for_update(of=Ticket)
                 )
+                # ``loaded`` holds the contacts until the batch ends: the session keeps loaded
+                # objects only while they are referenced, and dispatch looks each contact up
+                # again (VIPs) from the session.
                 loaded = rows.all()
                 tickets = {ticket.id: ticket for ticket, _ in loaded}
-                # Held until the batch ends: the session keeps loaded objects only while they
-                # are referenced, and dispatch looks each contact up again (VIPs).
-                session.info["routed_contacts"] = [contact for _, contact in loaded]
             routes: list[tuple[Route, TicketMessage | None]] = []
             for decision in decisions:
                 if decision.message_id not in claimed:

@@ -186,6 +186,15 @@ class SurveySettings(BaseModel):
     """How long an emailed survey link stays valid."""
 
 
+def _known_zone(value: str) -> str:
+    """``value`` if it names an IANA time zone; the one-line error otherwise."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
 class BusinessCalendar(BaseModel):
     """One team's working time: the SLA clock runs only inside it (off days and holidays, not)."""
 
@@ -207,12 +216,7 @@ class BusinessCalendar(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+        return value if value is None else _known_zone(value)
 
     @model_validator(mode="after")
     def _hours(self) -> BusinessCalendar:
@@ -295,11 +299,7 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+        return _known_zone(value)
 
     @model_validator(mode="after")
     def _webchat_needs_key(self) -> Settings:

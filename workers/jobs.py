@@ -199,7 +199,7 @@ async def deliver_many(
         async with store.read() as session:
             loaded = await _load(session, outbox_ids)
         async with marks_for(store) as marks:
-            await _prepare(senders, loaded, settings)
+            hands_over = await _prepare(senders, loaded, settings)
 
             async def deliver_in_order(items: list[_Loaded]) -> None:
                 for item in items:  # one contact's rows, one after the other
@@ -212,9 +212,6 @@ async def deliver_many(
                             done[item.row.id] = f"will retry: {exc}"
                             transient.append(exc)
 
-            hands_over = False
-            for channel in {Channel(item.row.channel) for item in loaded}:
-                hands_over |= isinstance(await senders.get(channel), HandsOver)
             in_flight = asyncio.Semaphore(1 if hands_over else IN_FLIGHT)
             by_contact: dict[int, list[_Loaded]] = {}
             for item in loaded:
@@ -243,15 +240,19 @@ async def deliver_many(
     return done
 
 
-async def _prepare(senders: Senders, loaded: list[_Loaded], settings: Settings) -> None:
-    """Let each sender look at its rows first (the email cap: one query for the batch)."""
+async def _prepare(senders: Senders, loaded: list[_Loaded], settings: Settings) -> bool:
+    """Let each sender look at its rows first (the email cap: one query for the batch);
+    returns whether any of them hands over (see ``IN_FLIGHT``)."""
     by_channel: dict[Channel, list[int]] = {}
     for item in loaded:
         by_channel.setdefault(Channel(item.row.channel), []).append(item.row.id)
+    hands_over = False
     for channel, ids in by_channel.items():
         sender = await senders.get(channel)
+        hands_over |= isinstance(sender, HandsOver)
         if isinstance(sender, PreparesBatch):
             await sender.prepare(ids)
+    return hands_over
 
 
 async def _deliver_one(
