@@ -41,6 +41,10 @@ def _retryable(exc: Exception) -> bool:
         # A concurrent writer stored the same message or identity first; the next attempt finds it.
         return True
     if isinstance(exc, DBAPIError):
+        # A connection the server dropped is invalidated and replaced by the pool. If it died
+        # during COMMIT the batch may be stored: the next attempt then finds it (deduplicated).
+        if exc.connection_invalidated:
+            return True
         return getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
     return False
 

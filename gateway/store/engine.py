@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -48,6 +48,23 @@ def _prepare_sqlite(engine: AsyncEngine, *, begin: str) -> None:
         connection.exec_driver_sql(begin)
 
 
+def _drop_closed_on_checkout(engine: AsyncEngine) -> None:
+    """Replace a pooled PostgreSQL connection the server has closed before handing it out.
+
+    ``pool_pre_ping`` would send BEGIN, an empty query and ROLLBACK at every checkout: three
+    round trips of a batch's eleven, for a check asyncpg already keeps locally. When the server
+    ends a session (a restart, ``pg_terminate_backend``, an idle timeout) the socket closes and
+    asyncpg marks the connection closed as soon as the event loop reads the EOF; the pool then
+    opens a fresh one instead. A connection that dies unannounced fails its statement, which
+    SQLAlchemy recognises as a disconnect and invalidates (ingest retries such a batch).
+    """
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_connection.driver_connection.is_closed():
+            raise exc.DisconnectionError("the server closed this pooled connection")
+
+
 def _ensure_sqlite_dir(url: URL) -> None:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -78,8 +95,9 @@ class Store:
             _prepare_sqlite(self.read_engine, begin="BEGIN")
         else:
             self.write_engine = create_async_engine(
-                self.url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True
+                self.url, echo=echo, pool_size=10, max_overflow=20
             )
+            _drop_closed_on_checkout(self.write_engine)
             self.read_engine = self.write_engine
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
