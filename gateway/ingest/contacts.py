@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import String, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.ingest.lookups import keys_of, on_postgres, probe_each
 from gateway.models import InboundMessage
 from gateway.store.tables import Contact, ContactIdentity
 
@@ -34,6 +35,19 @@ _KNOWN_SENDERS = (
     )
 )
 """One channel's identities among ``:users`` with their contacts (built once, values bound)."""
+_USERS = keys_of("k", ("users", String()))
+_KNOWN_IDENTITIES_PG = probe_each(
+    _USERS,
+    select(IDENTITIES.c.channel, IDENTITIES.c.external_user_id, IDENTITIES.c.contact_id).where(
+        IDENTITIES.c.channel == bindparam("channel"),
+        IDENTITIES.c.external_user_id == _USERS.c.users,
+    ),
+    "i",
+).subquery("known")
+_KNOWN_SENDERS_PG = select(
+    _KNOWN_IDENTITIES_PG.c.channel, _KNOWN_IDENTITIES_PG.c.external_user_id, CONTACTS
+).join(CONTACTS, CONTACTS.c.id == _KNOWN_IDENTITIES_PG.c.contact_id)
+"""The same on PostgreSQL, probing the index once per user (see ``lookups.probe_each``)."""
 
 
 def identity_key(message: InboundMessage) -> IdentityKey:
@@ -53,11 +67,12 @@ async def resolve_contacts(
         senders.setdefault(channel, {})[user_id] = None
     contact_of: dict[IdentityKey, int] = {}
     known: dict[int, dict[str, Any]] = {}
+    query = _KNOWN_SENDERS_PG if on_postgres(session) else _KNOWN_SENDERS
     for channel, user_ids in senders.items():
         # Identities and their contacts in one round trip per channel (one channel's range of
         # the (channel, external_user_id) index; the common case: senders we know).
         values = {"channel": channel, "users": list(user_ids)}
-        for row in (await session.execute(_KNOWN_SENDERS, values)).mappings():
+        for row in (await session.execute(query, values)).mappings():
             contact = {c.name: row[c] for c in CONTACTS.c}
             contact_of[(row["channel"], row["external_user_id"])] = contact["id"]
             known[contact["id"]] = contact
