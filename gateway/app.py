@@ -17,6 +17,7 @@ import redis
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from prometheus_client import Counter
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.registry import MOUNTS, enabled
@@ -184,6 +185,18 @@ async def _sweep(router: Router, *, every: float = 30.0) -> None:
 
 
 def _count_requests(metrics: Metrics) -> Middleware:
+    # prometheus_client's labels() takes a lock and builds its key on every call (3 us, against
+    # 0.5 us for inc() alone, measured on the webhook's hot path): each (route, status class)
+    # child is looked up once and kept. Bounded: routes are the app's own, never the raw path.
+    children: dict[tuple[str, int], Counter] = {}
+
+    def counted(route: str, status: int) -> None:
+        key = (route, status // 100)
+        child = children.get(key)
+        if child is None:
+            child = children[key] = metrics.requests.labels(route=route, status=f"{key[1]}xx")
+        child.inc()
+
     @web.middleware
     async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
         route = request.match_info.route.resource
@@ -191,9 +204,9 @@ def _count_requests(metrics: Metrics) -> Middleware:
         try:
             response = await handler(request)
         except web.HTTPException as exc:
-            metrics.requests.labels(route=name, status=f"{exc.status // 100}xx").inc()
+            counted(name, exc.status)
             raise
-        metrics.requests.labels(route=name, status=f"{response.status // 100}xx").inc()
+        counted(name, response.status)
         return response
 
     return count

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from channels.telegram.inbound import TELEGRAM
-from gateway.appkeys import PIPELINE
+from gateway.appkeys import METRICS, PIPELINE
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import Contact, OutboxRow, Ticket, TicketMessage
@@ -76,6 +76,22 @@ async def test_webhook_without_the_right_secret_is_refused_and_stores_nothing(
     assert await count(db, TicketMessage) == 0
     assert await count(db, Contact) == 0
     assert rejected(app, "bad_secret") == 1
+
+
+async def test_webhook_requests_are_counted_by_route_and_status_class(gateway: Gateway) -> None:
+    # The request counter keeps one child per (route, status class): the second request of a
+    # class must add to the first, and a refused one (raised as HTTPUnauthorized) is counted too.
+    app, client = gateway
+    assert await post_fixture(client, "private_text") == 200
+    again = load_fixture("private_text")
+    again["update_id"] += 1
+    again["message"]["message_id"] += 1
+    assert await post_update(client, again) == 200
+    assert await post_update(client, load_fixture("private_text"), secret="wrong") == 401
+    text = app[METRICS].render().decode()
+    route = 'route="/channels/telegram/webhook"'
+    assert f'gateway_http_requests_total{{{route},status="2xx"}} 2.0' in text
+    assert f'gateway_http_requests_total{{{route},status="4xx"}} 1.0' in text
 
 
 async def test_the_same_update_twice_is_one_message(gateway: Gateway, db: Store) -> None:
