@@ -10,7 +10,8 @@ message passes to the peer for good (``channels.base.HandsOver``: SMTP, just bef
 DATA) has that moment recorded first (the row's ``external_id``), so a retry after the worker
 died waiting for the peer's answer takes the message as delivered instead of sending it twice.
 The marks of a job share commits (``workers/marks.py``): a row's "sent" goes with the next row's
-hand-over, so a batch of mails costs one commit per mail.
+hand-over, so a batch of mails costs one commit per mail; only one send of a job at a time is
+between its hand-over mark and its end (the marks' baton), the others go on beside it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 from typing import Protocol, runtime_checkable
 
 from rq import get_current_job
@@ -56,11 +56,12 @@ IN_FLIGHT = 8
 """Sends a job has under way at once (different contacts; one contact's rows go in order): their
 round trips overlap and their marks share commits.
 
-Not for a sender that hands over (SMTP, Telegram): its mark is committed just before the
-message goes, and several sends resuming from one shared commit left several messages marked
-but not yet sent at the same moment: a kill then lost all of them (a fault test on PostgreSQL,
-under load). Those go one at a time, so at most the one message being handed over is in that
-window, as before batching."""
+A sender that hands over (SMTP, Telegram) commits its mark just before the message goes, and a
+message marked but not yet sent is lost if the work horse dies then. Several sends resuming from
+one shared commit once left several messages in that window (a kill lost four of five mails on
+PostgreSQL); now each hand-over has a commit of its own and holds the job's baton until its send
+ends (``workers/marks.py``), so at most one message is ever in that window, while the other
+sends' round trips go on."""
 
 HANDED_OVER = "handed to the peer by an attempt that died before its answer: taken as delivered"
 
@@ -199,7 +200,7 @@ async def deliver_many(
         async with store.read() as session:
             loaded = await _load(session, outbox_ids)
         async with marks_for(store) as marks:
-            hands_over = await _prepare(senders, loaded, settings)
+            await _prepare(senders, loaded)
 
             async def deliver_in_order(items: list[_Loaded]) -> None:
                 for item in items:  # one contact's rows, one after the other
@@ -212,7 +213,7 @@ async def deliver_many(
                             done[item.row.id] = f"will retry: {exc}"
                             transient.append(exc)
 
-            in_flight = asyncio.Semaphore(1 if hands_over else IN_FLIGHT)
+            in_flight = asyncio.Semaphore(IN_FLIGHT)
             by_contact: dict[int, list[_Loaded]] = {}
             for item in loaded:
                 by_contact.setdefault(item.row.contact_id, []).append(item)
@@ -240,19 +241,15 @@ async def deliver_many(
     return done
 
 
-async def _prepare(senders: Senders, loaded: list[_Loaded], settings: Settings) -> bool:
-    """Let each sender look at its rows first (the email cap: one query for the batch);
-    returns whether any of them hands over (see ``IN_FLIGHT``)."""
+async def _prepare(senders: Senders, loaded: list[_Loaded]) -> None:
+    """Let each sender look at its rows first (the email cap: one query for the batch)."""
     by_channel: dict[Channel, list[int]] = {}
     for item in loaded:
         by_channel.setdefault(Channel(item.row.channel), []).append(item.row.id)
-    hands_over = False
     for channel, ids in by_channel.items():
         sender = await senders.get(channel)
-        hands_over |= isinstance(sender, HandsOver)
         if isinstance(sender, PreparesBatch):
             await sender.prepare(ids)
-    return hands_over
 
 
 async def _deliver_one(
@@ -289,9 +286,8 @@ async def _deliver_one(
         return f"failed: {reason}"
     try:
         if isinstance(sender, HandsOver):
-            receipt = await sender.send_handing_over(
-                outbound, partial(marks.handed_over, outbox_id)
-            )
+            async with marks.handing_over(outbox_id) as handover:
+                receipt = await sender.send_handing_over(outbound, handover)
         else:
             receipt = await sender.send(outbound)
     except TransientChannelError as exc:
