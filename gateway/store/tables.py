@@ -273,7 +273,11 @@ class OutboxRow(Base):
     external_id: Mapped[str | None] = mapped_column(String(255), index=True)
     """The channel's id of what was sent (an email Message-ID, a Telegram message id)."""
 
-    __table_args__ = (Index("ix_outbox_status_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_due", "status", "due_at"),
+        # The email cap's count per contact (migration 0007).
+        Index("ix_outbox_contact_sent", "contact_id", "status", "sent_at"),
+    )
 
 
 class ChannelState(Base):
