@@ -17,7 +17,8 @@ worker count (``gateway worker --class ...`` processes):
 
 While the one-worker delivery runs, ``gateway cron`` sweeps the SLA every 30 s and tickets whose
 first response falls due during the run measure how long after its deadline each breach is
-flagged (the target: within 60 s). Prints rates and ratios; writes
+flagged (the target: within 60 s). Prints rates and ratios, the CPU time the workers and the
+peers spent per job or row (from /proc, where there is one) and the load average; writes
 ``bench/results/notices.json``.
 """
 
@@ -195,6 +196,24 @@ async def until(check: Any, *, within: float, every: float = 0.05) -> None:
         await asyncio.sleep(every)
 
 
+def cpu_seconds(pids: list[int]) -> float | None:
+    """User and system CPU time of these processes so far; None without Linux's /proc."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += int(fields[11]) + int(fields[12])  # utime, stime (man 5 proc)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def per_item_ms(before: float | None, after: float | None, count: int) -> float | None:
+    if before is None or after is None:
+        return None
+    return round((after - before) / count * 1000, 2)
+
+
 # --- the store ---------------------------------------------------------------------------------
 
 
@@ -315,6 +334,7 @@ class Bench:
     store: Store
     client: redis.Redis
     peers: Connection
+    peers_pid: int
     env: dict[str, str]
     directory: str
     tickets: list[tuple[int, int, Channel]]
@@ -379,12 +399,19 @@ class Bench:
         async def ready() -> bool:
             return await asyncio.to_thread(RQWorker.count, connection=self.client) >= workers
 
+        workers_pids = [p.pid for p in processes[:workers]]
         try:
             await until(ready, within=60)
+            load = os.getloadavg()[0]
+            cpu = [cpu_seconds(workers_pids)]
             noop_rate = await self.noop_rate()
+            cpu.append(cpu_seconds(workers_pids))
             await self.peer_counts()  # start counting from here
             due = await sla_tickets(self.store, datetime.now(UTC)) if with_cron else []
+            peers_cpu = cpu_seconds([self.peers_pid])
             rate, seconds = await self.delivery(due)
+            cpu.append(cpu_seconds(workers_pids))
+            peers_cpu_ms = per_item_ms(peers_cpu, cpu_seconds([self.peers_pid]), args.rows)
             smtp, telegram = await self.peer_counts()
             failed = await count_status(self.store, OutboxStatus.FAILED)
             print(
@@ -393,6 +420,12 @@ class Bench:
                 f"ratio {rate / noop_rate:.2f}; peers got {smtp:,} mails and "
                 f"{telegram:,} Telegram messages; {failed} failed"
             )
+            cpu_ms = {
+                "noop_worker_cpu_ms_per_job": per_item_ms(cpu[0], cpu[1], args.rows),
+                "delivery_worker_cpu_ms_per_row": per_item_ms(cpu[1], cpu[2], args.rows),
+                "delivery_peers_cpu_ms_per_row": peers_cpu_ms,
+            }
+            print(f"  load {load:.2f} at the start; CPU ms: {cpu_ms}")
             if smtp + telegram != args.rows or failed:
                 raise SystemExit("the peers did not get exactly one message per row")
             result: dict[str, Any] = {
@@ -402,6 +435,8 @@ class Bench:
                 "seconds": round(seconds, 2),
                 "smtp_accepted": smtp,
                 "telegram_sent": telegram,
+                "load_avg_1m_at_start": round(load, 2),
+                **cpu_ms,
             }
             if due:
                 late = await self.breach_delays(due)
@@ -428,7 +463,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with fresh_database(args.db) as url:
             store = Store(url)
             env = gateway_env(url, server.url, smtp_port, telegram_port)
-            bench = Bench(args, store, client, parent, env, directory, await open_tickets(store))
+            tickets = await open_tickets(store)
+            assert peers.pid is not None
+            bench = Bench(args, store, client, parent, peers.pid, env, directory, tickets)
             for n, workers in enumerate(args.workers):
                 results["runs"][f"{workers}_worker"] = await bench.one(workers, with_cron=n == 0)
             await store.close()
