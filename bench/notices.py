@@ -425,7 +425,8 @@ class Bench:
                 "delivery_worker_cpu_ms_per_row": per_item_ms(cpu[1], cpu[2], args.rows),
                 "delivery_peers_cpu_ms_per_row": peers_cpu_ms,
             }
-            print(f"  load {load:.2f} at the start; CPU ms: {cpu_ms}")
+            loads = (round(load, 2), round(os.getloadavg()[0], 2))
+            print(f"  load {loads[0]} at the start, {loads[1]} at the end; CPU ms: {cpu_ms}")
             if smtp + telegram != args.rows or failed:
                 raise SystemExit("the peers did not get exactly one message per row")
             result: dict[str, Any] = {
@@ -435,7 +436,7 @@ class Bench:
                 "seconds": round(seconds, 2),
                 "smtp_accepted": smtp,
                 "telegram_sent": telegram,
-                "load_avg_1m_at_start": round(load, 2),
+                "load_avg_1m_at_start_and_end": loads,
                 **cpu_ms,
             }
             if due:
