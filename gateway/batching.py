@@ -3,11 +3,18 @@
 A busy gateway pays for a few statements per batch instead of per item; a quiet one adds no wait
 (a lone call is written at once). If a batch fails, each of its items is written alone, so one
 bad item fails only its own caller.
+
+Writers of several group commits (ingest's, the router's) can share *turns*: a writer takes its
+batch only once it has a turn, so what arrives while it waits for the database goes into that
+batch instead of the next. SQLite has one writer, and a batch taken earlier waited for it anyway,
+half as full (webhook updates behind HTTP: 19 messages a batch instead of 36, 1.6 instead of
+1.2 ms of CPU each).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -24,10 +31,12 @@ class GroupCommit(Generic[T, R]):
         *,
         max_batch: int = 100,
         max_writers: int = 1,
+        turns: Callable[[], asyncio.Semaphore] | None = None,
     ) -> None:
         self._write = write
         self.max_batch = max_batch
         self.max_writers = max_writers
+        self._turns = turns
         self._writers = 0
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -54,11 +63,16 @@ class GroupCommit(Generic[T, R]):
     async def _write_batches(self) -> None:
         try:
             while self._waiting:
-                batch = self._waiting[: self.max_batch]
-                del self._waiting[: self.max_batch]
-                await self._settle(batch)
+                async with self._turn():
+                    batch = self._waiting[: self.max_batch]
+                    del self._waiting[: self.max_batch]
+                    if batch:  # another writer may have taken it all while this one waited
+                        await self._settle(batch)
         finally:
             self._writers -= 1
+
+    def _turn(self) -> contextlib.AbstractAsyncContextManager[object]:
+        return self._turns() if self._turns is not None else contextlib.nullcontext()
 
     async def _settle(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:

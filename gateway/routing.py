@@ -96,7 +96,7 @@ class Router:
         self.kb = kb
         self.dispatcher = dispatcher or QueueOnly()
         self.clock = clock
-        self._writes = GroupCommit(self._write, max_writers=store.writers)
+        self._writes = GroupCommit(self._write, max_writers=store.writers, turns=store.write_turns)
 
     async def route(self, message_id: int, *, seen: IngestResult | None = None) -> RouteOutcome:
         """Route one stored incoming message (idempotent: a routed message is left alone).

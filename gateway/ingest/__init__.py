@@ -67,7 +67,9 @@ class Ingest:
         self.zone = zone
         self.reopen_window = timedelta(days=reopen_days)
         self.clock = clock
-        self._batches = GroupCommit(self._write, max_batch=max_batch, max_writers=store.writers)
+        self._batches = GroupCommit(
+            self._write, max_batch=max_batch, max_writers=store.writers, turns=store.write_turns
+        )
 
     async def __call__(self, inbound: InboundMessage) -> IngestResult:
         return await self._batches.submit(inbound)
