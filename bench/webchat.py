@@ -10,7 +10,7 @@ One ``gateway serve`` process per database (a private redis-server beside it). P
 - closed loop: then each session sends a message over its WebSocket and waits for the ack before
   the next one, for a fixed time; acked messages/s and ack latency p50/p99.
 - offered load: 100 sessions sending ``--offered`` messages/s in total on a fixed schedule
-  (open loop): ack latency p50/p99 at that rate.
+  (open loop): ack latency p50/p99 at that rate, after one second of the schedule as warm-up.
 - pipeline alone: the same application started in the bench process, ``Pipeline.on_message``
   called directly by N producers (no HTTP, no sockets): what the core allows.
 - baseline: the same client against a bare aiohttp WebSocket server that answers each frame
@@ -250,16 +250,25 @@ async def closed_loop(
 
 
 async def offered_load(
-    sockets: list[aiohttp.ClientWebSocketResponse], rate: float, seconds: float
+    sockets: list[aiohttp.ClientWebSocketResponse],
+    rate: float,
+    seconds: float,
+    warmup: float = 1.0,
 ) -> dict[str, Any]:
-    """Open loop: every session sends on a fixed schedule, whatever the acks do."""
+    """Open loop: every session sends on a fixed schedule, whatever the acks do.
+
+    As in the closed loop, the first ``warmup`` seconds of the schedule are sent but not
+    measured: they carry the routing of the sessions' new tickets and the pool's new
+    connections, not the steady rate.
+    """
     latencies: list[float] = []
     per_session = rate / len(sockets)
     start = time.perf_counter() + 0.2
+    measure_from = start + warmup
 
     async def session(k: int, ws: aiohttp.ClientWebSocketResponse) -> None:
         pending: dict[str, float] = {}
-        total = int(per_session * seconds)
+        total = int(per_session * (warmup + seconds))
         offset = k / rate  # spread the sessions' first sends over one interval
         all_acked = asyncio.Event()
 
@@ -272,7 +281,8 @@ async def offered_load(
                 frame = json.loads(msg.data)
                 sent = pending.pop(frame.get("client_id", ""), None)
                 if frame.get("type") == "ack" and sent is not None:
-                    latencies.append(time.perf_counter() - sent)
+                    if sent >= measure_from:
+                        latencies.append(time.perf_counter() - sent)
                     received += 1
             all_acked.set()
 
