@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -106,13 +106,6 @@ class Store:
         self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
-        self.write_turns: Callable[[], asyncio.Semaphore] | None = (
-            None if self.is_sqlite else self._shared_turns
-        )
-        """The turns (:attr:`writers` of them, one semaphore per event loop) that group commits
-        share on PostgreSQL (``gateway.batching``). None on SQLite: its single writer orders
-        the batches already, and paired web chat runs were no faster with turns (closed loop
-        1,750-2,130 acked/s with, 1,930-2,730 without; noisy)."""
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
@@ -128,7 +121,12 @@ class Store:
         """
         return 1 if self.is_sqlite else _PG_WRITERS
 
-    def _shared_turns(self) -> asyncio.Semaphore:
+    def write_turns(self) -> asyncio.Semaphore:
+        """The turns (:attr:`writers` of them) that group commits share (``gateway.batching``).
+
+        One semaphore per event loop: a store used from another loop (a worker's job, a test)
+        gets its own.
+        """
         loop = asyncio.get_running_loop()
         turns = self._turns.get(loop)
         if turns is None:
