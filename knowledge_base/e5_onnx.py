@@ -98,6 +98,14 @@ class _Graph:
             accuracy_level=4,
         )
 
+    def add_and_norm(self, out: str, residual: str, name: str, f: E5File, eps: float) -> str:
+        """``LayerNorm(out + residual)`` with the layer norm ``name`` of the file."""
+        weight = self.const(name + ".w", f.f32(name + ".w", f.hidden))
+        bias = self.const(name + ".b", f.f32(name + ".b", f.hidden))
+        return self.one(
+            "SkipLayerNormalization", [out, residual, weight, bias], domain=_MS, epsilon=eps
+        )
+
 
 def build_graph(f: E5File) -> Any:
     """The encoder as an ONNX model (``onnx.ModelProto``).
@@ -130,31 +138,11 @@ def build_graph(f: E5File) -> Any:
         q, k, v = g.op("Split", [qkv, split], n_out=3, axis=-1)
         ctx = g.one("MultiHeadAttention", [q, k, v, "", "mask"], domain=_MS, num_heads=f.heads)
         ao = g.linear(ctx, p + "ao", f.q4(p + "ao.w", h, h), f.f32(p + "ao.b", h))
-        x = g.one(
-            "SkipLayerNormalization",
-            [
-                ao,
-                x,
-                g.const(p + "aln.w", f.f32(p + "aln.w", h)),
-                g.const(p + "aln.b", f.f32(p + "aln.b", h)),
-            ],
-            domain=_MS,
-            epsilon=eps,
-        )
+        x = g.add_and_norm(ao, x, p + "aln", f, eps)
         mid = g.linear(x, p + "fi", f.q4(p + "fi.w", ff, h), f.f32(p + "fi.b", ff))
         act = g.one("Gelu", [mid], domain=_MS)  # exact (erf) GELU, as BERT and the engine
         fo = g.linear(act, p + "fo", f.q4(p + "fo.w", h, ff), f.f32(p + "fo.b", h))
-        x = g.one(
-            "SkipLayerNormalization",
-            [
-                fo,
-                x,
-                g.const(p + "oln.w", f.f32(p + "oln.w", h)),
-                g.const(p + "oln.b", f.f32(p + "oln.b", h)),
-            ],
-            domain=_MS,
-            epsilon=eps,
-        )
+        x = g.add_and_norm(fo, x, p + "oln", f, eps)
     weights = g.one("Cast", ["mask"], to=TensorProto.FLOAT)
     summed = g.one(
         "ReduceSum",

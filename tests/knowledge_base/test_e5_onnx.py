@@ -18,18 +18,12 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from knowledge_base.e5_onnx import E5Onnx, nbits_blocks  # noqa: E402
+from tests.knowledge_base.test_e5_forward import TEXTS  # noqa: E402
 
 DEMO_KB = Path(__file__).resolve().parents[2] / "knowledge_base" / "demo" / "demo_kb.yaml"
-ODD_TEXTS = [
-    "ＡＢＣ１２３，退货？😀 OK",  # full-width and emoji
-    "iPhone 15 Pro 的发票怎么开 invoice please",  # mixed Chinese/English
-    "  double  spaces   and a trailing one ",
-    "<unk> <s> </s> literal specials",
-    "",
-    "🙂",
-    "x",
-    "my parcel has not arrived and nobody answers " * 60,  # > 510 tokens: two windows
-]
+# Full-width, emoji, mixed scripts, odd spacing, special-token look-alikes, empty, and > 510
+# tokens (two windows).
+ODD_TEXTS = [*TEXTS, "my parcel has not arrived and nobody answers " * 60]
 
 
 def demo_texts() -> list[str]:
