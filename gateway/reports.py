@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from gateway.models import EventKind
+from gateway.store import on_postgres
 from gateway.store.tables import KBMiss, Survey, Ticket, TicketEvent
 
 
@@ -97,7 +98,7 @@ class Summary:
 
 
 def _seconds(session: AsyncSession, later: Any, earlier: Any) -> ColumnElement[float]:
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgres(session):
         return cast(func.extract("epoch", later - earlier), Float)
     return (func.julianday(later) - func.julianday(earlier)) * 86400.0
 
@@ -118,7 +119,7 @@ def local_time(session: AsyncSession, column: Any, zone: ZoneInfo, at: datetime)
     """PostgreSQL converts each value with the zone's rules; SQLite has no time-zone data, so
     it shifts by the zone's offset at ``at`` (the period's start): exact for zones without
     daylight saving, such as the default Asia/Shanghai."""
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgres(session):
         local = func.timezone(zone.key, column)
         return LocalTime(
             day=func.to_char(local, "YYYY-MM-DD"),
@@ -153,7 +154,7 @@ async def _step(
     """How long one step took (count, median, p90) and how many rows meet each of ``parts``,
     in one pass over the step's rows where the database can (PostgreSQL's ``percentile_disc``
     is the nearest-rank percentile: the first value whose cumulative share reaches p)."""
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = on_postgres(session)
     columns: list[ColumnElement[Any]] = [func.count()]
     columns += [func.coalesce(func.sum(case((part, 1), else_=0)), 0) for part in parts]
     if postgres:
@@ -333,7 +334,7 @@ async def time_in_status(session: AsyncSession, flt: ReportFilter) -> list[tuple
         .scalar_subquery()
     )
     since = func.coalesce(step.c.prev, before)  # the lookup runs only where the window has none
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgres(session):
         # The planner prices the per-change lookup high enough to JIT-compile the query, which
         # then spends seconds compiling what runs in a fraction of that (measured: 4.4 of 5.9 s).
         await session.execute(text("SET LOCAL jit = off"))

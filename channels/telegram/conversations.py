@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.ingest.transaction import sender_lock_key
 from gateway.models import OPEN_STATUSES, Channel, InboundMessage, OutboxStatus
+from gateway.store import on_postgres
 from gateway.store.tables import Contact, ContactIdentity, OutboxRow, Ticket, TicketMessage
 
 CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
@@ -27,7 +28,7 @@ CHANNEL = Channel.TELEGRAM.value
 async def lock_sender(session: AsyncSession, inbound: InboundMessage) -> None:
     """Take ingest's per-sender lock (PostgreSQL) before creating a contact outside ingest, so
     a command racing the same new user's first message cannot make a second contact."""
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgres(session):
         await session.execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": sender_lock_key(inbound)}
         )

@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import String, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.ingest.lookups import keys_of, on_postgres, probe_each
+from gateway.ingest.lookups import keys_of, probe_each
 from gateway.models import InboundMessage
+from gateway.store import on_postgres
 from gateway.store.tables import Contact, ContactIdentity
 
 IdentityKey = tuple[str, str]

@@ -1,7 +1,8 @@
 """The reads of an ingest batch: messages already stored, and the tickets it may write to.
 
-Each statement is built once, its values bound as expanding parameters (building an IN of a
-hundred values per batch cost more than running it), and asks for one channel at a time.
+Each statement is built once and asks for one channel at a time, its values bound as
+parameters (building an IN of a hundred values per batch cost more than running it): on
+SQLite an expanding IN list, on PostgreSQL arrays probed key by key (:func:`probe_each`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.sql.selectable import TableValuedAlias
 from sqlalchemy.types import TypeEngine
 
 from gateway.models import InboundMessage
+from gateway.store import on_postgres
 from gateway.store.tables import Ticket, TicketMessage
 
 TICKETS: Table = Ticket.__table__  # type: ignore[assignment]
@@ -66,10 +68,11 @@ async def candidate_rows(
     pairs: dict[str, list[tuple[int, str]]] = {}
     for contact_id, channel, thread_key in conversations:
         pairs.setdefault(channel, []).append((contact_id, thread_key))
+    postgres = on_postgres(session)
     for channel, keys in pairs.items():
         contacts = [contact_id for contact_id, _ in keys]
         threads = [thread_key for _, thread_key in keys]
-        if on_postgres(session):
+        if postgres:
             query = _LATEST_TICKETS_PG  # the pairs, in step
         else:
             query = _LATEST_TICKETS  # two IN lists, each deduplicated
@@ -80,10 +83,6 @@ async def candidate_rows(
     for query, values in queries:
         rows.extend(dict(found) for found in (await session.execute(query, values)).mappings())
     return rows
-
-
-def on_postgres(session: AsyncSession) -> bool:
-    return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
 def keys_of(name: str, *columns: tuple[str, TypeEngine[Any]]) -> TableValuedAlias:

@@ -37,6 +37,7 @@ from gateway.models import (
 from gateway.numbering import reserve_ticket_numbers
 from gateway.outbox import outbox_values, write_outbox
 from gateway.sla import DEFAULT_POLICY, SlaPolicy
+from gateway.store import on_postgres
 from gateway.store.tables import Contact, Ticket, TicketEvent, TicketMessage
 from gateway.surveys import record_rating
 
@@ -104,7 +105,7 @@ async def ingest_batch(
     sla: SlaPolicy = DEFAULT_POLICY,
 ) -> list[IngestResult]:
     """Store ``batch`` in the caller's transaction; one result per message, in order."""
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgres(session):
         # One sender's messages are ingested one batch at a time, so two batches racing with
         # a new customer's messages cannot open two tickets. Sorted: no lock-order deadlocks.
         keys = sorted({sender_lock_key(m) for m in batch})

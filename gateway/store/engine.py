@@ -74,6 +74,11 @@ def _ensure_sqlite_dir(url: URL) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
+def on_postgres(session: AsyncSession) -> bool:
+    """Whether ``session`` works on PostgreSQL (row and advisory locks, arrays, its planner)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 class Store:
     """The database: ``write()`` and ``read()`` give a session inside one transaction."""
 

@@ -55,6 +55,14 @@ def load_fixture(name: str) -> dict[str, Any]:
     return copy.deepcopy(data)
 
 
+def sent_again(name: str) -> dict[str, Any]:
+    """The fixture's message sent once more by the user: the next update and message ids."""
+    update = load_fixture(name)
+    update["update_id"] += 1
+    update["message"]["message_id"] += 1
+    return update
+
+
 async def post_update(
     client: Client, update: dict[str, Any], *, secret: str | None = WEBHOOK_SECRET
 ) -> int:

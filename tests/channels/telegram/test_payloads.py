@@ -24,6 +24,7 @@ from tests.channels.telegram.conftest import (
     outbox,
     post_fixture,
     post_update,
+    sent_again,
     telegram_settings,
     tickets,
 )
@@ -290,9 +291,7 @@ async def test_a_user_who_blocked_the_bot_is_reachable_again_after_restart(
     assert await post_fixture(client, "command_with_entities") == 200
     async with db.write() as session:
         await session.execute(update(ContactIdentity).values(reachable=False))
-    again = load_fixture("command_with_entities")  # the app's "Restart" button sends /start
-    again["update_id"] += 1
-    again["message"]["message_id"] += 1
+    again = sent_again("command_with_entities")  # the app's "Restart" button sends /start
     assert await post_update(client, again) == 200
     [identity] = await identities(db)
     assert identity.reachable is True

@@ -28,6 +28,7 @@ from tests.channels.telegram.conftest import (
     post_fixture,
     post_update,
     rejected,
+    sent_again,
     telegram_settings,
 )
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
@@ -45,9 +46,7 @@ async def test_group_messages_are_ignored_counted_and_explained_once(
 ) -> None:
     app, client = gateway
     assert await post_fixture(client, "group_message") == 200
-    again = load_fixture("group_message")
-    again["update_id"] += 1
-    again["message"]["message_id"] += 1
+    again = sent_again("group_message")
     assert await post_update(client, again) == 200
     assert await count(db, TicketMessage) == 0
     assert await count(db, Contact) == 0
@@ -83,9 +82,7 @@ async def test_webhook_requests_are_counted_by_route_and_status_class(gateway: G
     # class must add to the first, and a refused one (raised as HTTPUnauthorized) is counted too.
     app, client = gateway
     assert await post_fixture(client, "private_text") == 200
-    again = load_fixture("private_text")
-    again["update_id"] += 1
-    again["message"]["message_id"] += 1
+    again = sent_again("private_text")
     assert await post_update(client, again) == 200
     assert await post_update(client, load_fixture("private_text"), secret="wrong") == 401
     text = app[METRICS].render().decode()
