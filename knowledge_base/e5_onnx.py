@@ -181,10 +181,13 @@ class E5Onnx(BlockEncoder):
 
     Args:
         f: The parsed model file (:func:`knowledge_base.e5_model.open_e5_file`).
-        batch_tokens: Padded tokens per forward block when encoding many texts.
+        batch_tokens: Padded tokens per forward block when encoding many texts. 512 keeps a
+            block's widest activations (tokens x 1,536 floats, 3 MB) near the core's cache:
+            1,500 CLINC150 phrasings cost 6.3 ms of CPU each in blocks of 512 tokens, 7.8-8.1
+            in blocks of 4,096, 6.1-6.5 in blocks of 64-256 (measured in turn, one thread).
     """
 
-    def __init__(self, f: E5File, *, batch_tokens: int = 4096) -> None:
+    def __init__(self, f: E5File, *, batch_tokens: int = 512) -> None:
         super().__init__(
             f.vocab, max_positions=f.max_positions, dim=f.hidden, batch_tokens=batch_tokens
         )
