@@ -24,7 +24,7 @@ from gateway.models import (
     Priority,
     TicketStatus,
 )
-from gateway.outbox import add_outbox
+from gateway.outbox import queue_outbox
 from gateway.sla import DEFAULT_POLICY, SlaPolicy
 from gateway.store.tables import Agent, Category, Contact, Ticket
 
@@ -102,7 +102,7 @@ class LeastLoaded:
         )
         record_event(session, ticket, EventKind.ASSIGNMENT, None, str(agent.id), now)
         ticket.assignee_id = agent.id
-        add_outbox(  # the customer hears who has their ticket (issue 8's "assigned" notice)
+        queue_outbox(  # the customer hears who has their ticket (issue 8's "assigned" notice)
             session,
             kind=OutboxKind.NOTICE,
             template="assigned",

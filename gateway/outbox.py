@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import Channel, OutboxKind, OutboxStatus
@@ -52,11 +52,42 @@ def outbox_values(
     }
 
 
+_DEFERRED = "deferred_outbox"
+OUTBOX: Table = OutboxRow.__table__  # type: ignore[assignment]
+
+
 def add_outbox(session: AsyncSession, **values: Any) -> OutboxRow:
     """Add one outbox row to the session (see :func:`outbox_values` for the arguments)."""
     row = OutboxRow(**outbox_values(**values))
     session.add(row)
     return row
+
+
+def queue_outbox(session: AsyncSession, **values: Any) -> None:
+    """Owe an outbox row: kept as values inside :func:`defer_outbox`, else as :func:`add_outbox`.
+
+    For callers that do not need the row object (the router's and dispatch's notices).
+    """
+    deferred: list[dict[str, Any]] | None = session.info.get(_DEFERRED)
+    if deferred is not None:
+        deferred.append(outbox_values(**values))
+    else:
+        add_outbox(session, **values)
+
+
+def defer_outbox(session: AsyncSession) -> None:
+    """Collect :func:`queue_outbox` rows until :func:`write_deferred_outbox` inserts them.
+
+    The caller must write them before it commits (invariant 3), or they are lost.
+    """
+    session.info.setdefault(_DEFERRED, [])
+
+
+async def write_deferred_outbox(session: AsyncSession) -> None:
+    """Insert the collected outbox rows in one statement; collecting stops."""
+    rows: list[dict[str, Any]] = session.info.pop(_DEFERRED, [])
+    if rows:  # the table, not the entity: skips the ORM's bulk-insert bookkeeping
+        await session.execute(insert(OUTBOX), rows)
 
 
 async def write_outbox(session: AsyncSession, rows: list[dict[str, Any]]) -> None:

@@ -18,11 +18,11 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.batching import GroupCommit
-from gateway.events import record_event
+from gateway.events import defer_events, record_event, write_deferred_events
 from gateway.ingest import IngestResult
 from gateway.kb_misses import MissKind, record_miss
 from gateway.models import AuthorType, Channel, EventKind, MessageKind, NeedType, OutboxKind
-from gateway.outbox import add_outbox, owe_reply
+from gateway.outbox import defer_outbox, queue_outbox, write_deferred_outbox
 from gateway.store import Store
 from gateway.store.tables import Contact, Ticket, TicketMessage
 from gateway.store.types import utcnow
@@ -134,6 +134,10 @@ class Router:
         """Write a batch of routing decisions in one transaction."""
         async with self.store.write() as session:
             now = self.clock()
+            # The batch's events and notices are inserted at the end, one statement each,
+            # in this transaction (invariant 3), rather than as an ORM object per row.
+            defer_events(session)
+            defer_outbox(session)
             # Claim the messages: one statement both marks them routed and, by its row locks,
             # keeps a second router (a redelivery, the sweep) from routing them again.
             claimed = {
@@ -176,7 +180,19 @@ class Router:
             if replies:
                 await session.flush()  # one flush gives every bot reply its id
                 for ticket, reply in replies:
-                    owe_reply(session, ticket, reply.id, now, payload=_kb_payload(reply))
+                    queue_outbox(
+                        session,
+                        payload=_kb_payload(reply),
+                        kind=OutboxKind.REPLY,
+                        template="message",
+                        channel=Channel(ticket.channel),
+                        contact_id=ticket.contact_id,
+                        ticket_id=ticket.id,
+                        message_id=reply.id,
+                        now=now,
+                    )
+            await write_deferred_events(session)
+            await write_deferred_outbox(session)
             return [RouteOutcome(route, reply.id if reply else None) for route, reply in routes]
 
     async def _decide(
@@ -226,7 +242,7 @@ class Router:
         await self.dispatcher.dispatch(session, ticket, now)
         if unassigned and ticket.assignee_id is not None:
             return  # dispatch's "assigned" notice names who has it: one notice, not two
-        add_outbox(
+        queue_outbox(
             session,
             kind=OutboxKind.NOTICE,
             template="escalated",

@@ -7,11 +7,12 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from gateway.models import AuthorType, EventKind, MessageKind, OutboxKind
+from gateway.dispatch import LeastLoaded
+from gateway.models import AgentRole, AuthorType, EventKind, MessageKind, OutboxKind
 from gateway.pipeline import Pipeline
 from gateway.routing import Route, Router
 from gateway.store import Store
-from gateway.store.tables import OutboxRow, Ticket, TicketEvent, TicketMessage
+from gateway.store.tables import Agent, OutboxRow, Ticket, TicketEvent, TicketMessage
 from knowledge_base.base import Answer, Candidate, Clarify, Decline, NeverMatches, Verdict
 from tests.factories import Clock, inbound, make_ingest
 
@@ -145,3 +146,53 @@ async def test_two_messages_routed_at_once_escalate_their_ticket_once(store: Sto
     outcomes = await asyncio.gather(router.route(first.message.id), router.route(second.message.id))
     assert sorted(o.route for o in outcomes) == sorted([Route.ESCALATED, Route.WITH_AGENT])
     assert [t for _, t in await outbox(store)].count("escalated") == 1
+
+
+async def test_a_batch_escalating_several_tickets_writes_each_ones_event_and_notice(
+    store: Store,
+) -> None:
+    # The router inserts a batch's events and notices together at the end of its transaction:
+    # each ticket still gets its own, in order, and one notice (assigned or queued), not two.
+    async with store.write() as session:
+        session.add(
+            Agent(
+                email="a@shop.test",
+                name="Bo",
+                role=AgentRole.AGENT.value,
+                password_hash="x",
+                online=True,
+                capacity=1,
+            )
+        )
+    ingest = make_ingest(store)
+    stored = [
+        await ingest(inbound(text="broken", external_user_id=f"u{n}", thread_key=f"c{n}"))
+        for n in range(3)
+    ]
+    router = Router(store, TableKB(), dispatcher=LeastLoaded())
+    outcomes = await asyncio.gather(*(router.route(s.message.id) for s in stored))
+    assert [o.route for o in outcomes] == [Route.ESCALATED] * 3
+    tickets = [s.ticket.id for s in stored]
+    async with store.read() as session:
+        events = (await session.scalars(select(TicketEvent).order_by(TicketEvent.id))).all()
+        notices = (
+            await session.scalars(
+                select(OutboxRow)
+                .where(OutboxRow.template.in_(["assigned", "escalated"]))
+                .order_by(OutboxRow.id)
+            )
+        ).all()
+        escalated = (await session.scalars(select(Ticket).where(Ticket.id.in_(tickets)))).all()
+    assert all(t.escalated_at is not None for t in escalated)
+    assert sorted(t.assignee_id is not None for t in escalated) == [False, False, True]
+    for ticket_id in tickets:
+        kinds = [e.kind for e in events if e.ticket_id == ticket_id]
+        assert kinds[:2] == [EventKind.CREATED, EventKind.ESCALATED]
+        mine = [n.template for n in notices if n.ticket_id == ticket_id]
+        assert mine == (["assigned"] if EventKind.ASSIGNMENT in kinds else ["escalated"])
+    assert sorted(n.template for n in notices) == ["assigned", "escalated", "escalated"]
+    # A second routing of the same messages (a redelivery) writes nothing more.
+    before = await outbox(store)
+    again = await asyncio.gather(*(router.route(s.message.id) for s in stored))
+    assert [o.route for o in again] == [Route.SILENT] * 3
+    assert await outbox(store) == before
