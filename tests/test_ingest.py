@@ -246,3 +246,17 @@ async def test_one_bad_message_in_a_batch_fails_alone(
     assert sizes[0] == 6  # they were written as one batch first
     assert [type(r).__name__ for r in results] == ["IngestResult"] * 5 + ["RuntimeError"]
     assert await count(store, TicketMessage) == 5
+
+
+async def test_a_new_contact_takes_each_field_from_the_first_message_that_offers_it(
+    store: Store,
+) -> None:
+    ingest = make_ingest(store)
+    await asyncio.gather(
+        ingest(inbound(external_user_id="new", sender_name="Ann", locale=None)),
+        ingest(inbound(external_user_id="new", sender_name="Bob", locale="zh", phone="+861")),
+    )
+    await ingest(inbound(external_user_id="new", sender_name="Cid", locale="en", phone="+862"))
+    async with store.read() as session:
+        contacts = (await session.scalars(select(Contact))).all()
+    assert [(c.name, c.locale, c.phone) for c in contacts] == [("Ann", "zh", "+861")]

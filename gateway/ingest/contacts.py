@@ -139,9 +139,19 @@ async def _attach_new_identities(
         for proof in proofs:
             fresh_by_proof.setdefault(proof, group)
     if fresh:
+        # A new contact starts with what the first message of its group offers: the fill-in
+        # below would set exactly those fields (they are all empty on a new contact), with an
+        # UPDATE per new contact in every batch that brings new senders.
         created = await session.execute(
             insert(CONTACTS).returning(*CONTACTS.c, sort_by_parameter_order=True),
-            [{"created_at": now, "vip": False} for _ in fresh],
+            [
+                {
+                    "created_at": now,
+                    "vip": False,
+                    **{f: v or None for f, v in _offered(new_identity[keys[0]]).items()},
+                }
+                for keys in fresh
+            ],
         )
         for group_keys, row in zip(fresh, created.mappings().all(), strict=True):
             known[row["id"]] = dict(row)
