@@ -7,12 +7,13 @@ The same question (after normalisation) of the same kind adds to one row's count
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import Insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -80,21 +81,26 @@ async def record_miss(
         "first_seen": now,
         "last_seen": now,
     }
-    # ON CONFLICT DO UPDATE: a select-then-insert would race two routing batches into a
-    # unique violation that rolls back the whole batch.
-    dialect = session.get_bind().dialect.name
+    await session.execute(_upsert(session.get_bind().dialect.name), values)
+
+
+@functools.cache
+def _upsert(dialect: str) -> Insert:
+    """The counting upsert, built once per dialect (building it cost ~1 ms of CPU per miss).
+
+    ON CONFLICT DO UPDATE: a select-then-insert would race two routing batches into a
+    unique violation that rolls back the whole batch.
+    """
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(KBMiss).values(**values)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["kind", "normalized", "entry_id"],
-            set_={
-                "count": KBMiss.count + 1,
-                "question": statement.excluded.question,
-                "last_ticket_id": statement.excluded.last_ticket_id,
-                "last_seen": statement.excluded.last_seen,
-            },
-        )
+    statement = insert(KBMiss)
+    return statement.on_conflict_do_update(
+        index_elements=["kind", "normalized", "entry_id"],
+        set_={
+            "count": KBMiss.count + 1,
+            "question": statement.excluded.question,
+            "last_ticket_id": statement.excluded.last_ticket_id,
+            "last_seen": statement.excluded.last_seen,
+        },
     )
 
 

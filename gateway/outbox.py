@@ -85,15 +85,14 @@ def defer_outbox(session: AsyncSession) -> None:
 
 async def write_deferred_outbox(session: AsyncSession) -> None:
     """Insert the collected outbox rows in one statement; collecting stops."""
-    rows: list[dict[str, Any]] = session.info.pop(_DEFERRED, [])
-    if rows:  # the table, not the entity: skips the ORM's bulk-insert bookkeeping
-        await session.execute(insert(OUTBOX), rows)
+    await write_outbox(session, session.info.pop(_DEFERRED, []))
 
 
 async def write_outbox(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Insert outbox rows built by :func:`outbox_values`, in the caller's transaction."""
     if rows:
-        await session.execute(insert(OutboxRow), rows)
+        # The table, not the entity: skips the ORM's bulk-insert bookkeeping.
+        await session.execute(insert(OUTBOX), rows)
 
 
 def owe_reply(
