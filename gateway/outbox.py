@@ -95,6 +95,22 @@ async def write_outbox(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
         await session.execute(insert(OUTBOX), rows)
 
 
+def reply_values(
+    ticket: Ticket, message_id: int, now: datetime, *, payload: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The :func:`outbox_values` arguments owing the stored message ``message_id``."""
+    return {
+        "payload": payload,
+        "kind": OutboxKind.REPLY,
+        "template": "message",
+        "channel": Channel(ticket.channel),
+        "contact_id": ticket.contact_id,
+        "ticket_id": ticket.id,
+        "message_id": message_id,
+        "now": now,
+    }
+
+
 def owe_reply(
     session: AsyncSession,
     ticket: Ticket,
@@ -104,14 +120,4 @@ def owe_reply(
     payload: dict[str, Any] | None = None,
 ) -> OutboxRow:
     """Owe the customer the stored message ``message_id``, on the ticket's channel."""
-    return add_outbox(
-        session,
-        payload=payload,
-        kind=OutboxKind.REPLY,
-        template="message",
-        channel=Channel(ticket.channel),
-        contact_id=ticket.contact_id,
-        ticket_id=ticket.id,
-        message_id=message_id,
-        now=now,
-    )
+    return add_outbox(session, **reply_values(ticket, message_id, now, payload=payload))

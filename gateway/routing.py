@@ -22,7 +22,7 @@ from gateway.events import defer_events, record_event, write_deferred_events
 from gateway.ingest import IngestResult
 from gateway.kb_misses import MissKind, record_miss
 from gateway.models import AuthorType, Channel, EventKind, MessageKind, NeedType, OutboxKind
-from gateway.outbox import defer_outbox, queue_outbox, write_deferred_outbox
+from gateway.outbox import defer_outbox, queue_outbox, reply_values, write_deferred_outbox
 from gateway.store import Store
 from gateway.store.tables import Contact, Ticket, TicketMessage
 from gateway.store.types import utcnow
@@ -180,17 +180,8 @@ class Router:
             if replies:
                 await session.flush()  # one flush gives every bot reply its id
                 for ticket, reply in replies:
-                    queue_outbox(
-                        session,
-                        payload=_kb_payload(reply),
-                        kind=OutboxKind.REPLY,
-                        template="message",
-                        channel=Channel(ticket.channel),
-                        contact_id=ticket.contact_id,
-                        ticket_id=ticket.id,
-                        message_id=reply.id,
-                        now=now,
-                    )
+                    payload = _kb_payload(reply)
+                    queue_outbox(session, **reply_values(ticket, reply.id, now, payload=payload))
             await write_deferred_events(session)
             await write_deferred_outbox(session)
             return [RouteOutcome(route, reply.id if reply else None) for route, reply in routes]

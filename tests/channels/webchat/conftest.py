@@ -24,8 +24,8 @@ from sqlalchemy import func, select
 from channels.webchat.state import WEBCHAT
 from gateway.app import create_app
 from gateway.appkeys import PIPELINE, STORE
-from gateway.models import AuthorType, Channel, MessageKind, OutboxKind, OutboxStatus
-from gateway.outbox import add_outbox
+from gateway.models import AuthorType, MessageKind, OutboxStatus
+from gateway.outbox import owe_reply
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import Agent, OutboxRow, Ticket, TicketMessage
@@ -148,16 +148,7 @@ async def agent_reply(store: Store, ticket_number: str, text: str, *, name: str 
         )
         session.add(reply)
         await session.flush()
-        row = add_outbox(
-            session,
-            kind=OutboxKind.REPLY,
-            template="message",
-            channel=Channel(ticket.channel),
-            contact_id=ticket.contact_id,
-            ticket_id=ticket.id,
-            message_id=reply.id,
-            now=now,
-        )
+        row = owe_reply(session, ticket, reply.id, now)
         await session.flush()
         return row.id
 
