@@ -60,6 +60,10 @@ def defer_events(session: AsyncSession) -> None:
 
 async def write_deferred_events(session: AsyncSession) -> None:
     """Insert the collected events in one statement, in call order; collecting stops."""
-    rows: list[dict[str, Any]] = session.info.pop(_DEFERRED, [])
+    await write_events(session, session.info.pop(_DEFERRED, []))
+
+
+async def write_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert event rows (column values) in the caller's transaction, one statement."""
     if rows:  # the table, not the entity: the ORM's bulk insert costs more than it saves
         await session.execute(insert(EVENTS), rows)

@@ -14,14 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.ingest.transaction import sender_lock_key
 from gateway.models import OPEN_STATUSES, Channel, InboundMessage, OutboxStatus
+from gateway.outbox import OUTBOX
 from gateway.store import on_postgres
-from gateway.store.tables import Contact, ContactIdentity, OutboxRow, Ticket, TicketMessage
+from gateway.store.tables import Contact, ContactIdentity, Ticket, TicketMessage
 
 CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
 IDENTITIES: Table = ContactIdentity.__table__  # type: ignore[assignment]
 TICKETS: Table = Ticket.__table__  # type: ignore[assignment]
 MESSAGES: Table = TicketMessage.__table__  # type: ignore[assignment]
-OUTBOX: Table = OutboxRow.__table__  # type: ignore[assignment]
 CHANNEL = Channel.TELEGRAM.value
 
 

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.events import write_events
 from gateway.ingest.contacts import IdentityKey, identity_key, resolve_contacts
 from gateway.ingest.lookups import ConversationKey, candidate_rows, stored_messages
 from gateway.ingest.result import IngestResult
@@ -38,14 +39,13 @@ from gateway.numbering import reserve_ticket_numbers
 from gateway.outbox import outbox_values, write_outbox
 from gateway.sla import DEFAULT_POLICY, SlaPolicy
 from gateway.store import on_postgres
-from gateway.store.tables import Contact, Ticket, TicketEvent, TicketMessage
+from gateway.store.tables import Contact, Ticket, TicketMessage
 from gateway.surveys import record_rating
 
 log = logging.getLogger(__name__)
 
 TICKETS: Table = Ticket.__table__  # type: ignore[assignment]
 MESSAGES: Table = TicketMessage.__table__  # type: ignore[assignment]
-EVENTS: Table = TicketEvent.__table__  # type: ignore[assignment]
 CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
 
 _TOUCHED = (
@@ -361,8 +361,7 @@ async def _write(
         for t in tickets.values()
         for kind, old, new_value in t.events
     ]
-    if events:
-        await session.execute(insert(EVENTS), events)
+    await write_events(session, events)
 
     for plan in plans:
         message = plan.message
