@@ -125,15 +125,25 @@ class LeastLoaded:
     async def _raise_priority(self, session: AsyncSession, ticket: Ticket, now: datetime) -> None:
         if ticket.priority != Priority.NORMAL:
             return
-        with session.no_autoflush:  # the router has it loaded; elsewhere, one lookup
-            contact = await session.get(Contact, ticket.contact_id)
-        if ticket.need_type == NeedType.COMPLAINT or (contact is not None and contact.vip):
+        vip = known_vips(session).get(ticket.contact_id)
+        if vip is None:  # the router reads the flags with the tickets; elsewhere, one lookup
+            with session.no_autoflush:
+                contact = await session.get(Contact, ticket.contact_id)
+            vip = contact is not None and contact.vip
+        if ticket.need_type == NeedType.COMPLAINT or vip:
             record_event(session, ticket, EventKind.PRIORITY, ticket.priority, Priority.URGENT, now)
             ticket.priority = Priority.URGENT.value
             ticket.first_response_due_at = self.sla.first_response_due(
                 Priority.URGENT, ticket.created_at
             )
             ticket.resolution_due_at = self.sla.resolution_due(Priority.URGENT, ticket.created_at)
+
+
+def known_vips(session: AsyncSession) -> dict[int, bool]:
+    """Contacts' VIP flags (by contact id) read earlier in this transaction: the router reads
+    them with the tickets it locks, so escalating a batch looks up no contact."""
+    vips: dict[int, bool] = session.info.setdefault("contact_vips", {})
+    return vips
 
 
 async def _open_tickets(session: AsyncSession, agents: list[Agent]) -> dict[int, int]:

@@ -18,6 +18,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.batching import GroupCommit
+from gateway.dispatch import known_vips
 from gateway.events import defer_events, record_event, write_deferred_events
 from gateway.ingest import IngestResult
 from gateway.kb_misses import MissKind, record_miss
@@ -154,21 +155,21 @@ class Router:
             }
             # Lock the tickets (in id order: no deadlocks with other batches or with ingest):
             # two messages of one conversation routed at once must not both escalate it, or
-            # answer after it escalated. Their contacts come along (escalation looks for VIPs).
+            # answer after it escalated. Their contacts' VIP flags come along (escalation
+            # raises a VIP's priority): a column, not a Contact entity per ticket.
             tickets: dict[int, Ticket] = {}
             if claimed:
                 rows = await session.execute(
-                    select(Ticket, Contact)
+                    select(Ticket, Contact.vip)
                     .join(Contact, Contact.id == Ticket.contact_id)
                     .where(Ticket.id.in_({ticket_id for ticket_id, _ in claimed.values()}))
                     .order_by(Ticket.id)
                     .with_for_update(of=Ticket)
                 )
-                # ``loaded`` holds the contacts until the batch ends: the session keeps loaded
-                # objects only while they are referenced, and dispatch looks each contact up
-                # again (VIPs) from the session.
-                loaded = rows.all()
-                tickets = {ticket.id: ticket for ticket, _ in loaded}
+                vips = known_vips(session)
+                for ticket, vip in rows:
+                    tickets[ticket.id] = ticket
+                    vips[ticket.contact_id] = vip
             routes: list[tuple[Route, TicketMessage | None]] = []
             for decision in decisions:
                 if decision.message_id not in claimed:
