@@ -64,6 +64,11 @@ class GroupCommit(Generic[T, R]):
         try:
             while self._waiting:
                 async with self._turn():
+                    # Callers woken by the commit that gave this writer its turn submit one
+                    # loop pass later: let them in. Behind the webhook, the router took a
+                    # batch's decisions only after the next ingest batch, so follow-ups found
+                    # their tickets not yet escalated and were routed again (2x the work).
+                    await asyncio.sleep(0)
                     batch = self._waiting[: self.max_batch]
                     del self._waiting[: self.max_batch]
                     if batch:  # another writer may have taken it all while this one waited
