@@ -7,9 +7,10 @@ Two servers, each driven by the same load generator running in a separate proces
 client does not share the server's event loop), with the same number of concurrent requests:
 
 1. the baseline: an aiohttp app whose handler reads the JSON body and answers 200;
-2. the gateway (``create_app``) with the Telegram channel in webhook mode: each update is a
-   private text, checked for its secret header, parsed, and committed before the 200; routing
-   (a knowledge base that declines, so every new ticket escalates) runs after, as in production.
+2. the gateway (``create_app``, set up as ``gateway serve`` sets it up) with the Telegram
+   channel in webhook mode: each update is a private text, checked for its secret header,
+   parsed, and committed before the 200; routing (a knowledge base that declines, so every new
+   ticket escalates) runs after, as in production.
 
 The load is shaped the way the Bot API server sends it: up to ``max_connections`` requests at
 once (40 unless ``setWebhook`` says otherwise, https://core.telegram.org/bots/api#setwebhook),
@@ -58,6 +59,7 @@ from bench.common import free_port, fresh_database, percentile, write_results
 from channels.telegram.inbound import TELEGRAM
 from gateway.app import create_app
 from gateway.appkeys import PIPELINE
+from gateway.collector import settle_after_startup
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import Ticket, TicketMessage
@@ -189,6 +191,14 @@ def gateway_settings(url: str, redis_url: str) -> Settings:
     )
 
 
+def served_app(settings: Settings) -> web.Application:
+    """The gateway as ``gateway serve`` runs it (its collector settled after start-up), with a
+    knowledge base that declines everything."""
+    app = create_app(settings, kb=NeverMatches())
+    app.on_startup.append(settle_after_startup)
+    return app
+
+
 def summary(result: dict[str, Any], count: int) -> dict[str, float]:
     latencies = result["latencies"]
     return {
@@ -286,12 +296,12 @@ async def one_shape(
     ratio's denominator), then the same updates in-process."""
     before = summary(await serve_and_drive(bare_app(), count, concurrency, 1), count)
     async with fresh_database(kind) as url:
-        app = create_app(gateway_settings(url, redis_url), kb=NeverMatches())
+        app = served_app(gateway_settings(url, redis_url))
         gateway = summary(await serve_and_drive(app, count, concurrency, per_chat), count)
         messages, tickets = await stored(url)
     after = summary(await serve_and_drive(bare_app(), count, concurrency, 1), count)
     async with fresh_database(kind) as url:
-        app = create_app(gateway_settings(url, redis_url), kb=NeverMatches())
+        app = served_app(gateway_settings(url, redis_url))
         direct = summary(await handle_directly(app, count, concurrency, per_chat), count)
     bare_per_s = (before["per_s"] + after["per_s"]) / 2
     ratio = gateway["per_s"] / bare_per_s

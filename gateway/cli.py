@@ -59,11 +59,14 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     from gateway.app import create_app
+    from gateway.collector import settle_after_startup
 
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
+    app = create_app(settings)
+    app.on_startup.append(settle_after_startup)
     web.run_app(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         # The access log halves throughput on the hot path: off unless asked for.
