@@ -27,6 +27,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.sql.compiler import InsertmanyvaluesSentinelOpts
 
+from gateway.store.sqlite_cursor import use_one_trip_cursors
+
 _PG_WRITERS = 2
 
 _SQLITE_PRAGMAS = (
@@ -40,6 +42,7 @@ _SQLITE_PRAGMAS = (
 def _prepare_sqlite(engine: AsyncEngine, *, begin: str) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        use_one_trip_cursors(dbapi_connection)
         # Take transaction control from the driver so that BEGIN is ours (see the module doc).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
