@@ -144,6 +144,10 @@ class TelegramSettings(BaseModel):
     base_url: str | None = None
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
+    webhook_max_connections: int | None = Field(default=None, ge=1, le=100)
+    """How many webhook requests Telegram keeps open at once (``setWebhook``'s
+    ``max_connections``: Telegram's default 40 when unset, at most 100). Each open request is
+    one update waiting for its commit: a busy bot raises it (``bench/telegram.py``)."""
     allowed_updates: tuple[str, ...] = (
         "message",
         "edited_message",

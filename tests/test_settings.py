@@ -56,6 +56,10 @@ def test_nested_sections_come_from_double_underscore_variables(
             {"telegram": {"enabled": True, "token": "1:a", "mode": "webhook"}},
             "GATEWAY_TELEGRAM__WEBHOOK_SECRET",
         ),
+        (
+            {"telegram": {"webhook_max_connections": 101}},
+            "GATEWAY_TELEGRAM__WEBHOOK_MAX_CONNECTIONS",
+        ),
         ({"email": {"enabled": True, "address": "s@x.test"}}, "GATEWAY_EMAIL__IMAP_USER"),
         ({"secret_key": None}, "GATEWAY_SECRET_KEY"),
         (

@@ -69,6 +69,7 @@ def _channel(settings: Settings) -> Callable[[web.Application], AsyncIterator[No
                     url=config.webhook_url,
                     secret_token=config.webhook_secret.get_secret_value(),
                     allowed_updates=list(config.allowed_updates),
+                    max_connections=config.webhook_max_connections,
                 )
                 log.info("telegram webhook registered")
             try:

@@ -190,3 +190,20 @@ async def test_webhook_is_registered_at_start_up_with_secret_and_allowed_updates
     assert fake.webhook["url"] == "https://shop.example/channels/telegram/webhook"
     assert fake.webhook["secret_token"] == settings.telegram.webhook_secret.get_secret_value()  # type: ignore[union-attr]
     assert fake.webhook["allowed_updates"] == list(settings.telegram.allowed_updates)
+    assert "max_connections" not in fake.webhook  # unset: Telegram's own default (40)
+
+
+async def test_webhook_max_connections_is_passed_to_set_webhook(
+    fake: FakeBotAPI, db_url: str, redis_url: str, tmp_path: Path, make_gateway: MakeGateway
+) -> None:
+    settings = telegram_settings(
+        fake,
+        db_url,
+        redis_url,
+        tmp_path,
+        webhook_url="https://shop.example/channels/telegram/webhook",
+        webhook_max_connections=100,
+    )
+    await make_gateway(settings)
+    assert fake.webhook is not None
+    assert int(fake.webhook["max_connections"]) == 100
