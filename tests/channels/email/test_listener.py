@@ -152,7 +152,10 @@ async def test_idle_delivery_latency(mailroom: Mailroom, dovecot: Dovecot) -> No
             await asyncio.to_thread(dovecot.lda, mail(f"idle{n}@example.org"))
             await eventually(lambda n=n: _stored(mailroom, n + 1), within=10)  # type: ignore[misc]
             latencies.append(time.monotonic() - started)
-    assert max(latencies) < 2.0, latencies
+    # Only IDLE's push meets this: without it the next look at the mailbox is the IDLE refresh
+    # (25 minutes) or the poll (60 s). A tighter bound would time the machine, not the push
+    # (delivery runs dovecot-lda, a process, on a CI machine that may be busy).
+    assert max(latencies) < 8.0, latencies
 
 
 async def _idle(listener: MailboxListener) -> bool:
