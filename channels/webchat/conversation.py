@@ -8,11 +8,12 @@ for contact A can never read or touch contact B's tickets (invariant 5).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.webchat.frames import (
     ErrorCode,
@@ -37,6 +38,11 @@ _SHOWN_KINDS = (MessageKind.INCOMING.value, MessageKind.OUTGOING.value)
 """What the customer sees: never internal notes or system records."""
 
 _UNAVAILABLE = "the message could not be stored now; send it again (same client_id)"
+
+SETTLING = timedelta(seconds=10)
+"""The longest one of our write transactions plausibly stays open between reading the clock for
+a message's ``created_at`` (just before the row takes its id) and committing it; a message may
+become visible that late after a message with a higher id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,15 +112,37 @@ class Conversation:
         return result
 
     async def history(self, *, after: int, limit: int) -> list[dict[str, Any]]:
-        """The session's shown messages with id > ``after`` (the latest ``limit``), oldest first."""
+        """The session's shown messages past cursor ``after`` (the latest ``limit``), oldest first.
+
+        A row takes its id when it is inserted but is seen when it commits, and on PostgreSQL
+        commits come in any order: id 100 may become visible after the client was shown 101,
+        so ``id > after`` alone would lose it for good. So this also returns the messages with
+        ids up to ``after`` created at most ``SETTLING`` before message ``after`` was (any the
+        client could not yet see must be that recent); the client drops ids it has shown.
+        """
         async with self.services.store.read() as session:
+            since = await self._settling_since(session, after)
             query = self._scoped(select(TicketMessage, Ticket.number, Agent.name)).where(
-                TicketMessage.id > after
+                (TicketMessage.id > after) | (TicketMessage.created_at >= since)
             )
             rows = (
                 await session.execute(query.order_by(TicketMessage.id.desc()).limit(limit))
             ).all()
         return [message_frame(m, number, name) for m, number, name in reversed(rows)]
+
+    async def _settling_since(self, session: AsyncSession, after: int) -> datetime:
+        """The oldest ``created_at`` a message with an id up to ``after`` still owed can have.
+
+        Counted from message ``after``, not from now: it was committed before the client read
+        it, so anything committed later was opened less than ``SETTLING`` before it, however
+        long the client then stayed away (reconnect backoff, a long poll, a closed laptop).
+        """
+        cursor: datetime | None = await session.scalar(
+            self._scoped(select(TicketMessage.created_at)).where(TicketMessage.id == after)
+        )
+        if cursor is None:  # not a message of this conversation (0: nothing shown yet)
+            cursor = self.services.router.clock()
+        return cursor - SETTLING
 
     async def feedback(self, frame: FeedbackFrame) -> dict[str, Any]:
         """Record "did this help?" on a bot answer: "yes" resolves, "no" hands it to people."""

@@ -176,7 +176,11 @@ class _Waiter:
 
 @routes.get("/api/v1/webchat/messages")
 async def poll_messages(request: web.Request) -> web.Response:
-    """Messages after ``after``; with none yet, waits (up to ``long_poll_seconds``) for one."""
+    """Messages after ``after``; with none yet, waits (up to ``long_poll_seconds``) for one.
+
+    Like ``resume``, the answer also carries recent messages with ids up to ``after``
+    (``Conversation.history``); the cursor returned never goes backwards.
+    """
     state = request.app[WEBCHAT]
     try:
         claims = _session(request, state)
@@ -190,7 +194,11 @@ async def poll_messages(request: web.Request) -> web.Response:
         state.hub.add(claims.session_id, waiter)
         try:
             frames = await _history(conversation, state, after)
-            if not frames:
+            # History also resends recent messages up to ``after`` (a lower id may commit
+            # late), most likely shown already: only a greater id answers at once, or the
+            # widget would poll again straight away, in a loop. A late one committed before
+            # this poll began (its live event missed) comes when the wait ends.
+            if not any(f["message_id"] > after for f in frames):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         waiter.event.wait(), timeout=state.settings.long_poll_seconds

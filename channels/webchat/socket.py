@@ -144,7 +144,12 @@ class Connection:
             await self.send(error_frame(ErrorCode.UNAVAILABLE, "try again in a moment"))
 
     async def resume(self, after: int) -> None:
-        """Send every shown message after ``after``, then ``{"type":"resumed","after":..}``."""
+        """Send every shown message after ``after``, then ``{"type":"resumed","after":..}``.
+
+        Recent messages with ids up to ``after`` are sent again too, in case one committed
+        after the client saw a higher id (``Conversation.history``); the widget drops ids it
+        has shown, and ``resumed`` never moves the cursor back.
+        """
         frames = await self.conversation.history(
             after=after, limit=self.state.settings.history_limit
         )

@@ -319,7 +319,11 @@ async def test_resume_returns_the_history_in_order_without_internal_notes(chat: 
     bot = next(f for f in frames if f["author"] == "bot")
     later, _ = await resume(bot["message_id"])
     assert "Anything else?" in [f["text"] for f in later]
-    assert all(f["message_id"] > bot["message_id"] for f in later)
+    # Ids up to the cursor come again only if recent (a lower id may commit late; see
+    # test_resume_gap.py), and they are ones shown already.
+    shown = {f["message_id"] for f in frames if f["message_id"] <= bot["message_id"]}
+    assert {f["message_id"] for f in later if f["message_id"] <= bot["message_id"]} <= shown
+    assert [f["message_id"] for f in later] == sorted(f["message_id"] for f in later)
     await again.close()
 
 
@@ -348,12 +352,16 @@ async def test_a_notice_sent_while_the_customer_is_offline_arrives_on_resume(cha
 
     again = await chat.connect(token)
     await again.send_json({"type": "resume", "after": last_seen})
-    notice = await receive(again)
+    frames = []
+    while (frame := await receive(again))["type"] != "resumed":
+        frames.append(frame)
+    # Recent ones up to ``last_seen`` come again (see test_resume_gap.py); one is new.
+    [notice] = [f for f in frames if f["message_id"] > last_seen]
     assert (notice["type"], notice["author"], notice["kind"]) == ("message", "system", "notice")
     assert notice["template"] == "waiting_customer"
     assert notice["ticket"] == ack["ticket"]
     assert notice["text"]
-    assert (await receive(again)) == {"type": "resumed", "after": notice["message_id"]}
+    assert frame == {"type": "resumed", "after": notice["message_id"]}
     await again.close()
 
 
