@@ -29,13 +29,11 @@ import asyncio
 import multiprocessing
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -49,23 +47,18 @@ import redis
 from rq import Queue, Retry
 from rq import Worker as RQWorker
 from rq.registry import FinishedJobRegistry
-from sqlalchemy import func, select, update
 
 from bench.common import free_port, fresh_database, write_results
-from gateway.ingest import Ingest
-from gateway.models import Channel, InboundMessage, OutboxKind, OutboxStatus
-from gateway.outbox import outbox_values, write_outbox
+from bench.notices_store import count_status, flagged, open_tickets, owe, sla_tickets
+from bench.processes import cpu_seconds, gateway_env, redis_server, start_gateway, stop_gateways
+from gateway.models import Channel, OutboxStatus
 from gateway.store import Store
-from gateway.store.tables import OutboxRow, Ticket
 from gateway.tasks import running
 from workers.relay import RETRY_INTERVALS, OutboxRelay
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:BENCH-token"
 SECRET = "bench-secret-key-0123456789"
-TICKETS = 1000
-SLA_DEADLINES = (10, 25, 40)
-"""Seconds after the delivery run starts when the SLA tickets' first responses fall due."""
 
 
 def noop(outbox_id: int) -> str:
@@ -114,40 +107,11 @@ def _peers(pipe: Connection) -> None:
     asyncio.run(main())
 
 
-# --- processes ---------------------------------------------------------------------------------
+# --- the gateway's processes -------------------------------------------------------------------
 
 
-class Redis:
-    """A private redis-server on a free port."""
-
-    def __init__(self, directory: str) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        exe = shutil.which("redis-server")
-        if exe is None:
-            raise SystemExit("redis-server is not installed")
-        self.process = subprocess.Popen(
-            [exe, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", directory, "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis.from_url(self.url)
-        for _ in range(200):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.02)
-        client.close()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-
-
-def gateway_env(db_url: str, redis_url: str, smtp_port: int, telegram_port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update(
+def worker_env(db_url: str, redis_url: str, smtp_port: int, telegram_port: int) -> dict[str, str]:
+    return gateway_env(
         PYTHONPATH=str(ROOT),
         GATEWAY_DATABASE_URL=db_url,
         GATEWAY_REDIS_URL=redis_url,
@@ -167,25 +131,6 @@ def gateway_env(db_url: str, redis_url: str, smtp_port: int, telegram_port: int)
         GATEWAY_TELEGRAM__WEBHOOK_SECRET="bench-hook-secret",
         GATEWAY_TELEGRAM__BASE_URL=f"http://127.0.0.1:{telegram_port}",
     )
-    return env
-
-
-def start(args: list[str], env: dict[str, str], cwd: str) -> subprocess.Popen[bytes]:
-    with (Path(cwd) / "processes.log").open("ab") as log:  # kept for a failed run's post-mortem
-        return subprocess.Popen(
-            [sys.executable, "-m", "gateway", *args], env=env, cwd=cwd, stdout=log, stderr=log
-        )
-
-
-def stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 async def until(check: Any, *, within: float, every: float = 0.05) -> None:
@@ -196,116 +141,10 @@ async def until(check: Any, *, within: float, every: float = 0.05) -> None:
         await asyncio.sleep(every)
 
 
-def cpu_seconds(pids: list[int]) -> float | None:
-    """User and system CPU time of these processes so far; None without Linux's /proc."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        total += int(fields[11]) + int(fields[12])  # utime, stime (man 5 proc)
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def per_item_ms(before: float | None, after: float | None, count: int) -> float | None:
     if before is None or after is None:
         return None
     return round((after - before) / count * 1000, 2)
-
-
-# --- the store ---------------------------------------------------------------------------------
-
-
-async def open_tickets(store: Store) -> list[tuple[int, int, Channel]]:
-    """``TICKETS`` tickets, half by email and half on Telegram: (ticket, contact, channel)."""
-    ingest = Ingest(store, zone=UTC, reopen_days=7)  # type: ignore[arg-type]
-
-    def message(n: int) -> InboundMessage:
-        email = n % 2 == 0
-        user = f"customer{n}@example.org" if email else str(100_000 + n)
-        return InboundMessage(
-            channel=Channel.EMAIL if email else Channel.TELEGRAM,
-            external_id=f"in-{n}",
-            external_user_id=user,
-            thread_key=user,
-            text="My order has not arrived",
-            subject="Order not arrived" if email else None,
-            sender_name=f"Customer {n}",
-            locale="en",
-        )
-
-    for first in range(0, TICKETS, 100):  # concurrent producers: ingest commits them in groups
-        await asyncio.gather(*(ingest(message(n)) for n in range(first, first + 100)))
-    async with store.write() as session:  # their acknowledgements are not part of the run
-        await session.execute(update(OutboxRow).values(status=OutboxStatus.SENT.value))
-        rows = await session.execute(select(Ticket.id, Ticket.contact_id, Ticket.channel))
-        return [(t, c, Channel(ch)) for t, c, ch in rows.all()]
-
-
-async def owe(store: Store, tickets: list[tuple[int, int, Channel]], count: int) -> None:
-    now = datetime.now(UTC)
-    rows = [
-        outbox_values(
-            kind=OutboxKind.NOTICE,
-            template="progress",
-            channel=channel,
-            contact_id=contact,
-            ticket_id=ticket,
-            now=now,
-            payload={"text": f"step {i}"},
-        )
-        for i in range(count)
-        for ticket, contact, channel in [tickets[i % len(tickets)]]
-    ]
-    async with store.write() as session:
-        await write_outbox(session, rows)
-
-
-async def count_status(store: Store, status: OutboxStatus) -> int:
-    async with store.read() as session:
-        found = await session.scalar(
-            select(func.count()).select_from(OutboxRow).where(OutboxRow.status == status.value)
-        )
-        return int(found or 0)
-
-
-async def sla_tickets(store: Store, started: datetime) -> list[tuple[int, datetime]]:
-    """Escalated tickets whose first response falls due at ``SLA_DEADLINES`` after ``started``."""
-    ingest = Ingest(store, zone=UTC, reopen_days=7)  # type: ignore[arg-type]
-    due: list[tuple[int, datetime]] = []
-    for n, seconds in enumerate(SLA_DEADLINES):
-        result = await ingest(
-            InboundMessage(
-                channel=Channel.TELEGRAM,
-                external_id=f"sla-{n}",
-                external_user_id=str(900_000 + n),
-                thread_key=str(900_000 + n),
-                text="Nobody answers",
-            )
-        )
-        due.append((result.ticket.id, started + timedelta(seconds=seconds)))
-    async with store.write() as session:
-        for ticket_id, at in due:
-            await session.execute(
-                update(Ticket)
-                .where(Ticket.id == ticket_id)
-                .values(escalated_at=started, first_response_due_at=at)
-            )
-        await session.execute(
-            update(OutboxRow)
-            .where(OutboxRow.status == OutboxStatus.PENDING.value)
-            .values(status=OutboxStatus.SENT.value)
-        )
-    return due
-
-
-async def flagged(store: Store, due: list[tuple[int, datetime]]) -> dict[int, datetime]:
-    async with store.read() as session:
-        rows = await session.execute(
-            select(Ticket.id, Ticket.overdue_at).where(Ticket.id.in_([t for t, _ in due]))
-        )
-        return {t: at for t, at in rows.all() if at is not None}
 
 
 # --- the runs ----------------------------------------------------------------------------------
@@ -390,11 +229,11 @@ class Bench:
     async def one(self, workers: int, *, with_cron: bool) -> dict[str, Any]:
         args = self.args
         processes = [
-            start(["worker", "--class", args.worker_class], self.env, self.directory)
+            start_gateway(["worker", "--class", args.worker_class], self.env, self.directory)
             for _ in range(workers)
         ]
         if with_cron:
-            processes.append(start(["cron"], self.env, self.directory))
+            processes.append(start_gateway(["cron"], self.env, self.directory))
 
         async def ready() -> bool:
             return await asyncio.to_thread(RQWorker.count, connection=self.client) >= workers
@@ -446,7 +285,7 @@ class Bench:
                       "(target: within 60 s; the sweep runs every 30 s)")  # fmt: skip
             return result
         finally:
-            stop(processes)
+            stop_gateways(processes)
             self.client.flushall()
 
 
@@ -458,21 +297,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     peers.start()
     smtp_port, telegram_port = parent.recv()
     directory = tempfile.mkdtemp(prefix="bench-notices-")
-    server = Redis(directory)
-    client = redis.Redis.from_url(server.url)
     try:
-        async with fresh_database(args.db) as url:
-            store = Store(url)
-            env = gateway_env(url, server.url, smtp_port, telegram_port)
-            tickets = await open_tickets(store)
-            assert peers.pid is not None
-            bench = Bench(args, store, client, parent, peers.pid, env, directory, tickets)
-            for n, workers in enumerate(args.workers):
-                results["runs"][f"{workers}_worker"] = await bench.one(workers, with_cron=n == 0)
-            await store.close()
+        with (
+            redis_server(directory) as redis_url,
+            redis.Redis.from_url(redis_url) as client,
+        ):
+            async with fresh_database(args.db) as url:
+                store = Store(url)
+                env = worker_env(url, redis_url, smtp_port, telegram_port)
+                tickets = await open_tickets(store)
+                assert peers.pid is not None
+                bench = Bench(args, store, client, parent, peers.pid, env, directory, tickets)
+                for n, workers in enumerate(args.workers):
+                    figures = await bench.one(workers, with_cron=n == 0)
+                    results["runs"][f"{workers}_worker"] = figures
+                await store.close()
     finally:
-        client.close()
-        server.stop()
         parent.send("stop")
         peers.join(10)
         shutil.rmtree(directory, ignore_errors=True)
