@@ -97,8 +97,12 @@ async def test_http_fallback_posts_with_the_same_ack_and_long_polls_the_answer(
     page = await poll.json()
     after = ack["message_id"]
     new = [m for m in page["messages"] if m["message_id"] > after]
-    assert [m["text"] for m in new] == [REFUND_ZH]
-    assert page["after"] == new[0]["message_id"]
+    texts = [m["text"] for m in new]
+    assert REFUND_ZH in texts
+    # The courier delivers the "ticket received" notice meanwhile: stored before this poll
+    # reads the history, it comes in the same answer (both orders are right).
+    assert all(text == REFUND_ZH or ack["ticket"] in text for text in texts), texts
+    assert page["after"] == max(m["message_id"] for m in new)
     # The customer's own recent message comes again (a lower id may commit late; see
     # test_resume_gap.py); the widget drops ids it has shown.
     assert [m["message_id"] for m in page["messages"] if m["message_id"] <= after] == [after]
