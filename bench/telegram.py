@@ -257,7 +257,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--updates", type=int, default=5000)
     parser.add_argument(
-        "--concurrency", type=int, default=40, help="requests at once (setWebhook's default)"
+        "--concurrency",
+        type=int,
+        default=40,
+        help="requests at once (setWebhook's default; GATEWAY_TELEGRAM__WEBHOOK_MAX_CONNECTIONS"
+        " sets it, up to 100)",
     )
     parser.add_argument(
         "--per-chat", type=int, nargs="+", default=[2, 10], help="updates per chat, one run each"
