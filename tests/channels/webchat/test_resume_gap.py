@@ -74,38 +74,44 @@ async def started(chat: Chat) -> tuple[str, ClientWebSocketResponse, dict[str, A
     return token, ws, ack
 
 
-async def test_a_lower_id_committed_after_a_higher_one_was_shown_still_arrives(
-    make_chat: MakeChat,
-) -> None:
-    chat = await make_chat(deliver=False, webchat={"long_poll_seconds": 0.3})
+async def shown_then_late(chat: Chat, shown_at: datetime) -> tuple[str, int, int]:
+    """B (the higher id) is committed and shown at ``shown_at``, the socket drops, then A (the
+    lower id, its clock read 50 ms before B's) commits. Returns the token, A's id and the
+    widget's cursor."""
     token, ws, ack = await started(chat)
     first = ack["message_id"]
     late_id, shown_id = first + 10, first + 11
-    now = utcnow()
-    # B: the higher id, committed first; the widget shows it and its cursor moves past A's id.
-    await bot_answer(chat.store, ack["ticket"], "B", message_id=shown_id, created_at=now)
+    await bot_answer(chat.store, ack["ticket"], "B", message_id=shown_id, created_at=shown_at)
     frames, upto = await resume(ws, first)
     assert [(f["message_id"], f["text"]) for f in frames if f["message_id"] > first] == [
         (shown_id, "B")
     ]
     assert upto == shown_id
     await ws.close()  # the socket drops for a moment
-
-    # A: took its id and clock reading just before B, commits only now.
-    late_at = now - timedelta(milliseconds=50)
+    late_at = shown_at - timedelta(milliseconds=50)
     await bot_answer(chat.store, ack["ticket"], "A", message_id=late_id, created_at=late_at)
+    return token, late_id, upto
 
+
+async def assert_late_one_arrives(chat: Chat, token: str, late_id: int, upto: int) -> None:
+    """Over a new socket's ``resume`` and over the long poll: A comes, the cursor stays."""
     again = await chat.connect(token)
     frames, resumed = await resume(again, upto)
-    assert late_id in [f["message_id"] for f in frames]
-    assert next(f["text"] for f in frames if f["message_id"] == late_id) == "A"
+    assert [f["text"] for f in frames if f["message_id"] == late_id] == ["A"]
     assert [f["message_id"] for f in frames] == sorted(f["message_id"] for f in frames)
     assert resumed == upto  # the cursor never goes backwards
     await again.close()
-
     page = await poll(chat, token, upto)
     assert [m["text"] for m in page["messages"] if m["message_id"] == late_id] == ["A"]
     assert page["after"] == upto
+
+
+async def test_a_lower_id_committed_after_a_higher_one_was_shown_still_arrives(
+    make_chat: MakeChat,
+) -> None:
+    chat = await make_chat(deliver=False, webchat={"long_poll_seconds": 0.3})
+    token, late_id, upto = await shown_then_late(chat, utcnow())
+    await assert_late_one_arrives(chat, token, late_id, upto)
 
 
 async def test_a_late_message_arrives_even_when_the_widget_resumes_long_after(
@@ -114,25 +120,8 @@ async def test_a_late_message_arrives_even_when_the_widget_resumes_long_after(
     # The widget saw B an hour ago and has been offline since (a closed laptop): A, committed
     # just after B was shown, is still owed although both are older than the settling window.
     chat = await make_chat(deliver=False, webchat={"long_poll_seconds": 0.3})
-    token, ws, ack = await started(chat)
-    first = ack["message_id"]
-    late_id, shown_id = first + 10, first + 11
-    hour_ago = utcnow() - timedelta(hours=1)
-    await bot_answer(chat.store, ack["ticket"], "B", message_id=shown_id, created_at=hour_ago)
-    _, upto = await resume(ws, first)
-    assert upto == shown_id
-    await ws.close()
-    late_at = hour_ago - timedelta(milliseconds=50)
-    await bot_answer(chat.store, ack["ticket"], "A", message_id=late_id, created_at=late_at)
-
-    again = await chat.connect(token)
-    frames, resumed = await resume(again, upto)
-    assert [f["text"] for f in frames if f["message_id"] == late_id] == ["A"]
-    assert resumed == upto
-    await again.close()
-    page = await poll(chat, token, upto)
-    assert [m["text"] for m in page["messages"] if m["message_id"] == late_id] == ["A"]
-    assert page["after"] == upto
+    token, late_id, upto = await shown_then_late(chat, utcnow() - timedelta(hours=1))
+    await assert_late_one_arrives(chat, token, late_id, upto)
 
 
 async def test_a_message_older_than_the_settling_window_is_not_resent(
