@@ -14,6 +14,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -153,21 +154,36 @@ async def agent_reply(store: Store, ticket_number: str, text: str, *, name: str 
         return row.id
 
 
-async def internal_note(store: Store, ticket_number: str, text: str) -> None:
+async def stored_message(
+    store: Store,
+    ticket_number: str,
+    text: str,
+    *,
+    kind: MessageKind,
+    author: AuthorType,
+    message_id: int | None = None,
+    created_at: datetime | None = None,
+) -> None:
+    """Commit a message on the ticket numbered ``ticket_number`` (an explicit id if given)."""
     async with store.write() as session:
         ticket = (await session.scalars(select(Ticket).where(Ticket.number == ticket_number))).one()
         session.add(
             TicketMessage(
+                id=message_id,
                 ticket_id=ticket.id,
-                kind=MessageKind.NOTE.value,
-                author_type=AuthorType.AGENT.value,
+                kind=kind.value,
+                author_type=author.value,
                 channel=ticket.channel,
                 text=text,
                 attachments=[],
                 channel_meta={},
-                created_at=utcnow(),
+                created_at=created_at or utcnow(),
             )
         )
+
+
+async def internal_note(store: Store, ticket_number: str, text: str) -> None:
+    await stored_message(store, ticket_number, text, kind=MessageKind.NOTE, author=AuthorType.AGENT)
 
 
 async def courier(settings: Settings, store: Store, *, every: float = 0.05) -> None:

@@ -14,13 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import ClientWebSocketResponse
-from sqlalchemy import select
 
 from gateway.models import AuthorType, MessageKind
 from gateway.store import Store
-from gateway.store.tables import Ticket, TicketMessage
 from gateway.store.types import utcnow
-from tests.channels.webchat.conftest import Chat, message, receive, receive_until
+from tests.channels.webchat.conftest import Chat, message, receive, receive_until, stored_message
 
 MakeChat = Callable[..., Awaitable[Chat]]
 
@@ -29,21 +27,15 @@ async def bot_answer(
     store: Store, ticket_number: str, text: str, *, message_id: int, created_at: datetime
 ) -> None:
     """Commit a bot answer with the id and ``created_at`` its transaction took earlier."""
-    async with store.write() as session:
-        ticket = (await session.scalars(select(Ticket).where(Ticket.number == ticket_number))).one()
-        session.add(
-            TicketMessage(
-                id=message_id,
-                ticket_id=ticket.id,
-                kind=MessageKind.OUTGOING.value,
-                author_type=AuthorType.BOT.value,
-                channel=ticket.channel,
-                text=text,
-                attachments=[],
-                channel_meta={},
-                created_at=created_at,
-            )
-        )
+    await stored_message(
+        store,
+        ticket_number,
+        text,
+        kind=MessageKind.OUTGOING,
+        author=AuthorType.BOT,
+        message_id=message_id,
+        created_at=created_at,
+    )
 
 
 async def resume(ws: ClientWebSocketResponse, after: int) -> tuple[list[dict[str, Any]], int]:
