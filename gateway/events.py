@@ -13,6 +13,7 @@ from gateway.store.tables import Ticket, TicketEvent
 
 _DEFERRED = "deferred_events"
 EVENTS: Table = TicketEvent.__table__  # type: ignore[assignment]
+_INSERT_EVENTS = insert(EVENTS)
 
 
 def record_event(
@@ -66,4 +67,4 @@ async def write_deferred_events(session: AsyncSession) -> None:
 async def write_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Insert event rows (column values) in the caller's transaction, one statement."""
     if rows:  # the table, not the entity: the ORM's bulk insert costs more than it saves
-        await session.execute(insert(EVENTS), rows)
+        await session.execute(_INSERT_EVENTS, rows)

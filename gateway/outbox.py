@@ -54,6 +54,7 @@ def outbox_values(
 
 _DEFERRED = "deferred_outbox"
 OUTBOX: Table = OutboxRow.__table__  # type: ignore[assignment]
+_INSERT_OUTBOX = insert(OUTBOX)
 
 
 def add_outbox(session: AsyncSession, **values: Any) -> OutboxRow:
@@ -92,7 +93,7 @@ async def write_outbox(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
     """Insert outbox rows built by :func:`outbox_values`, in the caller's transaction."""
     if rows:
         # The table, not the entity: skips the ORM's bulk-insert bookkeeping.
-        await session.execute(insert(OUTBOX), rows)
+        await session.execute(_INSERT_OUTBOX, rows)
 
 
 def reply_values(

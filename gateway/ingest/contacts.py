@@ -24,6 +24,8 @@ IdentityKey = tuple[str, str]
 
 CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
 IDENTITIES: Table = ContactIdentity.__table__  # type: ignore[assignment]
+_INSERT_CONTACTS = insert(CONTACTS).returning(*CONTACTS.c, sort_by_parameter_order=True)
+_INSERT_IDENTITIES = insert(IDENTITIES)
 _FILLED = ("name", "email", "phone", "locale")
 
 
@@ -143,7 +145,7 @@ async def _attach_new_identities(
         # below would set exactly those fields (they are all empty on a new contact), with an
         # UPDATE per new contact in every batch that brings new senders.
         created = await session.execute(
-            insert(CONTACTS).returning(*CONTACTS.c, sort_by_parameter_order=True),
+            _INSERT_CONTACTS,
             [
                 {
                     "created_at": now,
@@ -158,7 +160,7 @@ async def _attach_new_identities(
             for key in group_keys:
                 contact_of[key] = row["id"]
     await session.execute(
-        insert(IDENTITIES),
+        _INSERT_IDENTITIES,
         [
             {
                 "contact_id": contact_of[key],

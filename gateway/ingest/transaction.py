@@ -60,6 +60,8 @@ _TOUCHED = (
 """Columns ingest may change on an existing ticket."""
 
 
+_INSERT_TICKETS = insert(TICKETS).returning(TICKETS.c.id, sort_by_parameter_order=True)
+_INSERT_MESSAGES = insert(MESSAGES).returning(MESSAGES.c.id, sort_by_parameter_order=True)
 _TOUCH_TICKETS = (
     update(TICKETS)
     .where(TICKETS.c.id == bindparam("b_id"))
@@ -335,8 +337,7 @@ async def _write(
             state.row["number"] = number
         columns = [c for c in new[0].row if c != "id"]
         created = await session.execute(
-            insert(TICKETS).returning(TICKETS.c.id, sort_by_parameter_order=True),
-            [{c: t.row[c] for c in columns} for t in new],
+            _INSERT_TICKETS, [{c: t.row[c] for c in columns} for t in new]
         )
         for state, ticket_id in zip(new, created.scalars().all(), strict=True):
             state.row["id"] = ticket_id
@@ -378,10 +379,7 @@ async def _write(
             "created_at": now,
             "routed_at": now if _nothing_to_route(plan) else None,
         }
-    inserted = await session.execute(
-        insert(MESSAGES).returning(MESSAGES.c.id, sort_by_parameter_order=True),
-        [p.row for p in plans],
-    )
+    inserted = await session.execute(_INSERT_MESSAGES, [p.row for p in plans])
     for plan, message_id in zip(plans, inserted.scalars().all(), strict=True):
         plan.row["id"] = message_id
     for plan in plans:
