@@ -46,15 +46,25 @@ class UTCDateTime(TypeDecorator[datetime]):
         return _sqlite_datetime
 
 
+_last_text: tuple[object, str] = (None, "")
+"""The last datetime converted and its text: a batch binds its one ``now`` a dozen times a row."""
+
+
 def _sqlite_text(value: datetime | None) -> str | None:
     """SQLite's stored form, as SQLAlchemy writes it: ``2026-11-23 18:30:32.000123`` (UTC)."""
+    global _last_text
     if value is None:
         return None
+    last = _last_text  # one read: another thread may replace the pair, never half of it
+    if last[0] is value:  # the same object (kept alive by the pair), so the same text
+        return last[1]
     if not isinstance(value, datetime):
         raise TypeError("a UTC column takes a datetime")
     if value.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    stored = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    _last_text = (value, stored)
+    return stored
 
 
 def _sqlite_datetime(value: str | None) -> datetime | None:
