@@ -24,8 +24,8 @@ A third figure splits the cost: the same updates handed straight to the channel'
 extra CPU per update over it is more than the HTTP layer's own (which is the bare app's): without
 HTTP each chat's next update is submitted the moment the previous one commits, so ingest's and
 routing's group commits carry about 40 messages each; behind HTTP the next one comes a client
-round trip later and they carried about 20 and 15 (SQLite, 2 per chat, counted once by wrapping
-``GroupCommit._settle``), paying a transaction's fixed cost twice as often.
+round trip later and they carry fewer (printed for both runs, counted by wrapping
+``GroupCommit._settle``), paying a transaction's fixed cost more often.
 
 The machine may be shared: the baseline is run right before and right after each webhook run,
 and the ratio is taken against their mean. Prints updates/s, p50/p99 latency and the ratio,
@@ -37,11 +37,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,7 @@ from bench.common import free_port, fresh_database, percentile, write_results
 from channels.telegram.inbound import TELEGRAM
 from gateway.app import create_app
 from gateway.appkeys import PIPELINE
+from gateway.batching import GroupCommit
 from gateway.collector import settle_after_startup
 from gateway.settings import Settings
 from gateway.store import Store
@@ -214,6 +217,29 @@ def summary(result: dict[str, Any], count: int) -> dict[str, float]:
     }
 
 
+@contextlib.contextmanager
+def counting_batches() -> Iterator[dict[str, Any]]:
+    """Mean messages per batch of each group commit (``Ingest``, ``Router``) while inside.
+
+    Counted by wrapping ``GroupCommit._settle`` in this process, for the block only.
+    """
+    counts: dict[str, list[int]] = {}
+    settle = GroupCommit._settle
+
+    async def counted(commit: GroupCommit[Any, Any], batch: list[Any]) -> None:
+        owner = getattr(commit._write, "__qualname__", "?").split(".")[0]
+        counts.setdefault(owner, []).append(len(batch))
+        await settle(commit, batch)
+
+    sizes: dict[str, Any] = {}
+    GroupCommit._settle = counted  # type: ignore[method-assign,assignment]
+    try:
+        yield sizes
+    finally:
+        GroupCommit._settle = settle  # type: ignore[method-assign]
+        sizes.update({owner: round(sum(n) / len(n), 1) for owner, n in counts.items()})
+
+
 async def handle_directly(
     app: web.Application, count: int, concurrency: int, per_chat: int
 ) -> dict[str, Any]:
@@ -301,12 +327,14 @@ async def one_shape(
     before = summary(await serve_and_drive(bare_app(), count, concurrency, 1), count)
     async with fresh_database(kind) as url:
         app = served_app(gateway_settings(url, redis_url))
-        gateway = summary(await serve_and_drive(app, count, concurrency, per_chat), count)
+        with counting_batches() as batch_sizes:
+            gateway = summary(await serve_and_drive(app, count, concurrency, per_chat), count)
         messages, tickets = await stored(url)
     after = summary(await serve_and_drive(bare_app(), count, concurrency, 1), count)
     async with fresh_database(kind) as url:
         app = served_app(gateway_settings(url, redis_url))
-        direct = summary(await handle_directly(app, count, concurrency, per_chat), count)
+        with counting_batches() as direct_batch_sizes:
+            direct = summary(await handle_directly(app, count, concurrency, per_chat), count)
     bare_per_s = (before["per_s"] + after["per_s"]) / 2
     ratio = gateway["per_s"] / bare_per_s
     # The same comparison in CPU time (server and load generator), which the machine's other
@@ -323,7 +351,8 @@ async def one_shape(
         f"  without HTTP {direct['per_s']:6.0f}/s"
         f" (server CPU {direct['server_cpu_ms_per_update']:.2f});"
         f"  CPU ms/update {cpu['gateway']:.2f}"
-        f" (server {gateway['server_cpu_ms_per_update']:.2f}) vs bare {cpu['bare']:.2f}"
+        f" (server {gateway['server_cpu_ms_per_update']:.2f}) vs bare {cpu['bare']:.2f};"
+        f"  messages a batch {batch_sizes}, without HTTP {direct_batch_sizes}"
     )
     assert messages == count, "every update stored exactly once"
     assert tickets == count // per_chat, "every conversation on one ticket"
@@ -334,7 +363,8 @@ async def one_shape(
         "cpu_ratio_to_bare": round(cpu["bare"] / cpu["gateway"], 3),
         "messages_stored": messages,
         "tickets_opened": tickets,
-        "without_http": direct,
+        "messages_a_batch": batch_sizes,
+        "without_http": {**direct, "messages_a_batch": direct_batch_sizes},
     }
 
 
