@@ -34,7 +34,7 @@ _ONLINE_AGENTS = select(Agent).where(
     Agent.online.is_(True),
     Agent.role.in_([AgentRole.AGENT.value, AgentRole.SUPERVISOR.value]),
 )
-"""Built once: the router asks it every batch (a statement's building costs as much as its row)."""
+"""Built once: the router asks it every batch, and building a statement costs CPU each time."""
 
 
 class LeastLoaded:
