@@ -23,6 +23,11 @@ _SCORE = re.compile(r"\s*([1-5])\s*[.!。！]?\s*")
 
 def survey_score(text: str) -> int | None:
     """The score in a reply that is just one digit 1-5 (full-width digits too), else None."""
+    reply = text.strip()  # str.strip and the pattern's \s take off the same whitespace
+    if len(reply) > 2 and not reply[1:-1].isspace():
+        # Not a digit and a stop with only spaces between. Every message is asked, and
+        # normalising each whole one was 1.5% of an update's CPU in a py-spy profile.
+        return None
     match = _SCORE.fullmatch(unicodedata.normalize("NFKC", text))
     return int(match.group(1)) if match else None
 
