@@ -175,17 +175,31 @@ async def test_the_token_never_reaches_a_log_line(
     assert TOKEN.split(":")[1] not in ours
 
 
-async def test_webhook_is_registered_at_start_up_with_secret_and_allowed_updates(
-    fake: FakeBotAPI, db_url: str, redis_url: str, tmp_path: Path, make_gateway: MakeGateway
-) -> None:
+async def _register_webhook(
+    fake: FakeBotAPI,
+    db_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    make_gateway: MakeGateway,
+    **telegram: Any,
+) -> Settings:
+    """Start a gateway with a public webhook URL (and ``telegram`` settings); its settings."""
     settings = telegram_settings(
         fake,
         db_url,
         redis_url,
         tmp_path,
         webhook_url="https://shop.example/channels/telegram/webhook",
+        **telegram,
     )
     await make_gateway(settings)
+    return settings
+
+
+async def test_webhook_is_registered_at_start_up_with_secret_and_allowed_updates(
+    fake: FakeBotAPI, db_url: str, redis_url: str, tmp_path: Path, make_gateway: MakeGateway
+) -> None:
+    settings = await _register_webhook(fake, db_url, redis_url, tmp_path, make_gateway)
     assert fake.webhook is not None
     assert fake.webhook["url"] == "https://shop.example/channels/telegram/webhook"
     assert fake.webhook["secret_token"] == settings.telegram.webhook_secret.get_secret_value()  # type: ignore[union-attr]
@@ -196,14 +210,8 @@ async def test_webhook_is_registered_at_start_up_with_secret_and_allowed_updates
 async def test_webhook_max_connections_is_passed_to_set_webhook(
     fake: FakeBotAPI, db_url: str, redis_url: str, tmp_path: Path, make_gateway: MakeGateway
 ) -> None:
-    settings = telegram_settings(
-        fake,
-        db_url,
-        redis_url,
-        tmp_path,
-        webhook_url="https://shop.example/channels/telegram/webhook",
-        webhook_max_connections=100,
+    await _register_webhook(
+        fake, db_url, redis_url, tmp_path, make_gateway, webhook_max_connections=100
     )
-    await make_gateway(settings)
     assert fake.webhook is not None
     assert int(fake.webhook["max_connections"]) == 100
