@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import AuthorType, EventKind
+from gateway.store.bulk import BulkInsert
 from gateway.store.tables import Ticket, TicketEvent
 
 _DEFERRED = "deferred_events"
 EVENTS: Table = TicketEvent.__table__  # type: ignore[assignment]
-_INSERT_EVENTS = insert(EVENTS)
+_INSERT_EVENTS = BulkInsert(EVENTS)
 
 
 def record_event(
@@ -67,4 +68,4 @@ async def write_deferred_events(session: AsyncSession) -> None:
 async def write_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Insert event rows (column values) in the caller's transaction, one statement."""
     if rows:  # the table, not the entity: the ORM's bulk insert costs more than it saves
-        await session.execute(_INSERT_EVENTS, rows)
+        await _INSERT_EVENTS(session, rows)

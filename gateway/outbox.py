@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import Channel, OutboxKind, OutboxStatus
+from gateway.store.bulk import BulkInsert
 from gateway.store.tables import OutboxRow, Ticket
 
 QUEUE_BY_KIND: dict[OutboxKind, str] = {
@@ -54,7 +55,7 @@ def outbox_values(
 
 _DEFERRED = "deferred_outbox"
 OUTBOX: Table = OutboxRow.__table__  # type: ignore[assignment]
-_INSERT_OUTBOX = insert(OUTBOX)
+_INSERT_OUTBOX = BulkInsert(OUTBOX)
 
 
 def add_outbox(session: AsyncSession, **values: Any) -> OutboxRow:
@@ -93,7 +94,7 @@ async def write_outbox(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
     """Insert outbox rows built by :func:`outbox_values`, in the caller's transaction."""
     if rows:
         # The table, not the entity: skips the ORM's bulk-insert bookkeeping.
-        await session.execute(_INSERT_OUTBOX, rows)
+        await _INSERT_OUTBOX(session, rows)
 
 
 def reply_values(

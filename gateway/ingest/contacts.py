@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Table, bindparam, func, insert, select, update
+from sqlalchemy import String, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.ingest.lookups import keys_of, probe_each
 from gateway.models import InboundMessage
 from gateway.store import on_postgres
+from gateway.store.bulk import BulkInsert
 from gateway.store.tables import Contact, ContactIdentity
 
 IdentityKey = tuple[str, str]
@@ -24,8 +25,9 @@ IdentityKey = tuple[str, str]
 
 CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
 IDENTITIES: Table = ContactIdentity.__table__  # type: ignore[assignment]
-_INSERT_CONTACTS = insert(CONTACTS).returning(*CONTACTS.c, sort_by_parameter_order=True)
-_INSERT_IDENTITIES = insert(IDENTITIES)
+_INSERT_CONTACTS = BulkInsert(CONTACTS, returning=CONTACTS.c.id)
+_EMPTY_CONTACT: dict[str, Any] = dict.fromkeys(CONTACTS.c.keys())
+_INSERT_IDENTITIES = BulkInsert(IDENTITIES)
 _FILLED = ("name", "email", "phone", "locale")
 
 
@@ -144,23 +146,22 @@ async def _attach_new_identities(
         # A new contact starts with what the first message of its group offers: the fill-in
         # below would set exactly those fields (they are all empty on a new contact), with an
         # UPDATE per new contact in every batch that brings new senders.
-        created = await session.execute(
-            _INSERT_CONTACTS,
-            [
-                {
-                    "created_at": now,
-                    "vip": False,
-                    **{f: v or None for f, v in _offered(new_identity[keys[0]]).items()},
-                }
-                for keys in fresh
-            ],
-        )
-        for group_keys, row in zip(fresh, created.mappings().all(), strict=True):
-            known[row["id"]] = dict(row)
+        rows = [
+            {
+                "created_at": now,
+                "vip": False,
+                **{f: v or None for f, v in _offered(new_identity[keys[0]]).items()},
+            }
+            for keys in fresh
+        ]
+        created = await _INSERT_CONTACTS(session, rows)
+        for group_keys, row, contact_id in zip(fresh, rows, created, strict=True):
+            # The stored row, as a read would give it: the other columns start empty.
+            known[contact_id] = {**_EMPTY_CONTACT, **row, "id": contact_id}
             for key in group_keys:
-                contact_of[key] = row["id"]
-    await session.execute(
-        _INSERT_IDENTITIES,
+                contact_of[key] = contact_id
+    await _INSERT_IDENTITIES(
+        session,
         [
             {
                 "contact_id": contact_of[key],

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.events import write_events
@@ -39,6 +39,7 @@ from gateway.numbering import reserve_ticket_numbers
 from gateway.outbox import outbox_values, write_outbox
 from gateway.sla import DEFAULT_POLICY, SlaPolicy
 from gateway.store import on_postgres
+from gateway.store.bulk import BulkInsert
 from gateway.store.tables import Contact, Ticket, TicketMessage
 from gateway.surveys import record_rating
 
@@ -60,8 +61,8 @@ _TOUCHED = (
 """Columns ingest may change on an existing ticket."""
 
 
-_INSERT_TICKETS = insert(TICKETS).returning(TICKETS.c.id, sort_by_parameter_order=True)
-_INSERT_MESSAGES = insert(MESSAGES).returning(MESSAGES.c.id, sort_by_parameter_order=True)
+_INSERT_TICKETS = BulkInsert(TICKETS, returning=TICKETS.c.id)
+_INSERT_MESSAGES = BulkInsert(MESSAGES, returning=MESSAGES.c.id)
 _TOUCH_TICKETS = (
     update(TICKETS)
     .where(TICKETS.c.id == bindparam("b_id"))
@@ -336,10 +337,8 @@ async def _write(
         for state, number in zip(new, numbers, strict=True):
             state.row["number"] = number
         columns = [c for c in new[0].row if c != "id"]
-        created = await session.execute(
-            _INSERT_TICKETS, [{c: t.row[c] for c in columns} for t in new]
-        )
-        for state, ticket_id in zip(new, created.scalars().all(), strict=True):
+        created = await _INSERT_TICKETS(session, [{c: t.row[c] for c in columns} for t in new])
+        for state, ticket_id in zip(new, created, strict=True):
             state.row["id"] = ticket_id
     # In id order, as the router locks them: a batch and a router never wait on each other in
     # a cycle (a deadlock costs PostgreSQL a second to find).
@@ -379,8 +378,8 @@ async def _write(
             "created_at": now,
             "routed_at": now if _nothing_to_route(plan) else None,
         }
-    inserted = await session.execute(_INSERT_MESSAGES, [p.row for p in plans])
-    for plan, message_id in zip(plans, inserted.scalars().all(), strict=True):
+    inserted = await _INSERT_MESSAGES(session, [p.row for p in plans])
+    for plan, message_id in zip(plans, inserted, strict=True):
         plan.row["id"] = message_id
     for plan in plans:
         if plan.rating is not None:
