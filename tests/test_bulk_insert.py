@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert, select, text
+from sqlalchemy.exc import DBAPIError
 
 from gateway.events import EVENTS
 from gateway.ingest.contacts import CONTACTS
@@ -134,3 +135,42 @@ async def test_no_rows_no_statement(store: Store) -> None:
 def test_only_the_autoincrement_key_can_be_returned() -> None:
     with pytest.raises(ValueError, match="autoincrement"):
         BulkInsert(TICKETS, returning=TICKETS.c.number)
+
+
+def _event(ticket_id: int, i: int) -> dict[str, Any]:
+    return {
+        "ticket_id": ticket_id,
+        "kind": "status",
+        "old_value": None,
+        "new_value": str(i),
+        "actor_type": "system",
+        "actor_id": None,
+        "note": None,
+        "created_at": WHEN,
+    }
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_on_postgresql_one_prepared_statement_serves_every_batch_size(store: Store) -> None:
+    ticket_id = await _a_ticket(store)
+    async with store.write() as session:
+        for size in (1, 3, 40, 7):
+            await BulkInsert(EVENTS)(session, [_event(ticket_id, i) for i in range(size)])
+        prepared = await session.scalar(
+            text(
+                "SELECT count(*) FROM pg_prepared_statements"
+                " WHERE statement LIKE 'INSERT INTO ticket_events%'"
+            )
+        )
+    assert prepared == 1
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_on_postgresql_a_value_too_long_for_its_column_is_refused_not_cut(
+    store: Store,
+) -> None:
+    ticket_id = await _a_ticket(store)
+    too_long = {**_message(ticket_id, 1), "channel": "x" * 21}  # VARCHAR(20)
+    with pytest.raises(DBAPIError, match="too long"):
+        async with store.write() as session:
+            await BulkInsert(MESSAGES, returning=MESSAGES.c.id)(session, [too_long])

@@ -5,19 +5,24 @@ statement each. Given rows whose new ids it must return in order, SQLAlchemy's "
 on PostgreSQL sends ``INSERT ... SELECT ... FROM (VALUES (..., 0), (..., 1)) ORDER BY`` that
 counter, with a cast on every parameter, and sorts the returned rows by it; and on both
 databases it builds a parameter dict per row and converts it through its execution context.
-:class:`BulkInsert` renders the plain ``INSERT ... VALUES (...), (...)`` itself (once per
-column set and row count), converts the values with the same bind processors, and hands the
-flat parameters to the driver (``exec_driver_sql``).
+:class:`BulkInsert` converts the values with the same bind processors and sends:
 
-Measured with ``bench/ingest_batches.py`` (CPU per message, batches of 40, in alternation with
-the code before): on PostgreSQL a new conversation's ingest costs a quarter to a third less,
-its routing and a follow-up 5-20% less; on SQLite the difference is within noise (the
-per-row work there is mostly SQLite's own, on aiosqlite's thread).
+- on PostgreSQL, ``INSERT ... SELECT * FROM unnest($1::integer[], $2::text[], ...)``: one
+  array per column, so the statement's text is the same for any number of rows and asyncpg
+  prepares it once per connection (a VALUES list has a text, a prepare and a plan per batch
+  size, more than the connection's cache of 100 statements holds across five tables);
+- on SQLite, ``INSERT ... VALUES (?, ...), (?, ...)``, its text built once per batch size.
+
+Measured with ``bench/ab.py`` in alternation with the code before (see the commits): on
+PostgreSQL the Telegram webhook's ratio to the bare POST rose by a quarter; on SQLite the
+difference is within noise (the per-row work there is mostly SQLite's own, on aiosqlite's
+thread).
 
 The new ids come back in the rows' order: both databases number a statement's new rows in
-VALUES order (SQLite the largest id + 1 under the one writer's lock, which SQLAlchemy's own
-path on SQLite assumes too, see ``Store``; PostgreSQL by calling the sequence once per row as
-it inserts them), so sorting the returned ids suffices whatever order RETURNING gives.
+the order it inserts them (SQLite the largest id + 1 under the one writer's lock, which
+SQLAlchemy's own path on SQLite assumes too, see ``Store``; PostgreSQL by calling the sequence
+once per row, rows taken from the VALUES list or the arrays in order), so sorting the returned
+ids suffices whatever order RETURNING gives.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Table, insert
+from sqlalchemy import Column, Enum, String, Table, insert
 from sqlalchemy.engine import Dialect, Result
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import Executable
@@ -35,12 +40,6 @@ _MAX_VARIABLES = 32_766
 3.32; asyncpg allows 32,767)."""
 
 _Processor = Callable[[Any], Any] | None
-
-_PLACEHOLDERS: dict[str, Callable[[int], str]] = {
-    "qmark": lambda _: "?",  # sqlite3
-    "numeric_dollar": lambda i: f"${i + 1}",  # asyncpg
-}
-"""The drivers' parameter markers, by DB-API paramstyle: the ``i``-th parameter (from 0)."""
 
 
 class BulkInsert:
@@ -70,49 +69,75 @@ class BulkInsert:
         columns = tuple(rows[0])
         connection = await session.connection()
         dialect = connection.dialect
-        if dialect.paramstyle not in _PLACEHOLDERS or not self._defaulted <= set(columns):
+        if dialect.name not in ("sqlite", "postgresql") or not self._defaulted <= set(columns):
             handled = await session.execute(self.statement, list(rows))
             return list(handled.scalars().all()) if self.returning is not None else []
         processors = self._processors.get((dialect.name, columns))
         if processors is None:
             processors = _bind_processors(self.table, columns, dialect)
             self._processors[(dialect.name, columns)] = processors
-        converting = [(key, p) for key, p in zip(columns, processors, strict=True)]
-        per_statement = max(1, _MAX_VARIABLES // len(columns))
-        returned: list[Any] = []
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            values = [
-                p(row[key]) if p is not None else row[key] for row in chunk for key, p in converting
-            ]
-            result: Result[Any] = await connection.exec_driver_sql(
-                self._text(dialect, columns, len(chunk)), tuple(values)
+        converting = list(zip(columns, processors, strict=True))
+        if dialect.name == "postgresql":
+            # One array per column: the same text for any number of rows.
+            arrays = tuple(
+                [p(row[key]) if p is not None else row[key] for row in rows]
+                for key, p in converting
             )
+            chunks = [(self._text(dialect, columns, 0), arrays)]
+        else:
+            per_statement = max(1, _MAX_VARIABLES // len(columns))
+            chunks = []
+            for start in range(0, len(rows), per_statement):
+                chunk = rows[start : start + per_statement]
+                values = tuple(
+                    p(row[key]) if p is not None else row[key]
+                    for row in chunk
+                    for key, p in converting
+                )
+                chunks.append((self._text(dialect, columns, len(chunk)), values))
+        returned: list[Any] = []
+        for text, parameters in chunks:
+            result: Result[Any] = await connection.exec_driver_sql(text, parameters)
             if self.returning is not None:
                 # RETURNING promises no order; the ids do (the module's doc).
                 returned.extend(sorted(r[0] for r in result.all()))
         return returned
 
     def _text(self, dialect: Dialect, columns: tuple[str, ...], count: int) -> str:
-        key = (dialect.name, columns, count)
-        text = self._texts.get(key)
+        """The statement for ``count`` rows (on PostgreSQL, for any number: ``count`` is 0)."""
+        cached = (dialect.name, columns, count)
+        text = self._texts.get(cached)
         if text is None:
-            # Names from this table's own metadata, quoted by the dialect; values are bound.
+            # Names and types from this table's own metadata; values are bound.
             quote = dialect.identifier_preparer.quote
             names = ", ".join(quote(self.table.c[key].name) for key in columns)
-            placeholder = _PLACEHOLDERS[dialect.paramstyle]
-            width = len(columns)
-            groups = ", ".join(
-                "(" + ", ".join(placeholder(row * width + i) for i in range(width)) + ")"
-                for row in range(count)
-            )
-            text = f"INSERT INTO {quote(self.table.name)} ({names}) VALUES {groups}"  # noqa: S608
+            if dialect.name == "postgresql":
+                arrays = ", ".join(
+                    f"${i + 1}::{_array_type(self.table.c[key], dialect)}"
+                    for i, key in enumerate(columns)
+                )
+                rows = f"SELECT * FROM unnest({arrays})"  # noqa: S608
+            else:
+                group = "(" + ", ".join("?" * len(columns)) + ")"
+                rows = "VALUES " + ", ".join([group] * count)
+            text = f"INSERT INTO {quote(self.table.name)} ({names}) {rows}"
             if self.returning is not None:
                 text += f" RETURNING {quote(self.returning.name)}"
-            if len(self._texts) > 256:  # batch sizes vary; keep the cache bounded
+            if len(self._texts) > 256:  # SQLite's texts vary with the batch size: bounded
                 self._texts.clear()
-            self._texts[key] = text
+            self._texts[cached] = text
         return text
+
+
+def _array_type(column: Column[Any], dialect: Dialect) -> str:
+    """The PostgreSQL array type ``column``'s values are sent as.
+
+    Strings go as ``text[]``, not ``varchar(n)[]``: an explicit cast to ``varchar(n)`` cuts a
+    longer value short without an error, where assigning it to the column refuses it.
+    """
+    if isinstance(column.type, String) and not isinstance(column.type, Enum):
+        return "TEXT[]"
+    return f"{column.type.compile(dialect=dialect)}[]"
 
 
 def _bind_processors(table: Table, columns: tuple[str, ...], dialect: Dialect) -> list[_Processor]:
