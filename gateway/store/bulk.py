@@ -11,7 +11,9 @@ databases it builds a parameter dict per row and converts it through its executi
   array per column, so the statement's text is the same for any number of rows and asyncpg
   prepares it once per connection (a VALUES list has a text, a prepare and a plan per batch
   size, more than the connection's cache of 100 statements holds across five tables);
-- on SQLite, ``INSERT ... VALUES (?, ...), (?, ...)``, its text built once per batch size.
+- on SQLite, ``INSERT ... VALUES (?, ...), (?, ...)``, its text built once per batch size,
+  when the new ids are wanted; otherwise one row's ``INSERT`` through sqlite3's
+  ``executemany``.
 
 Measured with ``bench/ab.py`` in alternation with the code before (see the commits): on
 PostgreSQL the Telegram webhook's ratio to the bare POST rose by a quarter; on SQLite the
@@ -77,6 +79,7 @@ class BulkInsert:
             processors = _bind_processors(self.table, columns, dialect)
             self._processors[(dialect.name, columns)] = processors
         converting = list(zip(columns, processors, strict=True))
+        chunks: list[tuple[str, Any]]
         if dialect.name == "postgresql":
             # One array per column: the same text for any number of rows.
             arrays = tuple(
@@ -84,6 +87,18 @@ class BulkInsert:
                 for key, p in converting
             )
             chunks = [(self._text(dialect, columns, 0), arrays)]
+        elif self.returning is None:
+            # Nothing to read back: sqlite3's executemany binds each row to one prepared
+            # statement, in C.
+            chunks = [
+                (
+                    self._text(dialect, columns, 1),
+                    [
+                        tuple(p(row[key]) if p is not None else row[key] for key, p in converting)
+                        for row in rows
+                    ],
+                )
+            ]
         else:
             per_statement = max(1, _MAX_VARIABLES // len(columns))
             chunks = []
