@@ -60,8 +60,14 @@ async def measure(transactions: int, rows: int) -> dict[str, Any]:
                 await driver.execute(f"PRAGMA {pragma}")
             now = utcnow()
             values: list[dict[str, Any]] = [
-                {"name": f"c{i}", "email": None, "phone": None, "locale": "zh", "vip": False}
-                | {"created_at": now}
+                {
+                    "name": f"c{i}",
+                    "email": None,
+                    "phone": None,
+                    "locale": "zh",
+                    "vip": False,
+                    "created_at": now,
+                }
                 for i in range(rows)
             ]
             insert = BulkInsert(CONTACTS)

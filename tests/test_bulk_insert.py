@@ -43,6 +43,19 @@ def _message(ticket_id: int, i: int) -> dict[str, Any]:
     }
 
 
+def _event(ticket_id: int, i: int) -> dict[str, Any]:
+    return {
+        "ticket_id": ticket_id,
+        "kind": "status",
+        "old_value": str(i),
+        "new_value": str(i + 1),
+        "actor_type": "system",
+        "actor_id": None,
+        "note": None,
+        "created_at": WHEN,
+    }
+
+
 async def _stored(store: Store, table: Table, ids: list[int]) -> list[dict[str, Any]]:
     async with store.read() as session:
         rows = (await session.execute(select(table).where(table.c.id.in_(ids)))).mappings()
@@ -106,19 +119,7 @@ async def test_rows_without_a_defaulted_column_get_its_default(store: Store) -> 
 async def test_more_rows_than_one_statement_binds_are_split_in_order(store: Store) -> None:
     ticket_id = await _a_ticket(store)
     # 8 columns: 4,095 rows a statement, so 5,000 rows take two.
-    rows = [
-        {
-            "ticket_id": ticket_id,
-            "kind": "status",
-            "old_value": str(i),
-            "new_value": str(i + 1),
-            "actor_type": "system",
-            "actor_id": None,
-            "note": None,
-            "created_at": WHEN,
-        }
-        for i in range(5000)
-    ]
+    rows = [_event(ticket_id, i) for i in range(5000)]
     async with store.write() as session:
         ids = await BulkInsert(EVENTS, returning=EVENTS.c.id)(session, rows)
     assert len(ids) == 5000
@@ -135,19 +136,6 @@ async def test_no_rows_no_statement(store: Store) -> None:
 def test_only_the_autoincrement_key_can_be_returned() -> None:
     with pytest.raises(ValueError, match="autoincrement"):
         BulkInsert(TICKETS, returning=TICKETS.c.number)
-
-
-def _event(ticket_id: int, i: int) -> dict[str, Any]:
-    return {
-        "ticket_id": ticket_id,
-        "kind": "status",
-        "old_value": None,
-        "new_value": str(i),
-        "actor_type": "system",
-        "actor_id": None,
-        "note": None,
-        "created_at": WHEN,
-    }
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
