@@ -25,7 +25,9 @@ extra CPU per update over it is more than the HTTP layer's own (which is the bar
 HTTP each chat's next update is submitted the moment the previous one commits, so ingest's and
 routing's group commits carry about 40 messages each; behind HTTP the next one comes a client
 round trip later and they carry fewer (printed for both runs, counted by wrapping
-``GroupCommit._settle``), paying a transaction's fixed cost more often.
+``GroupCommit._settle``), paying a transaction's fixed cost more often. The webhook run also
+counts the statements and commits it sends per update (``bench/transactions.py`` prices one
+of each).
 
 The machine may be shared: the baseline is run right before and right after each webhook run,
 and the ratio is taken against their mean. Prints updates/s, p50/p99 latency and the ratio,
@@ -55,7 +57,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.engine import Engine
 
 from bench.common import free_port, fresh_database, percentile, write_results
 from channels.telegram.inbound import TELEGRAM
@@ -240,6 +243,28 @@ def counting_batches() -> Iterator[dict[str, Any]]:
         sizes.update({owner: round(sum(n) / len(n), 1) for owner, n in counts.items()})
 
 
+@contextlib.contextmanager
+def counting_statements() -> Iterator[dict[str, int]]:
+    """Statements sent and transactions committed, by every engine in this process, while
+    inside (SQLAlchemy's ``before_cursor_execute`` and ``commit`` events; a function call
+    each)."""
+    counts = {"statements": 0, "commits": 0}
+
+    def statement(*_: Any) -> None:
+        counts["statements"] += 1
+
+    def commit(*_: Any) -> None:
+        counts["commits"] += 1
+
+    event.listen(Engine, "before_cursor_execute", statement)
+    event.listen(Engine, "commit", commit)
+    try:
+        yield counts
+    finally:
+        event.remove(Engine, "before_cursor_execute", statement)
+        event.remove(Engine, "commit", commit)
+
+
 async def handle_directly(
     app: web.Application, count: int, concurrency: int, per_chat: int
 ) -> dict[str, Any]:
@@ -327,7 +352,7 @@ async def one_shape(
     before = summary(await serve_and_drive(bare_app(), count, concurrency, 1), count)
     async with fresh_database(kind) as url:
         app = served_app(gateway_settings(url, redis_url))
-        with counting_batches() as batch_sizes:
+        with counting_batches() as batch_sizes, counting_statements() as sent:
             gateway = summary(await serve_and_drive(app, count, concurrency, per_chat), count)
         messages, tickets = await stored(url)
     after = summary(await serve_and_drive(bare_app(), count, concurrency, 1), count)
@@ -352,7 +377,9 @@ async def one_shape(
         f" (server CPU {direct['server_cpu_ms_per_update']:.2f});"
         f"  CPU ms/update {cpu['gateway']:.2f}"
         f" (server {gateway['server_cpu_ms_per_update']:.2f}) vs bare {cpu['bare']:.2f};"
-        f"  messages a batch {batch_sizes}, without HTTP {direct_batch_sizes}"
+        f"  messages a batch {batch_sizes}, without HTTP {direct_batch_sizes};"
+        f"  per update {sent['statements'] / count:.2f} statements,"
+        f" {sent['commits'] / count:.3f} commits"
     )
     assert messages == count, "every update stored exactly once"
     assert tickets == count // per_chat, "every conversation on one ticket"
@@ -364,6 +391,8 @@ async def one_shape(
         "messages_stored": messages,
         "tickets_opened": tickets,
         "messages_a_batch": batch_sizes,
+        "statements_an_update": round(sent["statements"] / count, 3),
+        "commits_an_update": round(sent["commits"] / count, 4),
         "without_http": {**direct, "messages_a_batch": direct_batch_sizes},
     }
 

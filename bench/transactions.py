@@ -13,8 +13,11 @@ one statement (``BulkInsert``), each:
 
 The difference is the store's fixed cost per transaction, the first thing a batch pays
 before its own work (``bench/ingest_batches.py`` splits a batch into fixed and per-message
-costs). Rounds alternate between the two so that the machine's drift hits both alike; the
-median round is printed. Writes ``bench/results/transactions.json``.
+costs). Then a statement's: ingest's lookup of a batch's ``--rows`` external ids, ten times
+in one transaction, through the store's session (as ingest runs it), as the compiled SQL on
+the session's connection (``exec_driver_sql``), and through aiosqlite; less the empty
+transaction, over ten. Rounds alternate between the ways so that the machine's drift hits
+them alike; the median round is printed. Writes ``bench/results/transactions.json``.
 """
 
 from __future__ import annotations
@@ -34,14 +37,17 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiosqlite
+from sqlalchemy import bindparam, select
 
 from bench.common import fresh_database, write_results
 from gateway.ingest.contacts import CONTACTS
+from gateway.ingest.transaction import MESSAGES
 from gateway.store import Store
 from gateway.store.bulk import BulkInsert
 from gateway.store.types import utcnow
 
 ROUNDS = 5
+STATEMENTS = 10
 
 
 async def cpu_ms_each(count: int, step: Callable[[], Awaitable[None]]) -> float:
@@ -94,11 +100,48 @@ async def measure(transactions: int, rows: int) -> dict[str, Any]:
                 await driver.execute(sql, flat)
                 await driver.execute("COMMIT")
 
+            # One lookup of a batch's size, ten times in one transaction: ingest's first
+            # statement (stored messages by external id) as the store runs it, then the SQL
+            # SQLAlchemy compiles for it sent through the store's connection
+            # (``exec_driver_sql``: no compiling, no result processing) and through aiosqlite.
+            ids = [f"1:{i}" for i in range(rows)]
+            lookup = {"channel": "telegram", "ids": ids}
+            compiled = (
+                f"SELECT * FROM ticket_messages WHERE channel = ? AND external_id IN"  # noqa: S608
+                f" ({', '.join('?' * rows)})"
+            )
+            positional = ("telegram", *ids)
+
+            statement = select(MESSAGES).where(
+                MESSAGES.c.channel == bindparam("channel"),
+                MESSAGES.c.external_id.in_(bindparam("ids", expanding=True)),
+            )  # built once, as gateway/ingest/lookups.py builds it
+
+            async def store_statements() -> None:
+                async with store.write() as session:
+                    for _ in range(STATEMENTS):
+                        (await session.execute(statement, lookup)).all()
+
+            async def connection_statements() -> None:
+                async with store.write() as session:
+                    connection = await session.connection()
+                    for _ in range(STATEMENTS):
+                        (await connection.exec_driver_sql(compiled, positional)).all()
+
+            async def driver_statements() -> None:
+                await driver.execute("BEGIN IMMEDIATE")
+                for _ in range(STATEMENTS):
+                    await driver.execute_fetchall(compiled, positional)
+                await driver.execute("COMMIT")
+
             steps = {
                 "store_empty_ms": store_empty,
                 "driver_empty_ms": driver_empty,
                 "store_insert_ms": store_insert,
                 "driver_insert_ms": driver_insert,
+                "store_statements_ms": store_statements,
+                "connection_statements_ms": connection_statements,
+                "driver_statements_ms": driver_statements,
             }
             timings: dict[str, list[float]] = {name: [] for name in steps}
             for _ in range(ROUNDS):
@@ -107,7 +150,16 @@ async def measure(transactions: int, rows: int) -> dict[str, Any]:
         finally:
             await driver.close()
             await store.close()
-    return {name: round(statistics.median(ms), 3) for name, ms in timings.items()}
+    results = {name: round(statistics.median(ms), 3) for name, ms in timings.items()}
+    # A statement's own cost: the transaction of ten, less the empty one, over ten.
+    for way, empty in (
+        ("store", "store_empty_ms"),
+        ("connection", "store_empty_ms"),
+        ("driver", "driver_empty_ms"),
+    ):
+        each = (results[f"{way}_statements_ms"] - results[empty]) / STATEMENTS
+        results[f"{way}_statement_each_ms"] = round(each, 3)
+    return results
 
 
 async def main() -> None:
@@ -120,7 +172,10 @@ async def main() -> None:
         f"CPU ms a transaction: begin + commit {results['store_empty_ms']:.3f} through the store,"
         f" {results['driver_empty_ms']:.3f} through aiosqlite;"
         f" with {args.rows} rows inserted {results['store_insert_ms']:.3f}"
-        f" / {results['driver_insert_ms']:.3f}"
+        f" / {results['driver_insert_ms']:.3f};"
+        f" a {args.rows}-key lookup {results['store_statement_each_ms']:.3f} through the store's"
+        f" session, {results['connection_statement_each_ms']:.3f} as SQL on its connection,"
+        f" {results['driver_statement_each_ms']:.3f} through aiosqlite"
     )
     write_results("transactions", {"rows": args.rows, **results})
 
