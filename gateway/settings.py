@@ -165,6 +165,10 @@ class TelegramSettings(BaseModel):
     max_retry_wait: float = Field(default=5.0, ge=0)
     """A ``RetryAfter`` up to this many seconds is waited out inside one send; longer ones go
     back to the queue with the delay Telegram asked for."""
+    rate_per_second: float = Field(default=30, ge=0)
+    """Messages a second one process's bot sends across all chats (python-telegram-bot's
+    ``AIORateLimiter``; Telegram asks bots to stay near 30, https://core.telegram.org/bots/faq);
+    0 turns the pacing off. Groups also keep to 20 a minute."""
 
     @model_validator(mode="after")
     def _needs_secrets(self) -> TelegramSettings:

@@ -8,6 +8,12 @@ The token is part of every Bot API URL (``https://api.telegram.org/bot<token>/<m
 - we never call ``Bot.initialize()``: on a rejected token it raises ``InvalidToken`` with the
   token in the message. The HTTP clients work without it (they are open from construction).
 
+The bot is python-telegram-bot's ``ExtBot`` (a ``Bot`` that takes a rate limiter), paced by its
+``AIORateLimiter``: ``rate_per_second`` messages a second across chats, 20 a minute in a group,
+within one process (the web app's bot answers commands and button presses; a worker keeps one
+bot for its deliveries). The limiter does not retry: a ``RetryAfter`` still reaches the
+sender, which waits a short one out and gives a long one back to the queue.
+
 A ``Bot`` is bound to the event loop it first runs on; the web app makes one in its start-up
 step and each delivery job makes its own.
 """
@@ -21,6 +27,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from telegram import Bot
+from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
 
 from gateway.settings import TelegramSettings
@@ -31,6 +38,9 @@ for _name, _level in (
     ("httpx", logging.WARNING),
     ("httpcore", logging.WARNING),
     ("telegram", logging.INFO),
+    # With no retries of its own, the limiter logs every RetryAfter it passes on as an error
+    # with a traceback; the sender logs the wait it makes instead.
+    ("telegram.ext.AIORateLimiter", logging.CRITICAL),
 ):
     logging.getLogger(_name).setLevel(_level)
 
@@ -55,12 +65,14 @@ async def open_bot(
         ),
         HTTPXRequest(connection_pool_size=1, connect_timeout=5, read_timeout=long_poll + 10),
     )
-    bot = Bot(
+    rate = settings.rate_per_second
+    bot: ExtBot[int] = ExtBot(
         settings.token.get_secret_value(),
         base_url=f"{root}/bot",
         base_file_url=f"{root}/file/bot",
         request=requests[0],
         get_updates_request=requests[1],
+        rate_limiter=AIORateLimiter(overall_max_rate=rate, max_retries=0) if rate else None,
     )
     try:
         yield bot

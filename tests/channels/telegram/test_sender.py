@@ -21,6 +21,7 @@ from tests.channels.telegram.conftest import (
     identities,
     outbox,
     post_fixture,
+    telegram_settings,
 )
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
 from workers.jobs import deliver_async
@@ -58,6 +59,29 @@ async def test_a_429_with_retry_after_delays_and_then_delivers(
     assert second.at - first.at >= 1.0
     assert [s["chat_id"] for s in fake.sent] == [888]
     assert (await outbox(db))[0].status == "sent"
+
+
+async def test_one_bot_keeps_to_its_rate_across_chats(
+    fake: FakeBotAPI, db_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    """python-telegram-bot's rate limiter paces a worker's kept bot: ten notices to ten chats
+    at 5 a second leave over about a second (five at once, then one every 0.2 s)."""
+    settings = telegram_settings(fake, db_url, redis_url, tmp_path, rate_per_second=5)
+    sender = TelegramSender(settings)
+    await sender.open()
+    try:
+        await asyncio.gather(
+            *(
+                sender.send(outbound(f"notice {n}", outbox_id=n, recipient=str(1000 + n)))
+                for n in range(10)
+            )
+        )
+    finally:
+        await sender.aclose()
+    times = sorted(call.at for call in fake.calls_of("sendMessage"))
+    assert len(times) == 10
+    assert times[-1] - times[0] >= 0.9
+    assert sorted(s["chat_id"] for s in fake.sent) == list(range(1000, 1010))
 
 
 async def test_a_long_retry_after_goes_back_to_the_queue_with_its_delay(
