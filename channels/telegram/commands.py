@@ -4,7 +4,10 @@ A command is not a question for the ticket, so it is not ingested (it would open
 ask the knowledge base about "/start"). Its effects are written in one transaction, and its
 answer goes straight back to the chat before the update is acknowledged: an answer to a
 question the user just asked, not something the gateway owes later. A failed answer leaves the
-update unacknowledged, so Telegram asks again; every command is safe to repeat.
+update unacknowledged, so Telegram asks again; every command is safe to repeat. Once answered,
+the command's ``update_id`` is recorded for its chat: an update Telegram delivers again because
+its acknowledgement was lost (the gateway stopped between the answer and the 200) is not
+answered twice.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from datetime import datetime
 from telegram import Bot
 
 from channels.telegram import conversations
+from channels.telegram.state import command_answered, record_answered
 from channels.telegram.texts import status_name, text
 from gateway.ingest.contacts import resolve_contacts
 from gateway.models import InboundMessage
@@ -39,9 +43,13 @@ class CommandContext:
 
 
 async def run_command(ctx: CommandContext, inbound: InboundMessage) -> None:
-    """Carry out the command in ``inbound.channel_meta["command"]`` and answer it."""
+    """Carry out the command in ``inbound.channel_meta["command"]`` and answer it, once."""
     command = inbound.channel_meta["command"]
     chat_id = int(inbound.channel_meta["chat_id"])
+    update_id = int(inbound.channel_meta["update_id"])
+    if await command_answered(ctx.store, chat_id, update_id):
+        log.info("command already answered", extra={"update_id": update_id})
+        return
     answer: str | None
     if command == "start":
         answer = await _start(ctx, inbound)
@@ -57,6 +65,7 @@ async def run_command(ctx: CommandContext, inbound: InboundMessage) -> None:
         raise ValueError(f"unknown command {command!r}")
     if answer:
         await ctx.bot.send_message(chat_id, answer)
+    await record_answered(ctx.store, chat_id, update_id, ctx.now)
 
 
 async def _start(ctx: CommandContext, inbound: InboundMessage) -> str:

@@ -1,9 +1,16 @@
-"""The channel's durable cursors in ``channel_state``: the polling offset, and things done once.
+"""The channel's durable cursors in ``channel_state``: the polling offset, each chat's last
+answered command, and things done once.
 
 Rows are keyed ``(channel='telegram', key)``. The offset is written only after the updates before
 it are committed, so a restart resumes exactly where the last commit left off (Telegram redelivers
 anything past the stored offset, and ingest's dedupe absorbs what was committed but not yet
 confirmed).
+
+A command is not a stored message, so ingest's dedupe does not see it; the ``update_id`` of the
+last command answered in each chat is kept instead. Telegram hands a chat's updates over one at
+a time, in order (the next only once the previous was acknowledged), so a redelivered command
+is never older than the one recorded for its chat, or it is that one: one row per chat
+suffices.
 """
 
 from __future__ import annotations
@@ -35,19 +42,44 @@ async def load_offset(store: Store) -> int:
 
 async def save_offset(store: Store, offset: int, now: datetime) -> None:
     """Record that every update below ``offset`` is committed (never moves backwards)."""
+    await _advance(store, OFFSET_KEY, "offset", offset, now)
+
+
+async def command_answered(store: Store, chat_id: int, update_id: int) -> bool:
+    """Whether the command of update ``update_id`` in ``chat_id`` was answered already."""
+    async with store.read() as session:
+        value = await session.scalar(
+            select(STATE.c.value).where(
+                STATE.c.channel == CHANNEL, STATE.c.key == _command_key(chat_id)
+            )
+        )
+    return value is not None and update_id <= int(value["update_id"])
+
+
+async def record_answered(store: Store, chat_id: int, update_id: int, now: datetime) -> None:
+    """Record that the chat's command of update ``update_id`` was carried out and answered."""
+    await _advance(store, _command_key(chat_id), "update_id", update_id, now)
+
+
+def _command_key(chat_id: int) -> str:
+    return f"command:{chat_id}"
+
+
+async def _advance(store: Store, key: str, field: str, value: int, now: datetime) -> None:
+    """Set ``{field: value}`` under ``key`` unless it already holds that value or a larger one."""
     async with store.write() as session:
         current = await session.scalar(
             select(STATE.c.value)
-            .where(STATE.c.channel == CHANNEL, STATE.c.key == OFFSET_KEY)
+            .where(STATE.c.channel == CHANNEL, STATE.c.key == key)
             .with_for_update()
         )
         if current is None:
-            await _insert(session, OFFSET_KEY, {"offset": offset}, now)
-        elif int(current["offset"]) < offset:
+            await _insert(session, key, {field: value}, now)
+        elif int(current[field]) < value:
             await session.execute(
                 update(STATE)
-                .where(STATE.c.channel == CHANNEL, STATE.c.key == OFFSET_KEY)
-                .values(value={"offset": offset}, updated_at=now)
+                .where(STATE.c.channel == CHANNEL, STATE.c.key == key)
+                .values(value={field: value}, updated_at=now)
             )
 
 

@@ -114,3 +114,26 @@ async def test_human_escalates_the_open_ticket_through_the_outbox(
     assert len(fake.sent) == sent_before + 1
     assert "G20261122001" in fake.sent[-1]["text"]
     assert len(await outbox(db)) == 3
+
+
+async def test_a_command_delivered_again_is_answered_once(
+    gateway: Gateway, fake: FakeBotAPI
+) -> None:
+    """Telegram delivers an update again when its 200 was lost (the gateway stopped after the
+    answer went): the command is not carried out and answered twice. One whose answer failed
+    is answered when it comes again, and the chat's next command as usual."""
+    _, client = gateway
+    status = text_from(777, "/status")
+    assert await post_update(client, status) == 200
+    assert await post_update(client, status) == 200
+    assert len(fake.sent) == 1
+
+    failing = text_from(777, "/status")
+    fake.fail_next("sendMessage", 400, "Bad Request: chat not found")
+    assert await post_update(client, failing) != 200  # Telegram will deliver it again
+    assert len(fake.sent) == 1
+    assert await post_update(client, failing) == 200
+    assert len(fake.sent) == 2
+
+    await say(client, 777, "/status")
+    assert len(fake.sent) == 3
