@@ -8,14 +8,14 @@ The token is part of every Bot API URL (``https://api.telegram.org/bot<token>/<m
 - we never call ``Bot.initialize()``: on a rejected token it raises ``InvalidToken`` with the
   token in the message. The HTTP clients work without it (they are open from construction).
 
+A ``Bot`` is bound to the event loop it first runs on: the web app makes one in its start-up
+step (it answers commands and button presses), and a worker keeps one for its deliveries
+(``TelegramSender.open``).
+
 The bot is python-telegram-bot's ``ExtBot`` (a ``Bot`` that takes a rate limiter), paced by its
 ``AIORateLimiter``: ``rate_per_second`` messages a second across chats, 20 a minute in a group,
-within one process (the web app's bot answers commands and button presses; a worker keeps one
-bot for its deliveries). The limiter does not retry: a ``RetryAfter`` still reaches the
-sender, which waits a short one out and gives a long one back to the queue.
-
-A ``Bot`` is bound to the event loop it first runs on; the web app makes one in its start-up
-step and each delivery job makes its own.
+per bot, so per process. The limiter does not retry: a ``RetryAfter`` still reaches the sender,
+which waits a short one out and gives a long one back to the queue.
 """
 
 from __future__ import annotations
