@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiosqlite
 from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import sqlite
 
 from bench.common import fresh_database, write_results
 from gateway.ingest.contacts import CONTACTS
@@ -106,16 +107,16 @@ async def measure(transactions: int, rows: int) -> dict[str, Any]:
             # (``exec_driver_sql``: no compiling, no result processing) and through aiosqlite.
             ids = [f"1:{i}" for i in range(rows)]
             lookup = {"channel": "telegram", "ids": ids}
-            compiled = (
-                f"SELECT * FROM ticket_messages WHERE channel = ? AND external_id IN"  # noqa: S608
-                f" ({', '.join('?' * rows)})"
-            )
-            positional = ("telegram", *ids)
-
             statement = select(MESSAGES).where(
                 MESSAGES.c.channel == bindparam("channel"),
                 MESSAGES.c.external_id.in_(bindparam("ids", expanding=True)),
             )  # built once, as gateway/ingest/lookups.py builds it
+            compiled = str(
+                statement.params(lookup).compile(
+                    dialect=sqlite.dialect(), compile_kwargs={"render_postcompile": True}
+                )
+            )  # its text with the IN list spelled out; the parameters in the text's order:
+            positional = ("telegram", *ids)
 
             async def store_statements() -> None:
                 async with store.write() as session:

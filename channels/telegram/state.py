@@ -33,10 +33,7 @@ OFFSET_KEY = "offset"
 
 async def load_offset(store: Store) -> int:
     """The next ``update_id`` to ask ``getUpdates`` for (0: whatever Telegram has)."""
-    async with store.read() as session:
-        value = await session.scalar(
-            select(STATE.c.value).where(STATE.c.channel == CHANNEL, STATE.c.key == OFFSET_KEY)
-        )
+    value = await _read(store, OFFSET_KEY)
     return int(value["offset"]) if value else 0
 
 
@@ -47,12 +44,7 @@ async def save_offset(store: Store, offset: int, now: datetime) -> None:
 
 async def command_answered(store: Store, chat_id: int, update_id: int) -> bool:
     """Whether the command of update ``update_id`` in ``chat_id`` was answered already."""
-    async with store.read() as session:
-        value = await session.scalar(
-            select(STATE.c.value).where(
-                STATE.c.channel == CHANNEL, STATE.c.key == _command_key(chat_id)
-            )
-        )
+    value = await _read(store, _command_key(chat_id))
     return value is not None and update_id <= int(value["update_id"])
 
 
@@ -63,6 +55,14 @@ async def record_answered(store: Store, chat_id: int, update_id: int, now: datet
 
 def _command_key(chat_id: int) -> str:
     return f"command:{chat_id}"
+
+
+async def _read(store: Store, key: str) -> dict[str, Any] | None:
+    async with store.read() as session:
+        value: dict[str, Any] | None = await session.scalar(
+            select(STATE.c.value).where(STATE.c.channel == CHANNEL, STATE.c.key == key)
+        )
+    return value
 
 
 async def _advance(store: Store, key: str, field: str, value: int, now: datetime) -> None:
