@@ -39,10 +39,10 @@ _SQLITE_PRAGMAS = (
 )
 
 
-def _prepare_sqlite(engine: AsyncEngine, *, begin: str) -> None:
+def _prepare_sqlite(engine: AsyncEngine, *, begin: str, inline: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        use_one_trip_cursors(dbapi_connection)
+        use_one_trip_cursors(dbapi_connection, inline=inline)
         # Take transaction control from the driver so that BEGIN is ours (see the module doc).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -90,10 +90,18 @@ class Store:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
             _ensure_sqlite_dir(self.url)
+            # The writer's statements inside a transaction run on the event loop's thread, its
+            # BEGIN and COMMIT on aiosqlite's (``sqlite_cursor``): sqlite3 must accept calls
+            # from both (SQLAlchemy asks for that on a file database already; said here too).
             self.write_engine = create_async_engine(
-                self.url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=120
+                self.url,
+                echo=echo,
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=120,
+                connect_args={"check_same_thread": False},
             )
-            _prepare_sqlite(self.write_engine, begin="BEGIN IMMEDIATE")
+            _prepare_sqlite(self.write_engine, begin="BEGIN IMMEDIATE", inline=True)
             # A multi-row INSERT ... RETURNING whose rows must come back in parameter order (the
             # ORM's flush, ingest's batches) is sent one row at a time on SQLite: SQLAlchemy will
             # not assume SQLite numbers the rows in order. It does (each new rowid is the
@@ -104,7 +112,7 @@ class Store:
                 InsertmanyvaluesSentinelOpts.ANY_AUTOINCREMENT
             )
             self.read_engine = create_async_engine(self.url, echo=echo, pool_size=5)
-            _prepare_sqlite(self.read_engine, begin="BEGIN")
+            _prepare_sqlite(self.read_engine, begin="BEGIN", inline=False)
         else:
             self.write_engine = create_async_engine(
                 self.url, echo=echo, pool_size=10, max_overflow=20
