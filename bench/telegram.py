@@ -1,7 +1,7 @@
 """Telegram webhook throughput against the bare aiohttp JSON POST rate of the same machine.
 
 Usage: ``python bench/telegram.py [--updates 5000] [--concurrency 40] [--per-chat 2 10]
-[--db sqlite postgres]``
+[--db sqlite postgres] [--webhook-only]``
 
 Two servers, each driven by the same load generator running in a separate process (so the
 client does not share the server's event loop), with the same number of concurrent requests:
@@ -28,6 +28,9 @@ round trip later and they carry fewer (printed for both runs, counted by wrappin
 ``GroupCommit._settle``), paying a transaction's fixed cost more often. The webhook run also
 counts the statements and commits it sends per update (``bench/transactions.py`` prices one
 of each).
+
+``--webhook-only`` runs the webhook alone (no baseline, no ratio, nothing written): the run to
+put under a profiler (``py-spy record -f raw -- python bench/telegram.py --webhook-only``).
 
 The machine may be shared: the baseline is run right before and right after each webhook run,
 and the ratio is taken against their mean. Prints updates/s, p50/p99 latency and the ratio,
@@ -319,11 +322,22 @@ async def main() -> None:
     )
     parser.add_argument("--db", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--webhook-only", action="store_true", help="the webhook runs alone, for a profiler"
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
         result = await drive(args.client, args.updates, args.concurrency, args.per_chat[0])
         print(json.dumps(result))
+        return
+    if args.webhook_only:
+        for kind in args.db:
+            for per_chat in args.per_chat:
+                async with fresh_database(kind) as url:
+                    app = served_app(gateway_settings(url, args.redis_url))
+                    run = await serve_and_drive(app, args.updates, args.concurrency, per_chat)
+                print(f"{kind:8} {per_chat:2} per chat: {summary(run, args.updates)}")
         return
 
     shapes: list[int] = args.per_chat
