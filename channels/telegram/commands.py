@@ -7,7 +7,9 @@ question the user just asked, not something the gateway owes later. A failed ans
 update unacknowledged, so Telegram asks again; every command is safe to repeat. Once answered,
 the command's ``update_id`` is recorded for its chat: an update Telegram delivers again because
 its acknowledgement was lost (the gateway stopped between the answer and the 200) is not
-answered twice.
+answered twice. An answer refused because the user blocked the bot (403) is final: no
+redelivery could reach them, so the identity is marked unreachable, as a refused notice marks
+it, and the command counts as answered.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from telegram import Bot
+from telegram.error import Forbidden
 
 from channels.telegram import conversations
 from channels.telegram.state import command_answered, record_answered
@@ -64,7 +67,17 @@ async def run_command(ctx: CommandContext, inbound: InboundMessage) -> None:
     else:  # pragma: no cover - parse_update only lets known commands through
         raise ValueError(f"unknown command {command!r}")
     if answer:
-        await ctx.bot.send_message(chat_id, answer)
+        try:
+            await ctx.bot.send_message(chat_id, answer)
+        except Forbidden:
+            # Blocked between the command and its answer. Failing the update would only have
+            # Telegram deliver it again to the same refusal, holding up the poller (every chat
+            # waits behind its retries) or this chat's webhook queue.
+            async with ctx.store.write() as session:
+                await conversations.mark_unreachable(session, inbound.external_user_id, ctx.now)
+            log.info(
+                "command not answered: the user blocked the bot", extra={"update_id": update_id}
+            )
     await record_answered(ctx.store, chat_id, update_id, ctx.now)
 
 

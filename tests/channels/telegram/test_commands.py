@@ -12,6 +12,7 @@ from tests.channels.telegram.conftest import (
     Client,
     Gateway,
     MakeGateway,
+    identities,
     load_fixture,
     messages,
     outbox,
@@ -137,3 +138,23 @@ async def test_a_command_delivered_again_is_answered_once(
 
     await say(client, 777, "/status")
     assert len(fake.sent) == 3
+
+
+async def test_a_command_from_a_user_who_then_blocked_the_bot_is_not_retried(
+    gateway: Gateway, db: Store, fake: FakeBotAPI
+) -> None:
+    """The answer is refused with 403: the update is acknowledged (a redelivery would be
+    refused the same way), the identity marked unreachable, and the command not run again."""
+    _, client = gateway
+    await say(client, 778, "/start")
+    fake.blocked.add(778)
+    status = text_from(778, "/status")
+    assert await post_update(client, status) == 200
+    [identity] = await identities(db)
+    assert identity.reachable is False
+    assert await post_update(client, status) == 200  # delivered again: already handled
+    assert [s["chat_id"] for s in fake.sent] == [778]  # the welcome only
+    fake.blocked.discard(778)
+    await say(client, 778, "/start")  # the app's "Restart": reachable again
+    [identity] = await identities(db)
+    assert identity.reachable is True
