@@ -53,7 +53,8 @@ held by another connection, or for the disk."""
 
 
 def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
-    """On aiosqlite's thread: the whole statement, its cursor opened and closed here."""
+    """The whole statement, its cursor opened and closed here (on aiosqlite's thread, or on the
+    event loop's for an :class:`InlineConnection`)."""
     cursor = connection.cursor()
     try:
         if many:
