@@ -59,8 +59,27 @@ async def test_the_writer_waits_on_the_thread_and_works_on_the_loop(store: Store
         await session.execute(insert(teams).values(name="billing"))
         assert (await session.execute(select(teams.c.name))).scalars().all() == ["billing"]
         assert calls == ["_run"]  # the statements inside the transaction: no trip
-    assert calls[1] == "commit"  # which may checkpoint and fsync; then the pool's reset
-    assert calls.count("_run") == 1
+    # COMMIT, which may checkpoint and fsync; and nothing more: the pool's reset on return
+    # has no transaction to roll back, so it makes no trip.
+    assert calls == ["_run", "commit"]
+
+
+async def test_a_failed_write_transaction_is_rolled_back_on_the_thread(store: Store) -> None:
+    calls: list[str] = []
+    async with store.write() as session:
+        await _count_driver_calls(session, calls)
+    calls.clear()
+
+    async def fail_after_an_insert() -> None:
+        async with store.write() as session:
+            await session.execute(insert(teams).values(name="billing"))
+            raise RuntimeError("the batch failed after its insert")
+
+    with pytest.raises(RuntimeError):
+        await fail_after_an_insert()
+    assert calls == ["_run", "rollback"]
+    async with store.read() as session:
+        assert (await session.scalars(select(teams.c.name))).all() == []
 
 
 async def test_a_writer_waiting_for_another_process_leaves_the_loop_running(

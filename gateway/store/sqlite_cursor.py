@@ -141,6 +141,18 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneTripCursor  # type: ignore[assignment]  # the stubs name the exact class
 
+    def rollback(self) -> None:
+        """Roll back, unless no transaction is open: then skip the trip to aiosqlite's thread.
+
+        The pool rolls back every connection handed back to it, after a ``COMMIT`` too (a
+        session's connection has no transaction left to close then, so SQLAlchemy cannot tell
+        the pool it was reset). sqlite3 does nothing when no transaction is open, but the trip
+        to do nothing was a third of a write transaction's trips (BEGIN, COMMIT, this).
+        ``in_transaction`` reads SQLite's autocommit flag, from any thread.
+        """
+        if self._connection._conn.in_transaction:
+            super().rollback()
+
 
 class InlineConnection(OneTripConnection):
     """A :class:`OneTripConnection` whose statements inside a transaction run on the event
