@@ -33,6 +33,11 @@ from workers.templates import render
 
 log = logging.getLogger(__name__)
 
+STATUS_SHOWN = 20
+"""Open tickets ``/status`` lists by name. A customer may have many more (an importer, a
+business with a ticket per order): listed whole, the answer would pass Telegram's 4,096
+characters, be refused (400), and the command stay unacknowledged, held up for good."""
+
 
 @dataclass(frozen=True, slots=True)
 class CommandContext:
@@ -92,14 +97,22 @@ async def _start(ctx: CommandContext, inbound: InboundMessage) -> str:
 
 
 async def _status(ctx: CommandContext, inbound: InboundMessage) -> str:
-    """The sender's own open tickets, and nobody else's."""
+    """The sender's own open tickets, and nobody else's: the newest :data:`STATUS_SHOWN`,
+    then how many more there are."""
+    tickets: list[tuple[str, str]] = []
+    total = 0
     async with ctx.store.read() as session:
         contact_id = await conversations.contact_of(session, inbound.external_user_id)
-        tickets = await conversations.open_tickets(session, contact_id) if contact_id else []
+        if contact_id is not None:
+            tickets, total = await conversations.open_tickets(
+                session, contact_id, limit=STATUS_SHOWN
+            )
     if not tickets:
         return text("status_none", inbound.locale)
     lines = [text("status_header", inbound.locale)]
     lines += [f"{number} · {status_name(status, inbound.locale)}" for number, status in tickets]
+    if total > len(tickets):
+        lines.append(text("status_more", inbound.locale).format(count=total - len(tickets)))
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Table, literal, or_, select, text, update
+from sqlalchemy import String, Table, func, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.ingest.transaction import sender_lock_key
@@ -57,20 +57,26 @@ async def survivor(session: AsyncSession, contact_id: int) -> int:
         seen.add(contact_id)
 
 
-async def open_tickets(session: AsyncSession, contact_id: int) -> list[tuple[str, str]]:
-    """``(number, status)`` of the contact's open tickets, newest first (only theirs)."""
+async def open_tickets(
+    session: AsyncSession, contact_id: int, *, limit: int
+) -> tuple[list[tuple[str, str]], int]:
+    """``(number, status)`` of the contact's newest ``limit`` open tickets, newest first (only
+    theirs), and how many they have open in all."""
     owners = select(CONTACTS.c.id).where(
         or_(CONTACTS.c.id == contact_id, CONTACTS.c.merged_into_id == contact_id)
     )
-    rows = await session.execute(
-        select(TICKETS.c.number, TICKETS.c.status)
-        .where(
-            TICKETS.c.contact_id.in_(owners),
-            TICKETS.c.status.in_([s.value for s in OPEN_STATUSES]),
+    rows = (
+        await session.execute(
+            select(TICKETS.c.number, TICKETS.c.status, func.count().over())
+            .where(
+                TICKETS.c.contact_id.in_(owners),
+                TICKETS.c.status.in_([s.value for s in OPEN_STATUSES]),
+            )
+            .order_by(TICKETS.c.id.desc())
+            .limit(limit)
         )
-        .order_by(TICKETS.c.id.desc())
-    )
-    return [(number, status) for number, status in rows.all()]
+    ).all()
+    return [(number, status) for number, status, _ in rows], int(rows[0][2]) if rows else 0
 
 
 async def conversation_ticket(

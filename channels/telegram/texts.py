@@ -25,6 +25,10 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "zh-CN": "您处理中的工单：",
         "en": "Your open tickets:",
     },
+    "status_more": {
+        "zh-CN": "……另有 {count} 个处理中的工单。",
+        "en": "…and {count} more open tickets.",
+    },
     "new_ticket": {
         "zh-CN": "好的，您的下一条消息将开启一个新的工单。",
         "en": "OK, your next message will start a new ticket.",

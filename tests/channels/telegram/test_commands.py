@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from channels.telegram.commands import STATUS_SHOWN
 from gateway.appkeys import PIPELINE
 from gateway.settings import Settings
 from gateway.store import Store
@@ -72,6 +73,30 @@ async def test_status_shows_only_the_senders_own_open_tickets(
     await say(client, 999, "/status")
     assert fake.sent[2]["text"] == "You have no open tickets."
     assert not any(m.text == "/status" for m in await messages(db))  # commands are not stored
+
+
+async def test_status_of_a_customer_with_many_open_tickets_fits_one_message(
+    gateway: Gateway, db: Store, fake: FakeBotAPI
+) -> None:
+    """Listed whole, a long enough list passes Telegram's 4,096 characters: refused with 400,
+    the update would never be acknowledged. The newest are named, the rest counted."""
+    app, client = gateway
+    for n in range(STATUS_SHOWN + 3):
+        await say(client, 777, f"order {n} is late")
+        await say(client, 777, "/new")
+    await app[PIPELINE].drain()
+    numbers = [t.number for t in await tickets(db)]
+    assert len(numbers) == STATUS_SHOWN + 3
+    fake.sent.clear()
+
+    await say(client, 777, "/status")
+    [answer] = fake.sent
+    lines = answer["text"].splitlines()
+    assert lines[0] == "Your open tickets:"
+    assert [line.split(" · ")[0] for line in lines[1:-1]] == numbers[::-1][:STATUS_SHOWN]
+    assert lines[-1] == "…and 3 more open tickets."
+    await say(client, 777, "/status", language="zh-hans")
+    assert fake.sent[-1]["text"].splitlines()[-1] == "……另有 3 个处理中的工单。"
 
 
 async def test_new_starts_a_new_ticket_and_the_old_one_keeps_its_messages(
