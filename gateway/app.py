@@ -27,6 +27,7 @@ from gateway.api import (
     directory_edit_routes,
     directory_routes,
     kb_routes,
+    reply_attachments,
     report_routes,
     ticket_routes,
 )
@@ -64,6 +65,7 @@ _AGENT_API = [
     kb_routes.api,
     report_routes.api,
     attachment_routes.api,
+    reply_attachments.api,
 ]
 API_TABLES = [*_AGENT_API, openapi_routes(_AGENT_API)]
 """Every table of the agent API; their endpoints make the OpenAPI document."""

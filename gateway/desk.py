@@ -7,6 +7,7 @@ outbox rows it owes the customer. Once an agent claims or replies, people own th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.events import record_event
 from gateway.models import (
     DONE_STATUSES,
+    Attachment,
     AuthorType,
     Channel,
     EventKind,
@@ -165,6 +167,7 @@ def _agent_message(
     kind: MessageKind,
     now: datetime,
     meta: dict[str, object] | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> TicketMessage:
     message = TicketMessage(
         ticket_id=ticket.id,
@@ -173,7 +176,7 @@ def _agent_message(
         author_id=actor.agent_id,
         channel=ticket.channel,
         text=text,
-        attachments=[],
+        attachments=[a.model_dump() for a in attachments],
         channel_meta={"agent_name": actor.name, **(meta or {})},
         created_at=now,
     )
@@ -183,11 +186,19 @@ def _agent_message(
 
 
 async def reply(
-    session: AsyncSession, ticket: Ticket, actor: Actor, text: str, now: datetime
+    session: AsyncSession,
+    ticket: Ticket,
+    actor: Actor,
+    text: str,
+    now: datetime,
+    attachments: Sequence[Attachment] = (),
 ) -> TicketMessage:
-    """Answer the customer on their channel; the first answer stops the first-response clock."""
+    """Answer the customer on their channel, with files from the attachment store; the first
+    answer stops the first-response clock."""
     await _ensure_holder(session, ticket, actor, now)
-    message = _agent_message(session, ticket, actor, text, MessageKind.OUTGOING, now)
+    message = _agent_message(
+        session, ticket, actor, text, MessageKind.OUTGOING, now, attachments=attachments
+    )
     if ticket.first_response_at is None:
         ticket.first_response_at = now
     ticket.last_update_at = now

@@ -36,6 +36,7 @@ from channels.base import (
 )
 from channels.registry import SENDERS
 from gateway.models import (
+    Attachment,
     Channel,
     MessageKind,
     OutboundMessage,
@@ -341,8 +342,13 @@ async def _load(session: AsyncSession, outbox_ids: list[int]) -> list[_Loaded]:
     stored_text = (
         select(TicketMessage.text).where(TicketMessage.id == OutboxRow.message_id).scalar_subquery()
     )
+    stored_files = (
+        select(TicketMessage.attachments)
+        .where(TicketMessage.id == OutboxRow.message_id)
+        .scalar_subquery()
+    )
     found = await session.execute(
-        select(OutboxRow, Contact, Ticket, recipient, latest_meta, stored_text)
+        select(OutboxRow, Contact, Ticket, recipient, latest_meta, stored_text, stored_files)
         .join(Contact, Contact.id == OutboxRow.contact_id)
         .outerjoin(Ticket, Ticket.id == OutboxRow.ticket_id)
         .where(OutboxRow.id.in_(outbox_ids))
@@ -359,15 +365,18 @@ class _Loaded:
     recipient: str | None
     latest_meta: dict[str, object] | None
     stored_text: str | None
+    stored_files: list[dict[str, object]] | None
 
 
 def _build(loaded: _Loaded, settings: Settings) -> OutboundMessage | None:
     row, contact, ticket = loaded.row, loaded.contact, loaded.ticket
     if loaded.recipient is None:
         return None
+    attachments: tuple[Attachment, ...] = ()
     if row.kind == OutboxKind.REPLY.value and row.message_id is not None:
         # A reply carries its stored message; a notice's message_id only names its cause.
         text = loaded.stored_text or ""
+        attachments = tuple(Attachment.model_validate(a) for a in loaded.stored_files or ())
     else:
         values = {
             "number": ticket.number if ticket else "",
@@ -392,5 +401,6 @@ def _build(loaded: _Loaded, settings: Settings) -> OutboundMessage | None:
         subject=ticket.subject if ticket else None,
         reply_meta=dict(loaded.latest_meta or {}) if ticket is not None else {},
         locale=contact.locale,
+        attachments=attachments,
         channel_meta=dict(row.payload),
     )

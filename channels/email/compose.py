@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
 from channels.email.ids import Signer
-from gateway.models import OutboundMessage, OutboxKind
+from gateway.models import Attachment, OutboundMessage, OutboxKind
 
 _TAG = re.compile(r"\s*\[G\d{11,}\]\s*")
 _PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|sv|回复|答复|转发)\s*[:：]\s*)+", re.I)
@@ -48,8 +49,10 @@ def compose(
     signer: Signer,
     reply_tokens: bool,
     now: datetime,
+    files: Sequence[tuple[Attachment, bytes]] = (),
 ) -> EmailMessage:
-    """The RFC 5322 mail for ``msg``: signed Message-ID, threading headers, text and HTML."""
+    """The RFC 5322 mail for ``msg``: signed Message-ID, threading headers, text and HTML,
+    and ``files`` (an agent's attachments, with their bytes) as attachment parts."""
     mail = EmailMessage()
     number = msg.ticket_number
     subject = normalize_subject(msg.subject) or ("Support" if _lang(msg.locale) == "en" else "客服")
@@ -88,4 +91,11 @@ def compose(
     mail.add_alternative(
         f'<!DOCTYPE html><html lang="{lang}"><body>{body}</body></html>', subtype="html"
     )
+    for attachment, data in files:
+        # The text and HTML stay one multipart/alternative part; the files go beside it
+        # (multipart/mixed), each base64 with its name (RFC 2231-encoded when not ASCII).
+        maintype, _, subtype = attachment.content_type.partition("/")
+        if not (maintype and subtype) or maintype in ("multipart", "message"):
+            maintype, subtype = "application", "octet-stream"
+        mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=attachment.filename)
     return mail

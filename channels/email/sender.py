@@ -9,11 +9,13 @@ auto-responders can never ping-pong forever.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import aiosmtplib
@@ -25,7 +27,14 @@ from sqlalchemy.orm import aliased
 from channels.base import ChannelError, Handover, TransientChannelError
 from channels.email.compose import compose
 from channels.email.ids import Signer
-from gateway.models import Channel, DeliveryReceipt, OutboundMessage, OutboxKind, OutboxStatus
+from gateway.models import (
+    Attachment,
+    Channel,
+    DeliveryReceipt,
+    OutboundMessage,
+    OutboxKind,
+    OutboxStatus,
+)
 from gateway.settings import EmailSettings, MailSecurity, Settings
 from gateway.store import Store
 from gateway.store.tables import OutboxRow
@@ -138,6 +147,7 @@ class EmailSender:
             raise ChannelError("GATEWAY_EMAIL__ADDRESS is not set")
         if msg.kind is not OutboxKind.REPLY:
             await self._check_cap(msg)
+        files = await asyncio.to_thread(_read_files, msg.attachments)
         mail = compose(
             msg,
             sender=self.email.address,
@@ -145,6 +155,7 @@ class EmailSender:
             signer=signer_for(self.settings),
             reply_tokens=self.email.reply_tokens,
             now=self.clock(),
+            files=files,
         )
         message_id = str(mail["Message-ID"])
         try:
@@ -277,3 +288,16 @@ def _hand_over_before_end_of_data(
         return done
 
     protocol.execute_data_command = data  # type: ignore[method-assign]
+
+
+def _read_files(attachments: tuple[Attachment, ...]) -> list[tuple[Attachment, bytes]]:
+    """The bytes of an agent's attachments, from the attachment store (blocking)."""
+    files = []
+    for attachment in attachments:
+        if not attachment.ref:
+            raise ChannelError(f"attachment {attachment.filename!r} has no stored file")
+        try:
+            files.append((attachment, Path(attachment.ref).read_bytes()))
+        except OSError as exc:
+            raise ChannelError(f"attachment {attachment.filename!r} unreadable: {exc}") from None
+    return files

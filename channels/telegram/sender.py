@@ -72,6 +72,10 @@ _handing_over: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
 
 _BODY_STARTS = "http11.send_request_body.started"
 
+PHOTO_BYTES = 10 * 1024 * 1024
+"""``sendPhoto`` takes photos of up to 10 MB (https://core.telegram.org/bots/api#sendphoto);
+a larger image goes as a document (up to 50 MB)."""
+
 
 async def _mark_before_body(request: httpx.Request) -> None:
     """httpx's request hook: a delivery's request calls its hand-over before its body goes."""
@@ -231,8 +235,12 @@ async def _send_file(bot: Bot, chat_id: int, attachment: Attachment) -> Message:
         data = await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
         raise ChannelError(f"attachment {attachment.filename!r} unreadable: {exc}") from None
-    if attachment.content_type in ("image/jpeg", "image/png"):
-        return await bot.send_photo(chat_id, data, filename=attachment.filename)
+    if attachment.content_type in ("image/jpeg", "image/png") and len(data) <= PHOTO_BYTES:
+        try:
+            return await bot.send_photo(chat_id, data, filename=attachment.filename)
+        except BadRequest as exc:
+            # Refused as a photo (its sides too long, too thin), nothing was sent: as a file.
+            log.info("photo refused, sending it as a document", extra={"error": exc.message})
     return await bot.send_document(chat_id, data, filename=attachment.filename)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import unicodedata
 from pathlib import Path
 from urllib.parse import quote
 
@@ -21,6 +20,7 @@ from sqlalchemy import select
 from gateway.api.access import principal
 from gateway.api.endpoints import ApiTable
 from gateway.api.errors import ApiError
+from gateway.api.reply_files import clean_filename, clean_media_type
 from gateway.api.ticket_routes import visible_to
 from gateway.appkeys import SETTINGS, STORE
 from gateway.models import AgentRole
@@ -30,7 +30,6 @@ from gateway.store.tables import Ticket, TicketMessage
 api = ApiTable()
 
 _STORED_NAME = re.compile(r"^[0-9a-f]{64}$")
-_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*$")
 _INLINE_SAFE_PREFIXES = ("image/", "audio/", "video/")
 _INLINE_SAFE = frozenset(
     {
@@ -61,8 +60,8 @@ def served_type(declared: object) -> str:
     The declared type came from the customer's mail or client; ``text/html``, SVG, XML and the
     like could run script if a browser ever displayed them, so they go out as octet streams.
     """
-    media = str(declared or "").split(";", 1)[0].strip().lower()
-    if not _MEDIA_TYPE.match(media) or media in _SCRIPTABLE:
+    media = clean_media_type(str(declared or ""))
+    if media in _SCRIPTABLE:
         return "application/octet-stream"
     if media in _INLINE_SAFE or media.startswith(_INLINE_SAFE_PREFIXES):
         return media
@@ -75,11 +74,7 @@ def content_disposition(filename: object) -> str:
     The name is the customer's: path parts, control characters, quotes and backslashes are
     dropped so it can neither break the header nor name a directory on the agent's machine.
     """
-    name = unicodedata.normalize("NFC", str(filename or ""))
-    name = re.split(r"[/\\]", name)[-1]
-    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip(" .")[:200]
-    if not name:
-        name = "attachment"
+    name = clean_filename(str(filename or ""))[:200]
     fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\%' else "_" for c in name)
     header = f'attachment; filename="{fallback}"'
     if fallback != name:

@@ -33,6 +33,8 @@ class Endpoint:
     status: int = 200
     before_password_change: bool = False
     """Callable by an agent who must still change the first-login password."""
+    upload: str | None = None
+    """The ``multipart/form-data`` part that carries the request's file, if it takes one."""
 
 
 class ApiTable:
@@ -54,9 +56,19 @@ class ApiTable:
         response: type[BaseModel] | None = None,
         status: int = 200,
         before_password_change: bool = False,
+        upload: str | None = None,
     ) -> Callable[[Handler], Handler]:
         endpoint = Endpoint(
-            method, path, summary, role, body, query, response, status, before_password_change
+            method,
+            path,
+            summary,
+            role,
+            body,
+            query,
+            response,
+            status,
+            before_password_change,
+            upload,
         )
 
         def declare(handler: Handler) -> Handler:

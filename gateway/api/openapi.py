@@ -49,6 +49,20 @@ def build_document(endpoints: list[Endpoint]) -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": keys[(ep.body, "validation")]}},
             }
+        if ep.upload:
+            part = {"type": "string", "format": "binary"}
+            operation["requestBody"] = {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": [ep.upload],
+                            "properties": {ep.upload: part},
+                        }
+                    }
+                },
+            }
         if ep.role is not None:
             operation["security"] = [{"session": []}, {"bearer": []}]
             operation["x-role"] = ep.role.value
@@ -112,6 +126,8 @@ def _responses(ep: Endpoint, keys: dict[Any, Any]) -> dict[str, Any]:
         }
     else:
         responses[str(ep.status)] = {"description": "OK (a file or a document)"}
+    if ep.upload:
+        responses["413"] = {"description": "The file is over the limit", **error}
     if ep.role is not None:
         responses["401"] = {"description": "No session or token", **error}
         responses["403"] = {"description": "Role too low, or no CSRF token", **error}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from gateway.models import (
     AgentRole,
@@ -219,6 +219,42 @@ class TicketDetail(BaseModel):
 class TextIn(BaseModel):
     model_config = _IN
     text: str = Field(min_length=1, max_length=20_000)
+
+
+class AttachmentRef(BaseModel):
+    """A file an upload answered with (``POST /api/v1/tickets/{number}/attachments``), named
+    in a reply."""
+
+    model_config = _IN
+    ref: str = Field(pattern=r"^[0-9a-f]{64}$")
+    """The stored file: the SHA-256 of its bytes."""
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field(default="application/octet-stream", max_length=255)
+    size: int | None = Field(default=None, ge=0)
+    """As the upload answered; the stored file's own size is what the message keeps."""
+
+
+class Uploaded(BaseModel):
+    model_config = _OUT
+    ref: str
+    filename: str
+    content_type: str
+    size: int
+
+
+class ReplyIn(BaseModel):
+    """A reply's text and the uploaded files it carries; one of the two may be left out."""
+
+    model_config = _IN
+    attachments: list[AttachmentRef] = Field(default_factory=list, max_length=10)
+    text: str = Field(default="", max_length=20_000, validate_default=True)
+
+    @field_validator("text")
+    @classmethod
+    def _text_or_files(cls, text: str, info: ValidationInfo) -> str:
+        if not text.strip() and not info.data.get("attachments"):
+            raise ValueError("a reply needs a text or an attachment")
+        return text
 
 
 class MessageCreated(BaseModel):

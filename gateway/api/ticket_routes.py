@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,11 +14,13 @@ from gateway import desk
 from gateway.api.access import Principal, principal
 from gateway.api.endpoints import ApiTable
 from gateway.api.errors import ApiError, parse_body, parse_query, respond
+from gateway.api.reply_files import stored_attachments
 from gateway.api.schemas import (
     ContactOut,
     EventOut,
     MessageCreated,
     MessageOut,
+    ReplyIn,
     TextIn,
     TicketDetail,
     TicketOut,
@@ -247,15 +250,32 @@ def _message_route(
     return handler
 
 
-api.route(
+@api.route(
     "POST",
     "/api/v1/tickets/{number}/replies",
-    summary="Answer the customer on their own channel",
+    summary="Answer the customer on their own channel (with files uploaded for it)",
     role=AgentRole.AGENT,
-    body=TextIn,
+    body=ReplyIn,
     response=MessageCreated,
     status=201,
-)(_message_route(desk.reply))
+)
+async def reply(request: web.Request) -> web.Response:
+    body = await parse_body(request, ReplyIn)
+    settings = request.app[SETTINGS]
+    now = utcnow()
+
+    async def answer(session: AsyncSession, ticket: Ticket, actor: desk.Actor) -> TicketMessage:
+        files = await asyncio.to_thread(
+            stored_attachments, body.attachments, ticket.channel, settings
+        )
+        return await desk.reply(session, ticket, actor, body.text, now, attachments=files)
+
+    ticket, message, name = await _act(request, answer)
+    return respond(
+        MessageCreated(message_id=message.id, ticket=ticket_out(ticket, name)), status=201
+    )
+
+
 api.route(
     "POST",
     "/api/v1/tickets/{number}/notes",

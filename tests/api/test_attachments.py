@@ -4,95 +4,22 @@ they may see, only from the attachment store."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import select, update
+from aiohttp.test_utils import TestClient
+from sqlalchemy import update
 
-from channels.email.files import save_parts
 from channels.email.mime import MailPart
 from gateway.api.attachment_routes import content_disposition, served_type
 from gateway.api.schemas import attachments_out
-from gateway.app import create_app
-from gateway.appkeys import PIPELINE
-from gateway.models import AgentRole, Channel
-from gateway.store import Store
+from gateway.models import AgentRole
 from gateway.store.tables import Ticket, TicketMessage
-from tests.api.conftest import PASSWORD, AgentClient, Client, add_agent
-from tests.conftest import make_settings
-from tests.factories import inbound
+from tests.api.conftest import Client, Files
 
 PDF = b"%PDF-1.4 invoice bytes \x00\xff"
 HTML = b"<html><script>alert(1)</script></html>"
-
-
-@dataclass
-class Files:
-    server: TestServer
-    store: Store
-    directory: Path
-    login: Callable[[str, AgentRole], Awaitable[AgentClient]]
-
-    async def ticket_with_files(self, parts: tuple[MailPart, ...], who: str) -> tuple[str, int]:
-        """An email asking for a person, with ``parts`` kept by the email channel's own store;
-        returns the ticket number and the message id."""
-        attachments = await save_parts(self.directory, parts)
-        message = inbound(
-            channel=Channel.EMAIL,
-            external_user_id=who,
-            email=who,
-            thread_key=None,
-            text="人工 please, see the files",
-            attachments=attachments,
-        )
-        pipeline = self.server.app[PIPELINE]
-        number = (await pipeline.on_message(message)).ticket.number
-        await pipeline.drain()
-        async with self.store.read() as session:
-            message_id = await session.scalar(
-                select(TicketMessage.id)
-                .join(Ticket, Ticket.id == TicketMessage.ticket_id)
-                .where(Ticket.number == number, TicketMessage.author_type == "customer")
-            )
-        assert message_id is not None
-        return number, message_id
-
-
-@pytest.fixture
-async def files(
-    db_url: str, redis_url: str, store: Store, tmp_path: Path, aiohttp_server: Any
-) -> AsyncIterator[Files]:
-    directory = tmp_path / "attachments"
-    settings = make_settings(
-        database_url=db_url,
-        redis_url=redis_url,
-        outbox_relay=False,
-        email={"attachment_dir": str(directory)},
-        telegram={"attachment_dir": str(directory)},
-    )
-    server: TestServer = await aiohttp_server(create_app(settings))
-    clients: list[Client] = []
-
-    async def login(email: str, role: AgentRole) -> AgentClient:
-        # Offline: nothing is dispatched to them behind the test's back.
-        agent_id = await add_agent(store, email, role, online=False)
-        client: Client = TestClient(server)
-        await client.start_server()
-        clients.append(client)
-        response = await client.post(
-            "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
-        )
-        assert response.status == 200, await response.text()
-        return AgentClient(client, agent_id, (await response.json())["csrf_token"])
-
-    yield Files(server, store, directory, login)
-    for client in clients:
-        await client.close()
 
 
 def _path(number: str, message_id: int, index: int) -> str:

@@ -76,3 +76,5 @@ async def test_the_openapi_document_is_valid_and_lists_every_route(desk: Desk) -
         for method in operations
     }
     assert documented == {(m, p) for m, p, _ in api_routes(desk)}
+    upload = document["paths"]["/api/v1/tickets/{number}/attachments"]["post"]["requestBody"]
+    assert upload["content"]["multipart/form-data"]["schema"]["required"] == ["file"]

@@ -73,13 +73,15 @@
     this.status = status; this.error = (body && body.error) || "error";
     this.detail = (body && body.detail) || String(status);
   }
+  /* A FormData body goes as multipart/form-data (the browser writes its boundary); others as JSON. */
   function api(method, path, body) {
     var headers = { "Accept": "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
+    var form = body instanceof FormData;
+    if (body !== undefined && !form) headers["Content-Type"] = "application/json";
     if (method !== "GET" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
     return fetch(path, {
       method: method, headers: headers, credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body)
+      body: body === undefined || form ? body : JSON.stringify(body)
     }).then(function (response) {
       return response.text().then(function (text) {
         var data = null;
@@ -458,6 +460,7 @@
     if (atBottom || thread.getAttribute("data-number") !== ticket.number) thread.scrollTop = thread.scrollHeight;
     thread.setAttribute("data-number", ticket.number);
     renderProfile(detail);
+    document.dispatchEvent(new CustomEvent("gw:ticket", { detail: ticket }));
   }
   function renderProfile(detail) {
     var c = detail.contact;
@@ -512,12 +515,20 @@
   });
   function send(kind) {
     var text = $("composer").value;
-    if (!text.trim() || !state.current) return;
+    var files = kind === "replies" ? window.GW_ATTACH : null;  // attach.js: replies only
+    if (!state.current || (!text.trim() && !(files && files.count()))) return;
     $("composer-error").textContent = "";
     if (kind === "replies") state.claimedHere.add(state.current);
-    refreshAfter(api("POST", ticketPath("/" + kind), { text: text }).then(function (body) {
-      $("composer").value = ""; $("canned-list").hidden = true; toast(t("sent")); return body;
-    }));
+    var path = ticketPath("/" + kind);
+    // The files first (their refs go in the reply); if one fails, attach.js says why and
+    // nothing is sent: the text and the files stay for another try.
+    (files ? files.upload(ticketPath("/attachments")) : Promise.resolve([])).then(function (refs) {
+      var body = refs.length ? { text: text, attachments: refs } : { text: text };
+      refreshAfter(api("POST", path, body).then(function (created) {
+        $("composer").value = ""; $("canned-list").hidden = true; if (files) files.clear();
+        toast(t("sent")); return created;
+      }));
+    }, function () { return null; });
   }
   $("send-reply").addEventListener("click", function () { send("replies"); });
   $("send-note").addEventListener("click", function () { send("notes"); });

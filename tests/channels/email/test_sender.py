@@ -75,6 +75,41 @@ async def test_reply_headers_and_parts(db_url: str, smtp_sink: Sink) -> None:
     assert again.external_id == receipt.external_id
 
 
+async def test_an_agents_files_go_as_attachment_parts(
+    db_url: str, smtp_sink: Sink, tmp_path: Path
+) -> None:
+    pdf, notes = tmp_path / ("a" * 64), tmp_path / ("b" * 64)
+    pdf.write_bytes(b"%PDF-1.7 \x00\xff invoice")
+    notes.write_bytes("退货地址：上海".encode())
+    files = [
+        {"filename": "发票.pdf", "content_type": "application/pdf", "size": 18, "ref": str(pdf)},
+        {"filename": "notes.txt", "content_type": "text/plain", "size": 21, "ref": str(notes)},
+    ]
+    sender = EmailSender(email_settings(db_url, smtp_port=smtp_sink.port))
+    await sender.send(outbound(attachments=files))
+    [sent] = smtp_sink.mails()
+    assert sent.get_content_type() == "multipart/mixed"
+    body = sent.get_body(("plain",))
+    assert body is not None and "您好" in body.get_content()
+    parts = [(p.get_filename(), p.get_content_type(), p.get_payload(decode=True))
+             for p in sent.iter_attachments()]  # fmt: skip
+    assert parts == [
+        ("发票.pdf", "application/pdf", pdf.read_bytes()),
+        ("notes.txt", "text/plain", notes.read_bytes()),
+    ]
+
+
+async def test_an_attachment_gone_from_the_store_fails_the_mail(
+    db_url: str, smtp_sink: Sink, tmp_path: Path
+) -> None:
+    gone = {"filename": "x.pdf", "content_type": "application/pdf", "size": 1,
+            "ref": str(tmp_path / ("c" * 64))}  # fmt: skip
+    sender = EmailSender(email_settings(db_url, smtp_port=smtp_sink.port))
+    with pytest.raises(ChannelError, match=r"x\.pdf"):
+        await sender.send(outbound(attachments=[gone]))
+    assert smtp_sink.mails() == []
+
+
 async def test_notice_is_marked_automatic_and_english(db_url: str, smtp_sink: Sink) -> None:
     sender = EmailSender(email_settings(db_url, smtp_port=smtp_sink.port, auto_reply_cap=0))
     await sender.send(outbound(kind=OutboxKind.NOTICE, locale="en", text="We got it."))

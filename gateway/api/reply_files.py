@@ -1,0 +1,83 @@
+"""Where an agent's files for a reply are kept, how large they may be, and checking a reply's.
+
+A file is kept in the attachment store of the ticket's channel (the directory its inbound files
+go to, ``<dir>/<sha256>``), so the download route and the channel's sender find it as they find
+a customer's. The web chat carries text only: its tickets take no file.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+
+from gateway.api.errors import ApiError
+from gateway.api.schemas import AttachmentRef
+from gateway.models import Attachment, Channel
+from gateway.settings import Settings
+
+TELEGRAM_UPLOAD_BYTES = 50 * 1024 * 1024
+"""The Bot API takes files of up to 50 MB sent by upload
+(https://core.telegram.org/bots/api#sending-files)."""
+
+_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*$")
+
+
+def store_dir(channel: str, settings: Settings) -> Path | None:
+    """Where the ticket's channel keeps attachments; None if it carries none (web chat)."""
+    if channel == Channel.TELEGRAM.value:
+        return Path(settings.telegram.attachment_dir)
+    if channel == Channel.EMAIL.value:
+        return Path(settings.email.attachment_dir)
+    return None
+
+
+def upload_limit(channel: str, settings: Settings) -> int:
+    """The largest file the channel delivers: the Bot API's upload limit, or the mail cap
+    (``GATEWAY_EMAIL__ATTACHMENT_MAX_BYTES``, within what mail servers commonly accept)."""
+    if channel == Channel.TELEGRAM.value:
+        return TELEGRAM_UPLOAD_BYTES
+    return settings.email.attachment_max_bytes
+
+
+def clean_filename(raw: str | None) -> str:
+    """A file name fit to show and send: its last path part, without control characters
+    (``attachment`` if nothing is left)."""
+    name = unicodedata.normalize("NFC", raw or "")
+    name = re.split(r"[/\\]", name)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip(" .")
+    return name[:255] or "attachment"
+
+
+def clean_media_type(raw: str | None) -> str:
+    """The declared media type without parameters, or ``application/octet-stream``."""
+    media = (raw or "").split(";", 1)[0].strip().lower()
+    return media if _MEDIA_TYPE.match(media) else "application/octet-stream"
+
+
+def stored_attachments(
+    refs: list[AttachmentRef], channel: str, settings: Settings
+) -> list[Attachment]:
+    """A reply's files as stored attachments, each one checked to be in the channel's store
+    (blocking: call it in a thread). Raises a 400 naming the first that is not."""
+    if not refs:
+        return []
+    directory = store_dir(channel, settings)
+    if directory is None:
+        raise ApiError(400, "invalid", f"{channel} replies carry text only", field="attachments")
+    found = []
+    for index, named in enumerate(refs):
+        path = directory.resolve() / named.ref  # the ref is 64 hex digits: no path in it
+        if not path.is_file():
+            raise ApiError(
+                400, "invalid", "no uploaded file has this ref", field=f"attachments.{index}.ref"
+            )
+        found.append(
+            Attachment(
+                filename=clean_filename(named.filename),
+                content_type=clean_media_type(named.content_type),
+                size=path.stat().st_size,
+                ref=str(path),
+            )
+        )
+    return found

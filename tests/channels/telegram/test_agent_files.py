@@ -1,0 +1,133 @@
+"""An agent's files reach the Telegram chat: uploaded through the agent API, named in a reply,
+delivered by the real delivery job as a photo and a document."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from channels.telegram import sender
+from gateway.appkeys import PIPELINE
+from gateway.models import AgentRole
+from gateway.settings import Settings
+from gateway.store import Store
+from tests.api.conftest import PASSWORD, add_agent
+from tests.channels.telegram.conftest import (
+    Client,
+    Gateway,
+    messages,
+    outbox,
+    post_fixture,
+    tickets,
+)
+from tests.channels.telegram.fake_bot_api import FakeBotAPI
+from workers.jobs import deliver_async
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
+PDF = b"%PDF-1.7 the invoice"
+
+
+async def log_in(client: Client, store: Store) -> dict[str, str]:
+    """Log an agent in on ``client``; the headers its state changes need."""
+    await add_agent(store, "ann@example.com", AgentRole.AGENT)
+    response = await client.post(
+        "/api/v1/auth/login", json={"email": "ann@example.com", "password": PASSWORD}
+    )
+    assert response.status == 200, await response.text()
+    return {"X-CSRF-Token": (await response.json())["csrf_token"]}
+
+
+async def upload(
+    client: Client, headers: dict[str, str], number: str, name: str, data: bytes, media: str
+) -> Any:
+    form = aiohttp.FormData()
+    form.add_field("file", data, filename=name, content_type=media)
+    return await client.post(f"/api/v1/tickets/{number}/attachments", data=form, headers=headers)
+
+
+async def a_ticket(gateway: Gateway, db: Store) -> str:
+    """Li writes in (``private_text``); the ticket's number."""
+    app, client = gateway
+    assert await post_fixture(client, "private_text") == 200
+    await app[PIPELINE].drain()
+    [ticket] = await tickets(db)
+    return ticket.number
+
+
+async def test_an_agents_photo_and_document_reach_the_chat(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    _, client = gateway
+    number = await a_ticket(gateway, db)
+    headers = await log_in(client, db)
+
+    photo = await upload(client, headers, number, "parcel.png", PNG, "image/png")
+    assert photo.status == 201, await photo.text()
+    photo = await photo.json()
+    assert photo["filename"] == "parcel.png"
+    assert photo["content_type"] == "image/png"
+    assert photo["size"] == len(PNG)
+    kept = Path(settings.telegram.attachment_dir) / photo["ref"]
+    assert await asyncio.to_thread(kept.read_bytes) == PNG
+    document = await upload(client, headers, number, "发票.pdf", PDF, "application/pdf")
+    assert document.status == 201, await document.text()
+    document = await document.json()
+
+    reply = await client.post(
+        f"/api/v1/tickets/{number}/replies",
+        json={
+            "text": "Here is the label and the invoice.",
+            "attachments": [photo, document],
+        },
+        headers=headers,
+    )
+    assert reply.status == 201, await reply.text()
+    stored = [m for m in await messages(db) if m.author_type == "agent"]
+    assert [(a["filename"], a["content_type"], a["size"]) for a in stored[0].attachments] == [
+        ("parcel.png", "image/png", len(PNG)),
+        ("发票.pdf", "application/pdf", len(PDF)),
+    ]
+
+    [row] = [r for r in await outbox(db) if r.kind == "reply"]
+    assert await deliver_async(row.id, settings) == "sent"
+    assert [s["method"] for s in fake.sent if s["chat_id"] == 888][-3:] == [
+        "sendMessage",
+        "sendPhoto",
+        "sendDocument",
+    ]
+    assert fake.sent[-2]["photo"] == {"filename": "parcel.png", "size": len(PNG)}
+    assert fake.sent[-1]["document"] == {"filename": "发票.pdf", "size": len(PDF)}
+
+
+async def test_a_reply_of_files_only_and_photos_telegram_refuses_go_as_documents(
+    gateway: Gateway,
+    db: Store,
+    fake: FakeBotAPI,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No text: only the files are sent. A photo over sendPhoto's 10 MB (made small here), or
+    one Telegram refuses as a photo (its sides), goes as a document."""
+    _, client = gateway
+    number = await a_ticket(gateway, db)
+    headers = await log_in(client, db)
+    big = await (await upload(client, headers, number, "big.png", PNG * 2, "image/png")).json()
+    odd = await (await upload(client, headers, number, "odd.jpg", PNG, "image/jpeg")).json()
+    monkeypatch.setattr(sender, "PHOTO_BYTES", len(PNG))
+    reply = await client.post(
+        f"/api/v1/tickets/{number}/replies", json={"attachments": [big, odd]}, headers=headers
+    )
+    assert reply.status == 201, await reply.text()
+    fake.fail_next("sendPhoto", 400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+    sent_before = len(fake.sent)
+
+    [row] = [r for r in await outbox(db) if r.kind == "reply"]
+    assert await deliver_async(row.id, settings) == "sent"
+    assert [(s["method"], s["document"]["filename"]) for s in fake.sent[sent_before:]] == [
+        ("sendDocument", "big.png"),
+        ("sendDocument", "odd.jpg"),
+    ]
