@@ -75,6 +75,20 @@ async def test_an_uploaded_file_is_kept_once_and_a_reply_keeps_what_it_names(
     assert await download.read() == PNG
 
 
+async def test_a_file_larger_than_aiohttps_body_limit_is_streamed_in(files: Files) -> None:
+    """aiohttp refuses a body over 1 MB read whole (``client_max_size``); an upload is read part
+    by part, to the channel's own limit (Telegram's is 50 MB)."""
+    message = inbound(channel=Channel.TELEGRAM, text="人工 please")
+    pipeline = files.server.app[PIPELINE]
+    number = (await pipeline.on_message(message)).ticket.number
+    await pipeline.drain()
+    boss = await files.login("boss@shop.test", AgentRole.SUPERVISOR)
+    big = bytes(range(256)) * (12 * 1024)  # 3 MB
+    response = await upload(boss, number, big, name="scan.pdf")
+    assert response.status == 201, await response.text()
+    assert (await response.json())["size"] == len(big)
+
+
 async def test_what_an_upload_refuses(files: Files) -> None:
     number, _ = await files.ticket_with_files((), "ann@example.com")
     chat = await webchat_ticket(files)
