@@ -13,6 +13,9 @@ import os
 import tempfile
 from pathlib import Path
 
+from channels.base import ChannelError
+from gateway.models import Attachment
+
 
 def store_bytes(directory: Path, data: bytes) -> Path:
     """Store ``data`` under its digest in ``directory`` (blocking: call it in a thread)."""
@@ -29,3 +32,17 @@ def store_bytes(directory: Path, data: bytes) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def read_stored(attachment: Attachment) -> bytes:
+    """The bytes of a stored attachment, for a channel to send (blocking: call it in a thread).
+
+    Raises :class:`ChannelError` (the delivery fails for good) when the file was never kept or
+    is gone from the store.
+    """
+    if not attachment.ref:
+        raise ChannelError(f"attachment {attachment.filename!r} has no stored file")
+    try:
+        return Path(attachment.ref).read_bytes()
+    except OSError as exc:
+        raise ChannelError(f"attachment {attachment.filename!r} unreadable: {exc}") from None

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import aiosmtplib
@@ -24,6 +23,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from channels.attachment_store import read_stored
 from channels.base import ChannelError, Handover, TransientChannelError
 from channels.email.compose import compose
 from channels.email.ids import Signer
@@ -292,12 +292,4 @@ def _hand_over_before_end_of_data(
 
 def _read_files(attachments: tuple[Attachment, ...]) -> list[tuple[Attachment, bytes]]:
     """The bytes of an agent's attachments, from the attachment store (blocking)."""
-    files = []
-    for attachment in attachments:
-        if not attachment.ref:
-            raise ChannelError(f"attachment {attachment.filename!r} has no stored file")
-        try:
-            files.append((attachment, Path(attachment.ref).read_bytes()))
-        except OSError as exc:
-            raise ChannelError(f"attachment {attachment.filename!r} unreadable: {exc}") from None
-    return files
+    return [(attachment, read_stored(attachment)) for attachment in attachments]

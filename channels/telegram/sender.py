@@ -32,7 +32,6 @@ from contextlib import AsyncExitStack
 from contextvars import ContextVar
 from datetime import timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -40,6 +39,7 @@ from sqlalchemy import select
 from telegram import Bot, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
+from channels.attachment_store import read_stored
 from channels.base import ChannelError, Handover, TransientChannelError
 from channels.telegram import conversations
 from channels.telegram.bot import open_bot
@@ -228,13 +228,7 @@ def _keyboard(msg: OutboundMessage) -> InlineKeyboardMarkup | None:
 
 
 async def _send_file(bot: Bot, chat_id: int, attachment: Attachment) -> Message:
-    if not attachment.ref:
-        raise ChannelError(f"attachment {attachment.filename!r} has no stored file")
-    path = Path(attachment.ref)
-    try:
-        data = await asyncio.to_thread(path.read_bytes)
-    except OSError as exc:
-        raise ChannelError(f"attachment {attachment.filename!r} unreadable: {exc}") from None
+    data = await asyncio.to_thread(read_stored, attachment)
     if attachment.content_type in ("image/jpeg", "image/png") and len(data) <= PHOTO_BYTES:
         try:
             return await bot.send_photo(chat_id, data, filename=attachment.filename)

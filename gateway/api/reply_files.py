@@ -65,9 +65,10 @@ def stored_attachments(
     directory = store_dir(channel, settings)
     if directory is None:
         raise ApiError(400, "invalid", f"{channel} replies carry text only", field="attachments")
+    directory = directory.resolve()
     found = []
     for index, named in enumerate(refs):
-        path = directory.resolve() / named.ref  # the ref is 64 hex digits: no path in it
+        path = directory / named.ref  # the ref is 64 hex digits: no path in it
         if not path.is_file():
             raise ApiError(
                 400, "invalid", "no uploaded file has this ref", field=f"attachments.{index}.ref"

@@ -18,7 +18,6 @@
   var busy = false;
 
   function $(id) { return document.getElementById(id); }
-  function size(bytes) { return Math.ceil(bytes / 1024) + " KB"; }
 
   function render() {
     var list = $("attach-list");
@@ -26,7 +25,7 @@
     pending.forEach(function (item) {
       var row = C.el("li", "attach-item" + (item.sent ? " attach-sent" : ""));
       row.appendChild(C.el("span", "attach-name", item.file.name));
-      row.appendChild(C.el("span", "attach-size", size(item.file.size)));
+      row.appendChild(C.el("span", "attach-size", C.kilobytes(item.file.size)));
       var remove = C.el("button", "attach-remove", "×");
       remove.type = "button";
       remove.disabled = busy;

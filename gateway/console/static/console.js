@@ -32,6 +32,7 @@
     return node;
   }
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+  function kilobytes(bytes) { return Math.ceil(bytes / 1024) + " KB"; }
 
   /* ---------- language ---------- */
   function pickLanguage() {
@@ -402,7 +403,7 @@
       var files = el("ul", "msg-attachments");
       files.setAttribute("aria-label", t("attachments"));
       m.attachments.forEach(function (a) {
-        var size = typeof a.size === "number" ? " (" + Math.ceil(a.size / 1024) + " KB)" : "";
+        var size = typeof a.size === "number" ? " (" + kilobytes(a.size) + ")" : "";
         var item = files.appendChild(el("li", "attachment"));
         var name = item.appendChild(el(a.stored ? "a" : "span", null, String(a.filename || "?")));
         if (a.stored) name.href = "/api/v1/tickets/" + encodeURIComponent(detail.ticket.number) + "/messages/" + m.id + "/attachments/" + Number(a.index);
@@ -588,7 +589,7 @@
   /* The hook other pages use (admin.js, kb.js, reports.js): each builds its own view and a nav
    * button with data-go="name"; show(name) switches to it (their CSS hides the others). */
   window.GW_CONSOLE = { api: api, t: t, el: el, clear: clear, toast: toast, failed: failed, show: show,
-    openTicket: openTicket, me: function () { return state.me; } };
+    openTicket: openTicket, kilobytes: kilobytes, me: function () { return state.me; } };
   $("page-nav").addEventListener("click", function (e) { if (e.target.dataset.go) show(e.target.dataset.go); });
 
   /* ---------- start ---------- */
