@@ -83,6 +83,24 @@ async def test_a_new_customers_racing_messages_share_one_ticket(store: Store) ->
     assert await count(store, Contact) == 1
 
 
+async def test_racing_batches_of_a_known_customers_new_conversation_open_one_ticket(
+    store: Store,
+) -> None:
+    """Two group commits (two gateway processes) each take a message of a known customer's new
+    conversation at once: one ticket, not two. No unique key can tell (a conversation has many
+    tickets over time): PostgreSQL serializes a sender's batches with an advisory lock, taken
+    by the batch's first read; SQLite has one writer."""
+    first, second = make_ingest(store), make_ingest(store)
+    await first(inbound(external_user_id="known", thread_key="chat-0"))
+    for n in range(1, 16):
+        a, b = await asyncio.gather(
+            first(inbound(external_user_id="known", thread_key=f"chat-{n}")),
+            second(inbound(external_user_id="known", thread_key=f"chat-{n}")),
+        )
+        assert a.ticket.id == b.ticket.id, f"conversation {n} opened two tickets"
+    assert await count(store, Ticket) == 16
+
+
 async def test_same_external_id_on_another_channel_is_another_message(store: Store) -> None:
     ingest = make_ingest(store)
     await ingest(inbound(external_id="42", channel=Channel.TELEGRAM))

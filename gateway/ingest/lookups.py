@@ -10,7 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Integer, Select, String, Table, bindparam, func, literal_column, select, true
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    String,
+    Table,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    true,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import TableValuedAlias
@@ -30,13 +41,24 @@ ConversationKey = tuple[int, str, str]
 
 
 async def stored_messages(
-    session: AsyncSession, batch: Sequence[InboundMessage]
+    session: AsyncSession, batch: Sequence[InboundMessage], *, locks: Sequence[int] = ()
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """The batch's messages already stored, by ``(channel, external_id)``."""
+    """The batch's messages already stored, by ``(channel, external_id)``.
+
+    On PostgreSQL, ``locks`` (advisory-lock keys, sorted) are taken by the first of these
+    reads, in the same round trip, before it looks (see :data:`_STORED_MESSAGES_PG_LOCKING`).
+    """
     found = {}
-    query = _STORED_MESSAGES_PG if on_postgres(session) else _STORED_MESSAGES
+    postgres = on_postgres(session)
     for channel, ids in by_channel((m.channel.value, m.external_id) for m in batch).items():
-        result = await session.execute(query, {"channel": channel, "ids": ids})
+        values: dict[str, Any] = {"channel": channel, "ids": ids}
+        if not postgres:
+            query = _STORED_MESSAGES
+        elif locks:
+            query, values["locks"], locks = _STORED_MESSAGES_PG_LOCKING, list(locks), ()
+        else:
+            query = _STORED_MESSAGES_PG
+        result = await session.execute(query, values)
         found.update({(r["channel"], r["external_id"]): dict(r) for r in result.mappings()})
     return found
 
@@ -124,6 +146,20 @@ _STORED_MESSAGES_PG = probe_each(
     ),
     "m",
 )
+
+_LOCK_KEYS = keys_of("l", ("locks", BigInteger()))
+_STORED_MESSAGES_PG_LOCKING = _STORED_MESSAGES_PG.where(
+    select(func.count(func.pg_advisory_xact_lock(_LOCK_KEYS.c.locks)))
+    .select_from(_LOCK_KEYS)
+    .scalar_subquery()
+    >= 0
+)
+"""The same, taking the advisory locks ``:locks`` first: a condition on no row is planned as
+a one-time filter, evaluated before the scan, whether or not any message is found. The
+statement reads from the snapshot it started with, before it waited for a lock, so a message
+another batch committed meanwhile may be missed here; inserting it again then violates the
+unique ``(channel, external_id)`` and the batch is retried, and finds it. The reads after this
+one each take a fresh snapshot, with the locks held (READ COMMITTED)."""
 
 # Locked until the batch commits: ingest writes these rows back (status, clocks), and an agent
 # resolving one meanwhile must not be overwritten. In id order, as the router locks them
