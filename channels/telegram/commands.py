@@ -9,7 +9,8 @@ the command's ``update_id`` is recorded for its chat: an update Telegram deliver
 its acknowledgement was lost (the gateway stopped between the answer and the 200) is not
 answered twice. An answer refused because the user blocked the bot (403) is final: no
 redelivery could reach them, so the identity is marked unreachable, as a refused notice marks
-it, and the command counts as answered.
+it, and the command counts as answered. So is one refused as a bad request (400, logged): a
+redelivery would be refused the same way.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from telegram import Bot
-from telegram.error import Forbidden
+from telegram.error import BadRequest, Forbidden
 
 from channels.telegram import conversations
 from channels.telegram.state import command_answered, record_answered
@@ -82,6 +83,14 @@ async def run_command(ctx: CommandContext, inbound: InboundMessage) -> None:
                 await conversations.mark_unreachable(session, inbound.external_user_id, ctx.now)
             log.info(
                 "command not answered: the user blocked the bot", extra={"update_id": update_id}
+            )
+        except BadRequest as exc:
+            # Refused for good ("chat not found", a deleted account): the same answer would be
+            # refused on every redelivery, while the chat's later updates (every chat's, when
+            # polling) wait behind it. Failures that may pass (5xx, timeouts) still raise.
+            log.warning(
+                "command not answered: Telegram refused the answer",
+                extra={"update_id": update_id, "error": exc.message},
             )
     await record_answered(ctx.store, chat_id, update_id, ctx.now)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import pytest
 
 from channels.telegram.commands import STATUS_SHOWN
 from gateway.appkeys import PIPELINE
@@ -155,7 +158,7 @@ async def test_a_command_delivered_again_is_answered_once(
     assert len(fake.sent) == 1
 
     failing = text_from(777, "/status")
-    fake.fail_next("sendMessage", 400, "Bad Request: chat not found")
+    fake.fail_next("sendMessage", 502, "Bad Gateway")
     assert await post_update(client, failing) != 200  # Telegram will deliver it again
     assert len(fake.sent) == 1
     assert await post_update(client, failing) == 200
@@ -163,6 +166,25 @@ async def test_a_command_delivered_again_is_answered_once(
 
     await say(client, 777, "/status")
     assert len(fake.sent) == 3
+
+
+async def test_a_command_whose_answer_telegram_refuses_is_not_retried(
+    gateway: Gateway, fake: FakeBotAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 400 is final: the same answer would be refused on every redelivery while the chat's
+    next updates wait behind it. The update is acknowledged, the refusal logged, the command
+    not run again; the chat's next command is answered."""
+    _, client = gateway
+    status = text_from(779, "/status")
+    fake.fail_next("sendMessage", 400, "Bad Request: chat not found")
+    with caplog.at_level(logging.WARNING, logger="channels.telegram.commands"):
+        assert await post_update(client, status) == 200
+    [record] = [r for r in caplog.records if "refused the answer" in r.getMessage()]
+    assert record.error == "Chat not found"  # type: ignore[attr-defined]
+    assert await post_update(client, status) == 200  # delivered again: already handled
+    assert len(fake.calls_of("sendMessage")) == 1
+    await say(client, 779, "/status")
+    assert len(fake.sent) == 1
 
 
 async def test_a_command_from_a_user_who_then_blocked_the_bot_is_not_retried(
