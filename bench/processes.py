@@ -143,3 +143,33 @@ def cpu_seconds(pids: list[int]) -> float | None:
             return None
         total += int(fields[11]) + int(fields[12])  # utime, stime (man 5 proc)
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float | None:
+    """User and system CPU time of this machine's PostgreSQL so far: every ``postgres``
+    process (the postmaster, its background workers, the backends serving connections) plus
+    what its backends that have exited used (the postmaster's ``cutime``/``cstime``). None
+    without Linux's /proc, or without a local PostgreSQL to read."""
+    total = 0
+    found = False
+    try:
+        entries = [p for p in Path("/proc").iterdir() if p.name.isdigit()]
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            head, tail = (entry / "stat").read_text().rsplit(")", 1)
+        except OSError:
+            continue  # gone meanwhile
+        if head.split("(", 1)[1] != "postgres":
+            continue
+        fields = tail.split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (man 5 proc)
+        try:
+            parent = (Path("/proc") / fields[1] / "stat").read_text()
+        except OSError:
+            parent = ""
+        if "(postgres)" not in parent:  # the postmaster: add its children that have exited
+            total += int(fields[13]) + int(fields[14])  # cutime, cstime
+            found = True
+    return total / os.sysconf("SC_CLK_TCK") if found else None

@@ -29,6 +29,14 @@ round trip later and they carry fewer (printed for both runs, counted by wrappin
 counts the statements and commits it sends per update (``bench/transactions.py`` prices one
 of each).
 
+Two limits on the webhook's rate, from CPU time. The gateway, the load generator and, on
+PostgreSQL, the database server (the CPU time of all its processes, read from Linux's /proc)
+share the machine's cores: they allow at most ``cores / (their CPU ms per update)`` updates a
+second. And the gateway is one event loop: one core's worth of its CPU per update is a limit of
+its own (strict on PostgreSQL; SQLite's C work runs on a thread beside the loop). Both are
+printed as rates and as fractions of the bare rate: a target above them cannot be met at this
+CPU cost by overlapping waits better, only by spending less CPU.
+
 ``--webhook-only`` runs the webhook alone (no baseline, no ratio, nothing written): the run to
 put under a profiler (``py-spy record -f raw -- python bench/telegram.py --webhook-only``).
 
@@ -64,6 +72,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 
 from bench.common import free_port, fresh_database, percentile, write_results
+from bench.processes import postgres_cpu_seconds
 from channels.telegram.inbound import TELEGRAM
 from gateway.app import create_app
 from gateway.appkeys import PIPELINE
@@ -153,7 +162,7 @@ async def run_client(url: str, count: int, concurrency: int, per_chat: int) -> d
 
 
 async def serve_and_drive(
-    app: web.Application, count: int, concurrency: int, per_chat: int
+    app: web.Application, count: int, concurrency: int, per_chat: int, *, postgres: bool = False
 ) -> dict[str, Any]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -163,12 +172,16 @@ async def serve_and_drive(
     try:
         url = f"http://127.0.0.1:{port}{PATH}"
         # CPU time does not depend on what else the machine runs: the server's (every thread of
-        # this process, SQLite's included; not PostgreSQL's) and the load generator's.
+        # this process, SQLite's included; not PostgreSQL's), the load generator's, and
+        # PostgreSQL's (all of its processes: on a shared machine, others' queries too).
         server_cpu = time.process_time()
+        database_cpu = postgres_cpu_seconds() if postgres else None
         result = await run_client(url, count, concurrency, per_chat)
         if PIPELINE in app:
             await app[PIPELINE].drain()
         result["server_cpu_s"] = time.process_time() - server_cpu
+        if database_cpu is not None and (after := postgres_cpu_seconds()) is not None:
+            result["database_cpu_s"] = after - database_cpu
     finally:
         await runner.cleanup()
     return result
@@ -217,7 +230,7 @@ def summary(result: dict[str, Any], count: int) -> dict[str, float]:
         "failures": result["failures"],
         **{
             f"{part}_cpu_ms_per_update": round(result[f"{part}_cpu_s"] / count * 1000, 3)
-            for part in ("server", "client")
+            for part in ("server", "client", "database")
             if f"{part}_cpu_s" in result
         },
     }
@@ -336,7 +349,9 @@ async def main() -> None:
             for per_chat in args.per_chat:
                 async with fresh_database(kind) as url:
                     app = served_app(gateway_settings(url, args.redis_url))
-                    run = await serve_and_drive(app, args.updates, args.concurrency, per_chat)
+                    run = await serve_and_drive(
+                        app, args.updates, args.concurrency, per_chat, postgres=kind == "postgres"
+                    )
                 print(f"{kind:8} {per_chat:2} per chat: {summary(run, args.updates)}")
         return
 
@@ -367,7 +382,10 @@ async def one_shape(
     async with fresh_database(kind) as url:
         app = served_app(gateway_settings(url, redis_url))
         with counting_batches() as batch_sizes, counting_statements() as sent:
-            gateway = summary(await serve_and_drive(app, count, concurrency, per_chat), count)
+            run = await serve_and_drive(
+                app, count, concurrency, per_chat, postgres=kind == "postgres"
+            )
+            gateway = summary(run, count)
         messages, tickets = await stored(url)
     after = summary(await serve_and_drive(bare_app(), count, concurrency, 1), count)
     async with fresh_database(kind) as url:
@@ -382,6 +400,19 @@ async def one_shape(
         name: run["server_cpu_ms_per_update"] + run["client_cpu_ms_per_update"]
         for name, run in (("bare", before), ("gateway", gateway))
     }
+    # What the machine's cores allow at this CPU cost: gateway, load generator and database
+    # server share them, so at most cores / (their CPU per update) updates a second, however
+    # well the gateway overlapped its waits.
+    machine_ms = cpu["gateway"] + gateway.get("database_cpu_ms_per_update", 0.0)
+    cores_allow = (os.cpu_count() or 1) * 1000 / machine_ms
+    # And the gateway is one process, one event loop: on PostgreSQL all of its CPU is the
+    # loop's, so one core's worth is its own limit (SQLite's C work runs on a thread beside).
+    core_allows = 1000 / gateway["server_cpu_ms_per_update"]
+    database = (
+        f", database {gateway['database_cpu_ms_per_update']:.2f}"
+        if "database_cpu_ms_per_update" in gateway
+        else ""
+    )
     print(
         f"{kind:8} {per_chat:2} per chat: webhook {gateway['per_s']:6.0f} updates/s"
         f"  p50 {gateway['p50_ms']:.1f} ms  p99 {gateway['p99_ms']:.1f} ms"
@@ -390,7 +421,10 @@ async def one_shape(
         f"  without HTTP {direct['per_s']:6.0f}/s"
         f" (server CPU {direct['server_cpu_ms_per_update']:.2f});"
         f"  CPU ms/update {cpu['gateway']:.2f}"
-        f" (server {gateway['server_cpu_ms_per_update']:.2f}) vs bare {cpu['bare']:.2f};"
+        f" (server {gateway['server_cpu_ms_per_update']:.2f}{database}) vs bare {cpu['bare']:.2f};"
+        f"  the {os.cpu_count()} cores allow {cores_allow:.0f}/s"
+        f" ({cores_allow / bare_per_s:.3f} of bare), one core of server CPU {core_allows:.0f}/s"
+        f" ({core_allows / bare_per_s:.3f});"
         f"  messages a batch {batch_sizes}, without HTTP {direct_batch_sizes};"
         f"  per update {sent['statements'] / count:.2f} statements,"
         f" {sent['commits'] / count:.3f} commits"
@@ -402,6 +436,10 @@ async def one_shape(
         "bare_aiohttp_json_post": {"before": before, "after": after},
         "ratio_to_bare": round(ratio, 3),
         "cpu_ratio_to_bare": round(cpu["bare"] / cpu["gateway"], 3),
+        "machine_cpu_ms_per_update": round(machine_ms, 3),
+        "cores_allow_per_s": round(cores_allow, 1),
+        "cores_allow_ratio_to_bare": round(cores_allow / bare_per_s, 3),
+        "one_core_allows_ratio_to_bare": round(core_allows / bare_per_s, 3),
         "messages_stored": messages,
         "tickets_opened": tickets,
         "messages_a_batch": batch_sizes,
