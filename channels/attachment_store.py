@@ -3,7 +3,8 @@
 The same bytes are stored once however often they arrive, and storing them again after a crash
 writes nothing new. A write goes to a temporary file of its own and is renamed into place, so a
 reader never sees half a file and two writers of the same bytes at once (two mails with the same
-logo, in two threads) cannot trip over each other's temporary file.
+logo, in two threads) cannot trip over each other's temporary file. Files no message names are
+removed after a day by the attachment sweep (``workers/attachment_sweep.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ def store_bytes(directory: Path, data: bytes) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / hashlib.sha256(data).hexdigest()
     if path.exists():
+        # Stored again: its age starts over, so the attachment sweep (workers/attachment_sweep)
+        # does not take it from the message now on its way.
+        path.touch()
         return path
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -8,6 +8,7 @@ import getpass
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import redis
@@ -217,12 +218,42 @@ def cmd_cron(args: argparse.Namespace) -> int:
     require_redis(settings)
     from rq.cron import CronScheduler
 
+    from workers.attachment_sweep import EVERY, attachment_sweep_job
+    from workers.attachment_sweep import QUEUE as ATTACHMENTS_QUEUE
     from workers.sla_sweep import QUEUE, sla_sweep_job
 
     scheduler = CronScheduler(connection=redis.Redis.from_url(settings.redis_url))
     # Every 30 s: a breach is flagged well within a minute of its deadline.
     scheduler.register(sla_sweep_job, queue_name=QUEUE, interval=30, job_timeout=120)
+    scheduler.register(
+        attachment_sweep_job,
+        queue_name=ATTACHMENTS_QUEUE,
+        interval=int(EVERY.total_seconds()),
+        job_timeout=1800,
+    )
     scheduler.start()  # type: ignore[no-untyped-call]
+    return 0
+
+
+def cmd_attachments_sweep(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    from gateway.store import Store
+    from workers.attachment_sweep import store_directories, sweep_attachments
+
+    async def run() -> str:
+        store = Store(settings.database_url)
+        try:
+            report = await sweep_attachments(
+                store, store_directories(settings), older_than=timedelta(hours=args.older_than)
+            )
+        finally:
+            await store.close()
+        return (
+            f"removed {report.removed} files ({report.freed_bytes} bytes);"
+            f" kept {report.kept} old files that messages name"
+        )
+
+    print(asyncio.run(run()))
     return 0
 
 
@@ -276,7 +307,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="fork a work horse per job (RQ's default) or run jobs in this process (faster)",
     )
     add("relay", cmd_relay, "Run the outbox relay alone (when GATEWAY_OUTBOX_RELAY=false).")
-    add("cron", cmd_cron, "Run RQ's cron scheduler: the SLA sweep every 30 seconds.")
+    add(
+        "cron",
+        cmd_cron,
+        "Run RQ's cron scheduler: the SLA sweep every 30 seconds, the attachment sweep every"
+        " 6 hours.",
+    )
+    attachments = commands.add_parser("attachments", help="The attachment store.")
+    attachments_commands = attachments.add_subparsers(
+        dest="attachments_command", required=True, metavar="COMMAND"
+    )
+    attachments_sweep = attachments_commands.add_parser(
+        "sweep",
+        help="Remove stored files no message names (abandoned uploads), once old enough.",
+        description="Remove files of the attachment store that no message names and that are"
+        " older than --older-than hours, and temporary files left by a crash.",
+    )
+    attachments_sweep.add_argument(
+        "--older-than",
+        type=float,
+        default=24.0,
+        metavar="HOURS",
+        help="grace period in hours (default 24: an upload kept that long unsent is abandoned)",
+    )
+    attachments_sweep.set_defaults(func=cmd_attachments_sweep)
     outbox = commands.add_parser("outbox", help="Deliveries that failed for good.")
     outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True, metavar="COMMAND")
     outbox_commands.add_parser(

@@ -28,6 +28,7 @@ COMMANDS = [
     "kb export",
     "outbox failed",
     "outbox retry",
+    "attachments sweep",
 ]
 
 
