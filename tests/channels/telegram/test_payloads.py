@@ -121,6 +121,25 @@ async def test_voice_message_is_an_attachment(
     assert await asyncio.to_thread(stored.read_bytes) == b"OggS voice"
 
 
+async def test_video_with_caption_is_an_attachment_and_the_caption_the_text(
+    gateway: Gateway, db: Store, fake: FakeBotAPI
+) -> None:
+    _, client = gateway
+    fake.add_file("video-1", b"\x00\x00\x00\x18ftypmp42", "videos/file_3.mp4")
+    assert await post_fixture(client, "video_with_caption") == 200
+    [message] = await messages(db)
+    assert message.text == "The hinge broke on day two"
+    [video] = message.attachments
+    assert (video["filename"], video["content_type"], video["size"]) == (
+        "broken-hinge.mp4",
+        "video/mp4",
+        12,
+    )
+    stored = Path(video["ref"])
+    assert await asyncio.to_thread(stored.read_bytes) == b"\x00\x00\x00\x18ftypmp42"
+    assert [c.params["file_id"] for c in fake.calls_of("getFile")] == ["video-1"]  # no thumbnail
+
+
 async def test_edited_message_updates_the_stored_message(gateway: Gateway, db: Store) -> None:
     _, client = gateway
     assert await post_fixture(client, "private_text") == 200
