@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 from telegram import Bot
 from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
+from telegram.warnings import PTBDeprecationWarning
 
 from gateway.settings import TelegramSettings
 
@@ -43,6 +45,15 @@ for _name, _level in (
     ("telegram.ext.AIORateLimiter", logging.CRITICAL),
 ):
     logging.getLogger(_name).setLevel(_level)
+
+# PTB 22.2+ warns that ``RetryAfter.retry_after`` will become a timedelta, from RetryAfter's own
+# constructor, on every 429 (a UserWarning: printed). We read the timedelta already
+# (``sender._seconds``); the warning says nothing to an operator.
+warnings.filterwarnings(
+    "ignore",
+    message="Deprecated since version v22.2: In a future major version attribute `retry_after`",
+    category=PTBDeprecationWarning,
+)
 
 
 @asynccontextmanager
