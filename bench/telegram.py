@@ -1,7 +1,7 @@
 """Telegram webhook throughput against the bare aiohttp JSON POST rate of the same machine.
 
 Usage: ``python bench/telegram.py [--updates 5000] [--concurrency 40] [--per-chat 2 10]
-[--db sqlite postgres] [--webhook-only]``
+[--db sqlite postgres] [--webhook-only [--skip ingest|routing]]``
 
 Two servers, each driven by the same load generator running in a separate process (so the
 client does not share the server's event loop), with the same number of concurrent requests:
@@ -39,6 +39,8 @@ CPU cost by overlapping waits better, only by spending less CPU.
 
 ``--webhook-only`` runs the webhook alone (no baseline, no ratio, nothing written): the run to
 put under a profiler (``py-spy record -f raw -- python bench/telegram.py --webhook-only``).
+With ``--skip routing`` its updates are stored and not routed, with ``--skip ingest`` parsed
+and dropped: what routing, or everything past the webhook's parsing, costs the rate.
 
 The machine may be shared: the baseline is run right before and right after each webhook run,
 and the ratio is taken against their mean. Prints updates/s, p50/p99 latency and the ratio,
@@ -56,7 +58,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,7 @@ from gateway.app import create_app
 from gateway.appkeys import PIPELINE
 from gateway.batching import GroupCommit
 from gateway.collector import settle_after_startup
+from gateway.models import InboundMessage
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import Ticket, TicketMessage
@@ -221,6 +224,21 @@ def served_app(settings: Settings) -> web.Application:
     return app
 
 
+def skipping(part: str) -> Callable[[web.Application], Awaitable[None]]:
+    """An ``on_startup`` hook: each parsed update goes no further than ingest (``routing``:
+    stored, never routed) or the pipeline's door (``ingest``: parsed, then dropped)."""
+
+    async def hook(app: web.Application) -> None:
+        pipeline = app[PIPELINE]
+
+        async def stops_early(inbound: InboundMessage) -> Any:
+            return None if part == "ingest" else await pipeline.ingest(inbound)
+
+        pipeline.on_message = stops_early  # type: ignore[method-assign]
+
+    return hook
+
+
 def summary(result: dict[str, Any], count: int) -> dict[str, float]:
     latencies = result["latencies"]
     return {
@@ -338,17 +356,27 @@ async def main() -> None:
     parser.add_argument(
         "--webhook-only", action="store_true", help="the webhook runs alone, for a profiler"
     )
+    parser.add_argument(
+        "--skip",
+        choices=["ingest", "routing"],
+        help="with --webhook-only: updates go no further than parsed (ingest) or stored"
+        " (routing), to see what the rest costs",
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
         result = await drive(args.client, args.updates, args.concurrency, args.per_chat[0])
         print(json.dumps(result))
         return
+    if args.skip and not args.webhook_only:
+        parser.error("--skip goes with --webhook-only")
     if args.webhook_only:
         for kind in args.db:
             for per_chat in args.per_chat:
                 async with fresh_database(kind) as url:
                     app = served_app(gateway_settings(url, args.redis_url))
+                    if args.skip:
+                        app.on_startup.append(skipping(args.skip))
                     run = await serve_and_drive(
                         app, args.updates, args.concurrency, per_chat, postgres=kind == "postgres"
                     )
