@@ -8,7 +8,10 @@ What comes out, by ``channel_meta``:
 
 - a private message: ``update_id``, ``chat_id``, ``message_id``; plus ``command`` and
   ``command_args`` for ``/start``, ``/status``, ``/new``, ``/human``; ``contact`` for a shared
-  contact; ``edit_date`` for an edited message (same ``external_id`` as the original);
+  contact; ``location`` (``latitude``, ``longitude``, a venue's ``title`` and ``address``) for
+  a shared location, whose text is the place and a map link; ``edit_date`` for an edited
+  message (same ``external_id`` as the original; a live location's moves are ignored);
+- a sticker is a file (WebP, WebM or Telegram's .tgs) with its emoji as the text;
 - a callback query from one of our inline keyboards: ``callback_query_id``, ``callback_data``.
 
 Attachments carry ``ref = "telegram-file:<file_id>"`` until they are downloaded.
@@ -82,8 +85,16 @@ def _message(
         "message_id": int(message["message_id"]),
     }
     if edited:
+        if "location" in message:
+            # A live location moves by editing its message, every few seconds for up to a
+            # day: the position first shared stays; its moves are not edits of what was said.
+            return Ignored(update_id, "live_location")
         meta["edit_date"] = int(message.get("edit_date") or message["date"])
     text = message.get("text") or message.get("caption") or ""
+    if not text and "location" in message:
+        text, meta["location"] = _location(message)
+    elif not text and "sticker" in message:
+        text = str(message["sticker"].get("emoji") or "")
     command = _command(message) if not edited else None
     if command is not None:
         name, args = command
@@ -161,12 +172,42 @@ def _command(message: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+def _location(message: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A shared location (or a venue: a named place) as a line an agent reads, with a map
+    link, and as metadata."""
+    point = message["location"]
+    latitude, longitude = float(point["latitude"]), float(point["longitude"])
+    meta: dict[str, Any] = {"latitude": latitude, "longitude": longitude}
+    place = f"{latitude:.6f}, {longitude:.6f}"
+    venue = message.get("venue")
+    if venue:
+        meta.update(title=str(venue.get("title") or ""), address=str(venue.get("address") or ""))
+        place = ", ".join(part for part in (meta["title"], meta["address"]) if part) or place
+    link = (
+        f"https://www.openstreetmap.org/?mlat={latitude:.6f}&mlon={longitude:.6f}"
+        f"#map=17/{latitude:.6f}/{longitude:.6f}"
+    )
+    return f"📍 {place}\n{link}", meta
+
+
 def _attachments(message: Mapping[str, Any]) -> tuple[Attachment, ...]:
     found = []
     if message.get("photo"):
         # Telegram sends every size it made; the last is the largest.
         photo = message["photo"][-1]
         found.append(_file(photo, f"photo_{photo['file_unique_id']}.jpg", "image/jpeg"))
+    sticker = message.get("sticker")
+    if sticker:
+        # A still sticker is a WebP image, a video sticker WebM, an animated one Telegram's
+        # own gzipped Lottie (.tgs), which only Telegram apps play.
+        if sticker.get("is_animated"):
+            content_type, extension = "application/x-tgsticker", ".tgs"
+        elif sticker.get("is_video"):
+            content_type, extension = "video/webm", ".webm"
+        else:
+            content_type, extension = "image/webp", ".webp"
+        name = f"sticker_{sticker['file_unique_id']}{extension}"
+        found.append(_file(sticker, name, content_type))
     for kind, default_type, extension in (
         ("document", "application/octet-stream", ""),
         ("voice", "audio/ogg", ".ogg"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from channels.base import ChannelInputError
@@ -13,7 +15,11 @@ from tests.channels.telegram.conftest import load_fixture
 
 
 def parsed(name: str) -> InboundMessage:
-    result = parse_update(load_fixture(name))
+    return parsed_from(load_fixture(name))
+
+
+def parsed_from(update: dict[str, Any]) -> InboundMessage:
+    result = parse_update(update)
     assert isinstance(result, InboundMessage), result
     return result
 
@@ -52,6 +58,49 @@ def test_document_and_voice() -> None:
     assert voice.text == ""
     assert voice.attachments[0].content_type == "audio/ogg"
     assert voice.attachments[0].filename == "voice_v1.ogg"
+
+
+def test_a_shared_location_is_a_place_an_agent_can_open() -> None:
+    point = parsed("location")
+    assert point.text == (
+        "📍 31.230416, 121.473701\n"
+        "https://www.openstreetmap.org/?mlat=31.230416&mlon=121.473701#map=17/31.230416/121.473701"
+    )
+    assert point.channel_meta["location"] == {"latitude": 31.230416, "longitude": 121.473701}
+    venue = parsed("venue")
+    assert venue.text.startswith("📍 Oriental Pearl Tower, 1 Century Avenue, Pudong\nhttps://")
+    assert venue.channel_meta["location"]["title"] == "Oriental Pearl Tower"
+
+
+def test_a_live_locations_moves_are_not_edits() -> None:
+    """A live location edits its message every few seconds for hours: not the customer's
+    words changing."""
+    assert parse_update(load_fixture("live_location_moved")) == Ignored(1017, "live_location")
+
+
+def test_a_sticker_is_a_file_with_its_emoji_as_the_text() -> None:
+    sticker = parsed("sticker")
+    assert sticker.text == "👍"
+    assert sticker.attachments == (
+        Attachment(
+            filename="sticker_st1.webp",
+            content_type="image/webp",
+            size=9,
+            ref="telegram-file:sticker-1",
+        ),
+    )
+    update = load_fixture("sticker")
+    update["message"]["sticker"].update(is_video=True)
+    assert parsed_from(update).attachments[0].content_type == "video/webm"
+    update["message"]["sticker"].update(is_video=False, is_animated=True)
+    assert parsed_from(update).attachments[0].filename == "sticker_st1.tgs"
+
+
+def test_a_message_with_nothing_we_read_is_ignored() -> None:
+    update = load_fixture("private_text")
+    del update["message"]["text"]
+    update["message"]["dice"] = {"emoji": "🎲", "value": 4}
+    assert parse_update(update) == Ignored(1001, "unsupported_message")
 
 
 def test_edited_message_keeps_the_original_external_id() -> None:

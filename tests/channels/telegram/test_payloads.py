@@ -140,6 +140,25 @@ async def test_video_with_caption_is_an_attachment_and_the_caption_the_text(
     assert [c.params["file_id"] for c in fake.calls_of("getFile")] == ["video-1"]  # no thumbnail
 
 
+async def test_a_sticker_and_a_location_reach_the_ticket(
+    gateway: Gateway, db: Store, fake: FakeBotAPI
+) -> None:
+    """Both used to be dropped as unsupported: an agent never saw the customer's address."""
+    _, client = gateway
+    fake.add_file("sticker-1", b"RIFFwebp!", "stickers/file_4.webp")
+    assert await post_fixture(client, "sticker") == 200
+    assert await post_fixture(client, "location") == 200
+    assert await post_fixture(client, "live_location_moved") == 200  # its move: not stored
+    sticker, location = await messages(db)
+    assert sticker.text == "👍"
+    stored = Path(sticker.attachments[0]["ref"])
+    assert await asyncio.to_thread(stored.read_bytes) == b"RIFFwebp!"
+    assert location.text.startswith("📍 31.230416, 121.473701\nhttps://www.openstreetmap.org/")
+    assert location.channel_meta["location"]["latitude"] == 31.230416
+    assert "edits" not in location.channel_meta
+    assert len(await tickets(db)) == 1
+
+
 async def test_edited_message_updates_the_stored_message(gateway: Gateway, db: Store) -> None:
     _, client = gateway
     assert await post_fixture(client, "private_text") == 200
