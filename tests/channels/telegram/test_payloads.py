@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import insert, update
 
@@ -30,6 +31,11 @@ from tests.channels.telegram.conftest import (
 )
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
 from tests.factories import NOON
+
+
+async def stored_bytes(attachment: dict[str, Any]) -> bytes:
+    """The bytes a stored message's attachment refers to, from the attachment store."""
+    return await asyncio.to_thread(Path(attachment["ref"]).read_bytes)
 
 
 async def test_private_text_opens_a_ticket_and_the_replies_reach_the_chat(
@@ -117,8 +123,7 @@ async def test_voice_message_is_an_attachment(
     assert await post_fixture(client, "voice") == 200
     [message] = await messages(db)
     assert message.attachments[0]["content_type"] == "audio/ogg"
-    stored = Path(message.attachments[0]["ref"])
-    assert await asyncio.to_thread(stored.read_bytes) == b"OggS voice"
+    assert await stored_bytes(message.attachments[0]) == b"OggS voice"
 
 
 async def test_video_with_caption_is_an_attachment_and_the_caption_the_text(
@@ -135,8 +140,7 @@ async def test_video_with_caption_is_an_attachment_and_the_caption_the_text(
         "video/mp4",
         12,
     )
-    stored = Path(video["ref"])
-    assert await asyncio.to_thread(stored.read_bytes) == b"\x00\x00\x00\x18ftypmp42"
+    assert await stored_bytes(video) == b"\x00\x00\x00\x18ftypmp42"
     assert [c.params["file_id"] for c in fake.calls_of("getFile")] == ["video-1"]  # no thumbnail
 
 
@@ -151,8 +155,7 @@ async def test_a_sticker_and_a_location_reach_the_ticket(
     assert await post_fixture(client, "live_location_moved") == 200  # its move: not stored
     sticker, location = await messages(db)
     assert sticker.text == "👍"
-    stored = Path(sticker.attachments[0]["ref"])
-    assert await asyncio.to_thread(stored.read_bytes) == b"RIFFwebp!"
+    assert await stored_bytes(sticker.attachments[0]) == b"RIFFwebp!"
     assert location.text.startswith("📍 31.230416, 121.473701\nhttps://www.openstreetmap.org/")
     assert location.channel_meta["location"]["latitude"] == 31.230416
     assert "edits" not in location.channel_meta
