@@ -5,7 +5,8 @@
   breaks, then line breaks, then spaces.
 - A bot answer from the knowledge base carries a "did this help?" keyboard, a survey the 1-5
   star keyboard; their presses come back as callback queries (``callbacks.py``).
-- Agents' attachments are read from the attachment store and sent as photos or documents.
+- Agents' attachments are read from the attachment store and sent as photos, videos, songs
+  or voice notes (which Telegram shows or plays), anything else as documents.
 - ``RetryAfter`` (HTTP 429, https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this):
   a short wait is waited out here; a longer one goes back to RQ as a
   :class:`TransientChannelError` carrying the delay. Timeouts and network errors are transient too.
@@ -228,14 +229,37 @@ def _keyboard(msg: OutboundMessage) -> InlineKeyboardMarkup | None:
 
 
 async def _send_file(bot: Bot, chat_id: int, attachment: Attachment) -> Message:
+    """A photo, video, song or voice note as Telegram shows and plays it; anything else, or
+    one Telegram refuses that way, as a document (a file to download)."""
     data = await asyncio.to_thread(read_stored, attachment)
-    if attachment.content_type in ("image/jpeg", "image/png") and len(data) <= PHOTO_BYTES:
+    media = _media_method(bot, attachment.content_type, len(data))
+    if media is not None:
         try:
-            return await bot.send_photo(chat_id, data, filename=attachment.filename)
+            return await media(chat_id, data, filename=attachment.filename)
         except BadRequest as exc:
-            # Refused as a photo (its sides too long, too thin), nothing was sent: as a file.
-            log.info("photo refused, sending it as a document", extra={"error": exc.message})
+            # Refused that way (a photo's sides, a user who takes no voice notes): nothing was
+            # sent, so it goes as a file.
+            log.info(
+                "media refused, sending it as a document",
+                extra={"content_type": attachment.content_type, "error": exc.message},
+            )
     return await bot.send_document(chat_id, data, filename=attachment.filename)
+
+
+def _media_method(
+    bot: Bot, content_type: str, size: int
+) -> Callable[..., Awaitable[Message]] | None:
+    """The Bot API method that sends a file of this type as media, if one does
+    (https://core.telegram.org/bots/api#sendphoto and the methods after it)."""
+    if content_type in ("image/jpeg", "image/png"):
+        return bot.send_photo if size <= PHOTO_BYTES else None
+    if content_type == "video/mp4":  # "Telegram clients support MPEG4 videos"
+        return bot.send_video
+    if content_type in ("audio/mpeg", "audio/mp4", "audio/x-m4a"):  # "MP3 or M4A format"
+        return bot.send_audio
+    if content_type == "audio/ogg":  # a voice note: OGG with OPUS
+        return bot.send_voice
+    return None
 
 
 def _seconds(exc: RetryAfter) -> float:

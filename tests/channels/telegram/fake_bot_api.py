@@ -187,6 +187,15 @@ class FakeBotAPI:
     async def m_sendphoto(self, p: dict[str, Any]) -> dict[str, Any]:
         return self._message(p, "sendPhoto")
 
+    async def m_sendvideo(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._message(p, "sendVideo")
+
+    async def m_sendaudio(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._message(p, "sendAudio")
+
+    async def m_sendvoice(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._message(p, "sendVoice")
+
     async def m_answercallbackquery(self, p: dict[str, Any]) -> bool:
         return True
 

@@ -1,5 +1,5 @@
 """An agent's files reach the Telegram chat: uploaded through the agent API, named in a reply,
-delivered by the real delivery job as a photo and a document."""
+delivered by the real delivery job as media Telegram shows or plays, or as documents."""
 
 from __future__ import annotations
 
@@ -131,3 +131,39 @@ async def test_a_reply_of_files_only_and_photos_telegram_refuses_go_as_documents
         ("sendDocument", "big.png"),
         ("sendDocument", "odd.jpg"),
     ]
+
+
+async def test_an_agents_video_song_and_voice_note_play_in_the_chat(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """Sent as media Telegram plays inline, not as files to download; a voice note the user
+    does not take (a privacy setting: VOICE_MESSAGES_FORBIDDEN) goes as a file."""
+    _, client = gateway
+    number = await a_ticket(gateway, db)
+    headers = await log_in(client, db)
+    files = [
+        ("unboxing.mp4", b"\x00\x00\x00\x18ftypmp42 the clip", "video/mp4"),
+        ("jingle.mp3", b"ID3 the song", "audio/mpeg"),
+        ("howto.ogg", b"OggS the note", "audio/ogg"),
+    ]
+    uploaded = [await (await upload(client, headers, number, *f)).json() for f in files]
+
+    async def send(attachments: list[Any]) -> list[dict[str, Any]]:
+        reply = await client.post(
+            f"/api/v1/tickets/{number}/replies", json={"attachments": attachments}, headers=headers
+        )
+        assert reply.status == 201, await reply.text()
+        sent_before = len(fake.sent)
+        row = max((r for r in await outbox(db) if r.kind == "reply"), key=lambda r: r.id)
+        assert await deliver_async(row.id, settings) == "sent"
+        return fake.sent[sent_before:]
+
+    sent = await send(uploaded)
+    assert [s["method"] for s in sent] == ["sendVideo", "sendAudio", "sendVoice"]
+    assert sent[0]["video"] == {"filename": "unboxing.mp4", "size": len(files[0][1])}
+    assert sent[1]["audio"] == {"filename": "jingle.mp3", "size": len(files[1][1])}
+    assert sent[2]["voice"] == {"filename": "howto.ogg", "size": len(files[2][1])}
+
+    fake.fail_next("sendVoice", 400, "Bad Request: VOICE_MESSAGES_FORBIDDEN")
+    [again] = await send(uploaded[2:])
+    assert (again["method"], again["document"]["filename"]) == ("sendDocument", "howto.ogg")
