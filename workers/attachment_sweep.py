@@ -15,8 +15,12 @@ upload of bytes already in the store is not taken from under its reply. The one 
 reply sent with an upload older than the grace period while the sweep runs.
 
 ``gateway attachments sweep`` runs it once; ``gateway cron`` every six hours. It reads the
-``attachments`` of every message that has some, keeping in memory only the names of the old
-files it found (about 100 bytes each).
+``attachments`` of every message that has some, and holds the paths of the old files it found
+in memory: made for stores of up to a few hundred thousand files.
+
+Relative directories (the default ``var/attachments``) are resolved against the working
+directory, as the channels resolve them when they store and send: run the sweep where the
+gateway runs (``gateway up`` runs every process in one directory).
 """
 
 from __future__ import annotations
