@@ -11,11 +11,42 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
 from channels.base import ChannelError
-from gateway.models import Attachment
+from gateway.models import Attachment, Channel
+from gateway.settings import Settings
+
+STORED_NAME = r"[0-9a-f]{64}"
+"""A stored file's name: the SHA-256 of its bytes (an upload's ``ref``)."""
+_STORED = re.compile(f"^{STORED_NAME}$")
+_TEMPORARY = re.compile(rf"^\.{STORED_NAME}\..*\.tmp$")  # as store_bytes names them
+
+
+def store_dir(channel: str, settings: Settings) -> Path | None:
+    """Where the channel keeps attachments; None if it carries none (web chat)."""
+    if channel == Channel.TELEGRAM.value:
+        return Path(settings.telegram.attachment_dir)
+    if channel == Channel.EMAIL.value:
+        return Path(settings.email.attachment_dir)
+    return None
+
+
+def store_directories(settings: Settings) -> set[Path]:
+    """Every channel's attachment directory, resolved (several channels may share one)."""
+    return {d.resolve() for c in Channel if (d := store_dir(c.value, settings)) is not None}
+
+
+def is_stored(name: str) -> bool:
+    """Whether ``name`` is a stored file's."""
+    return _STORED.match(name) is not None
+
+
+def is_temporary(name: str) -> bool:
+    """Whether ``name`` is a temporary file of :func:`store_bytes` (one a crash cut short)."""
+    return _TEMPORARY.match(name) is not None
 
 
 def store_bytes(directory: Path, data: bytes) -> Path:

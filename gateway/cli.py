@@ -237,8 +237,9 @@ def cmd_cron(args: argparse.Namespace) -> int:
 
 def cmd_attachments_sweep(args: argparse.Namespace) -> int:
     settings = load_settings()
+    from channels.attachment_store import store_directories
     from gateway.store import Store
-    from workers.attachment_sweep import store_directories, sweep_attachments
+    from workers.attachment_sweep import sweep_attachments
 
     async def run() -> str:
         store = Store(settings.database_url)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from channels.attachment_store import is_stored, is_temporary, store_directories
 from gateway.models import OutboxKind
 from gateway.outbox import QUEUE_BY_KIND
 from gateway.settings import Settings
@@ -52,9 +52,6 @@ QUEUE = QUEUE_BY_KIND[OutboxKind.SURVEY]
 """The last queue workers take: on a large store the sweep reads for a while, and the SLA
 sweep, replies and notices must not wait behind it."""
 
-_STORED_NAME = re.compile(r"^[0-9a-f]{64}$")
-_TEMPORARY_NAME = re.compile(r"^\.[0-9a-f]{64}\..*\.tmp$")
-
 
 @dataclass(frozen=True, slots=True)
 class SweepReport:
@@ -63,14 +60,6 @@ class SweepReport:
     freed_bytes: int = 0
     kept: int = 0
     """Files old enough to go, kept because a message names them."""
-
-
-def store_directories(settings: Settings) -> list[Path]:
-    """The channels' attachment directories, each once (they may be the same directory)."""
-    found: dict[Path, None] = {}
-    for directory in (settings.telegram.attachment_dir, settings.email.attachment_dir):
-        found[Path(directory).resolve()] = None
-    return list(found)
 
 
 async def sweep_attachments(
@@ -82,7 +71,7 @@ async def sweep_attachments(
     old = await asyncio.to_thread(_old_files, list(directories), cutoff)
     if not old:
         return SweepReport()
-    named = await _named(store, {path.name for path in old if _STORED_NAME.match(path.name)})
+    named = await _named(store, {path.name for path in old if is_stored(path.name)})
     doomed = [path for path in old if path.name not in named]
     removed, freed = await asyncio.to_thread(_remove, doomed, cutoff)
     report = SweepReport(removed=removed, freed_bytes=freed, kept=len(old) - len(doomed))
@@ -103,7 +92,7 @@ def _old_files(directories: list[Path], cutoff: float) -> list[Path]:
         except FileNotFoundError:
             continue  # the channel never stored a file
         for path in entries:
-            if not (_STORED_NAME.match(path.name) or _TEMPORARY_NAME.match(path.name)):
+            if not (is_stored(path.name) or is_temporary(path.name)):
                 continue  # not the store's: left alone
             try:
                 if path.is_file() and path.stat().st_mtime < cutoff:

@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 from rq import get_current_job
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from channels.base import (
     ChannelError,
@@ -339,18 +340,20 @@ async def _load(session: AsyncSession, outbox_ids: list[int]) -> list[_Loaded]:
         .limit(1)
         .scalar_subquery()
     )
-    stored_text = (
-        select(TicketMessage.text).where(TicketMessage.id == OutboxRow.message_id).scalar_subquery()
-    )
-    stored_files = (
-        select(TicketMessage.attachments)
-        .where(TicketMessage.id == OutboxRow.message_id)
-        .scalar_subquery()
-    )
+    stored = aliased(TicketMessage)  # the row's own message: a reply's text and files
     found = await session.execute(
-        select(OutboxRow, Contact, Ticket, recipient, latest_meta, stored_text, stored_files)
+        select(
+            OutboxRow,
+            Contact,
+            Ticket,
+            recipient,
+            latest_meta,
+            stored.text,
+            stored.attachments,
+        )
         .join(Contact, Contact.id == OutboxRow.contact_id)
         .outerjoin(Ticket, Ticket.id == OutboxRow.ticket_id)
+        .outerjoin(stored, stored.id == OutboxRow.message_id)
         .where(OutboxRow.id.in_(outbox_ids))
     )
     by_id = {row[0].id: _Loaded(*row) for row in found.all()}

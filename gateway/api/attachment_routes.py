@@ -10,13 +10,13 @@ types are served as ``application/octet-stream``, with ``nosniff`` and a sandbox
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 from urllib.parse import quote
 
 from aiohttp import web
 from sqlalchemy import select
 
+from channels.attachment_store import is_stored, store_directories
 from gateway.api.access import principal
 from gateway.api.endpoints import ApiTable
 from gateway.api.errors import ApiError
@@ -29,7 +29,6 @@ from gateway.store.tables import Ticket, TicketMessage
 
 api = ApiTable()
 
-_STORED_NAME = re.compile(r"^[0-9a-f]{64}$")
 _INLINE_SAFE_PREFIXES = ("image/", "audio/", "video/")
 _INLINE_SAFE = frozenset(
     {
@@ -82,13 +81,6 @@ def content_disposition(filename: object) -> str:
     return header
 
 
-def _store_dirs(settings: Settings) -> set[Path]:
-    return {
-        Path(settings.email.attachment_dir).resolve(),
-        Path(settings.telegram.attachment_dir).resolve(),
-    }
-
-
 def stored_file(ref: object, settings: Settings) -> Path | None:
     """The file a ``ref`` names, if it is one of the attachment store's files and exists.
 
@@ -98,7 +90,7 @@ def stored_file(ref: object, settings: Settings) -> Path | None:
     if not isinstance(ref, str) or not ref:
         return None
     path = Path(ref).resolve()
-    if not _STORED_NAME.match(path.name) or path.parent not in _store_dirs(settings):
+    if not is_stored(path.name) or path.parent not in store_directories(settings):
         return None
     return path if path.is_file() else None
 

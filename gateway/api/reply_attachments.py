@@ -3,10 +3,12 @@
 One ``multipart/form-data`` part named ``file``; its bytes go to the attachment store of the
 ticket's channel (``gateway.api.reply_files``), and the answer names the stored file by its
 digest. A reply then lists the files it carries (``ReplyIn.attachments``), and its delivery
-sends them on the customer's channel: Telegram as photos or documents, email as MIME parts.
+sends them on the customer's channel: Telegram as media (photos, videos, songs, voice notes)
+or documents, email as MIME parts.
 
 Uploaded first, sent second: a file uploaded for a reply the agent then drops stays in the
-store (named by its bytes, so never kept twice), as Zammad's upload cache keeps it.
+store (named by its bytes, so never kept twice) until the attachment sweep
+(``workers/attachment_sweep.py``) removes it, a day later.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from sqlalchemy import select
 
-from channels.attachment_store import store_bytes
+from channels.attachment_store import store_bytes, store_dir
 from gateway.api.access import principal
 from gateway.api.endpoints import ApiTable
 from gateway.api.errors import ApiError, respond
-from gateway.api.reply_files import clean_filename, clean_media_type, store_dir, upload_limit
+from gateway.api.reply_files import clean_filename, clean_media_type, upload_limit
 from gateway.api.schemas import Uploaded
 from gateway.api.ticket_routes import visible_to
 from gateway.appkeys import SETTINGS, STORE

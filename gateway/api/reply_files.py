@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from pathlib import Path
 
+from channels.attachment_store import store_dir
 from gateway.api.errors import ApiError
 from gateway.api.schemas import AttachmentRef
 from gateway.models import Attachment, Channel
@@ -21,15 +21,6 @@ TELEGRAM_UPLOAD_BYTES = 50 * 1024 * 1024
 (https://core.telegram.org/bots/api#sending-files)."""
 
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*$")
-
-
-def store_dir(channel: str, settings: Settings) -> Path | None:
-    """Where the ticket's channel keeps attachments; None if it carries none (web chat)."""
-    if channel == Channel.TELEGRAM.value:
-        return Path(settings.telegram.attachment_dir)
-    if channel == Channel.EMAIL.value:
-        return Path(settings.email.attachment_dir)
-    return None
 
 
 def upload_limit(channel: str, settings: Settings) -> int:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from channels.attachment_store import STORED_NAME
 from gateway.models import (
     AgentRole,
     AuthorType,
@@ -226,7 +227,7 @@ class AttachmentRef(BaseModel):
     in a reply."""
 
     model_config = _IN
-    ref: str = Field(pattern=r"^[0-9a-f]{64}$")
+    ref: str = Field(pattern=f"^{STORED_NAME}$")
     """The stored file: the SHA-256 of its bytes."""
     filename: str = Field(min_length=1, max_length=255)
     content_type: str = Field(default="application/octet-stream", max_length=255)
