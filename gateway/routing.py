@@ -136,7 +136,15 @@ class Router:
                 with_agent = found.escalated_at is not None
                 question, meta = stored.text, stored.channel_meta
         locale = meta.get("locale")
-        if with_agent or meta.get("auto_submitted") or not question.strip():
+        # Only what the customer wrote is a question: not the line a channel made of a shared
+        # location or a sticker's emoji (``text_from``), which the knowledge base would record
+        # as a question it could not answer, or answer.
+        if (
+            with_agent
+            or meta.get("auto_submitted")
+            or meta.get("text_from")
+            or not question.strip()
+        ):
             return await self._writes.submit(_Decision(message_id, None))
         intent = escalation_intent(question)
         if intent is not None:

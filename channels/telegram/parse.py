@@ -12,6 +12,8 @@ What comes out, by ``channel_meta``:
   a shared location, whose text is the place and a map link; ``edit_date`` for an edited
   message (same ``external_id`` as the original; a live location's moves are ignored);
 - a sticker is a file (WebP, WebM or Telegram's .tgs) with its emoji as the text;
+- ``text_from`` (``"location"`` or ``"sticker"``) when the text was made here, not written:
+  the router does not put it to the knowledge base;
 - a callback query from one of our inline keyboards: ``callback_query_id``, ``callback_data``.
 
 Attachments carry ``ref = "telegram-file:<file_id>"`` until they are downloaded.
@@ -93,8 +95,10 @@ def _message(
     text = message.get("text") or message.get("caption") or ""
     if not text and "location" in message:
         text, meta["location"] = _location(message)
+        meta["text_from"] = "location"
     elif not text and "sticker" in message:
         text = str(message["sticker"].get("emoji") or "")
+        meta["text_from"] = "sticker"
     command = _command(message) if not edited else None
     if command is not None:
         name, args = command

@@ -13,6 +13,7 @@ from gateway.appkeys import PIPELINE
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import Contact, ContactIdentity
+from knowledge_base.base import Verdict
 from tests.channels.telegram.conftest import (
     AlwaysAnswers,
     Gateway,
@@ -160,6 +161,37 @@ async def test_a_sticker_and_a_location_reach_the_ticket(
     assert location.channel_meta["location"]["latitude"] == 31.230416
     assert "edits" not in location.channel_meta
     assert len(await tickets(db)) == 1
+
+
+class AsksRecorded(AlwaysAnswers):
+    """Answers anything, and remembers what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def match(self, text: str, *, locale: str | None = None) -> Verdict:
+        self.asked.append(text)
+        return await super().match(text, locale=locale)
+
+
+async def test_a_sticker_or_a_location_is_not_put_to_the_knowledge_base(
+    fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
+) -> None:
+    """A map link is not a question: the bot must not answer it, nor record it as a miss."""
+    kb = AsksRecorded()
+    app, client = await make_gateway(settings, kb=kb)
+    fake.add_file("sticker-1", b"RIFFwebp!", "stickers/file_4.webp")
+    assert await post_fixture(client, "sticker") == 200
+    assert await post_fixture(client, "location") == 200
+    await app[PIPELINE].drain()
+    assert kb.asked == []
+    assert [(m.kind, m.channel_meta.get("text_from")) for m in await messages(db)] == [
+        ("incoming", "sticker"),
+        ("incoming", "location"),
+    ]
+    assert await post_fixture(client, "private_text") == 200  # a question still is asked
+    await app[PIPELINE].drain()
+    assert kb.asked == ["我的订单 #A1024 还没有发货，请帮我查一下"]
 
 
 async def test_edited_message_updates_the_stored_message(gateway: Gateway, db: Store) -> None:
