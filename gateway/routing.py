@@ -127,6 +127,7 @@ class Router:
             if seen.routed:
                 return RouteOutcome(Route.WITH_AGENT if with_agent else Route.SILENT)
             question, meta = seen.message_row["text"], seen.message_row["channel_meta"]
+            attachments = seen.message_row["attachments"]
         else:
             async with self.store.read() as session:
                 stored = await session.get_one(TicketMessage, message_id)
@@ -135,17 +136,19 @@ class Router:
                 found = await session.get_one(Ticket, stored.ticket_id)
                 with_agent = found.escalated_at is not None
                 question, meta = stored.text, stored.channel_meta
+                attachments = stored.attachments
         locale = meta.get("locale")
-        # Only what the customer wrote is a question: not the line a channel made of a shared
-        # location or a sticker's emoji (``text_from``), which the knowledge base would record
-        # as a question it could not answer, or answer.
-        if (
-            with_agent
-            or meta.get("auto_submitted")
-            or meta.get("text_from")
-            or not question.strip()
-        ):
+        if with_agent or meta.get("auto_submitted"):
             return await self._writes.submit(_Decision(message_id, None))
+        if meta.get("text_from") or not question.strip():
+            # Nothing to ask the knowledge base: only what the customer wrote is a question,
+            # not the line a channel made of a shared location or a sticker's emoji
+            # (``text_from``). What they sent instead (a photo or a voice note without a
+            # caption, a place, a sticker) only people can read: it escalates, or agents would
+            # never see a new ticket that holds nothing else. A message with nothing in it
+            # (a shared contact) is only stored.
+            sent = bool(question.strip()) or bool(attachments)
+            return await self._writes.submit(_Decision(message_id, Decline() if sent else None))
         intent = escalation_intent(question)
         if intent is not None:
             # "人工", "human", "投诉", "complaint": straight to people, no FAQ answer.

@@ -403,7 +403,8 @@ def _owes_notice(plan: _Planned) -> bool:
 
 
 def _nothing_to_route(plan: _Planned) -> bool:
-    """The router would stay silent: people have the ticket, or there is no question to answer.
+    """The router would stay silent: people have the ticket, or the message holds nothing
+    (no text, no file) for the knowledge base or for people.
 
     Decided here, under the ticket's lock, the router's own transaction is saved for most
     messages of a conversation an agent has taken over.
@@ -413,7 +414,7 @@ def _nothing_to_route(plan: _Planned) -> bool:
         plan.ticket.row["escalated_at"] is not None
         or plan.rating is not None
         or message.auto_submitted
-        or not message.text.strip()
+        or (not message.text.strip() and not message.attachments)
     )
 
 

@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import insert, update
 
 from gateway.appkeys import PIPELINE
@@ -174,24 +175,34 @@ class AsksRecorded(AlwaysAnswers):
         return await super().match(text, locale=locale)
 
 
-async def test_a_sticker_or_a_location_is_not_put_to_the_knowledge_base(
-    fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
+def photo_without_caption() -> dict[str, Any]:
+    update = load_fixture("photo_with_caption")
+    del update["message"]["caption"]
+    return update
+
+
+@pytest.mark.parametrize(
+    "update", ["voice", "sticker", "location", "venue", "photo_without_caption"]
+)
+async def test_what_only_people_can_read_escalates_without_asking_the_knowledge_base(
+    update: str, fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
 ) -> None:
-    """A map link is not a question: the bot must not answer it, nor record it as a miss."""
+    """No question to ask: a voice note or a photo used to leave its new ticket out of every
+    agent's queue, and a map link was put to the knowledge base (answered, or recorded as a
+    question it missed)."""
     kb = AsksRecorded()
     app, client = await make_gateway(settings, kb=kb)
+    fake.add_file("voice-1", b"OggS voice", "voice/file_2.oga")
     fake.add_file("sticker-1", b"RIFFwebp!", "stickers/file_4.webp")
-    assert await post_fixture(client, "sticker") == 200
-    assert await post_fixture(client, "location") == 200
+    fake.add_file("photo-big", b"\xff\xd8jpeg bytes", "photos/file_7.jpg")
+    payload = photo_without_caption() if update == "photo_without_caption" else load_fixture(update)
+    assert await post_update(client, payload) == 200
     await app[PIPELINE].drain()
     assert kb.asked == []
-    assert [(m.kind, m.channel_meta.get("text_from")) for m in await messages(db)] == [
-        ("incoming", "sticker"),
-        ("incoming", "location"),
-    ]
-    assert await post_fixture(client, "private_text") == 200  # a question still is asked
-    await app[PIPELINE].drain()
-    assert kb.asked == ["我的订单 #A1024 还没有发货，请帮我查一下"]
+    [ticket] = await tickets(db)
+    assert ticket.escalated_at is not None
+    assert [r.template for r in await outbox(db)] == ["ticket_received", "escalated"]
+    assert [m.kind for m in await messages(db)] == ["incoming"]
 
 
 async def test_edited_message_updates_the_stored_message(gateway: Gateway, db: Store) -> None:
