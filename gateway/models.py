@@ -195,6 +195,9 @@ class Contact(BaseModel):
     name: str | None
     email: str | None
     phone: str | None
+    email_verified: bool = False
+    """The person proved the email is theirs; only then does it join other identities."""
+    phone_verified: bool = False
     locale: str | None
     timezone: str | None
     vip: bool

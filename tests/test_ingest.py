@@ -151,6 +151,38 @@ async def test_a_ticket_reference_is_honoured_only_for_its_own_contact(store: St
     assert forged.ticket.id != ann.ticket.id and forged.new_ticket
 
 
+async def test_a_verified_sender_does_not_join_a_contact_that_was_only_told_the_email(
+    store: Store,
+) -> None:
+    """Anyone can type anyone's address into a form: that contact is no proof of the person,
+    and joining it would show each side the other's tickets. A later proof makes it one."""
+    ingest = make_ingest(store)
+    typed = await ingest(
+        inbound(channel=Channel.WEBCHAT, external_user_id="session-1", email="ann@example.test")
+    )
+    assert not typed.contact.email_verified
+    proven = await ingest(
+        inbound(
+            channel=Channel.WEBCHAT,
+            external_user_id="session-2",
+            email="ann@example.test",
+            email_verified=True,
+        )
+    )
+    assert proven.contact.id != typed.contact.id
+    assert proven.contact.email_verified
+    again = await ingest(
+        inbound(
+            channel=Channel.WEBCHAT,
+            external_user_id="session-1",
+            email="ann@example.test",
+            email_verified=True,
+            text="proven now",
+        )
+    )
+    assert again.contact.id == typed.contact.id and again.contact.email_verified
+
+
 async def test_a_verified_email_joins_a_new_channel_to_the_same_contact(store: Store) -> None:
     ingest = make_ingest(store)
     by_mail = await ingest(

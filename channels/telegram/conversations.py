@@ -146,16 +146,21 @@ async def apply_edit(
 
 
 async def merge_by_phone(session: AsyncSession, contact_id: int, phone: str) -> int:
-    """Put a verified phone on the contact and merge another contact that has it.
+    """Put a verified phone on the contact and merge another contact that proved it too.
 
-    The older contact survives; the other's identities, tickets and pending outbox rows move to
+    A contact that was only told the number (a pre-chat form) is not merged: anyone can type
+    anyone's number, and the merge would show each side the other's tickets. The older contact
+    survives; the other's identities, tickets and pending outbox rows move to
     it, and it is marked merged (ingest follows ``merged_into_id``). Returns the survivor's id.
     """
-    await session.execute(update(CONTACTS).where(CONTACTS.c.id == contact_id).values(phone=phone))
+    await session.execute(
+        update(CONTACTS).where(CONTACTS.c.id == contact_id).values(phone=phone, phone_verified=True)
+    )
     other = await session.scalar(
         select(CONTACTS.c.id)
         .where(
             CONTACTS.c.phone == phone,
+            CONTACTS.c.phone_verified,
             CONTACTS.c.id != contact_id,
             CONTACTS.c.merged_into_id.is_(None),
         )
@@ -172,6 +177,8 @@ async def merge_by_phone(session: AsyncSession, contact_id: int, phone: str) -> 
         for field in ("name", "email", "locale", "timezone")
         if getattr(survivor, field) is None and getattr(merged, field) is not None
     }
+    if "email" in filled:
+        filled["email_verified"] = merged.email_verified
     if filled:
         await session.execute(update(CONTACTS).where(CONTACTS.c.id == keep).values(**filled))
     await session.execute(update(CONTACTS).where(CONTACTS.c.id == gone).values(merged_into_id=keep))

@@ -28,7 +28,7 @@ IDENTITIES: Table = ContactIdentity.__table__  # type: ignore[assignment]
 _INSERT_CONTACTS = BulkInsert(CONTACTS, returning=CONTACTS.c.id)
 _EMPTY_CONTACT: dict[str, Any] = dict.fromkeys(CONTACTS.c.keys())
 _INSERT_IDENTITIES = BulkInsert(IDENTITIES)
-_FILLED = ("name", "email", "phone", "locale")
+_FILLED = ("name", "email", "phone", "locale", "email_verified", "phone_verified")
 
 
 _KNOWN_SENDERS = (
@@ -65,7 +65,8 @@ async def resolve_contacts(
     """The contact (as a row dict) of every sender, creating contacts and identities as needed.
 
     Fields the contact lacks (name, email, phone, locale) are filled from the messages; what the
-    contact or an agent set is never overwritten.
+    contact or an agent set is never overwritten. An email or phone a message proves (see
+    ``InboundMessage.email_verified``) is marked proven on the contact when it is the contact's.
     """
     senders: dict[str, dict[str, None]] = {}
     for channel, user_id in map(identity_key, messages):
@@ -95,9 +96,14 @@ async def resolve_contacts(
     changed: dict[int, dict[str, Any]] = {}
     for message in messages:
         contact = contacts[contact_of[identity_key(message)]]
-        for field, value in _offered(message).items():
+        offered = _offered(message)
+        for field, value in offered.items():
             if contact[field] is None and value:
                 contact[field] = value
+                changed[contact["id"]] = contact
+        for field, flag in _proven(message).items():
+            if contact[field] == offered[field] and not contact[flag]:
+                contact[flag] = True
                 changed[contact["id"]] = contact
     if changed:
         await session.execute(
@@ -116,6 +122,23 @@ def _offered(message: InboundMessage) -> dict[str, str | None]:
         "phone": message.phone,
         "locale": message.locale,
     }
+
+
+def _new_contact(message: InboundMessage, now: datetime) -> dict[str, Any]:
+    row: dict[str, Any] = {f: v or None for f, v in _offered(message).items()}
+    row.update(created_at=now, vip=False, email_verified=False, phone_verified=False)
+    row.update(dict.fromkeys(_proven(message).values(), True))
+    return row
+
+
+def _proven(message: InboundMessage) -> dict[str, str]:
+    """The fields the message proves, each with its flag on the contact."""
+    proven = {}
+    if message.email and message.email_verified:
+        proven["email"] = "email_verified"
+    if message.phone and message.phone_verified:
+        proven["phone"] = "phone_verified"
+    return proven
 
 
 async def _attach_new_identities(
@@ -146,14 +169,7 @@ async def _attach_new_identities(
         # A new contact starts with what the first message of its group offers: the fill-in
         # below would set exactly those fields (they are all empty on a new contact), with an
         # UPDATE per new contact in every batch that brings new senders.
-        rows = [
-            {
-                "created_at": now,
-                "vip": False,
-                **{f: v or None for f, v in _offered(new_identity[keys[0]]).items()},
-            }
-            for keys in fresh
-        ]
+        rows = [_new_contact(new_identity[keys[0]], now) for keys in fresh]
         created = await _INSERT_CONTACTS(session, rows)
         for group_keys, row, contact_id in zip(fresh, rows, created, strict=True):
             # The stored row, as a read would give it: the other columns start empty.
@@ -185,12 +201,18 @@ def _proofs(message: InboundMessage) -> list[str]:
 
 
 async def _verified_match(session: AsyncSession, message: InboundMessage) -> int | None:
-    """A contact that owns this sender's verified email or phone."""
+    """A contact that proved it owns this sender's verified email or phone.
+
+    One that was only told it (a pre-chat form) is not the same person for sure: joining them
+    would show this sender that contact's tickets, and it this sender's.
+    """
     conditions = []
     if message.email and message.email_verified:
-        conditions.append(func.lower(CONTACTS.c.email) == message.email.lower())
+        conditions.append(
+            (func.lower(CONTACTS.c.email) == message.email.lower()) & CONTACTS.c.email_verified
+        )
     if message.phone and message.phone_verified:
-        conditions.append(CONTACTS.c.phone == message.phone)
+        conditions.append((CONTACTS.c.phone == message.phone) & CONTACTS.c.phone_verified)
     for condition in conditions:
         contact_id = await session.scalar(
             select(CONTACTS.c.id)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -124,6 +125,11 @@ class Contact(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320), index=True)
     phone: Mapped[str | None] = mapped_column(String(40), index=True)
+    # Whether the person proved the address or number is theirs (Telegram's shared contact of
+    # themself), not merely typed it (a pre-chat form): only a proven one joins another
+    # channel's identity to this contact, which would then see that channel's tickets.
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    phone_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     locale: Mapped[str | None] = mapped_column(String(20))
     timezone: Mapped[str | None] = mapped_column(String(64))
     vip: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -6,24 +6,30 @@ import logging
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 
 from channels.telegram.commands import STATUS_SHOWN
 from gateway.appkeys import PIPELINE
+from gateway.models import Channel, InboundMessage
 from gateway.settings import Settings
 from gateway.store import Store
+from gateway.store.tables import Contact, ContactIdentity
 from tests.channels.telegram.conftest import (
     AlwaysAnswers,
     Client,
     Gateway,
     MakeGateway,
+    contacts,
     identities,
     load_fixture,
     messages,
     outbox,
+    post_fixture,
     post_update,
     tickets,
 )
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
+from tests.factories import NOON
 
 _next_id = iter(range(2000, 9999))
 
@@ -76,6 +82,47 @@ async def test_status_shows_only_the_senders_own_open_tickets(
     await say(client, 999, "/status")
     assert fake.sent[2]["text"] == "You have no open tickets."
     assert not any(m.text == "/status" for m in await messages(db))  # commands are not stored
+
+
+async def test_a_number_typed_into_a_form_does_not_hand_its_tickets_to_who_shares_it(
+    gateway: Gateway, db: Store, fake: FakeBotAPI
+) -> None:
+    """A web chat visitor typed Ann's number in the pre-chat form. When Ann shares it as her
+    own, the visitor's contact used to take her Telegram identity: her /status listed the
+    visitor's tickets (and the visitor's contact hers)."""
+    app, client = gateway
+    async with db.write() as session:
+        visitor = await session.scalar(
+            insert(Contact)
+            .values(name="Visitor", phone="+8613800138000", vip=False, created_at=NOON)
+            .returning(Contact.id)
+        )
+        await session.execute(
+            insert(ContactIdentity).values(
+                contact_id=visitor, channel="webchat", external_user_id="sess-1", created_at=NOON
+            )
+        )
+    inbound = InboundMessage(
+        channel=Channel.WEBCHAT,
+        external_id="w1",
+        external_user_id="sess-1",
+        text="the visitor's own question",
+        thread_key="sess-1",
+    )
+    await app[PIPELINE].on_message(inbound)  # G20261122001, the visitor's
+    await say(client, 777, "my parcel is late")  # G20261122002, Ann's
+    assert await post_fixture(client, "contact") == 200  # Ann's own number (user_id 777)
+    await app[PIPELINE].drain()
+    fake.sent.clear()
+
+    await say(client, 777, "/status")
+    assert fake.sent[0]["text"].splitlines() == ["Your open tickets:", "G20261122002 · received"]
+    [ann] = [i for i in await identities(db) if i.channel == "telegram"]
+    assert ann.contact_id != visitor
+    assert [(c.phone, c.phone_verified) for c in await contacts(db)] == [
+        ("+8613800138000", False),  # typed: no proof
+        ("+8613800138000", True),  # shared by its owner
+    ]
 
 
 async def test_status_of_a_customer_with_many_open_tickets_fits_one_message(

@@ -312,6 +312,7 @@ async def test_shared_contact_puts_the_phone_on_the_contact_and_merges(
             insert(Contact).values(
                 name="Ann (phone)",
                 phone="+8613800138000",
+                phone_verified=True,  # proven before (a Telegram account of Ann's shared it)
                 email="ann@example.com",
                 vip=True,
                 created_at=NOON,
