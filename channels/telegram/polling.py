@@ -6,8 +6,12 @@ the ones before it (https://core.telegram.org/bots/api#getupdates). The offset l
 killed at any point resumes where its last commit left off: nothing lost, and what was committed
 but not yet confirmed comes again and is deduplicated.
 
-An update that keeps failing is retried with backoff; after ``MAX_ATTEMPTS`` it is parked
-(``parked_inbound``, whole, with the error) so one bad update cannot stop the channel.
+An update that fails for a reason of its own (a bug its content meets) is retried with backoff;
+after ``MAX_ATTEMPTS`` it is parked (``parked_inbound``, whole, with the error) so one bad update
+cannot stop the channel. One that fails for a passing reason (Telegram's file server or the
+database away: :data:`PASSING`) is never parked: nothing reads parked updates back, so a blip of
+a few seconds would have lost the message. It is retried until it is stored, the offset waiting
+with it, as Telegram redelivers a webhook update until it is answered 200.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from telegram import Bot
 from telegram.error import Conflict, NetworkError, TimedOut
 
+from channels.base import TransientChannelError
 from channels.telegram.inbound import TelegramInbound
 from channels.telegram.state import load_offset, save_offset
 from gateway.backoff import Backoff
@@ -35,6 +41,16 @@ from gateway.tasks import running
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+"""Attempts at an update failing for a reason of its own before it is parked."""
+
+PASSING = (
+    TransientChannelError,
+    NetworkError,  # PTB's, TimedOut included
+    OperationalError,  # the database: connection lost, locked, shutting down
+    InterfaceError,
+    OSError,  # ConnectionError, TimeoutError
+)
+"""Failures that say nothing about the update: it is retried until it is stored."""
 
 
 class Poller:
@@ -94,21 +110,28 @@ class Poller:
                 await save_offset(self.store, offset, self.clock())
 
     async def _process(self, update: dict[str, Any]) -> None:
-        """Handle one update until it is committed, or park it after ``MAX_ATTEMPTS``."""
-        backoff = Backoff(base=0.2, cap=10.0)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        """Handle one update until it is committed, or park it after ``MAX_ATTEMPTS`` failures
+        of its own (see the module's doc)."""
+        backoff = Backoff(base=0.2, cap=30.0)
+        failures = 0
+        error: Exception
+        while True:
             try:
                 await self.inbound.handle(update)
                 return
+            except PASSING as exc:
+                error = exc
             except Exception as exc:
-                if attempt == MAX_ATTEMPTS:
+                failures += 1
+                if failures >= MAX_ATTEMPTS:
                     await self._park(update, exc)
                     return
-                log.warning(
-                    "telegram update failed, retrying",
-                    extra={"update_id": update.get("update_id"), "error": type(exc).__name__},
-                )
-                await asyncio.sleep(backoff.next())
+                error = exc
+            log.warning(
+                "telegram update failed, retrying",
+                extra={"update_id": update.get("update_id"), "error": type(error).__name__},
+            )
+            await asyncio.sleep(backoff.next())
 
     async def _park(self, update: dict[str, Any], exc: Exception) -> None:
         log.error("telegram update parked", extra={"update_id": update.get("update_id")})

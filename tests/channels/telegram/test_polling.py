@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from channels.telegram import polling, state
 from channels.telegram.state import load_offset
+from gateway.backoff import Backoff
 from gateway.store import Store
-from gateway.store.tables import TicketMessage
+from gateway.store.tables import ParkedInbound, TicketMessage
 from tests.channels.telegram.conftest import (
     MakeGateway,
     count,
@@ -133,6 +135,41 @@ async def test_a_failing_update_is_retried_then_parked_and_polling_goes_on(
         [parked] = (await session.scalars(select(ParkedInbound))).all()
     assert (parked.external_id, parked.reason) == ("update:501", "failed")
     assert b"message 1" in parked.raw
+    await client.close()
+
+
+async def test_a_file_server_blip_longer_than_the_attempts_delays_the_update_but_loses_nothing(
+    fake: FakeBotAPI,
+    db_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    make_gateway: MakeGateway,
+    db: Store,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """getFile failing more often than an update may fail for a reason of its own: the photo
+    used to be parked, where nothing reads it back, and its offset confirmed (lost)."""
+    monkeypatch.setattr(polling, "MAX_ATTEMPTS", 2)
+    monkeypatch.setattr(polling, "Backoff", lambda **_: Backoff(base=0.01, cap=0.02))
+    fake.add_file("photo-big", b"\xff\xd8jpeg bytes", "photos/file_7.jpg")
+    for _ in range(4):
+        fake.fail_next("getFile", 502, "Bad Gateway")
+    settings = telegram_settings(
+        fake, db_url, redis_url, tmp_path, mode="polling", webhook_secret=None, poll_timeout=1
+    )
+    photo = load_fixture("photo_with_caption")
+    fake.push_update(photo)
+    _, client = await make_gateway(settings)
+
+    async def done() -> bool:
+        return await load_offset(db) == photo["update_id"] + 1
+
+    await wait_for(done)
+    [message] = await messages(db)
+    assert message.text == "收到的商品外壳破了" and message.attachments[0]["size"] == 12
+    assert len(fake.calls_of("getFile")) == 5
+    async with db.read() as session:
+        assert (await session.scalars(select(ParkedInbound))).all() == []
     await client.close()
 
 
