@@ -159,10 +159,11 @@ async def test_a_file_server_blip_longer_than_the_attempts_delays_the_update_but
     )
     photo = load_fixture("photo_with_caption")
     fake.push_update(photo)
+    next_offset = int(photo["update_id"]) + 1
     _, client = await make_gateway(settings)
 
     async def done() -> bool:
-        return await load_offset(db) == photo["update_id"] + 1
+        return await load_offset(db) == next_offset
 
     await wait_for(done)
     [message] = await messages(db)
