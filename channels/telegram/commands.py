@@ -99,9 +99,9 @@ async def _start(ctx: CommandContext, inbound: InboundMessage) -> str:
     """Make the user a contact (with their language) and welcome them."""
     async with ctx.store.write() as session:
         await conversations.lock_sender(session, inbound)
+        # A user who blocked the bot and comes back presses "Restart", which sends /start:
+        # like any message, it makes their identity reachable again.
         await resolve_contacts(session, [inbound], ctx.now)
-        # A user who blocked the bot and comes back presses "Restart", which sends /start.
-        await conversations.mark_reachable(session, inbound.external_user_id)
     return text("welcome", inbound.locale)
 
 

@@ -202,16 +202,3 @@ async def mark_unreachable(session: AsyncSession, user_id: str, now: datetime) -
         .values(reachable=False)
     )
     return await contact_of(session, user_id)
-
-
-async def mark_reachable(session: AsyncSession, user_id: str) -> None:
-    """The user wrote again (so unblocked the bot): deliveries may go to them again."""
-    await session.execute(
-        update(IDENTITIES)
-        .where(
-            IDENTITIES.c.channel == CHANNEL,
-            IDENTITIES.c.external_user_id == user_id,
-            IDENTITIES.c.reachable.is_(False),
-        )
-        .values(reachable=True)
-    )

@@ -32,7 +32,12 @@ _FILLED = ("name", "email", "phone", "locale", "email_verified", "phone_verified
 
 
 _KNOWN_SENDERS = (
-    select(IDENTITIES.c.channel, IDENTITIES.c.external_user_id, CONTACTS)
+    select(
+        IDENTITIES.c.channel,
+        IDENTITIES.c.external_user_id,
+        IDENTITIES.c.reachable.label("identity_reachable"),
+        CONTACTS,
+    )
     .join(CONTACTS, CONTACTS.c.id == IDENTITIES.c.contact_id)
     .where(
         IDENTITIES.c.channel == bindparam("channel"),
@@ -43,16 +48,34 @@ _KNOWN_SENDERS = (
 _USERS = keys_of("k", ("users", String()))
 _KNOWN_IDENTITIES_PG = probe_each(
     _USERS,
-    select(IDENTITIES.c.channel, IDENTITIES.c.external_user_id, IDENTITIES.c.contact_id).where(
+    select(
+        IDENTITIES.c.channel,
+        IDENTITIES.c.external_user_id,
+        IDENTITIES.c.reachable,
+        IDENTITIES.c.contact_id,
+    ).where(
         IDENTITIES.c.channel == bindparam("channel"),
         IDENTITIES.c.external_user_id == _USERS.c.users,
     ),
     "i",
 ).subquery("known")
 _KNOWN_SENDERS_PG = select(
-    _KNOWN_IDENTITIES_PG.c.channel, _KNOWN_IDENTITIES_PG.c.external_user_id, CONTACTS
+    _KNOWN_IDENTITIES_PG.c.channel,
+    _KNOWN_IDENTITIES_PG.c.external_user_id,
+    _KNOWN_IDENTITIES_PG.c.reachable.label("identity_reachable"),
+    CONTACTS,
 ).join(CONTACTS, CONTACTS.c.id == _KNOWN_IDENTITIES_PG.c.contact_id)
 """The same on PostgreSQL, probing the index once per user (see ``lookups.probe_each``)."""
+
+
+_REACHABLE_AGAIN = (
+    update(IDENTITIES)
+    .where(
+        IDENTITIES.c.channel == bindparam("b_channel"),
+        IDENTITIES.c.external_user_id.in_(bindparam("b_users", expanding=True)),
+    )
+    .values(reachable=True)
+)
 
 
 def identity_key(message: InboundMessage) -> IdentityKey:
@@ -67,6 +90,8 @@ async def resolve_contacts(
     Fields the contact lacks (name, email, phone, locale) are filled from the messages; what the
     contact or an agent set is never overwritten. An email or phone a message proves (see
     ``InboundMessage.email_verified``) is marked proven on the contact when it is the contact's.
+    An identity marked unreachable (a Telegram user who blocked the bot) that writes is
+    reachable again: nobody can write to a bot they block.
     """
     senders: dict[str, dict[str, None]] = {}
     for channel, user_id in map(identity_key, messages):
@@ -78,10 +103,15 @@ async def resolve_contacts(
         # Identities and their contacts in one round trip per channel (one channel's range of
         # the (channel, external_user_id) index; the common case: senders we know).
         values = {"channel": channel, "users": list(user_ids)}
+        returned = []
         for row in (await session.execute(query, values)).mappings():
             contact = {c.name: row[c] for c in CONTACTS.c}
             contact_of[(row["channel"], row["external_user_id"])] = contact["id"]
             known[contact["id"]] = contact
+            if not row["identity_reachable"]:
+                returned.append(row["external_user_id"])
+        if returned:
+            await session.execute(_REACHABLE_AGAIN, {"b_channel": channel, "b_users": returned})
 
     # New identities: the first message of each decides, in arrival order.
     new_identity: dict[IdentityKey, InboundMessage] = {}

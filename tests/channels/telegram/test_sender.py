@@ -21,6 +21,8 @@ from tests.channels.telegram.conftest import (
     identities,
     outbox,
     post_fixture,
+    post_update,
+    sent_again,
     telegram_settings,
 )
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
@@ -116,6 +118,25 @@ async def test_a_403_marks_the_identity_unreachable(
     later = (await outbox(db))[1]
     assert "no reachable identity" in await deliver_async(later.id, settings)
     assert fake.sent == []
+
+
+async def test_a_user_who_unblocks_and_writes_is_answered_again(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """Writing proves the bot is no longer blocked. Only /start used to say so: a user whose
+    app unblocks without it stayed unreachable, every later notice and reply failing."""
+    row = await first_notice(gateway, db)
+    fake.blocked.add(888)
+    assert (await deliver_async(row.id, settings)).startswith("failed: the user blocked")
+    fake.blocked.clear()
+    app, client = gateway
+    assert await post_update(client, sent_again("private_text")) == 200
+    await app[PIPELINE].drain()
+    [identity] = await identities(db)
+    assert identity.reachable is True
+    later = (await outbox(db))[1]
+    assert await deliver_async(later.id, settings) == "sent"
+    assert len(fake.sent) == 1
 
 
 async def test_a_blocked_users_notice_falls_back_to_their_email(
