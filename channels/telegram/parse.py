@@ -10,7 +10,8 @@ What comes out, by ``channel_meta``:
   ``command_args`` for ``/start``, ``/status``, ``/new``, ``/human``; ``contact`` for a shared
   contact; ``location`` (``latitude``, ``longitude``, a venue's ``title`` and ``address``) for
   a shared location, whose text is the place and a map link; ``edit_date`` for an edited
-  message (same ``external_id`` as the original; a live location's moves are ignored);
+  message (same ``external_id`` as the original; a live location's moves and edited commands
+  are ignored);
 - a sticker is a file (WebP, WebM or Telegram's .tgs) with its emoji as the text;
 - ``text_from`` (``"location"`` or ``"sticker"``) when the text was made here, not written:
   the router does not put it to the knowledge base;
@@ -91,6 +92,10 @@ def _message(
             # A live location moves by editing its message, every few seconds for up to a
             # day: the position first shared stays; its moves are not edits of what was said.
             return Ignored(update_id, "live_location")
+        if _command(message) is not None:
+            # A command is answered, not stored: its edit has no message to change, and
+            # stored as one it would open a ticket with "/status please" as the question.
+            return Ignored(update_id, "edited_command")
         meta["edit_date"] = int(message.get("edit_date") or message["date"])
     text = message.get("text") or message.get("caption") or ""
     if not text and "location" in message:

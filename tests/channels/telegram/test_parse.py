@@ -120,6 +120,14 @@ def test_commands_need_their_entity() -> None:
     assert "command" not in plain.channel_meta  # a question that starts with a slash
 
 
+def test_an_edited_command_is_ignored_not_stored_as_a_question() -> None:
+    update = load_fixture("command_addressed_to_bot")
+    message = update.pop("message")
+    update["edited_message"] = {**message, "edit_date": message["date"] + 60}
+    update["edited_message"]["text"] += " please"
+    assert parse_update(update) == Ignored(update["update_id"], "edited_command")
+
+
 def test_callback_query() -> None:
     message = parsed("callback_query")
     assert message.external_id == "cb:4382bfdwdsb323b2d9"
