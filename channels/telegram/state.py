@@ -9,8 +9,10 @@ confirmed).
 A command is not a stored message, so ingest's dedupe does not see it; the ``update_id`` of the
 last command answered in each chat is kept instead. Telegram hands a chat's updates over one at
 a time, in order (the next only once the previous was acknowledged), so a redelivered command
-is never older than the one recorded for its chat, or it is that one: one row per chat
-suffices.
+is the one recorded for its chat: one row per chat suffices. Equal, not "at most": after a week
+without updates Telegram numbers the next ones from a random id
+(https://core.telegram.org/bots/api#update), maybe below the recorded one, and every command
+of the chat would have been taken for answered.
 """
 
 from __future__ import annotations
@@ -39,18 +41,18 @@ async def load_offset(store: Store) -> int:
 
 async def save_offset(store: Store, offset: int, now: datetime) -> None:
     """Record that every update below ``offset`` is committed (never moves backwards)."""
-    await _advance(store, OFFSET_KEY, "offset", offset, now)
+    await _record(store, OFFSET_KEY, "offset", offset, now, forward_only=True)
 
 
 async def command_answered(store: Store, chat_id: int, update_id: int) -> bool:
     """Whether the command of update ``update_id`` in ``chat_id`` was answered already."""
     value = await _read(store, _command_key(chat_id))
-    return value is not None and update_id <= int(value["update_id"])
+    return value is not None and update_id == int(value["update_id"])
 
 
 async def record_answered(store: Store, chat_id: int, update_id: int, now: datetime) -> None:
     """Record that the chat's command of update ``update_id`` was carried out and answered."""
-    await _advance(store, _command_key(chat_id), "update_id", update_id, now)
+    await _record(store, _command_key(chat_id), "update_id", update_id, now, forward_only=False)
 
 
 def _command_key(chat_id: int) -> str:
@@ -65,8 +67,11 @@ async def _read(store: Store, key: str) -> dict[str, Any] | None:
     return value
 
 
-async def _advance(store: Store, key: str, field: str, value: int, now: datetime) -> None:
-    """Set ``{field: value}`` under ``key`` unless it already holds that value or a larger one."""
+async def _record(
+    store: Store, key: str, field: str, value: int, now: datetime, *, forward_only: bool
+) -> None:
+    """Set ``{field: value}`` under ``key`` unless it holds that value already, or, when
+    ``forward_only``, a larger one."""
     async with store.write() as session:
         current = await session.scalar(
             select(STATE.c.value)
@@ -75,7 +80,7 @@ async def _advance(store: Store, key: str, field: str, value: int, now: datetime
         )
         if current is None:
             await _insert(session, key, {field: value}, now)
-        elif int(current[field]) < value:
+        elif int(current[field]) < value or (not forward_only and int(current[field]) != value):
             await session.execute(
                 update(STATE)
                 .where(STATE.c.channel == CHANNEL, STATE.c.key == key)

@@ -215,6 +215,22 @@ async def test_a_command_delivered_again_is_answered_once(
     assert len(fake.sent) == 3
 
 
+async def test_commands_are_answered_after_telegram_numbers_updates_afresh(
+    gateway: Gateway, fake: FakeBotAPI
+) -> None:
+    """After a week without updates Telegram numbers the next from a random id, maybe lower:
+    a chat's commands were taken for answered while their ids stayed below the recorded one."""
+    _, client = gateway
+    before = text_from(777, "/start")
+    before["update_id"] = 900_000
+    assert await post_update(client, before) == 200
+    after = text_from(777, "/status")
+    after["update_id"] = 12_345
+    assert await post_update(client, after) == 200
+    assert await post_update(client, after) == 200  # delivered again: answered once
+    assert [s["text"] for s in fake.sent][1:] == ["You have no open tickets."]
+
+
 async def test_a_command_whose_answer_telegram_refuses_is_not_retried(
     gateway: Gateway, fake: FakeBotAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
