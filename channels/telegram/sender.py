@@ -10,6 +10,9 @@
 - ``RetryAfter`` (HTTP 429, https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this):
   a short wait is waited out here; a longer one goes back to RQ as a
   :class:`TransientChannelError` carrying the delay. Timeouts and network errors are transient too.
+  Once part of a delivery has gone (a long text's first message, the text before a file), the
+  rest is waited for longer (:data:`LATER_PART_PATIENCE`), network errors included: a retry
+  from RQ would send the parts delivered already again.
 - ``Forbidden`` (403, the user blocked the bot): the identity is marked unreachable, a notice or
   survey is handed to the contact's email when they have one, and the row fails
   (:class:`ChannelError`): retrying cannot help.
@@ -72,6 +75,11 @@ _handing_over: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
 """The current delivery's hand-over, for the requests its task makes (each send is a task)."""
 
 _BODY_STARTS = "http11.send_request_body.started"
+
+LATER_PART_PATIENCE = 30.0
+"""Seconds of flood control or network trouble a delivery waits out once part of it has gone.
+Bounded: the job's RQ timeout (180 s) kills a work horse that waits on, and a killed delivery
+loses its parts not yet sent (see the hand-over above)."""
 
 PHOTO_BYTES = 10 * 1024 * 1024
 """``sendPhoto`` takes photos of up to 10 MB (https://core.telegram.org/bots/api#sendphoto);
@@ -164,24 +172,45 @@ class TelegramSender:
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
             send = partial(bot.send_message, chat_id, chunk, reply_markup=markup if last else None)
-            sent.append(await self._patiently(send))
+            sent.append(await self._patiently(send, started=bool(sent)))
         for attachment in msg.attachments:
-            sent.append(await self._patiently(partial(_send_file, bot, chat_id, attachment)))
+            send_file = partial(_send_file, bot, chat_id, attachment)
+            sent.append(await self._patiently(send_file, started=bool(sent)))
         if not sent:
             raise ChannelError("nothing to send: no text and no attachment")
         return sent
 
-    async def _patiently(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Make ``call``, waiting out one short ``RetryAfter`` (a longer one is raised)."""
-        try:
-            return await call()
-        except RetryAfter as exc:
-            wait = _seconds(exc)
-            if wait > self.config.max_retry_wait:
-                raise
-            log.info("telegram flood control, waiting", extra={"seconds": wait})
+    async def _patiently(self, call: Callable[[], Awaitable[T]], *, started: bool) -> T:
+        """Make ``call``, waiting out one short ``RetryAfter`` (a longer one is raised); once
+        part of the delivery has gone (``started``), any ``RetryAfter`` and network error for
+        up to :data:`LATER_PART_PATIENCE` seconds in all."""
+        waited = 0.0
+        failures = 0
+        while True:
+            try:
+                return await call()
+            except RetryAfter as exc:
+                wait = _seconds(exc)
+                failures += 1
+                if started:
+                    if waited + wait > max(LATER_PART_PATIENCE, self.config.max_retry_wait):
+                        raise
+                elif failures > 1 or wait > self.config.max_retry_wait:
+                    raise
+                log.info("telegram flood control, waiting", extra={"seconds": wait})
+            except BadRequest:
+                raise  # a NetworkError to PTB, but final
+            except NetworkError as exc:  # TimedOut too: that part may have gone, not the rest
+                wait = min(2.0**failures, 8.0)
+                failures += 1
+                if not started or failures > 10 or waited + wait > LATER_PART_PATIENCE:
+                    raise
+                log.info(
+                    "telegram unreachable mid-delivery, retrying",
+                    extra={"seconds": wait, "error": type(exc).__name__},
+                )
             await asyncio.sleep(wait)
-            return await call()
+            waited += wait
 
     async def _blocked(self, msg: OutboundMessage) -> None:
         """Mark the identity unreachable; hand a notice or survey to the contact's email."""

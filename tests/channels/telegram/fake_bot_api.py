@@ -47,11 +47,15 @@ class Call:
 
 
 class APIError(Exception):
-    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self, code: int, description: str, retry_after: int | None = None, *, after: int = 0
+    ) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.retry_after = retry_after
+        self.after = after
+        """Calls to let through before this failure."""
 
 
 class FakeBotAPI:
@@ -86,11 +90,18 @@ class FakeBotAPI:
         self.files[file_id] = (file_path, data)
 
     def fail_next(
-        self, method: str, code: int, description: str, *, retry_after: int | None = None
+        self,
+        method: str,
+        code: int,
+        description: str,
+        *,
+        retry_after: int | None = None,
+        after: int = 0,
     ) -> None:
-        """Make the next call of ``method`` fail (queue several for several calls)."""
+        """Make the next call of ``method`` fail (queue several for several calls), or the
+        call after ``after`` more calls that succeed."""
         self._failures.setdefault(method.lower(), []).append(
-            APIError(code, description, retry_after)
+            APIError(code, description, retry_after, after=after)
         )
 
     def calls_of(self, method: str) -> list[Call]:
@@ -127,7 +138,9 @@ class FakeBotAPI:
         params.update({k: _param(v) for k, v in request.query.items()})
         self.calls.append(Call(method, params, time.monotonic()))
         queued = self._failures.get(method.lower())
-        if queued:
+        if queued and queued[0].after:
+            queued[0].after -= 1
+        elif queued:
             return _error(queued.pop(0))
         handler = getattr(self, "m_" + method.lower(), None)
         if handler is None:

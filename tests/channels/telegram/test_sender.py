@@ -165,18 +165,15 @@ async def test_a_blocked_users_notice_falls_back_to_their_email(
     assert fallback.payload == {"fallback_from": row.id}
 
 
-async def test_long_texts_are_split_on_paragraphs_and_the_receipt_names_the_first(
-    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
-) -> None:
-    row = await first_notice(gateway, db)
-    paragraphs = [f"Step {i}: " + " ".join(["详细说明"] * 400) for i in range(4)]
+async def as_agent_reply(db: Store, row: OutboxRow, text: str) -> None:
+    """Make outbox ``row`` the delivery of an agent's reply saying ``text``."""
     async with db.write() as session:
         reply = TicketMessage(
             ticket_id=row.ticket_id,
             kind="outgoing",
             author_type="agent",
             channel="telegram",
-            text="\n\n".join(paragraphs),
+            text=text,
             attachments=[],
             channel_meta={},
             created_at=row.created_at,
@@ -188,6 +185,14 @@ async def test_long_texts_are_split_on_paragraphs_and_the_receipt_names_the_firs
             .where(OutboxRow.id == row.id)
             .values(kind="reply", template="message", message_id=reply.id)
         )
+
+
+async def test_long_texts_are_split_on_paragraphs_and_the_receipt_names_the_first(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    row = await first_notice(gateway, db)
+    paragraphs = [f"Step {i}: " + " ".join(["详细说明"] * 400) for i in range(4)]
+    await as_agent_reply(db, row, "\n\n".join(paragraphs))
     assert await deliver_async(row.id, settings) == "sent"
     texts = [s["text"] for s in fake.sent]
     assert len(texts) == 2
@@ -195,6 +200,32 @@ async def test_long_texts_are_split_on_paragraphs_and_the_receipt_names_the_firs
     assert texts[0].startswith("Step 0") and texts[1].startswith("Step 2")
     assert texts == ["\n\n".join(paragraphs[:2]), "\n\n".join(paragraphs[2:])]
     assert (await outbox(db))[0].external_id == str(fake.sent[0]["message_id"])
+
+
+async def test_trouble_after_the_first_part_is_waited_out_not_sent_again(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """The first part went; the second met flood control twice, then a 502. Handing the row
+    back to RQ used to send the first part again with the second."""
+    row = await first_notice(gateway, db)
+    await as_agent_reply(db, row, "A" * 3000 + "\n\n" + "B" * 3000)
+    fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1, after=1)
+    fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+    fake.fail_next("sendMessage", 502, "Bad Gateway")
+    assert await deliver_async(row.id, settings) == "sent"
+    assert [s["text"][0] for s in fake.sent] == ["A", "B"]
+    assert len(fake.calls_of("sendMessage")) == 5
+
+
+async def test_flood_control_before_anything_went_goes_back_to_the_queue(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    row = await first_notice(gateway, db)
+    fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+    fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+    with pytest.raises(TransientChannelError):
+        await deliver_async(row.id, settings)
+    assert fake.sent == []
 
 
 async def test_bot_answers_carry_did_this_help_and_surveys_the_stars(
