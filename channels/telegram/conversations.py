@@ -150,8 +150,8 @@ async def merge_by_phone(session: AsyncSession, contact_id: int, phone: str) -> 
 
     A contact that was only told the number (a pre-chat form) is not merged: anyone can type
     anyone's number, and the merge would show each side the other's tickets. The older contact
-    survives; the other's identities, tickets and pending outbox rows move to
-    it, and it is marked merged (ingest follows ``merged_into_id``). Returns the survivor's id.
+    survives; the other's identities, tickets and pending outbox rows move to it, and it is
+    marked merged (ingest follows ``merged_into_id``). Returns the survivor's id.
     """
     await session.execute(
         update(CONTACTS).where(CONTACTS.c.id == contact_id).values(phone=phone, phone_verified=True)

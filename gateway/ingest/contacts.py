@@ -76,6 +76,7 @@ _REACHABLE_AGAIN = (
     )
     .values(reachable=True)
 )
+"""Identities of ``:b_users`` on ``:b_channel`` wrote again: their way is open."""
 
 
 def identity_key(message: InboundMessage) -> IdentityKey:
