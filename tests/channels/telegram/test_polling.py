@@ -15,6 +15,7 @@ from sqlalchemy import select
 from channels.telegram import polling, state
 from channels.telegram.state import load_offset
 from gateway.backoff import Backoff
+from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import ParkedInbound, TicketMessage
 from tests.channels.telegram.conftest import (
@@ -43,18 +44,21 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], within: float = 30.
         await asyncio.sleep(0.02)
 
 
+@pytest.fixture
+def polling_settings(fake: FakeBotAPI, db_url: str, redis_url: str, tmp_path: Path) -> Settings:
+    """The channel in polling mode against the fake Bot API (no webhook, 1 s long polls)."""
+    return telegram_settings(
+        fake, db_url, redis_url, tmp_path, mode="polling", webhook_secret=None, poll_timeout=1
+    )
+
+
 async def test_polling_end_to_end_with_a_restart_in_the_middle(
     fake: FakeBotAPI,
-    db_url: str,
-    redis_url: str,
-    tmp_path: Path,
+    polling_settings: Settings,
     make_gateway: MakeGateway,
     db: Store,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings = telegram_settings(
-        fake, db_url, redis_url, tmp_path, mode="polling", webhook_secret=None, poll_timeout=1
-    )
     # The first process dies after committing update 2 and before its offset is written.
     real_save = state.save_offset
     crashed = asyncio.Event()
@@ -68,7 +72,7 @@ async def test_polling_end_to_end_with_a_restart_in_the_middle(
     monkeypatch.setattr(polling, "save_offset", dies_before_saving)
     for n in (1, 2, 3):
         fake.push_update(update(n))
-    _, first = await make_gateway(settings)
+    _, first = await make_gateway(polling_settings)
     await asyncio.wait_for(crashed.wait(), 30)
     assert await count(db, TicketMessage) == 2
     assert await load_offset(db) == 502  # update 2 committed, not yet confirmed
@@ -77,7 +81,7 @@ async def test_polling_end_to_end_with_a_restart_in_the_middle(
     monkeypatch.setattr(polling, "save_offset", real_save)
     for n in (4, 5):
         fake.push_update(update(n))
-    _, second = await make_gateway(settings)
+    _, second = await make_gateway(polling_settings)
 
     async def all_in() -> bool:
         return await count(db, TicketMessage) == 5 and await load_offset(db) == 506
@@ -98,9 +102,7 @@ async def _confirmed(fake: FakeBotAPI) -> bool:
 
 async def test_a_failing_update_is_retried_then_parked_and_polling_goes_on(
     fake: FakeBotAPI,
-    db_url: str,
-    redis_url: str,
-    tmp_path: Path,
+    polling_settings: Settings,
     make_gateway: MakeGateway,
     db: Store,
     monkeypatch: pytest.MonkeyPatch,
@@ -119,12 +121,9 @@ async def test_a_failing_update_is_retried_then_parked_and_polling_goes_on(
         await real_handle(self, u)
 
     monkeypatch.setattr(TelegramInbound, "handle", poison)
-    settings = telegram_settings(
-        fake, db_url, redis_url, tmp_path, mode="polling", webhook_secret=None, poll_timeout=1
-    )
     fake.push_update(update(1))
     fake.push_update(update(2))
-    _, client = await make_gateway(settings)
+    _, client = await make_gateway(polling_settings)
 
     async def done() -> bool:
         return await load_offset(db) == 503
@@ -140,9 +139,7 @@ async def test_a_failing_update_is_retried_then_parked_and_polling_goes_on(
 
 async def test_a_file_server_blip_longer_than_the_attempts_delays_the_update_but_loses_nothing(
     fake: FakeBotAPI,
-    db_url: str,
-    redis_url: str,
-    tmp_path: Path,
+    polling_settings: Settings,
     make_gateway: MakeGateway,
     db: Store,
     monkeypatch: pytest.MonkeyPatch,
@@ -154,13 +151,10 @@ async def test_a_file_server_blip_longer_than_the_attempts_delays_the_update_but
     fake.add_file("photo-big", b"\xff\xd8jpeg bytes", "photos/file_7.jpg")
     for _ in range(4):
         fake.fail_next("getFile", 502, "Bad Gateway")
-    settings = telegram_settings(
-        fake, db_url, redis_url, tmp_path, mode="polling", webhook_secret=None, poll_timeout=1
-    )
     photo = load_fixture("photo_with_caption")
     fake.push_update(photo)
     next_offset = int(photo["update_id"]) + 1
-    _, client = await make_gateway(settings)
+    _, client = await make_gateway(polling_settings)
 
     async def done() -> bool:
         return await load_offset(db) == next_offset
@@ -176,9 +170,7 @@ async def test_a_file_server_blip_longer_than_the_attempts_delays_the_update_but
 
 async def test_polling_survives_the_database_failing_for_a_moment(
     fake: FakeBotAPI,
-    db_url: str,
-    redis_url: str,
-    tmp_path: Path,
+    polling_settings: Settings,
     make_gateway: MakeGateway,
     db: Store,
     monkeypatch: pytest.MonkeyPatch,
@@ -193,12 +185,9 @@ async def test_polling_survives_the_database_failing_for_a_moment(
         await real_save(store, offset, now)
 
     monkeypatch.setattr(polling, "save_offset", flaky)
-    settings = telegram_settings(
-        fake, db_url, redis_url, tmp_path, mode="polling", webhook_secret=None, poll_timeout=1
-    )
     for n in (1, 2):
         fake.push_update(update(n))
-    _, client = await make_gateway(settings)
+    _, client = await make_gateway(polling_settings)
 
     async def done() -> bool:
         return await load_offset(db) == 503
