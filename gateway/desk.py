@@ -350,6 +350,8 @@ async def merge_contacts(session: AsyncSession, keep_id: int, other_id: int) -> 
     for field in ("name", "email", "phone", "locale", "timezone"):
         if getattr(keep, field) is None:
             setattr(keep, field, getattr(other, field))
+            if field in ("email", "phone"):  # its proof comes along (see ``Contact``)
+                setattr(keep, f"{field}_verified", getattr(other, f"{field}_verified"))
     keep.vip = keep.vip or other.vip
     other.merged_into_id = keep_id
     await session.flush()

@@ -1,0 +1,47 @@
+"""A supervisor merges two contacts of one person: identities, tickets and known fields move to
+the one kept, with the proof of the email and phone they bring."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from gateway.models import AgentRole, Channel
+from gateway.store.tables import Contact, Ticket
+from tests.api.conftest import Desk
+from tests.factories import inbound
+
+
+async def test_a_supervisor_merges_two_contacts_of_one_person(desk: Desk) -> None:
+    by_form = await desk.customer_says(
+        inbound(
+            channel=Channel.WEBCHAT,
+            external_user_id="session-1",
+            thread_key="session-1",
+            email="ann@example.test",
+            sender_name="Ann",
+        )
+    )
+    by_telegram = await desk.customer_says(
+        inbound(external_user_id="777", phone="+8613800138000", phone_verified=True)
+    )
+    async with desk.store.read() as session:
+        tickets = {t.number: t.contact_id for t in (await session.scalars(select(Ticket))).all()}
+    keep, other = tickets[by_form], tickets[by_telegram]
+    agent = await desk.login("agent@shop.test", AgentRole.AGENT)
+    refused = await agent.send("POST", f"/api/v1/contacts/{keep}/merge", {"other_id": other})
+    assert refused.status == 403
+
+    supervisor = await desk.login("lead@shop.test", AgentRole.SUPERVISOR)
+    merged = await supervisor.send("POST", f"/api/v1/contacts/{keep}/merge", {"other_id": other})
+    assert merged.status == 200, await merged.text()
+    body = await merged.json()
+    assert (body["email"], body["phone"]) == ("ann@example.test", "+8613800138000")
+    assert sorted(body["channels"]) == ["telegram", "webchat"]
+    async with desk.store.read() as session:
+        kept = await session.get_one(Contact, keep)
+        assert (kept.email_verified, kept.phone_verified) == (False, True)  # typed; proven
+        assert (await session.get_one(Contact, other)).merged_into_id == keep
+        owners = (await session.scalars(select(Ticket.contact_id))).all()
+    assert set(owners) == {keep}
+    again = await supervisor.send("POST", f"/api/v1/contacts/{keep}/merge", {"other_id": other})
+    assert again.status == 404  # merged already
