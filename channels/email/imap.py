@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from aioimaplib import IMAP4, IMAP4_SSL, STOP_WAIT_SERVER_PUSH, Command
 
 from gateway.settings import EmailSettings, MailSecurity
+from gateway.tasks import running
 
 T = TypeVar("T")
 
@@ -206,6 +207,12 @@ class ImapSession:
     async def idle(self, seconds: float) -> list[bytes]:
         """Wait in IDLE up to ``seconds`` (RFC 2177); the server's untagged lines, if any."""
         idle = await self._deadline(self.client.idle_start(timeout=seconds))
+        if not running():
+            # Asked to stop while IDLE started, and the cancel was swallowed on the way (see
+            # gateway.tasks): end IDLE now, not after ``seconds`` of waiting for nothing.
+            self.client.idle_done()
+            await self._deadline(idle)
+            raise asyncio.CancelledError
         try:
             lines = await self.client.wait_server_push(timeout=seconds + self.timeout)
         except TimeoutError:

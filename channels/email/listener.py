@@ -188,6 +188,11 @@ class MailboxListener:
                 self.connected.clear()
                 await session.close()
                 raise
+            else:
+                # Asked to stop, the cancel swallowed on the way (see gateway.tasks): still
+                # end the session with a LOGOUT, not a dropped connection.
+                self.connected.clear()
+                await session.close()
 
     async def _serve(self, session: ImapSession) -> None:
         selected = await session.select(self.mailbox)
