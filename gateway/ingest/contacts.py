@@ -68,6 +68,9 @@ _KNOWN_SENDERS_PG = select(
 """The same on PostgreSQL, probing the index once per user (see ``lookups.probe_each``)."""
 
 
+_MATCHED = {"email": func.lower(CONTACTS.c.email), "phone": CONTACTS.c.phone}
+"""What a proven field is compared with on a contact."""
+
 _REACHABLE_AGAIN = (
     update(IDENTITIES)
     .where(
@@ -127,14 +130,13 @@ async def resolve_contacts(
     changed: dict[int, dict[str, Any]] = {}
     for message in messages:
         contact = contacts[contact_of[identity_key(message)]]
-        offered = _offered(message)
-        for field, value in offered.items():
+        for field, value in _offered(message).items():
             if contact[field] is None and value:
                 contact[field] = value
                 changed[contact["id"]] = contact
-        for field, flag in _proven(message).items():
-            if contact[field] == offered[field] and not contact[flag]:
-                contact[flag] = True
+        for field, value in _proven(message).items():
+            if contact[field] == value and not contact[f"{field}_verified"]:
+                contact[f"{field}_verified"] = True
                 changed[contact["id"]] = contact
     if changed:
         await session.execute(
@@ -158,17 +160,18 @@ def _offered(message: InboundMessage) -> dict[str, str | None]:
 def _new_contact(message: InboundMessage, now: datetime) -> dict[str, Any]:
     row: dict[str, Any] = {f: v or None for f, v in _offered(message).items()}
     row.update(created_at=now, vip=False, email_verified=False, phone_verified=False)
-    row.update(dict.fromkeys(_proven(message).values(), True))
+    row.update({f"{field}_verified": True for field in _proven(message)})
     return row
 
 
 def _proven(message: InboundMessage) -> dict[str, str]:
-    """The fields the message proves, each with its flag on the contact."""
+    """The email and phone the message proves are the sender's, as the contact stores them;
+    each field's flag on the contact is ``<field>_verified``."""
     proven = {}
     if message.email and message.email_verified:
-        proven["email"] = "email_verified"
+        proven["email"] = message.email.lower()
     if message.phone and message.phone_verified:
-        proven["phone"] = "phone_verified"
+        proven["phone"] = message.phone
     return proven
 
 
@@ -184,8 +187,9 @@ async def _attach_new_identities(
     fresh: list[list[IdentityKey]] = []
     fresh_by_proof: dict[str, int] = {}
     for key, message in new_identity.items():
-        proofs = _proofs(message)
-        match = await _verified_match(session, message) if proofs else None
+        proven = _proven(message)
+        proofs = [f"{field}:{value}" for field, value in proven.items()]
+        match = await _verified_match(session, proven) if proven else None
         if match is not None:
             contact_of[key] = match
             continue
@@ -222,32 +226,20 @@ async def _attach_new_identities(
     )
 
 
-def _proofs(message: InboundMessage) -> list[str]:
-    proofs = []
-    if message.email and message.email_verified:
-        proofs.append("email:" + message.email.lower())
-    if message.phone and message.phone_verified:
-        proofs.append("phone:" + message.phone)
-    return proofs
-
-
-async def _verified_match(session: AsyncSession, message: InboundMessage) -> int | None:
-    """A contact that proved it owns this sender's verified email or phone.
+async def _verified_match(session: AsyncSession, proven: dict[str, str]) -> int | None:
+    """A contact that proved it owns one of the sender's ``proven`` fields (see :func:`_proven`).
 
     One that was only told it (a pre-chat form) is not the same person for sure: joining them
     would show this sender that contact's tickets, and it this sender's.
     """
-    conditions = []
-    if message.email and message.email_verified:
-        conditions.append(
-            (func.lower(CONTACTS.c.email) == message.email.lower()) & CONTACTS.c.email_verified
-        )
-    if message.phone and message.phone_verified:
-        conditions.append((CONTACTS.c.phone == message.phone) & CONTACTS.c.phone_verified)
-    for condition in conditions:
+    for field, value in proven.items():
         contact_id = await session.scalar(
             select(CONTACTS.c.id)
-            .where(condition, CONTACTS.c.merged_into_id.is_(None))
+            .where(
+                _MATCHED[field] == value,
+                CONTACTS.c[f"{field}_verified"],
+                CONTACTS.c.merged_into_id.is_(None),
+            )
             .order_by(CONTACTS.c.id)
             .limit(1)
         )
