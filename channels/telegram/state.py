@@ -4,15 +4,21 @@ answered command, and things done once.
 Rows are keyed ``(channel='telegram', key)``. The offset is written only after the updates before
 it are committed, so a restart resumes exactly where the last commit left off (Telegram redelivers
 anything past the stored offset, and ingest's dedupe absorbs what was committed but not yet
-confirmed).
+confirmed). It is written as the poller computed it, even when lower than the stored one: after
+a week without updates Telegram numbers the next ones from a random id
+(https://core.telegram.org/bots/api#update). An offset left at the old numbering's is harmless
+while it lies far above the new ids (the Bot API server then answers from its oldest pending
+update and confirms nothing: ``TQueue::get`` in tdlib's telegram-bot-api refuses an id "in the
+future" more than 10 past its last), but once the new ids come within 10 of it, a restart asking
+from it confirms the updates that arrived while the gateway was down, unread. A lower offset
+can only redeliver, which dedupe absorbs.
 
 A command is not a stored message, so ingest's dedupe does not see it; the ``update_id`` of the
 last command answered in each chat is kept instead. Telegram hands a chat's updates over one at
 a time, in order (the next only once the previous was acknowledged), so a redelivered command
-is the one recorded for its chat: one row per chat suffices. Equal, not "at most": after a week
-without updates Telegram numbers the next ones from a random id
-(https://core.telegram.org/bots/api#update), maybe below the recorded one, and every command
-of the chat would have been taken for answered.
+is the one recorded for its chat: one row per chat suffices. Equal, not "at most": after the
+renumbering the next ids may lie below the recorded one, and every command of the chat would
+have been taken for answered.
 """
 
 from __future__ import annotations
@@ -40,8 +46,9 @@ async def load_offset(store: Store) -> int:
 
 
 async def save_offset(store: Store, offset: int, now: datetime) -> None:
-    """Record that every update below ``offset`` is committed (never moves backwards)."""
-    await _record(store, OFFSET_KEY, "offset", offset, now, forward_only=True)
+    """Record that every update below ``offset`` is committed (lower than before too, after
+    Telegram renumbered its updates: see the module's doc)."""
+    await _record(store, OFFSET_KEY, "offset", offset, now)
 
 
 async def command_answered(store: Store, chat_id: int, update_id: int) -> bool:
@@ -52,7 +59,7 @@ async def command_answered(store: Store, chat_id: int, update_id: int) -> bool:
 
 async def record_answered(store: Store, chat_id: int, update_id: int, now: datetime) -> None:
     """Record that the chat's command of update ``update_id`` was carried out and answered."""
-    await _record(store, _command_key(chat_id), "update_id", update_id, now, forward_only=False)
+    await _record(store, _command_key(chat_id), "update_id", update_id, now)
 
 
 def _command_key(chat_id: int) -> str:
@@ -67,11 +74,8 @@ async def _read(store: Store, key: str) -> dict[str, Any] | None:
     return value
 
 
-async def _record(
-    store: Store, key: str, field: str, value: int, now: datetime, *, forward_only: bool
-) -> None:
-    """Set ``{field: value}`` under ``key`` unless it holds that value already, or, when
-    ``forward_only``, a larger one."""
+async def _record(store: Store, key: str, field: str, value: int, now: datetime) -> None:
+    """Set ``{field: value}`` under ``key`` unless it holds that value already."""
     async with store.write() as session:
         current = await session.scalar(
             select(STATE.c.value)
@@ -80,7 +84,7 @@ async def _record(
         )
         if current is None:
             await _insert(session, key, {field: value}, now)
-        elif int(current[field]) < value or (not forward_only and int(current[field]) != value):
+        elif int(current[field]) != value:
             await session.execute(
                 update(STATE)
                 .where(STATE.c.channel == CHANNEL, STATE.c.key == key)

@@ -73,6 +73,8 @@ class FakeBotAPI:
         self.files: dict[str, tuple[str, bytes]] = {}
         self._failures: dict[str, list[APIError]] = {}
         self._updates: list[dict[str, Any]] = []
+        self._tail = 0
+        """The next update id the server would give out (``tail_id`` in tdlib's TQueue)."""
         self._new_update = asyncio.Event()
         self._message_ids = itertools.count(5000)
         self.app = web.Application()
@@ -84,6 +86,7 @@ class FakeBotAPI:
     def push_update(self, update: dict[str, Any]) -> None:
         """Queue an update for getUpdates (polling mode)."""
         self._updates.append(update)
+        self._tail = update["update_id"] + 1
         self._new_update.set()
 
     def add_file(self, file_id: str, data: bytes, file_path: str) -> None:
@@ -166,7 +169,11 @@ class FakeBotAPI:
         offset = int(p.get("offset") or 0)
         timeout = float(p.get("timeout") or 0)
         limit = int(p.get("limit") or 100)
-        if offset:  # asking from an offset confirms everything before it
+        # Asking from an offset confirms everything before it, unless the offset lies more
+        # than 10 past the last id given out: the server then answers from the oldest pending
+        # update and confirms nothing (tdlib's telegram-bot-api: ``TQueue::get`` refuses a
+        # ``from_id`` "in the future", ``Client::do_get_updates`` falls back to the head).
+        if offset and offset <= self._tail + 10:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
         if not self._updates and timeout > 0:
             self._new_update.clear()

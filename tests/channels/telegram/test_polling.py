@@ -18,6 +18,7 @@ from gateway.backoff import Backoff
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import ParkedInbound, TicketMessage
+from gateway.store.types import utcnow
 from tests.channels.telegram.conftest import (
     MakeGateway,
     count,
@@ -195,3 +196,39 @@ async def test_polling_survives_the_database_failing_for_a_moment(
     await wait_for(done)
     assert [m.text for m in await messages(db)] == ["message 1", "message 2"]
     await client.close()
+
+
+async def test_an_offset_from_before_telegram_renumbered_its_updates_loses_none_on_restart(
+    fake: FakeBotAPI, polling_settings: Settings, make_gateway: MakeGateway, db: Store
+) -> None:
+    """After a week without updates Telegram numbers the next ones afresh, maybe below the
+    stored offset (https://core.telegram.org/bots/api#update). The offset must follow: kept at
+    the old, higher value, a restart once the new ids came within 10 of it asked from it, and
+    the server confirmed the updates that arrived while the gateway was down, unread."""
+    await state.save_offset(db, 1000, utcnow())  # the old numbering's
+    for n in range(480, 485):  # updates 980-984: more than 10 below it, served from the head
+        fake.push_update(update(n))
+    _, first = await make_gateway(polling_settings)
+
+    async def read_and_confirmed() -> bool:
+        return await count(db, TicketMessage) == 5 and await _confirmed(fake)
+
+    await wait_for(read_and_confirmed)
+    await wait_for(lambda: _offset_is(db, 985))
+    await first.close()
+
+    for n in range(485, 493):  # 985-992 arrive while the gateway is down
+        fake.push_update(update(n))
+    _, second = await make_gateway(polling_settings)
+
+    async def all_in() -> bool:
+        return await count(db, TicketMessage) == 13
+
+    await wait_for(all_in)
+    assert [m.text for m in await messages(db)] == [f"message {n}" for n in range(480, 493)]
+    await wait_for(lambda: _offset_is(db, 993))
+    await second.close()
+
+
+async def _offset_is(db: Store, offset: int) -> bool:
+    return await load_offset(db) == offset
