@@ -202,3 +202,22 @@ async def mark_unreachable(session: AsyncSession, user_id: str, now: datetime) -
         .values(reachable=False)
     )
     return await contact_of(session, user_id)
+
+
+async def blocked(session: AsyncSession, user_id: str) -> bool:
+    """Whether the user's identity is marked unreachable (they blocked the bot)."""
+    reachable = await session.scalar(
+        select(IDENTITIES.c.reachable).where(
+            IDENTITIES.c.channel == CHANNEL, IDENTITIES.c.external_user_id == user_id
+        )
+    )
+    return reachable is False
+
+
+async def mark_reachable(session: AsyncSession, user_id: str) -> None:
+    """The user wrote to the bot, so they no longer block it: their identity is reachable."""
+    await session.execute(
+        update(IDENTITIES)
+        .where(IDENTITIES.c.channel == CHANNEL, IDENTITIES.c.external_user_id == user_id)
+        .values(reachable=True)
+    )

@@ -76,6 +76,8 @@ class TelegramInbound:
             await self._ignore(parsed)
             return
         meta = parsed.channel_meta
+        if {"callback_query_id", "edit_date", "command"} & meta.keys():
+            await self._heard_from(parsed)
         if "callback_query_id" in meta:
             await on_callback(self._context(), parsed)
         elif "edit_date" in meta:
@@ -84,6 +86,16 @@ class TelegramInbound:
             await run_command(self._context(), parsed)
         else:
             await self._message(parsed)
+
+    async def _heard_from(self, inbound: InboundMessage) -> None:
+        """Nobody can send a bot they block anything: a user marked unreachable who presses a
+        button, edits or sends a command is reachable again (ingest says so for messages),
+        or the notices and replies of their open tickets would keep failing."""
+        async with self.store.read() as session:
+            was_blocked = await conversations.blocked(session, inbound.external_user_id)
+        if was_blocked:
+            async with self.store.write() as session:
+                await conversations.mark_reachable(session, inbound.external_user_id)
 
     def _context(self) -> CommandContext:
         return CommandContext(self.store, self.router, self.pipeline, self.bot, self.clock())
