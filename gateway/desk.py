@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.contact_merge import merge_contact
 from gateway.events import record_event
 from gateway.models import (
     DONE_STATUSES,
@@ -30,7 +31,7 @@ from gateway.outbox import add_outbox, owe_reply
 from gateway.routing import Dispatcher
 from gateway.settings import Settings, SurveySettings
 from gateway.sla import SlaPolicy
-from gateway.store.tables import Agent, Contact, ContactIdentity, Ticket, TicketMessage
+from gateway.store.tables import Agent, Contact, Ticket, TicketMessage
 from gateway.surveys import schedule_survey
 
 
@@ -332,29 +333,15 @@ async def transfer(
 
 
 async def merge_contacts(session: AsyncSession, keep_id: int, other_id: int) -> Contact:
-    """Merge ``other_id`` into ``keep_id``: identities and tickets move, the other is marked."""
+    """Merge ``other_id`` into ``keep_id`` (see :func:`gateway.contact_merge.merge_contact`)."""
     if keep_id == other_id:
         raise DeskError(400, "invalid", "a contact cannot be merged into itself", field="other_id")
     keep = await session.get(Contact, keep_id)
     other = await session.get(Contact, other_id)
     if keep is None or other is None or other.merged_into_id is not None:
         raise DeskError(404, "not_found", "no such contact")
-    await session.execute(
-        update(ContactIdentity)
-        .where(ContactIdentity.contact_id == other_id)
-        .values(contact_id=keep_id)
-    )
-    await session.execute(
-        update(Ticket).where(Ticket.contact_id == other_id).values(contact_id=keep_id)
-    )
-    for field in ("name", "email", "phone", "locale", "timezone"):
-        if getattr(keep, field) is None:
-            setattr(keep, field, getattr(other, field))
-            if field in ("email", "phone"):  # its proof comes along (see ``Contact``)
-                setattr(keep, f"{field}_verified", getattr(other, f"{field}_verified"))
-    keep.vip = keep.vip or other.vip
-    other.merged_into_id = keep_id
-    await session.flush()
+    await merge_contact(session, keep_id, other_id)
+    await session.refresh(keep)  # written by statements, not through the object
     return keep
 
 

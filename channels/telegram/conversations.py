@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import String, Table, func, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.contact_merge import merge_contact
 from gateway.ingest.transaction import sender_lock_key
-from gateway.models import OPEN_STATUSES, Channel, InboundMessage, OutboxStatus
-from gateway.outbox import OUTBOX
+from gateway.models import OPEN_STATUSES, Channel, InboundMessage
 from gateway.store import on_postgres
 from gateway.store.tables import Contact, ContactIdentity, Ticket, TicketMessage
 
@@ -150,8 +150,8 @@ async def merge_by_phone(session: AsyncSession, contact_id: int, phone: str) -> 
 
     A contact that was only told the number (a pre-chat form) is not merged: anyone can type
     anyone's number, and the merge would show each side the other's tickets. The older contact
-    survives; the other's identities, tickets and pending outbox rows move to it, and it is
-    marked merged (ingest follows ``merged_into_id``). Returns the survivor's id.
+    survives; the other's identities, tickets and outbox rows move to it, and it is
+    marked merged (:func:`gateway.contact_merge.merge_contact`). Returns the survivor's id.
     """
     await session.execute(
         update(CONTACTS).where(CONTACTS.c.id == contact_id).values(phone=phone, phone_verified=True)
@@ -170,27 +170,7 @@ async def merge_by_phone(session: AsyncSession, contact_id: int, phone: str) -> 
     if other is None:
         return contact_id
     keep, gone = sorted((contact_id, int(other)))
-    survivor = (await session.execute(select(CONTACTS).where(CONTACTS.c.id == keep))).one()
-    merged = (await session.execute(select(CONTACTS).where(CONTACTS.c.id == gone))).one()
-    filled = {
-        field: getattr(merged, field)
-        for field in ("name", "email", "locale", "timezone")
-        if getattr(survivor, field) is None and getattr(merged, field) is not None
-    }
-    if "email" in filled:
-        filled["email_verified"] = merged.email_verified
-    if filled:
-        await session.execute(update(CONTACTS).where(CONTACTS.c.id == keep).values(**filled))
-    await session.execute(update(CONTACTS).where(CONTACTS.c.id == gone).values(merged_into_id=keep))
-    for table in (IDENTITIES, TICKETS):
-        await session.execute(
-            update(table).where(table.c.contact_id == gone).values(contact_id=keep)
-        )
-    await session.execute(
-        update(OUTBOX)
-        .where(OUTBOX.c.contact_id == gone, OUTBOX.c.status == OutboxStatus.PENDING.value)
-        .values(contact_id=keep)
-    )
+    await merge_contact(session, keep, gone)
     return keep
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from gateway.models import AgentRole, Channel
-from gateway.store.tables import Contact, Ticket
+from gateway.store.tables import Contact, OutboxRow, Ticket
 from tests.api.conftest import Desk
 from tests.factories import inbound
 
@@ -42,6 +42,10 @@ async def test_a_supervisor_merges_two_contacts_of_one_person(desk: Desk) -> Non
         assert (kept.email_verified, kept.phone_verified) == (False, True)  # typed; proven
         assert (await session.get_one(Contact, other)).merged_into_id == keep
         owners = (await session.scalars(select(Ticket.contact_id))).all()
+        owed = (await session.scalars(select(OutboxRow.contact_id))).all()
     assert set(owners) == {keep}
+    # The notices still owed go to the contact kept: the other has no identity left to
+    # deliver them through, so they would have failed.
+    assert len(owed) == 4 and set(owed) == {keep}  # each ticket: received, escalated
     again = await supervisor.send("POST", f"/api/v1/contacts/{keep}/merge", {"other_id": other})
     assert again.status == 404  # merged already
