@@ -25,6 +25,13 @@ class ChannelError(Exception):
     """Our fault or the platform's: logged at error."""
 
 
+class RecipientUnreachable(ChannelError):
+    """The recipient cannot be written to on this channel any more (a Telegram user who blocked
+    the bot). The sender has marked their identity unreachable; retrying cannot help, another
+    channel may: the delivery job hands a notice or survey to the contact's email
+    (``gateway/outbox_fallback.py``)."""
+
+
 class TransientChannelError(ChannelError):
     """Worth retrying with backoff: a timeout, a reset connection, a rate limit."""
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
@@ -33,6 +34,7 @@ from channels.base import (
     HandsOver,
     KeepsConnections,
     OutboundSender,
+    RecipientUnreachable,
     TransientChannelError,
 )
 from channels.registry import SENDERS
@@ -44,6 +46,7 @@ from gateway.models import (
     OutboxKind,
     OutboxStatus,
 )
+from gateway.outbox_fallback import hand_to_email
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import Contact, ContactIdentity, OutboxRow, Ticket, TicketMessage
@@ -277,13 +280,13 @@ async def _deliver_one(
         log.warning("delivery taken as done", extra={"outbox_id": outbox_id})
         return "already handed over"
     outbound = _build(item, settings)
-    sender = await senders.get(Channel(row.channel)) if outbound is not None else None
-    if sender is None or outbound is None:
-        reason = (
-            f"no sender configured for channel {row.channel}"
-            if outbound is not None
-            else "the contact has no reachable identity on this channel"
+    if outbound is None:
+        return await _unreachable(
+            item, marks, "the contact has no reachable identity on this channel", outcome
         )
+    sender = await senders.get(Channel(row.channel))
+    if sender is None:
+        reason = f"no sender configured for channel {row.channel}"
         outcome(OutboxStatus.FAILED, reason)
         return f"failed: {reason}"
     try:
@@ -297,6 +300,8 @@ async def _deliver_one(
         if last_try:
             return f"failed: {exc}"
         raise
+    except RecipientUnreachable as exc:
+        return await _unreachable(item, marks, str(exc), outcome)
     except ChannelError as exc:
         outcome(OutboxStatus.FAILED, str(exc))
         return f"failed: {exc}"
@@ -305,6 +310,20 @@ async def _deliver_one(
         # No hand-over marked this send: the row is marked before its contact's next send.
         await marks.sync()
     return "sent"
+
+
+async def _unreachable(
+    item: _Loaded, marks: Marks, reason: str, outcome: Callable[[OutboxStatus, str], None]
+) -> str:
+    """The row's contact cannot be written to on its channel: the row fails, and a notice or
+    survey is owed on their email instead (``gateway/outbox_fallback.py``)."""
+    async with marks.store.write() as session:
+        handed = await hand_to_email(session, item.row.id, reason, utcnow())
+    if handed is not None:
+        reason = f"{reason}; handed to email (outbox {handed})"
+        log.info("notice handed to email", extra={"outbox_id": item.row.id, "to": handed})
+    outcome(OutboxStatus.FAILED, reason)
+    return f"failed: {reason}"
 
 
 def _survey_url(settings: Settings, ticket_id: int) -> str | None:

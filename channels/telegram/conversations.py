@@ -6,7 +6,6 @@ with the bot has the same id and is the ``thread_key`` of its tickets.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, Table, func, literal, or_, select, text, update
@@ -174,14 +173,13 @@ async def merge_by_phone(session: AsyncSession, contact_id: int, phone: str) -> 
     return keep
 
 
-async def mark_unreachable(session: AsyncSession, user_id: str, now: datetime) -> int | None:
-    """The user blocked the bot: their identity is unreachable. Returns their contact id."""
+async def mark_unreachable(session: AsyncSession, user_id: str) -> None:
+    """The user blocked the bot: their identity is unreachable."""
     await session.execute(
         update(IDENTITIES)
         .where(IDENTITIES.c.channel == CHANNEL, IDENTITIES.c.external_user_id == user_id)
         .values(reachable=False)
     )
-    return await contact_of(session, user_id)
 
 
 async def blocked(session: AsyncSession, user_id: str) -> bool:

@@ -13,9 +13,9 @@
   Once part of a delivery has gone (a long text's first message, the text before a file), the
   rest is waited for longer (:data:`LATER_PART_PATIENCE`), network errors included: a retry
   from RQ would send the parts delivered already again.
-- ``Forbidden`` (403, the user blocked the bot): the identity is marked unreachable, a notice or
-  survey is handed to the contact's email when they have one, and the row fails
-  (:class:`ChannelError`): retrying cannot help.
+- ``Forbidden`` (403, the user blocked the bot): the identity is marked unreachable and the row
+  fails (:class:`RecipientUnreachable`): retrying cannot help; the delivery job hands a notice
+  or survey to the contact's email when they have one.
 - Hand-over (``channels.base.HandsOver``): the Bot API has no idempotency key, so the moment a
   message leaves is the last one we can mark. An httpx event hook gives each ``sendMessage`` of
   a delivery httpcore's ``trace`` callback, which runs the job's hand-over just before the
@@ -39,28 +39,23 @@ from functools import partial
 from typing import Any, TypeVar
 
 import httpx
-from sqlalchemy import select
 from telegram import Bot, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from channels.attachment_store import read_stored
-from channels.base import ChannelError, Handover, TransientChannelError
+from channels.base import ChannelError, Handover, RecipientUnreachable, TransientChannelError
 from channels.telegram import conversations
 from channels.telegram.bot import open_bot
 from channels.telegram.keyboards import helpful_keyboard, rating_keyboard
 from channels.telegram.split import split_text
 from gateway.models import (
     Attachment,
-    Channel,
     DeliveryReceipt,
     OutboundMessage,
     OutboxKind,
 )
-from gateway.outbox import add_outbox
 from gateway.settings import Settings
 from gateway.store import Store
-from gateway.store.tables import ContactIdentity, OutboxRow
-from gateway.store.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +146,7 @@ class TelegramSender:
                     sent = await self._send_all(bot, chat_id, msg)
         except Forbidden as exc:
             await self._blocked(msg)
-            raise ChannelError(f"the user blocked the bot: {exc.message}") from None
+            raise RecipientUnreachable(f"the user blocked the bot: {exc.message}") from None
         except RetryAfter as exc:
             raise TransientChannelError(
                 "Telegram flood control", retry_after=_seconds(exc)
@@ -213,36 +208,11 @@ class TelegramSender:
             waited += wait
 
     async def _blocked(self, msg: OutboundMessage) -> None:
-        """Mark the identity unreachable; hand a notice or survey to the contact's email."""
+        """Mark the identity unreachable (the job hands a notice or survey to email)."""
         store = Store(self.settings.database_url)
         try:
             async with store.write() as session:
-                now = utcnow()
-                contact_id = await conversations.mark_unreachable(session, msg.recipient, now)
-                if contact_id is None or msg.kind is OutboxKind.REPLY:
-                    return
-                email = await session.scalar(
-                    select(ContactIdentity.id).where(
-                        ContactIdentity.contact_id == contact_id,
-                        ContactIdentity.channel == Channel.EMAIL.value,
-                        ContactIdentity.reachable.is_(True),
-                    )
-                )
-                row = await session.get(OutboxRow, msg.outbox_id)
-                if email is None or row is None:
-                    return
-                add_outbox(
-                    session,
-                    kind=msg.kind,
-                    template=row.template,
-                    channel=Channel.EMAIL,
-                    contact_id=contact_id,
-                    ticket_id=row.ticket_id,
-                    message_id=row.message_id,
-                    payload={**row.payload, "fallback_from": row.id},
-                    now=now,
-                )
-                log.info("notice handed to email", extra={"outbox_id": msg.outbox_id})
+                await conversations.mark_unreachable(session, msg.recipient)
         finally:
             await store.close()
 
