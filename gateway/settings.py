@@ -152,10 +152,12 @@ class TelegramSettings(BaseModel):
         "message",
         "edited_message",
         "callback_query",
+        "my_chat_member",
         "channel_post",
     )
     """Update kinds Telegram sends us (``setWebhook``/``getUpdates`` ``allowed_updates``); channel
-    posts are asked for only to be counted and ignored."""
+    posts are asked for only to be counted and ignored; ``my_chat_member`` says a user blocked
+    or unblocked the bot."""
     attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=0)
     """Files larger than this are not downloaded (the Bot API's ``getFile`` stops at 20 MB)."""
     attachment_dir: str = "var/attachments"

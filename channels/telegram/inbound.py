@@ -78,7 +78,9 @@ class TelegramInbound:
         meta = parsed.channel_meta
         if {"callback_query_id", "edit_date", "command"} & meta.keys():
             await self._heard_from(parsed)
-        if "callback_query_id" in meta:
+        if "member_status" in meta:
+            await self._membership(parsed)
+        elif "callback_query_id" in meta:
             await on_callback(self._context(), parsed)
         elif "edit_date" in meta:
             await self._edit(parsed)
@@ -95,6 +97,16 @@ class TelegramInbound:
             was_blocked = await conversations.blocked(session, inbound.external_user_id)
         if was_blocked:
             async with self.store.write() as session:
+                await conversations.mark_reachable(session, inbound.external_user_id)
+
+    async def _membership(self, inbound: InboundMessage) -> None:
+        """The user blocked the bot or unblocked it: their identity follows at once, so notices
+        go to their email from the block on (not after one more refused send), and agents'
+        replies reach them again from the unblock on (not only once they write)."""
+        async with self.store.write() as session:
+            if inbound.channel_meta["member_status"] == "kicked":
+                await conversations.mark_unreachable(session, inbound.external_user_id)
+            else:
                 await conversations.mark_reachable(session, inbound.external_user_id)
 
     def _context(self) -> CommandContext:

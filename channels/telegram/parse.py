@@ -15,7 +15,9 @@ What comes out, by ``channel_meta``:
 - a sticker is a file (WebP, WebM or Telegram's .tgs) with its emoji as the text;
 - ``text_from`` (``"location"`` or ``"sticker"``) when the text was made here, not written:
   the router does not put it to the knowledge base;
-- a callback query from one of our inline keyboards: ``callback_query_id``, ``callback_data``.
+- a callback query from one of our inline keyboards: ``callback_query_id``, ``callback_data``;
+- the user blocking or unblocking the bot (``my_chat_member`` in a private chat):
+  ``member_status``, the bot's new status in the chat (``"kicked"`` or ``"member"``).
 
 Attachments carry ``ref = "telegram-file:<file_id>"`` until they are downloaded.
 """
@@ -62,6 +64,8 @@ def parse_update(update: Mapping[str, Any]) -> InboundMessage | Ignored:
             return _message(update_id, update["edited_message"], edited=True)
         if "callback_query" in update:
             return _callback(update_id, update["callback_query"])
+        if "my_chat_member" in update:
+            return _membership(update_id, update["my_chat_member"])
         for kind in _CHANNEL_UPDATES:
             if kind in update:
                 return Ignored(update_id, "channel_post", update[kind]["chat"]["id"])
@@ -162,6 +166,30 @@ def _callback(update_id: int, query: Mapping[str, Any]) -> InboundMessage:
         sender_name=_name(sender),
         locale=sender.get("language_code"),
         channel_meta=meta,
+    )
+
+
+def _membership(update_id: int, change: Mapping[str, Any]) -> InboundMessage | Ignored:
+    """The bot's status in a chat changed: in a private chat, Telegram sends this only when the
+    user blocks the bot or unblocks it (https://core.telegram.org/bots/api#update). In a group
+    the bot was added or removed: counted, with no explanation (it may no longer be there)."""
+    chat = change["chat"]
+    if chat["type"] != _PRIVATE:
+        return Ignored(update_id, "group" if chat["type"] in _GROUPS else "channel_post")
+    sender = change["from"]
+    chat_id = int(chat["id"])
+    return InboundMessage(
+        channel=Channel.TELEGRAM,
+        external_id=f"member:{update_id}",
+        external_user_id=str(sender["id"]),
+        thread_key=str(chat_id),
+        sender_name=_name(sender),
+        locale=sender.get("language_code"),
+        channel_meta={
+            "update_id": update_id,
+            "chat_id": chat_id,
+            "member_status": str(change["new_chat_member"]["status"]),
+        },
     )
 
 

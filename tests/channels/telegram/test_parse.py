@@ -162,7 +162,22 @@ def test_malformed_update_is_the_senders_fault() -> None:
 
 
 def test_unknown_update_kinds_are_ignored() -> None:
-    assert parse_update({"update_id": 5, "my_chat_member": {}}) == Ignored(5, "unsupported_update")
+    assert parse_update({"update_id": 5, "message_reaction": {}}) == Ignored(
+        5, "unsupported_update"
+    )
+
+
+def test_blocking_and_unblocking_the_bot_say_the_bots_new_status() -> None:
+    blocked = parse_update(load_fixture("bot_blocked"))
+    assert isinstance(blocked, InboundMessage)
+    assert (blocked.external_user_id, blocked.channel_meta["member_status"]) == ("888", "kicked")
+    unblocked = parse_update(load_fixture("bot_unblocked"))
+    assert isinstance(unblocked, InboundMessage)
+    assert unblocked.channel_meta["member_status"] == "member"
+    # The bot added to or removed from a group: counted, no explanation sent to it.
+    in_group = load_fixture("bot_blocked")
+    in_group["my_chat_member"]["chat"] = {"id": -100123, "type": "supergroup", "title": "Fans"}
+    assert parse_update(in_group) == Ignored(1030, "group")
 
 
 def test_callback_data() -> None:

@@ -171,6 +171,30 @@ async def test_a_blocked_users_notices_fall_back_to_their_email(
     assert fake.sent == []
 
 
+async def test_blocking_the_bot_is_heard_at_once_and_unblocking_opens_the_way_again(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """Telegram says when a user blocks or unblocks the bot (``my_chat_member``): no send has
+    to be refused first, and an agent's reply reaches them again before they write."""
+    row = await first_notice(gateway, db)
+    _, client = gateway
+    fake.blocked.add(888)
+    assert await post_fixture(client, "bot_blocked") == 200
+    [identity] = await identities(db)
+    assert identity.reachable is False
+    assert "no reachable identity" in await deliver_async(row.id, settings)
+    assert fake.calls_of("sendMessage") == []  # not even tried
+
+    fake.blocked.clear()
+    assert await post_fixture(client, "bot_unblocked") == 200
+    [identity] = await identities(db)
+    assert identity.reachable is True
+    later = (await outbox(db))[1]
+    await as_agent_reply(db, later, "您的订单已发货")
+    assert await deliver_async(later.id, settings) == "sent"
+    assert [s["text"] for s in fake.sent] == ["您的订单已发货"]
+
+
 async def as_agent_reply(db: Store, row: OutboxRow, text: str) -> None:
     """Make outbox ``row`` the delivery of an agent's reply saying ``text``."""
     async with db.write() as session:
