@@ -158,15 +158,7 @@ def _callback(update_id: int, query: Mapping[str, Any]) -> InboundMessage:
     }
     if "message_id" in message:
         meta["message_id"] = int(message["message_id"])
-    return InboundMessage(
-        channel=Channel.TELEGRAM,
-        external_id=f"cb:{query['id']}",
-        external_user_id=str(sender["id"]),
-        thread_key=str(chat_id),
-        sender_name=_name(sender),
-        locale=sender.get("language_code"),
-        channel_meta=meta,
-    )
+    return _wordless(f"cb:{query['id']}", sender, chat_id, meta)
 
 
 def _membership(update_id: int, change: Mapping[str, Any]) -> InboundMessage | Ignored:
@@ -176,20 +168,27 @@ def _membership(update_id: int, change: Mapping[str, Any]) -> InboundMessage | I
     chat = change["chat"]
     if chat["type"] != _PRIVATE:
         return Ignored(update_id, "group" if chat["type"] in _GROUPS else "channel_post")
-    sender = change["from"]
     chat_id = int(chat["id"])
+    meta = {
+        "update_id": update_id,
+        "chat_id": chat_id,
+        "member_status": str(change["new_chat_member"]["status"]),
+    }
+    return _wordless(f"member:{update_id}", change["from"], chat_id, meta)
+
+
+def _wordless(
+    external_id: str, sender: Mapping[str, Any], chat_id: int, meta: dict[str, Any]
+) -> InboundMessage:
+    """What the user did without writing (a button press, a block): who, where, and what."""
     return InboundMessage(
         channel=Channel.TELEGRAM,
-        external_id=f"member:{update_id}",
+        external_id=external_id,
         external_user_id=str(sender["id"]),
         thread_key=str(chat_id),
         sender_name=_name(sender),
         locale=sender.get("language_code"),
-        channel_meta={
-            "update_id": update_id,
-            "chat_id": chat_id,
-            "member_status": str(change["new_chat_member"]["status"]),
-        },
+        channel_meta=meta,
     )
 
 
