@@ -25,9 +25,11 @@ import logging
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from telegram import Bot
+from telegram.error import RetryAfter
 from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
@@ -48,7 +50,7 @@ for _name, _level in (
 
 # PTB 22.2+ warns that ``RetryAfter.retry_after`` will become a timedelta, from RetryAfter's own
 # constructor, on every 429 (a UserWarning: printed). We read the timedelta already
-# (``sender._seconds``); the warning says nothing to an operator.
+# (:func:`retry_seconds`); the warning says nothing to an operator.
 warnings.filterwarnings(
     "ignore",
     message="Deprecated since version v22.2: In a future major version attribute `retry_after`",
@@ -89,3 +91,10 @@ async def open_bot(
         yield bot
     finally:
         await asyncio.gather(*(request.shutdown() for request in requests))
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    """How long Telegram asked us to wait (a 429's ``parameters.retry_after``)."""
+    # PTB 22 keeps the delay as a timedelta; reading ``retry_after`` as a number is deprecated.
+    delay = exc._retry_after
+    return delay.total_seconds() if isinstance(delay, timedelta) else float(delay)

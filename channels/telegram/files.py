@@ -5,7 +5,8 @@ Each file goes through ``getFile`` and the Bot API's file URL
 too (``<attachment_dir>/<sha256>``, ``ref`` = that path), so a redelivered update writes nothing
 new. A file over the size cap, or one Telegram will not serve (``getFile`` stops at 20 MB), is
 kept as a name without bytes and listed in ``channel_meta["skipped_files"]``; a network failure
-raises, so the update is not acknowledged and comes again.
+or Telegram's flood control (429) raises :class:`TransientChannelError`, so the update is not
+acknowledged and comes again.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import logging
 from pathlib import Path
 
 from telegram import Bot
-from telegram.error import BadRequest, NetworkError, TimedOut
+from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
 from channels.attachment_store import store_bytes
 from channels.base import TransientChannelError
+from channels.telegram.bot import retry_seconds
 from channels.telegram.parse import FILE_REF_PREFIX
 from gateway.models import Attachment, InboundMessage
 
@@ -67,6 +69,11 @@ async def _download(
         # "file is too big" and the like: the sender's file, not a fault of ours.
         log.info("attachment not served by Telegram", extra={"error": exc.message})
         return None
+    except RetryAfter as exc:
+        # Flood control: the file is fine, Telegram asks us to wait.
+        raise TransientChannelError(
+            "downloading an attachment: flood control", retry_after=retry_seconds(exc)
+        ) from None
     except (TimedOut, NetworkError) as exc:
         raise TransientChannelError(f"downloading an attachment: {type(exc).__name__}") from None
     if len(data) > max_bytes:

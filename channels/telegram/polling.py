@@ -9,9 +9,10 @@ but not yet confirmed comes again and is deduplicated.
 An update that fails for a reason of its own (a bug its content meets) is retried with backoff;
 after ``MAX_ATTEMPTS`` it is parked (``parked_inbound``, whole, with the error) so one bad update
 cannot stop the channel. One that fails for a passing reason (Telegram's file server or the
-database away: :data:`PASSING`) is never parked: nothing reads parked updates back, so a blip of
-a few seconds would have lost the message. It is retried until it is stored, the offset waiting
-with it, as Telegram redelivers a webhook update until it is answered 200.
+database away, Telegram's flood control: :data:`PASSING`) is never parked: nothing reads parked
+updates back, so a blip of a few seconds would have lost the message. It is retried until it
+is stored (after the wait a 429 asks for, at least), the offset waiting with it, as Telegram
+redelivers a webhook update until it is answered 200.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from telegram import Bot
-from telegram.error import Conflict, NetworkError, TimedOut
+from telegram.error import Conflict, NetworkError, RetryAfter, TimedOut
 
 from channels.base import TransientChannelError
+from channels.telegram.bot import retry_seconds
 from channels.telegram.inbound import TelegramInbound
 from channels.telegram.state import load_offset, save_offset
 from gateway.backoff import Backoff
@@ -46,6 +48,7 @@ MAX_ATTEMPTS = 5
 PASSING = (
     TransientChannelError,
     NetworkError,  # PTB's, TimedOut included
+    RetryAfter,  # flood control: a command's answer, say
     OperationalError,  # the database: connection lost, locked, shutting down
     InterfaceError,
     OSError,  # ConnectionError, TimeoutError
@@ -131,7 +134,7 @@ class Poller:
                 "telegram update failed, retrying",
                 extra={"update_id": update.get("update_id"), "error": type(error).__name__},
             )
-            await asyncio.sleep(backoff.next())
+            await asyncio.sleep(max(backoff.next(), _asked_to_wait(error)))
 
     async def _park(self, update: dict[str, Any], exc: Exception) -> None:
         log.error("telegram update parked", extra={"update_id": update.get("update_id")})
@@ -164,3 +167,12 @@ class Poller:
             except NetworkError as exc:
                 log.warning("Telegram unreachable", extra={"error": type(exc).__name__})
                 await asyncio.sleep(self.backoff.next())
+
+
+def _asked_to_wait(error: Exception) -> float:
+    """The wait Telegram's flood control asked for, if that is what failed (else 0)."""
+    if isinstance(error, RetryAfter):
+        return retry_seconds(error)
+    if isinstance(error, TransientChannelError) and error.retry_after is not None:
+        return error.retry_after
+    return 0.0

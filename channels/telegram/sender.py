@@ -34,7 +34,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from contextvars import ContextVar
-from datetime import timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -45,7 +44,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from channels.attachment_store import read_stored
 from channels.base import ChannelError, Handover, RecipientUnreachable, TransientChannelError
 from channels.telegram import conversations
-from channels.telegram.bot import open_bot
+from channels.telegram.bot import open_bot, retry_seconds
 from channels.telegram.keyboards import helpful_keyboard, rating_keyboard
 from channels.telegram.split import split_text
 from gateway.models import (
@@ -149,7 +148,7 @@ class TelegramSender:
             raise RecipientUnreachable(f"the user blocked the bot: {exc.message}") from None
         except RetryAfter as exc:
             raise TransientChannelError(
-                "Telegram flood control", retry_after=_seconds(exc)
+                "Telegram flood control", retry_after=retry_seconds(exc)
             ) from None
         except BadRequest as exc:
             raise ChannelError(f"Telegram refused the message: {exc.message}") from None
@@ -185,7 +184,7 @@ class TelegramSender:
             try:
                 return await call()
             except RetryAfter as exc:
-                wait = _seconds(exc)
+                wait = retry_seconds(exc)
                 failures += 1
                 if started:
                     if waited + wait > max(LATER_PART_PATIENCE, self.config.max_retry_wait):
@@ -259,9 +258,3 @@ def _media_method(
     if content_type == "audio/ogg":  # a voice note: OGG with OPUS
         return bot.send_voice
     return None
-
-
-def _seconds(exc: RetryAfter) -> float:
-    # PTB 22 keeps the delay as a timedelta; reading ``retry_after`` as a number is deprecated.
-    delay = exc._retry_after
-    return delay.total_seconds() if isinstance(delay, timedelta) else float(delay)

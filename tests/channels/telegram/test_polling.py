@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -164,6 +165,35 @@ async def test_a_file_server_blip_longer_than_the_attempts_delays_the_update_but
     [message] = await messages(db)
     assert message.text == "收到的商品外壳破了" and message.attachments[0]["size"] == 12
     assert len(fake.calls_of("getFile")) == 5
+    async with db.read() as session:
+        assert (await session.scalars(select(ParkedInbound))).all() == []
+    await client.close()
+
+
+async def test_flood_control_on_a_file_waits_as_asked_and_loses_nothing(
+    fake: FakeBotAPI,
+    polling_settings: Settings,
+    make_gateway: MakeGateway,
+    db: Store,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 429 is no fault of the update's: it used to count as one, and after the attempts
+    the photo was parked, where nothing reads it back."""
+    monkeypatch.setattr(polling, "MAX_ATTEMPTS", 2)
+    monkeypatch.setattr(polling, "Backoff", lambda **_: Backoff(base=0.01, cap=0.02))
+    fake.add_file("photo-big", b"\xff\xd8jpeg bytes", "photos/file_7.jpg")
+    for _ in range(3):
+        fake.fail_next("getFile", 429, "Too Many Requests: retry after 1", retry_after=1)
+    photo = load_fixture("photo_with_caption")
+    fake.push_update(photo)
+    _, client = await make_gateway(polling_settings)
+
+    await wait_for(lambda: _offset_is(db, int(photo["update_id"]) + 1))
+    [message] = await messages(db)
+    assert message.attachments[0]["size"] == 12
+    calls = [c.at for c in fake.calls_of("getFile")]
+    assert len(calls) == 4
+    assert all(b - a >= 0.95 for a, b in itertools.pairwise(calls))  # waited as asked
     async with db.read() as session:
         assert (await session.scalars(select(ParkedInbound))).all() == []
     await client.close()
