@@ -142,11 +142,11 @@ class Router:
             return await self._writes.submit(_Decision(message_id, None))
         if meta.get("text_from") or not question.strip():
             # Nothing to ask the knowledge base: only what the customer wrote is a question,
-            # not the line a channel made of a shared location or a sticker's emoji
-            # (``text_from``). What they sent instead (a photo or a voice note without a
-            # caption, a place, a sticker) only people can read: it escalates, or agents would
-            # never see a new ticket that holds nothing else. A message with nothing in it
-            # (a shared contact) is only stored.
+            # not the line a channel made of a shared location or a sticker's emoji, nor what
+            # they wrote for people (``text_from``). That, and what they sent instead (a photo
+            # or a voice note without a caption, a place, a sticker), only people can read:
+            # it escalates, or agents would never see a new ticket that holds nothing else.
+            # A message with nothing in it (a shared contact) is only stored.
             sent = bool(question.strip()) or bool(attachments)
             return await self._writes.submit(_Decision(message_id, Decline() if sent else None))
         intent = escalation_intent(question)

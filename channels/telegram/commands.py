@@ -65,9 +65,7 @@ async def run_command(ctx: CommandContext, inbound: InboundMessage) -> None:
     elif command == "status":
         answer = await _status(ctx, inbound)
     elif command == "new":
-        async with ctx.store.write() as session:
-            await conversations.start_new_conversation(session, chat_id)
-        answer = text("new_ticket", inbound.locale)
+        answer = await _new(ctx, inbound, chat_id)
     elif command == "human":
         answer = await _human(ctx, inbound, chat_id)
     else:  # pragma: no cover - parse_update only lets known commands through
@@ -125,8 +123,30 @@ async def _status(ctx: CommandContext, inbound: InboundMessage) -> str:
     return "\n".join(lines)
 
 
+async def _new(ctx: CommandContext, inbound: InboundMessage, chat_id: int) -> str | None:
+    """Detach the chat's tickets, so what comes next opens a new one: the words after the
+    command, if any (the new ticket's notice answers them), else the next message."""
+    words = _words_after(inbound)
+    async with ctx.store.write() as session:
+        # Delivered again after its words were stored: the ticket they opened stays the chat's.
+        if words is None or not await conversations.stored(session, words.external_id):
+            await conversations.start_new_conversation(session, chat_id)
+    if words is None:
+        return text("new_ticket", inbound.locale)
+    await ctx.pipeline.on_message(words)
+    return None
+
+
 async def _human(ctx: CommandContext, inbound: InboundMessage, chat_id: int) -> str | None:
-    """Escalate the chat's open ticket; the "escalated" notice goes out through the outbox."""
+    """Escalate the chat's open ticket; the "escalated" notice goes out through the outbox.
+
+    Words after the command are the customer's message, for people: stored on the chat's
+    ticket (a new one if none is open) and escalated by the router without asking the
+    knowledge base (``text_from``)."""
+    words = _words_after(inbound, text_from="human")
+    if words is not None:
+        await ctx.pipeline.on_message(words)
+        return None
     async with ctx.store.write() as session:
         contact_id = await conversations.contact_of(session, inbound.external_user_id)
         ticket = (
@@ -143,3 +163,15 @@ async def _human(ctx: CommandContext, inbound: InboundMessage, chat_id: int) -> 
         )
     ctx.pipeline.committed.set()  # wake the outbox relay for the notice
     return None
+
+
+def _words_after(inbound: InboundMessage, *, text_from: str | None = None) -> InboundMessage | None:
+    """What the user typed after the command (``/human my parcel broke``), as their message;
+    None if nothing. The message keeps the command's ids, so a redelivery is deduplicated."""
+    words = str(inbound.channel_meta.get("command_args") or "").strip()
+    if not words:
+        return None
+    meta = dict(inbound.channel_meta)
+    if text_from is not None:
+        meta["text_from"] = text_from
+    return inbound.model_copy(update={"text": words, "channel_meta": meta})

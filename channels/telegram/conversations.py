@@ -97,6 +97,16 @@ async def conversation_ticket(
     return ticket
 
 
+async def stored(session: AsyncSession, external_id: str) -> bool:
+    """Whether the chat's message ``external_id`` (``<chat>:<message>``) is stored."""
+    found = await session.scalar(
+        select(MESSAGES.c.id).where(
+            MESSAGES.c.channel == CHANNEL, MESSAGES.c.external_id == external_id
+        )
+    )
+    return found is not None
+
+
 async def start_new_conversation(session: AsyncSession, chat_id: int) -> int:
     """Detach the chat's tickets from it, so its next message opens a new ticket (``/new``).
 

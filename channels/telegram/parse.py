@@ -14,7 +14,8 @@ What comes out, by ``channel_meta``:
   are ignored);
 - a sticker is a file (WebP, WebM or Telegram's .tgs) with its emoji as the text;
 - ``text_from`` (``"location"`` or ``"sticker"``) when the text was made here, not written:
-  the router does not put it to the knowledge base;
+  the router does not put it to the knowledge base (nor the words after ``/human``, which
+  ``commands.py`` stores with ``text_from = "human"``: written for people);
 - a callback query from one of our inline keyboards: ``callback_query_id``, ``callback_data``;
 - the user blocking or unblocking the bot (``my_chat_member`` in a private chat):
   ``member_status``, the bot's new status in the chat (``"kicked"`` or ``"member"``).

@@ -49,6 +49,17 @@ class AlwaysAnswers:
         return Answer("shipping", "When does my order ship?", "Orders ship within 48 hours.", 0.99)
 
 
+class AsksRecorded(AlwaysAnswers):
+    """Answers anything, and remembers what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def match(self, text: str, *, locale: str | None = None) -> Verdict:
+        self.asked.append(text)
+        return await super().match(text, locale=locale)
+
+
 def load_fixture(name: str) -> dict[str, Any]:
     """An update payload from ``tests/fixtures/telegram/<name>.json`` (a fresh copy)."""
     data: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))

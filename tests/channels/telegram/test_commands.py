@@ -16,6 +16,7 @@ from gateway.store import Store
 from gateway.store.tables import Contact, ContactIdentity
 from tests.channels.telegram.conftest import (
     AlwaysAnswers,
+    AsksRecorded,
     Client,
     Gateway,
     MakeGateway,
@@ -190,6 +191,37 @@ async def test_human_escalates_the_open_ticket_through_the_outbox(
     assert len(fake.sent) == sent_before + 1
     assert "G20261122001" in fake.sent[-1]["text"]
     assert len(await outbox(db)) == 3
+
+
+async def test_what_follows_human_or_new_is_kept_as_the_customers_message(
+    fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
+) -> None:
+    """Telegram's command menu puts "/human " in the box and people type on: the words used
+    to be dropped (the update acknowledged, the agent taking over with no idea why)."""
+    kb = AsksRecorded()
+    app, client = await make_gateway(settings, kb=kb)
+    await say(client, 777, "/human my parcel arrived broken")
+    await app[PIPELINE].drain()
+    [ticket] = await tickets(db)
+    assert ticket.escalated_at is not None
+    [message] = await messages(db)
+    assert (message.ticket_id, message.text) == (ticket.id, "my parcel arrived broken")
+    assert kb.asked == []  # for people, not the knowledge base
+    assert [r.template for r in await outbox(db)] == ["ticket_received", "escalated"]
+
+    redelivered = text_from(777, "/new where is my refund?")
+    assert await post_update(client, redelivered) == 200
+    assert await post_update(client, redelivered) == 200  # the 200 was lost: nothing twice
+    await say(client, 777, "it was 30 euros")
+    await app[PIPELINE].drain()
+    first, second = await tickets(db)
+    assert (first.id, first.thread_key) == (ticket.id, f"777/{ticket.number}")
+    written = [(m.ticket_id, m.text) for m in await messages(db) if m.kind == "incoming"]
+    assert written[1:] == [
+        (second.id, "where is my refund?"),
+        (second.id, "it was 30 euros"),
+    ]
+    assert kb.asked == ["where is my refund?", "it was 30 euros"]
 
 
 async def test_a_command_delivered_again_is_answered_once(

@@ -15,9 +15,9 @@ from gateway.appkeys import PIPELINE
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import Contact, ContactIdentity
-from knowledge_base.base import Verdict
 from tests.channels.telegram.conftest import (
     AlwaysAnswers,
+    AsksRecorded,
     Gateway,
     MakeGateway,
     contacts,
@@ -163,17 +163,6 @@ async def test_a_sticker_and_a_location_reach_the_ticket(
     assert location.channel_meta["location"]["latitude"] == 31.230416
     assert "edits" not in location.channel_meta
     assert len(await tickets(db)) == 1
-
-
-class AsksRecorded(AlwaysAnswers):
-    """Answers anything, and remembers what it was asked."""
-
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-
-    async def match(self, text: str, *, locale: str | None = None) -> Verdict:
-        self.asked.append(text)
-        return await super().match(text, locale=locale)
 
 
 def photo_without_caption() -> dict[str, Any]:
