@@ -2,8 +2,9 @@
 
 Any channel calls :func:`feedback` in its own write transaction once it has checked that the
 message belongs to the sender's conversation. "Yes" resolves the ticket as resolved by the bot;
-"no" escalates it with a note showing the agent the question and the rejected answer, and counts
-the question as a ``not_helpful`` miss for supervisors (:mod:`gateway.kb_misses`).
+"no" escalates it (reopening it first if it was resolved or closed) with a note showing the agent
+the question and the rejected answer, and counts the question as a ``not_helpful`` miss for
+supervisors (:mod:`gateway.kb_misses`).
 """
 
 from __future__ import annotations
@@ -124,6 +125,23 @@ async def feedback(
             now=now,
             entry_id=entry_id if isinstance(entry_id, str) else None,
         )
+    if TicketStatus(ticket.status) in DONE_STATUSES:
+        # "No" after the ticket was resolved (a "yes" first, on a keyboard Telegram keeps):
+        # the customer still needs help. Escalated while resolved, it would sit where no
+        # agent's queue shows it; reopened, people take it up.
+        record_event(
+            session,
+            ticket,
+            EventKind.REOPENED,
+            ticket.status,
+            TicketStatus.REOPENED,
+            now,
+            note="customer said the answer did not help",
+        )
+        ticket.status = TicketStatus.REOPENED.value
+        ticket.resolved_at = ticket.closed_at = None
+        ticket.resolved_by_bot = False  # the customer took the bot's resolution back
+        ticket.updated_at = now
     escalated = ticket.escalated_at is None
     await router.escalate(session, ticket, now, note="customer said the answer did not help")
     return FeedbackOutcome(ticket, message, changed=True, escalated=escalated)

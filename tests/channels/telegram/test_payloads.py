@@ -277,6 +277,27 @@ async def test_helpful_no_escalates_and_the_press_is_answered_once(
     }
 
 
+async def test_no_after_yes_reopens_the_resolved_ticket_for_people(
+    fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
+) -> None:
+    """Telegram keeps the keyboard: "yes" resolved the ticket, a later "no" escalated it while
+    it stayed resolved, where no agent's queue shows it, and told the customer a person
+    would take over."""
+    app, client = await make_gateway(settings, kb=AlwaysAnswers())
+    assert await post_fixture(client, "private_text") == 200
+    await app[PIPELINE].drain()
+    yes = load_fixture("callback_query")
+    yes["callback_query"].update(id="yes-press", data="h:G20261122001:y")
+    assert await post_update(client, yes) == 200
+    [ticket] = await tickets(db)
+    assert (ticket.status, ticket.resolved_by_bot) == ("resolved", True)
+    assert await post_fixture(client, "callback_query") == 200  # "no", a minute later
+    [ticket] = await tickets(db)
+    assert (ticket.status, ticket.resolved_at, ticket.resolved_by_bot) == ("reopened", None, False)
+    assert ticket.escalated_at is not None
+    assert (await outbox(db))[-1].template == "escalated"
+
+
 async def test_feedback_on_someone_elses_ticket_changes_nothing(
     fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
 ) -> None:
