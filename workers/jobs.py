@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
 from rq import get_current_job
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -336,16 +336,19 @@ def _survey_url(settings: Settings, ticket_id: int) -> str | None:
 
 async def _load(session: AsyncSession, outbox_ids: list[int]) -> list[_Loaded]:
     """The rows and everything their messages need, in one round trip, in the order given."""
-    recipient = (
-        select(ContactIdentity.external_user_id)
-        .where(
-            ContactIdentity.contact_id == OutboxRow.contact_id,
-            ContactIdentity.channel == OutboxRow.channel,
-            ContactIdentity.reachable.is_(True),
-        )
-        .order_by(ContactIdentity.id.desc())
+    # The contact's identity on the row's channel: the one the ticket's conversation is with
+    # (a web chat session, a Telegram chat: its thread key), else the newest. A merged contact
+    # may have two Telegram accounts; a ticket's notices go to the chat it came from.
+    reachable = select(ContactIdentity.external_user_id).where(
+        ContactIdentity.contact_id == OutboxRow.contact_id,
+        ContactIdentity.channel == OutboxRow.channel,
+        ContactIdentity.reachable.is_(True),
+    )
+    recipient = func.coalesce(
+        reachable.where(ContactIdentity.external_user_id == Ticket.thread_key)
         .limit(1)
-        .scalar_subquery()
+        .scalar_subquery(),
+        reachable.order_by(ContactIdentity.id.desc()).limit(1).scalar_subquery(),
     )
     # What the customer last wrote on this channel: replies thread onto it.
     latest_meta = (

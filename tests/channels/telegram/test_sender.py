@@ -195,6 +195,26 @@ async def test_blocking_the_bot_is_heard_at_once_and_unblocking_opens_the_way_ag
     assert [s["text"] for s in fake.sent] == ["您的订单已发货"]
 
 
+async def test_a_notice_goes_to_the_chat_of_its_ticket_when_the_contact_has_two(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """A merge can give one contact two Telegram accounts: a ticket's notices and replies
+    went to the newest, not to the chat the customer wrote from."""
+    row = await first_notice(gateway, db)  # Li writes from chat 888
+    async with db.write() as session:
+        await session.execute(
+            insert(ContactIdentity).values(
+                contact_id=row.contact_id,
+                channel="telegram",
+                external_user_id="999",
+                reachable=True,
+                created_at=row.created_at,
+            )
+        )
+    assert await deliver_async(row.id, settings) == "sent"
+    assert [s["chat_id"] for s in fake.sent] == [888]
+
+
 async def as_agent_reply(db: Store, row: OutboxRow, text: str) -> None:
     """Make outbox ``row`` the delivery of an agent's reply saying ``text``."""
     async with db.write() as session:
