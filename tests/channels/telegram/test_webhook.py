@@ -196,6 +196,52 @@ async def _register_webhook(
     return settings
 
 
+async def test_telegram_out_of_reach_at_start_up_delays_the_webhook_and_stops_nothing(
+    fake: FakeBotAPI, db_url: str, redis_url: str, tmp_path: Path, make_gateway: MakeGateway
+) -> None:
+    """``setWebhook`` was tried once, inside start-up: a 502 (or a 429 for the second of two
+    processes starting together) took the whole gateway down, web chat and console too."""
+    fake.fail_next("setWebhook", 502, "Bad Gateway")
+    fake.fail_next("setWebhook", 429, "Too Many Requests: retry after 1", retry_after=1)
+    await _register_webhook(fake, db_url, redis_url, tmp_path, make_gateway)
+    assert fake.webhook is None  # started all the same
+    for _ in range(100):
+        if fake.webhook is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert fake.webhook is not None
+    tries = [c.at for c in fake.calls_of("setWebhook")]
+    assert len(tries) == 3 and tries[2] - tries[1] >= 0.95  # the 429's wait, at least
+
+
+class _Kept(logging.Handler):
+    """Keeps a logger's records (the app's logging set-up replaces the root's handlers, and
+    with them pytest's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def test_a_webhook_telegram_refuses_is_logged_and_the_gateway_runs_on(
+    fake: FakeBotAPI, db_url: str, redis_url: str, tmp_path: Path, make_gateway: MakeGateway
+) -> None:
+    fake.fail_next("setWebhook", 400, "Bad Request: bad webhook: HTTPS url must be provided")
+    kept = _Kept()
+    logger = logging.getLogger("channels.telegram.mount")
+    logger.addHandler(kept)
+    try:
+        await _register_webhook(fake, db_url, redis_url, tmp_path, make_gateway)
+    finally:
+        logger.removeHandler(kept)
+    assert fake.webhook is None and len(fake.calls_of("setWebhook")) == 1
+    [refused] = [r for r in kept.records if r.levelno == logging.ERROR]
+    assert "https url must be provided" in refused.__dict__["error"]  # PTB rewords it
+
+
 async def test_webhook_is_registered_at_start_up_with_secret_and_allowed_updates(
     fake: FakeBotAPI, db_url: str, redis_url: str, tmp_path: Path, make_gateway: MakeGateway
 ) -> None:
