@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from telegram import Bot
-from telegram.error import Conflict, NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, Conflict, NetworkError, RetryAfter, TimedOut
 
 from channels.base import TransientChannelError
 from channels.telegram.bot import retry_seconds
@@ -122,14 +122,14 @@ class Poller:
             try:
                 await self.inbound.handle(update)
                 return
-            except PASSING as exc:
-                error = exc
             except Exception as exc:
-                failures += 1
-                if failures >= MAX_ATTEMPTS:
-                    await self._park(update, exc)
-                    return
                 error = exc
+                # PTB's BadRequest is a NetworkError too, but Telegram refusing is no blip.
+                if not isinstance(exc, PASSING) or isinstance(exc, BadRequest):
+                    failures += 1
+                    if failures >= MAX_ATTEMPTS:
+                        await self._park(update, exc)
+                        return
             log.warning(
                 "telegram update failed, retrying",
                 extra={"update_id": update.get("update_id"), "error": type(error).__name__},

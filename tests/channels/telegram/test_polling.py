@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from telegram.error import BadRequest
 
 from channels.telegram import polling, state
 from channels.telegram.state import load_offset
@@ -102,12 +103,21 @@ async def _confirmed(fake: FakeBotAPI) -> bool:
     return fake.pending_updates == []
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(RuntimeError("a bug"), id="bug"),
+        # PTB's BadRequest is a NetworkError: it was retried forever, every chat waiting.
+        pytest.param(BadRequest("Bad Request: message text is empty"), id="refused"),
+    ],
+)
 async def test_a_failing_update_is_retried_then_parked_and_polling_goes_on(
     fake: FakeBotAPI,
     polling_settings: Settings,
     make_gateway: MakeGateway,
     db: Store,
     monkeypatch: pytest.MonkeyPatch,
+    failure: Exception,
 ) -> None:
     from sqlalchemy import select
 
@@ -119,7 +129,7 @@ async def test_a_failing_update_is_retried_then_parked_and_polling_goes_on(
 
     async def poison(self: TelegramInbound, u: dict[str, Any]) -> None:
         if u["update_id"] == 501:
-            raise RuntimeError("a bug")
+            raise failure
         await real_handle(self, u)
 
     monkeypatch.setattr(TelegramInbound, "handle", poison)
