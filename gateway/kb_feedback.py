@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.events import record_event
 from gateway.kb_misses import MissKind, record_miss
 from gateway.models import DONE_STATUSES, AuthorType, EventKind, MessageKind, TicketStatus
+from gateway.reopening import reopen
 from gateway.store.tables import Ticket, TicketMessage
 
 
@@ -129,19 +130,8 @@ async def feedback(
         # "No" after the ticket was resolved (a "yes" first, on a keyboard Telegram keeps):
         # the customer still needs help. Escalated while resolved, it would sit where no
         # agent's queue shows it; reopened, people take it up.
-        record_event(
-            session,
-            ticket,
-            EventKind.REOPENED,
-            ticket.status,
-            TicketStatus.REOPENED,
-            now,
-            note="customer said the answer did not help",
-        )
-        ticket.status = TicketStatus.REOPENED.value
-        ticket.resolved_at = ticket.closed_at = None
+        reopen(session, ticket, now, note="customer said the answer did not help")
         ticket.resolved_by_bot = False  # the customer took the bot's resolution back
-        ticket.updated_at = now
     escalated = ticket.escalated_at is None
     await router.escalate(session, ticket, now, note="customer said the answer did not help")
     return FeedbackOutcome(ticket, message, changed=True, escalated=escalated)

@@ -19,8 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.events import record_event
-from gateway.models import AgentRole, AuthorType, Channel, EventKind, OutboxKind, TicketStatus
+from gateway.models import AgentRole, AuthorType, Channel, EventKind, OutboxKind
 from gateway.outbox import add_outbox
+from gateway.reopening import reopen
 from gateway.settings import SurveySettings
 from gateway.store.tables import Agent, Contact, Survey, Ticket
 
@@ -141,19 +142,8 @@ async def _follow_up(session: AsyncSession, ticket: Ticket, now: datetime) -> No
         supervisor = in_team or await session.scalar(query)
     else:
         supervisor = await session.scalar(query)
-    record_event(
-        session,
-        ticket,
-        EventKind.REOPENED,
-        ticket.status,
-        TicketStatus.REOPENED,
-        now,
-        note="low satisfaction score: follow up",
-    )
-    ticket.status = TicketStatus.REOPENED.value
-    ticket.resolved_at = ticket.closed_at = None
+    reopen(session, ticket, now, note="low satisfaction score: follow up")
     ticket.escalated_at = now  # people own the follow-up, not the bot
-    ticket.updated_at = now
     if supervisor is not None:
         record_event(
             session,

@@ -37,6 +37,20 @@ async def first_notice(gateway: Gateway, db: Store) -> OutboxRow:
     return (await outbox(db))[0]
 
 
+async def add_identity(db: Store, row: OutboxRow, channel: str, user_id: str) -> None:
+    """Give the contact of ``row`` one more (reachable) identity."""
+    async with db.write() as session:
+        await session.execute(
+            insert(ContactIdentity).values(
+                contact_id=row.contact_id,
+                channel=channel,
+                external_user_id=user_id,
+                reachable=True,
+                created_at=row.created_at,
+            )
+        )
+
+
 def outbound(text: str, **fields: object) -> OutboundMessage:
     values: dict[str, object] = {
         "outbox_id": 1,
@@ -145,16 +159,7 @@ async def test_a_blocked_users_notices_fall_back_to_their_email(
     """The notice that meets the block and every one after it: the later ones used to fail
     with no reachable identity, though the customer's email was known."""
     row = await first_notice(gateway, db)
-    async with db.write() as session:
-        await session.execute(
-            insert(ContactIdentity).values(
-                contact_id=row.contact_id,
-                channel="email",
-                external_user_id="li@example.com",
-                reachable=True,
-                created_at=row.created_at,
-            )
-        )
+    await add_identity(db, row, "email", "li@example.com")
     fake.blocked.add(888)
     first = await deliver_async(row.id, settings)
     assert first.startswith("failed: the user blocked the bot") and "handed to email" in first
@@ -201,16 +206,7 @@ async def test_a_notice_goes_to_the_chat_of_its_ticket_when_the_contact_has_two(
     """A merge can give one contact two Telegram accounts: a ticket's notices and replies
     went to the newest, not to the chat the customer wrote from."""
     row = await first_notice(gateway, db)  # Li writes from chat 888
-    async with db.write() as session:
-        await session.execute(
-            insert(ContactIdentity).values(
-                contact_id=row.contact_id,
-                channel="telegram",
-                external_user_id="999",
-                reachable=True,
-                created_at=row.created_at,
-            )
-        )
+    await add_identity(db, row, "telegram", "999")
     assert await deliver_async(row.id, settings) == "sent"
     assert [s["chat_id"] for s in fake.sent] == [888]
 
