@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import Channel, OutboxKind, OutboxStatus
 from gateway.outbox import OUTBOX, add_outbox
-from gateway.store.tables import ContactIdentity, OutboxRow
+from gateway.store.tables import ContactIdentity
 
 HANDED = frozenset({OutboxKind.NOTICE.value, OutboxKind.SURVEY.value})
 """What is handed to email: what the gateway tells the customer, not what an agent wrote."""
@@ -40,7 +40,15 @@ async def hand_to_email(
         update(OUTBOX)
         .where(OUTBOX.c.id == outbox_id, OUTBOX.c.status.in_(_UNSETTLED))
         .values(status=OutboxStatus.FAILED.value, last_error=reason)
-        .returning(OUTBOX.c.kind, OUTBOX.c.channel, OUTBOX.c.contact_id)
+        .returning(
+            OUTBOX.c.kind,
+            OUTBOX.c.template,
+            OUTBOX.c.channel,
+            OUTBOX.c.contact_id,
+            OUTBOX.c.ticket_id,
+            OUTBOX.c.message_id,
+            OUTBOX.c.payload,
+        )
     )
     row = failed.first()
     if row is None or row.kind not in HANDED or row.channel == Channel.EMAIL.value:
@@ -56,16 +64,15 @@ async def hand_to_email(
     )
     if email is None:
         return None
-    original = await session.get_one(OutboxRow, outbox_id)
     handed = add_outbox(
         session,
-        kind=OutboxKind(original.kind),
-        template=original.template,
+        kind=OutboxKind(row.kind),
+        template=row.template,
         channel=Channel.EMAIL,
-        contact_id=original.contact_id,
-        ticket_id=original.ticket_id,
-        message_id=original.message_id,
-        payload={**original.payload, "fallback_from": outbox_id},
+        contact_id=row.contact_id,
+        ticket_id=row.ticket_id,
+        message_id=row.message_id,
+        payload={**row.payload, "fallback_from": outbox_id},
         now=now,
     )
     await session.flush()

@@ -183,12 +183,12 @@ async def merge_by_phone(session: AsyncSession, contact_id: int, phone: str) -> 
     return keep
 
 
-async def mark_unreachable(session: AsyncSession, user_id: str) -> None:
-    """The user blocked the bot: their identity is unreachable."""
+async def set_reachable(session: AsyncSession, user_id: str, reachable: bool) -> None:
+    """Mark the user's identity unreachable (they blocked the bot) or reachable again."""
     await session.execute(
         update(IDENTITIES)
         .where(IDENTITIES.c.channel == CHANNEL, IDENTITIES.c.external_user_id == user_id)
-        .values(reachable=False)
+        .values(reachable=reachable)
     )
 
 
@@ -200,12 +200,3 @@ async def blocked(session: AsyncSession, user_id: str) -> bool:
         )
     )
     return reachable is False
-
-
-async def mark_reachable(session: AsyncSession, user_id: str) -> None:
-    """The user wrote to the bot, so they no longer block it: their identity is reachable."""
-    await session.execute(
-        update(IDENTITIES)
-        .where(IDENTITIES.c.channel == CHANNEL, IDENTITIES.c.external_user_id == user_id)
-        .values(reachable=True)
-    )

@@ -97,17 +97,15 @@ class TelegramInbound:
             was_blocked = await conversations.blocked(session, inbound.external_user_id)
         if was_blocked:
             async with self.store.write() as session:
-                await conversations.mark_reachable(session, inbound.external_user_id)
+                await conversations.set_reachable(session, inbound.external_user_id, True)
 
     async def _membership(self, inbound: InboundMessage) -> None:
         """The user blocked the bot or unblocked it: their identity follows at once, so notices
         go to their email from the block on (not after one more refused send), and agents'
         replies reach them again from the unblock on (not only once they write)."""
+        unblocked = inbound.channel_meta["member_status"] != "kicked"
         async with self.store.write() as session:
-            if inbound.channel_meta["member_status"] == "kicked":
-                await conversations.mark_unreachable(session, inbound.external_user_id)
-            else:
-                await conversations.mark_reachable(session, inbound.external_user_id)
+            await conversations.set_reachable(session, inbound.external_user_id, unblocked)
 
     def _context(self) -> CommandContext:
         return CommandContext(self.store, self.router, self.pipeline, self.bot, self.clock())

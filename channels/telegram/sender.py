@@ -211,7 +211,7 @@ class TelegramSender:
         store = Store(self.settings.database_url)
         try:
             async with store.write() as session:
-                await conversations.mark_unreachable(session, msg.recipient)
+                await conversations.set_reachable(session, msg.recipient, False)
         finally:
             await store.close()
 
