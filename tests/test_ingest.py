@@ -310,3 +310,33 @@ async def test_a_new_contact_takes_each_field_from_the_first_message_that_offers
     async with store.read() as session:
         contacts = (await session.scalars(select(Contact))).all()
     assert [(c.name, c.locale, c.phone) for c in contacts] == [("Ann", "zh", "+861")]
+
+
+async def test_a_thanks_after_the_resolution_is_kept_and_reopens_nothing(store: Store) -> None:
+    clock = Clock()
+    ingest = make_ingest(store, clock)
+    first = await ingest(inbound(text="my parcel is late"))
+    await set_status(store, first.ticket.number, TicketStatus.RESOLVED, clock)
+    clock.now += timedelta(hours=2)
+    thanks = await ingest(inbound(text="Thanks, all good now 👍"))
+    assert thanks.ticket.id == first.ticket.id
+    assert not thanks.reopened and not thanks.new_ticket
+    assert thanks.routed  # nothing for the knowledge base or for people
+    assert thanks.ticket.status is TicketStatus.RESOLVED
+    assert thanks.ticket.resolved_at is not None
+    # More than a thanks reopens it, as before.
+    clock.now += timedelta(hours=1)
+    again = await ingest(inbound(text="thanks, but it broke again"))
+    assert again.reopened and again.ticket.status is TicketStatus.REOPENED
+    assert not again.routed
+    async with store.read() as session:
+        kinds = (await session.scalars(select(TicketEvent.kind).order_by(TicketEvent.id))).all()
+        texts = (
+            await session.scalars(
+                select(TicketMessage.text)
+                .where(TicketMessage.ticket_id == first.ticket.id)
+                .order_by(TicketMessage.id)
+            )
+        ).all()
+    assert kinds == [EventKind.CREATED, EventKind.REOPENED]
+    assert texts == ["my parcel is late", "Thanks, all good now 👍", "thanks, but it broke again"]

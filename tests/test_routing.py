@@ -196,3 +196,29 @@ async def test_a_batch_escalating_several_tickets_writes_each_ones_event_and_not
     again = await asyncio.gather(*(router.route(s.message.id) for s in stored))
     assert [o.route for o in again] == [Route.SILENT] * 3
     assert await outbox(store) == before
+
+
+async def test_a_thanks_for_the_bots_answer_escalates_nothing(store: Store) -> None:
+    kb = TableKB()
+    pipeline = Pipeline(make_ingest(store), Router(store, kb))
+    answered = await pipeline.on_message(inbound(text="where is my invoice?", locale="en"))
+    await pipeline.drain()
+    thanks = await pipeline.on_message(inbound(text="great, thank you!", locale="en"))
+    await pipeline.drain()
+    assert thanks.ticket.id == answered.ticket.id and thanks.routed
+    assert kb.asked == ["where is my invoice?"]  # no miss recorded for "thank you" either
+    async with store.read() as session:
+        ticket = await session.get_one(Ticket, answered.ticket.id)
+    assert ticket.escalated_at is None
+    assert await outbox(store) == [("notice", "ticket_received"), ("reply", "message")]
+
+
+async def test_a_first_message_of_only_thanks_still_reaches_people(store: Store) -> None:
+    kb = TableKB()
+    pipeline = Pipeline(make_ingest(store), Router(store, kb))
+    stored = await pipeline.on_message(inbound(text="thanks"))
+    await pipeline.drain()
+    assert stored.new_ticket and not stored.routed
+    async with store.read() as session:
+        ticket = await session.get_one(Ticket, stored.ticket.id)
+    assert ticket.escalated_at is not None

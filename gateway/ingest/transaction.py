@@ -20,6 +20,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.events import write_events
+from gateway.ingest.acknowledgements import acknowledges
 from gateway.ingest.contacts import IdentityKey, identity_key, resolve_contacts
 from gateway.ingest.lookups import ConversationKey, candidate_rows, stored_messages
 from gateway.ingest.result import IngestResult
@@ -216,7 +217,9 @@ async def _plan_tickets(
         elif ticket.row["status"] in DONE_STATUSES:
             row = ticket.row
             done_at = row["closed_at"] or row["resolved_at"] or row["updated_at"]
-            if now - done_at <= reopen_window:
+            if now - done_at <= reopen_window and acknowledges(message):
+                pass  # "Thanks!" after the resolution: kept on the ticket, which stays done
+            elif now - done_at <= reopen_window:
                 ticket.events.append((EventKind.REOPENED, row["status"], TicketStatus.REOPENED))
                 row.update(status=TicketStatus.REOPENED.value, resolved_at=None, closed_at=None)
                 reopened = True
@@ -404,7 +407,8 @@ def _owes_notice(plan: _Planned) -> bool:
 
 def _nothing_to_route(plan: _Planned) -> bool:
     """The router would stay silent: people have the ticket, or the message holds nothing
-    (no text, no file) for the knowledge base or for people.
+    (no text, no file) for the knowledge base or for people, or it only thanks for an answer
+    (on a ticket it did not open: a first message that only says "thanks" still reaches people).
 
     Decided here, under the ticket's lock, the router's own transaction is saved for most
     messages of a conversation an agent has taken over.
@@ -415,6 +419,7 @@ def _nothing_to_route(plan: _Planned) -> bool:
         or plan.rating is not None
         or message.auto_submitted
         or (not message.text.strip() and not message.attachments)
+        or (not plan.new_ticket and acknowledges(message))
     )
 
 

@@ -277,18 +277,25 @@ async def test_helpful_no_escalates_and_the_press_is_answered_once(
     }
 
 
+async def answered_and_pressed_yes(gateway: Gateway) -> None:
+    """The fixture's question, answered by the bot, and "yes, it helped" pressed."""
+    app, client = gateway
+    assert await post_fixture(client, "private_text") == 200
+    await app[PIPELINE].drain()
+    yes = load_fixture("callback_query")
+    yes["callback_query"].update(id="yes-press", data="h:G20261122001:y")
+    assert await post_update(client, yes) == 200
+
+
 async def test_no_after_yes_reopens_the_resolved_ticket_for_people(
     fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
 ) -> None:
     """Telegram keeps the keyboard: "yes" resolved the ticket, a later "no" escalated it while
     it stayed resolved, where no agent's queue shows it, and told the customer a person
     would take over."""
-    app, client = await make_gateway(settings, kb=AlwaysAnswers())
-    assert await post_fixture(client, "private_text") == 200
-    await app[PIPELINE].drain()
-    yes = load_fixture("callback_query")
-    yes["callback_query"].update(id="yes-press", data="h:G20261122001:y")
-    assert await post_update(client, yes) == 200
+    gateway = await make_gateway(settings, kb=AlwaysAnswers())
+    _, client = gateway
+    await answered_and_pressed_yes(gateway)
     [ticket] = await tickets(db)
     assert (ticket.status, ticket.resolved_by_bot) == ("resolved", True)
     assert await post_fixture(client, "callback_query") == 200  # "no", a minute later
@@ -296,6 +303,24 @@ async def test_no_after_yes_reopens_the_resolved_ticket_for_people(
     assert (ticket.status, ticket.resolved_at, ticket.resolved_by_bot) == ("reopened", None, False)
     assert ticket.escalated_at is not None
     assert (await outbox(db))[-1].template == "escalated"
+
+
+async def test_thanks_typed_after_yes_keeps_the_ticket_resolved_by_the_bot(
+    fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
+) -> None:
+    """A customer presses "yes" and then types their thanks: it reopened the ticket and
+    handed it to an agent, for nothing to do."""
+    app, client = gateway = await make_gateway(settings, kb=AlwaysAnswers())
+    await answered_and_pressed_yes(gateway)
+    thanks = load_fixture("private_text")
+    thanks["update_id"] += 1
+    thanks["message"].update(message_id=12, text="好的，谢谢！👍")
+    assert await post_update(client, thanks) == 200
+    await app[PIPELINE].drain()
+    [ticket] = await tickets(db)
+    assert (ticket.status, ticket.resolved_by_bot, ticket.escalated_at) == ("resolved", True, None)
+    assert [m.text for m in await messages(db) if m.external_id == "888:12"] == ["好的，谢谢！👍"]
+    assert [r.template for r in await outbox(db)] == ["ticket_received", "message"]
 
 
 async def test_feedback_on_someone_elses_ticket_changes_nothing(
