@@ -1,4 +1,4 @@
-"""The bot's commands: ``/start``, ``/status``, ``/new``, ``/human``.
+"""The bot's commands: ``/start``, ``/status``, ``/new``, ``/human``, ``/help``.
 
 A command is not a question for the ticket, so it is not ingested (it would open a ticket and
 ask the knowledge base about "/start"). Its effects are written in one transaction, and its
@@ -68,6 +68,8 @@ async def run_command(ctx: CommandContext, inbound: InboundMessage) -> None:
         answer = await _new(ctx, inbound, chat_id)
     elif command == "human":
         answer = await _human(ctx, inbound, chat_id)
+    elif command == "help":
+        answer = text("help", inbound.locale)
     else:  # pragma: no cover - parse_update only lets known commands through
         raise ValueError(f"unknown command {command!r}")
     if answer:

@@ -7,7 +7,8 @@ because the webhook hot path needs only a few fields.
 What comes out, by ``channel_meta``:
 
 - a private message: ``update_id``, ``chat_id``, ``message_id``; plus ``command`` and
-  ``command_args`` for ``/start``, ``/status``, ``/new``, ``/human``; ``contact`` for a shared
+  ``command_args`` for ``/start``, ``/status``, ``/new``, ``/human``, ``/help`` (and any other
+  command sent alone, as ``help``); ``contact`` for a shared
   contact; ``location`` (``latitude``, ``longitude``, a venue's ``title`` and ``address``) for
   a shared location, whose text is the place and a map link; ``edit_date`` for an edited
   message (same ``external_id`` as the original; a live location's moves and edited commands
@@ -34,7 +35,7 @@ from pydantic import ValidationError
 from channels.base import ChannelInputError
 from gateway.models import Attachment, Channel, InboundMessage
 
-COMMANDS = frozenset({"start", "status", "new", "human"})
+COMMANDS = frozenset({"start", "status", "new", "human", "help"})
 FILE_REF_PREFIX = "telegram-file:"
 _PRIVATE = "private"
 _GROUPS = frozenset({"group", "supergroup"})
@@ -194,18 +195,24 @@ def _wordless(
 
 
 def _command(message: Mapping[str, Any]) -> tuple[str, str] | None:
-    """A known ``/command`` at the start of the text, marked by a ``bot_command`` entity.
+    """A ``/command`` at the start of the text, marked by a ``bot_command`` entity.
 
     Telegram marks commands only through entities; a text that merely starts with ``/`` is not
-    one (https://core.telegram.org/bots/api#messageentity).
+    one (https://core.telegram.org/bots/api#messageentity). One of ours is that command; any
+    other alone (``/help``, which Telegram's apps suggest, ``/settings``, ``/cancel``) is
+    ``help``: answered with what the bot can do, where stored it opened a ticket of "/help"
+    for an agent. Another with words after it stays a message: "/order42 never came".
     """
     text = message.get("text") or ""
     for entity in message.get("entities") or ():
         if entity.get("type") == "bot_command" and entity.get("offset") == 0:
             length = int(entity["length"])
             name = text[1:length].split("@", 1)[0].lower()
+            args = text[length:].strip()
             if name in COMMANDS:
-                return name, text[length:].strip()
+                return name, args
+            if not args:
+                return "help", ""
     return None
 
 

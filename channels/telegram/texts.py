@@ -17,6 +17,12 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "en": "Hello, welcome to customer service! Send us your question and we will answer "
         "shortly.\n/status your tickets · /new start a new question · /human talk to a person",
     },
+    "help": {
+        "zh-CN": "请直接发送您的问题（文字、图片或文件均可），我们会尽快回复。\n"
+        "/status 查看您的工单 · /new 开始新的问题 · /human 转人工客服",
+        "en": "Just send us your question (text, a photo or a file) and we will answer "
+        "shortly.\n/status your tickets · /new start a new question · /human talk to a person",
+    },
     "status_none": {
         "zh-CN": "您目前没有处理中的工单。",
         "en": "You have no open tickets.",

@@ -300,3 +300,22 @@ async def test_a_command_from_a_user_who_then_blocked_the_bot_is_not_retried(
     await say(client, 778, "/start")  # the app's "Restart": reachable again
     [identity] = await identities(db)
     assert identity.reachable is True
+
+
+async def test_help_and_commands_not_ours_are_answered_and_open_no_ticket(
+    gateway: Gateway, db: Store, fake: FakeBotAPI
+) -> None:
+    """Telegram's apps suggest ``/help`` and ``/settings``: stored, each opened a ticket of
+    "/help" for an agent, and its customer was told to wait for one."""
+    _, client = gateway
+    await say(client, 611, "/help")
+    await say(client, 611, "/settings@shop_bot", language="zh-hans")
+    assert [s["text"].splitlines()[-1] for s in fake.sent] == [
+        "/status your tickets · /new start a new question · /human talk to a person",
+        "/status 查看您的工单 · /new 开始新的问题 · /human 转人工客服",
+    ]
+    assert await tickets(db) == [] and await messages(db) == []
+    # A command not ours with words after it is what the customer wrote.
+    await say(client, 611, "/order42 never arrived")
+    await gateway[0][PIPELINE].drain()
+    assert [m.text for m in await messages(db)] == ["/order42 never arrived"]
