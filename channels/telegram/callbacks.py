@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.error import BadRequest
 
 from channels.telegram import conversations
@@ -54,16 +55,15 @@ async def _record(ctx: CommandContext, inbound: InboundMessage, feedback: Feedba
         if seen is not None:
             return False
         contact_id = await conversations.contact_of(session, inbound.external_user_id)
-        ticket = await session.scalar(
-            select(Ticket).where(Ticket.number == feedback.ticket_number).with_for_update()
-        )
+        ticket = await _pressed_on(session, feedback)
         if (
             ticket is None
             or contact_id is None
             or await conversations.survivor(session, ticket.contact_id) != contact_id
         ):
             log.info(
-                "feedback for a ticket not the sender's", extra={"ticket": feedback.ticket_number}
+                "feedback for a ticket not the sender's",
+                extra={"ticket": feedback.ticket_number, "answer_id": feedback.answer_id},
             )
             return False
         if feedback.kind is FeedbackKind.HELPFUL:
@@ -92,11 +92,9 @@ async def _record(ctx: CommandContext, inbound: InboundMessage, feedback: Feedba
                 routed_at=ctx.now,
             )
         )
-        answer_id = (
-            await kb_feedback.latest_answer_id(session, ticket.id)
-            if feedback.kind is FeedbackKind.HELPFUL
-            else None
-        )
+        answer_id = feedback.answer_id
+        if answer_id is None and feedback.kind is FeedbackKind.HELPFUL:
+            answer_id = await kb_feedback.latest_answer_id(session, ticket.id)
         if answer_id is not None:
             # The same rules as every channel: yes resolves by the bot, no escalates with the
             # rejected answer shown to the agent and counted as a miss.
@@ -110,3 +108,16 @@ async def _record(ctx: CommandContext, inbound: InboundMessage, feedback: Feedba
             # The rating reaches the ticket; a low one reopens it for the supervisor.
             await record_rating(session, ticket, int(feedback.value), None, ctx.now)
     return escalate
+
+
+async def _pressed_on(session: AsyncSession, feedback: Feedback) -> Ticket | None:
+    """The ticket of the press, locked: the answer's (``a:``) or the one named (``h:``, ``r:``).
+    None for an answer that is not a bot message, or a ticket that does not exist."""
+    if feedback.answer_id is not None:
+        answer = await session.get(TicketMessage, feedback.answer_id)
+        if answer is None or answer.author_type != AuthorType.BOT.value:
+            return None
+        return await session.get(Ticket, answer.ticket_id, with_for_update=True)
+    return await session.scalar(
+        select(Ticket).where(Ticket.number == feedback.ticket_number).with_for_update()
+    )

@@ -1,8 +1,11 @@
 """Our inline keyboards and the ``callback_data`` their buttons send back.
 
 ``callback_data`` is at most 64 bytes (https://core.telegram.org/bots/api#inlinekeyboardbutton),
-so it is a short code plus the ticket number: ``h:<ticket>:y|n`` ("did this help?"),
-``r:<ticket>:<1-5>`` (survey stars).
+so it is a short code and an id: ``a:<bot message id>:y|n`` ("did this help?" on that answer),
+``r:<ticket>:<1-5>`` (survey stars). Keyboards sent before ``a:`` name the ticket,
+``h:<ticket>:y|n``, and still count, for the ticket's latest answer: a chat keeps its
+keyboards for good. Naming the ticket sent a press under an earlier answer to the latest one
+(the agent read the wrong question and rejected answer, and the wrong entry was counted).
 """
 
 from __future__ import annotations
@@ -25,16 +28,19 @@ class Feedback:
     """A button press: ``value`` is 1/0 for helpful yes/no, or 1-5 stars."""
 
     kind: FeedbackKind
-    ticket_number: str
     value: int
+    ticket_number: str | None = None
+    answer_id: int | None = None
+    """The bot message pressed under (``a:``); None for a ticket's keyboard (``h:``, ``r:``)."""
 
 
-def helpful_keyboard(ticket_number: str, locale: str | None) -> InlineKeyboardMarkup:
+def helpful_keyboard(answer_id: int, locale: str | None) -> InlineKeyboardMarkup:
+    """The "did this help?" keyboard under the bot message ``answer_id``."""
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(text("yes", locale), callback_data=f"h:{ticket_number}:y"),
-                InlineKeyboardButton(text("no", locale), callback_data=f"h:{ticket_number}:n"),
+                InlineKeyboardButton(text("yes", locale), callback_data=f"a:{answer_id}:y"),
+                InlineKeyboardButton(text("no", locale), callback_data=f"a:{answer_id}:n"),
             ]
         ]
     )
@@ -56,9 +62,11 @@ def parse_callback(data: str) -> Feedback | None:
     parts = data.split(":")
     if len(parts) != 3 or not parts[1]:
         return None
-    code, number, value = parts
+    code, key, value = parts
+    if code == "a" and value in ("y", "n") and key.isascii() and key.isdigit():
+        return Feedback(FeedbackKind.HELPFUL, 1 if value == "y" else 0, answer_id=int(key))
     if code == "h" and value in ("y", "n"):
-        return Feedback(FeedbackKind.HELPFUL, number, 1 if value == "y" else 0)
+        return Feedback(FeedbackKind.HELPFUL, 1 if value == "y" else 0, ticket_number=key)
     if code == "r" and value in {"1", "2", "3", "4", "5"}:
-        return Feedback(FeedbackKind.RATING, number, int(value))
+        return Feedback(FeedbackKind.RATING, int(value), ticket_number=key)
     return None

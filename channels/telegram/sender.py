@@ -221,8 +221,8 @@ def _keyboard(msg: OutboundMessage) -> InlineKeyboardMarkup | None:
         return None
     if msg.kind is OutboxKind.SURVEY:
         return rating_keyboard(msg.ticket_number)
-    if msg.kind is OutboxKind.REPLY and msg.channel_meta.get("kb_entry_id"):
-        return helpful_keyboard(msg.ticket_number, msg.locale)
+    if msg.kind is OutboxKind.REPLY and msg.channel_meta.get("kb_entry_id") and msg.message_id:
+        return helpful_keyboard(msg.message_id, msg.locale)
     return None
 
 

@@ -181,8 +181,16 @@ def test_blocking_and_unblocking_the_bot_say_the_bots_new_status() -> None:
 
 
 def test_callback_data() -> None:
-    assert parse_callback("h:G20261122001:y") == Feedback(FeedbackKind.HELPFUL, "G20261122001", 1)
-    assert parse_callback("r:G20261122001:2") == Feedback(FeedbackKind.RATING, "G20261122001", 2)
+    assert parse_callback("a:4211:n") == Feedback(FeedbackKind.HELPFUL, 0, answer_id=4211)
+    assert parse_callback("a:G20261122001:n") is None
+    assert parse_callback("a:²:n") is None
+    # Keyboards sent before the answer's id was in them.
+    assert parse_callback("h:G20261122001:y") == Feedback(
+        FeedbackKind.HELPFUL, 1, ticket_number="G20261122001"
+    )
+    assert parse_callback("r:G20261122001:2") == Feedback(
+        FeedbackKind.RATING, 2, ticket_number="G20261122001"
+    )
     assert parse_callback("r:G20261122001:9") is None
     assert parse_callback("nonsense") is None
 

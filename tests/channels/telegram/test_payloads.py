@@ -15,6 +15,7 @@ from gateway.appkeys import PIPELINE
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import Contact, ContactIdentity
+from knowledge_base.base import Answer, Verdict
 from tests.channels.telegram.conftest import (
     AlwaysAnswers,
     AsksRecorded,
@@ -275,6 +276,45 @@ async def test_helpful_no_escalates_and_the_press_is_answered_once(
         "callback_query_id": "4382bfdwdsb323b2d9",
         "text": "谢谢您的反馈！",
     }
+
+
+class TwoAnswers:
+    """A knowledge base with an answer about passwords and one about opening hours."""
+
+    async def match(self, text: str, *, locale: str | None = None) -> Verdict:
+        if "password" in text:
+            return Answer("password", "Reset it?", "Use 'Forgot password' on the login page.", 0.9)
+        return Answer("hours", "Opening hours?", "We are open 9:00-18:00.", 0.9)
+
+
+async def test_no_under_an_earlier_answer_rejects_that_answer(
+    fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
+) -> None:
+    """The buttons named the ticket, so a press under the first answer counted for the
+    latest: the agent read the wrong question and rejected answer."""
+    app, client = await make_gateway(settings, kb=TwoAnswers())
+    for n, question in ((11, "how do I reset my password"), (12, "opening hours?")):
+        update = load_fixture("private_text")
+        update["update_id"] += n
+        update["message"].update(message_id=n, text=question)
+        assert await post_update(client, update) == 200
+        await app[PIPELINE].drain()
+    assert await deliver_all(db, settings) == ["sent"] * 3
+    [first] = [s for s in fake.sent if s["text"].startswith("Use 'Forgot")]
+    no = first["reply_markup"]["inline_keyboard"][0][1]["callback_data"]
+    press = load_fixture("callback_query")
+    press["callback_query"]["data"] = no
+    assert await post_update(client, press) == 200
+    [note] = [m for m in await messages(db) if m.kind == "note"]
+    assert note.text.splitlines()[1:] == [
+        "Question: how do I reset my password",
+        "Rejected answer: Use 'Forgot password' on the login page.",
+    ]
+    answers = {m.text: m.channel_meta for m in await messages(db) if m.author_type == "bot"}
+    assert answers["Use 'Forgot password' on the login page."]["feedback"]["helpful"] is False
+    assert "feedback" not in answers["We are open 9:00-18:00."]
+    [ticket] = await tickets(db)
+    assert ticket.escalated_at is not None
 
 
 async def answered_and_pressed_yes(gateway: Gateway) -> None:

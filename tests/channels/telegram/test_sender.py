@@ -279,7 +279,9 @@ async def test_bot_answers_carry_did_this_help_and_surveys_the_stars(
 ) -> None:
     sender = TelegramSender(settings)
     await sender.send(
-        outbound("Orders ship within 48 hours.", channel_meta={"kb_entry_id": "shipping"})
+        outbound(
+            "Orders ship within 48 hours.", channel_meta={"kb_entry_id": "shipping"}, message_id=42
+        )
     )
     await sender.send(outbound("请为本次服务打分", kind=OutboxKind.SURVEY, outbox_id=2))
     await sender.send(outbound("An agent's answer", outbox_id=3))
@@ -287,8 +289,8 @@ async def test_bot_answers_carry_did_this_help_and_surveys_the_stars(
     assert helpful["reply_markup"] == {
         "inline_keyboard": [
             [
-                {"text": "有帮助", "callback_data": "h:G20261122001:y"},
-                {"text": "没有，转人工", "callback_data": "h:G20261122001:n"},
+                {"text": "有帮助", "callback_data": "a:42:y"},
+                {"text": "没有，转人工", "callback_data": "a:42:n"},
             ]
         ]
     }
