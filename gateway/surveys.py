@@ -114,6 +114,12 @@ async def record_rating(
         )
         session.add(survey)
     first_answer = survey.answered_at is None
+    if not first_answer and survey.score == score and comment is None:
+        return survey  # the same stars again (a second press, a digit typed after): no news
+    # A change of mind counts: the latest score is the ticket's. One that falls to a low
+    # score is followed up as a first low one is (the follow-up ran only on the first
+    # answer, so 5 stars then 1 left a low score in the reports and no supervisor told).
+    was_low = not first_answer and survey.score is not None and survey.score <= LOW_SCORE
     survey.score, survey.comment, survey.answered_at = score, comment, now
     record_event(
         session,
@@ -125,7 +131,7 @@ async def record_rating(
         actor_type=AuthorType.CUSTOMER,
         note=comment,
     )
-    if score <= LOW_SCORE and first_answer:
+    if score <= LOW_SCORE and not was_low:
         await _follow_up(session, ticket, now)
     return survey
 

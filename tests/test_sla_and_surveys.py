@@ -195,6 +195,36 @@ async def test_a_good_score_changes_nothing_but_the_survey(store: Store) -> None
         assert (await session.get_one(Ticket, ticket_id)).status == TicketStatus.CLOSED
 
 
+async def test_a_change_of_mind_to_a_low_score_is_followed_up_once(store: Store) -> None:
+    """5 stars and then 1 left a low score in the reports that no supervisor was told of."""
+    ticket_id = await escalated_ticket(store, Clock(T0))
+    boss = await create_agent(
+        store, email="boss@shop.test", name="Boss", role=AgentRole.SUPERVISOR, password="x" * 12
+    )
+
+    async def rate(score: int, minutes: int) -> None:
+        async with store.write() as session:
+            ticket = await session.get_one(Ticket, ticket_id)
+            await record_rating(session, ticket, score, None, T0 + timedelta(minutes=minutes))
+
+    async with store.write() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+        ticket.status, ticket.closed_at = TicketStatus.CLOSED.value, T0
+    await rate(5, 10)
+    await rate(5, 11)  # the same stars again: nothing new
+    assert (await kinds(store, ticket_id)).count(EventKind.RATED) == 1
+    await rate(1, 12)
+    async with store.read() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+    assert (ticket.status, ticket.assignee_id) == (TicketStatus.REOPENED, boss)
+    await rate(2, 13)  # still low: followed up already
+    events = await kinds(store, ticket_id)
+    assert events.count(EventKind.REOPENED) == 1 and events.count(EventKind.RATED) == 3
+    async with store.read() as session:
+        survey = await session.scalar(select(Survey).where(Survey.ticket_id == ticket_id))
+    assert survey is not None and survey.score == 2
+
+
 Client = TestClient[web.Request, web.Application]
 
 
@@ -459,3 +489,24 @@ async def test_a_digit_without_a_survey_out_is_an_ordinary_message(store: Store)
     assert (result.ticket.id, result.reopened) == (ticket_id, True)
     async with store.read() as session:
         assert await session.scalar(select(Survey).where(Survey.ticket_id == ticket_id)) is None
+
+
+async def test_a_digit_typed_right_after_the_stars_repeats_the_rating(store: Store) -> None:
+    """Pressed 5 stars, then typed "5" too: the digit reopened the closed ticket and went to
+    an agent as a question, the survey being answered already."""
+    clock = Clock(T0)
+    ticket_id = await escalated_ticket(store, clock)
+    await close_with_survey(store, ticket_id)
+    async with store.write() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+        await record_rating(session, ticket, 5, None, T0 + timedelta(hours=1))
+    ingest = make_ingest(store, clock)
+    clock.now = T0 + timedelta(hours=1, minutes=2)
+    again = await ingest(inbound(external_user_id="u1", thread_key="u1", text="5"))
+    assert (again.ticket.id, again.reopened, again.routed) == (ticket_id, False, True)
+    assert again.ticket.status == TicketStatus.CLOSED
+    assert (await kinds(store, ticket_id)).count(EventKind.RATED) == 1
+    # Long after the rating, a digit is an ordinary reply again.
+    clock.now = T0 + timedelta(hours=3)
+    later = await ingest(inbound(external_user_id="u1", thread_key="u1", text="3"))
+    assert later.reopened

@@ -7,16 +7,19 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import DONE_STATUSES, InboundMessage, TicketStatus
 from gateway.store.tables import Survey
 
 SURVEYS: Table = Survey.__table__  # type: ignore[assignment]
+
+REPEAT_WINDOW = timedelta(hours=1)
+"""How long after a rating a one-digit reply is still about the survey."""
 
 _SCORE = re.compile(r"\s*([1-5])\s*[.!。！]?\s*")
 
@@ -38,7 +41,10 @@ async def awaiting_rating(
     messages: Sequence[InboundMessage],
     now: datetime,
 ) -> set[int]:
-    """Ids of the closed ``tickets`` (rows) whose survey is out and unanswered.
+    """Ids of the closed ``tickets`` (rows) whose survey is out and unanswered, or answered
+    within :data:`REPEAT_WINDOW`: a digit typed right after the stars were pressed (or after
+    another digit) repeats or corrects the rating, where it reopened the closed ticket and
+    went to an agent as a question.
 
     Asked only when some message of the batch could be a rating, so the common batch pays nothing.
     """
@@ -50,7 +56,7 @@ async def awaiting_rating(
     found = await session.scalars(
         select(SURVEYS.c.ticket_id).where(
             SURVEYS.c.ticket_id.in_(done),
-            SURVEYS.c.answered_at.is_(None),
+            or_(SURVEYS.c.answered_at.is_(None), SURVEYS.c.answered_at >= now - REPEAT_WINDOW),
             SURVEYS.c.due_at <= now,
         )
     )
