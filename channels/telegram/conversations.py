@@ -15,12 +15,13 @@ from gateway.contact_merge import merge_contact
 from gateway.ingest.transaction import sender_lock_key
 from gateway.models import OPEN_STATUSES, Channel, InboundMessage
 from gateway.store import on_postgres
-from gateway.store.tables import Contact, ContactIdentity, Ticket, TicketMessage
+from gateway.store.tables import Contact, ContactIdentity, OutboxRow, Ticket, TicketMessage
 
 CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
 IDENTITIES: Table = ContactIdentity.__table__  # type: ignore[assignment]
 TICKETS: Table = Ticket.__table__  # type: ignore[assignment]
 MESSAGES: Table = TicketMessage.__table__  # type: ignore[assignment]
+OUTBOX: Table = OutboxRow.__table__  # type: ignore[assignment]
 CHANNEL = Channel.TELEGRAM.value
 
 
@@ -105,6 +106,36 @@ async def stored(session: AsyncSession, external_id: str) -> bool:
         )
     )
     return found is not None
+
+
+async def replied_ticket(session: AsyncSession, chat_id: int, message_id: int) -> str | None:
+    """The number of the ticket the chat's message ``message_id`` belongs to: one the user
+    sent (stored as ``<chat>:<message>``) or one the bot sent them (an outbox row holding
+    Telegram's id of it); None if neither.
+
+    Telegram numbers messages per chat: the bot's is looked for among this chat's tickets
+    (thread key ``<chat>``, or ``<chat>/<number>`` once ``/new`` detached them).
+    """
+    own = await session.scalar(
+        select(TICKETS.c.number)
+        .join(MESSAGES, MESSAGES.c.ticket_id == TICKETS.c.id)
+        .where(MESSAGES.c.channel == CHANNEL, MESSAGES.c.external_id == f"{chat_id}:{message_id}")
+    )
+    if own is not None:
+        return str(own)
+    sent = await session.scalar(
+        select(TICKETS.c.number)
+        .join(OUTBOX, OUTBOX.c.ticket_id == TICKETS.c.id)
+        .where(
+            OUTBOX.c.channel == CHANNEL,
+            OUTBOX.c.external_id == str(message_id),
+            TICKETS.c.channel == CHANNEL,
+            or_(TICKETS.c.thread_key == str(chat_id), TICKETS.c.thread_key.like(f"{chat_id}/%")),
+        )
+        .order_by(OUTBOX.c.id.desc())
+        .limit(1)
+    )
+    return None if sent is None else str(sent)
 
 
 async def start_new_conversation(session: AsyncSession, chat_id: int) -> int:

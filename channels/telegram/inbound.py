@@ -114,6 +114,8 @@ class TelegramInbound:
         if "contact" in inbound.channel_meta:
             await self._shared_contact(inbound)
             return
+        if "reply_to" in inbound.channel_meta:
+            inbound = await self._replying(inbound)
         if inbound.attachments:
             inbound = await download_attachments(
                 self.bot,
@@ -122,6 +124,18 @@ class TelegramInbound:
                 max_bytes=self.settings.attachment_max_bytes,
             )
         await self.pipeline.on_message(inbound)
+
+    async def _replying(self, inbound: InboundMessage) -> InboundMessage:
+        """A message sent with Telegram's "Reply" goes to the ticket of the message it
+        answers (ingest checks the ticket is the sender's), not to the chat's latest: after
+        ``/new``, the answer to an agent's question on the earlier ticket went to the new one,
+        where that agent never saw it."""
+        meta = inbound.channel_meta
+        async with self.store.read() as session:
+            number = await conversations.replied_ticket(
+                session, int(meta["chat_id"]), int(meta["reply_to"])
+            )
+        return inbound if number is None else inbound.model_copy(update={"ticket_ref": number})
 
     async def _shared_contact(self, inbound: InboundMessage) -> None:
         """A shared contact card: the user's own verified phone goes on their contact, joining

@@ -13,6 +13,7 @@ What comes out, by ``channel_meta``:
   a shared location, whose text is the place and a map link; ``edit_date`` for an edited
   message (same ``external_id`` as the original; a live location's moves and edited commands
   are ignored);
+- ``reply_to`` when the user replied to one of the chat's messages (Telegram's "Reply");
 - a sticker is a file (WebP, WebM or Telegram's .tgs) with its emoji as the text;
 - ``text_from`` (``"location"`` or ``"sticker"``) when the text was made here, not written:
   the router does not put it to the knowledge base (nor the words after ``/human``, which
@@ -93,6 +94,9 @@ def _message(
         "chat_id": chat_id,
         "message_id": int(message["message_id"]),
     }
+    replied = message.get("reply_to_message")
+    if replied and "message_id" in replied:
+        meta["reply_to"] = int(replied["message_id"])  # this chat's message it answers
     if edited:
         if "location" in message:
             # A live location moves by editing its message, every few seconds for up to a

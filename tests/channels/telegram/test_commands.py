@@ -21,6 +21,7 @@ from tests.channels.telegram.conftest import (
     Gateway,
     MakeGateway,
     contacts,
+    deliver_all,
     identities,
     load_fixture,
     messages,
@@ -170,6 +171,49 @@ async def test_new_starts_a_new_ticket_and_the_old_one_keeps_its_messages(
     ]
     assert second.thread_key == "777"
     assert first.thread_key == f"777/{first.number}"
+
+
+async def test_a_reply_to_an_earlier_tickets_message_goes_to_that_ticket(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """After ``/new`` the chat's messages open and follow the new ticket; one sent with
+    Telegram's "Reply" to a message of the earlier ticket (the bot's or the user's own) went
+    there too, where the agent working the earlier one never saw it."""
+    app, client = gateway
+    question = text_from(777, "my parcel arrived broken")
+    assert await post_update(client, question) == 200
+    await app[PIPELINE].drain()
+    assert (await deliver_all(db, settings))[0] == "sent"
+    notice = fake.sent[0]
+    await say(client, 777, "/new")
+    await say(client, 777, "where is my invoice?")
+
+    def replying(text: str, to: dict[str, Any]) -> dict[str, Any]:
+        update = text_from(777, text)
+        update["message"]["reply_to_message"] = {
+            "message_id": to["message_id"],
+            "chat": update["message"]["chat"],
+            "date": update["message"]["date"],
+            "text": to["text"],
+        }
+        return update
+
+    assert await post_update(client, replying("order 42, the box was crushed", notice)) == 200
+    assert await post_update(client, replying("photo below", question["message"])) == 200
+    await say(client, 777, "invoice number 9")
+    first, second = await tickets(db)
+    assert [(m.ticket_id, m.text) for m in await messages(db)] == [
+        (first.id, "my parcel arrived broken"),
+        (second.id, "where is my invoice?"),
+        (first.id, "order 42, the box was crushed"),
+        (first.id, "photo below"),
+        (second.id, "invoice number 9"),
+    ]
+    # Another user's reply naming this chat's message id finds nothing of theirs.
+    stranger = text_from(778, "hello")
+    stranger["message"]["reply_to_message"] = {"message_id": notice["message_id"]}
+    assert await post_update(client, stranger) == 200
+    assert (await tickets(db))[-1].contact_id != first.contact_id
 
 
 async def test_human_escalates_the_open_ticket_through_the_outbox(
