@@ -510,3 +510,23 @@ async def test_a_digit_typed_right_after_the_stars_repeats_the_rating(store: Sto
     clock.now = T0 + timedelta(hours=3)
     later = await ingest(inbound(external_user_id="u1", thread_key="u1", text="3"))
     assert later.reopened
+
+
+@pytest.mark.parametrize(
+    ("locale", "picked"),
+    [
+        ("zh-hans", "zh-CN"),
+        ("zh-TW", "zh-CN"),
+        (None, "zh-CN"),  # unknown: the shop's language
+        ("", "zh-CN"),
+        ("en-US", "en"),
+        ("ru", "en"),  # a Russian speaker more likely reads English than Chinese
+        ("de-DE", "en"),
+    ],
+)
+def test_chinese_or_unknown_is_chinese_any_other_language_english(
+    locale: str | None, picked: str
+) -> None:
+    from workers.templates import pick_locale
+
+    assert pick_locale(locale) == picked

@@ -68,10 +68,12 @@ PROMISE: Mapping[str, Mapping[str, str]] = {
 
 
 def pick_locale(locale: str | None) -> str:
-    """``en``, ``en-US`` -> ``en``; anything Chinese or unknown -> ``zh-CN``."""
-    if locale and locale.lower().startswith("en"):
-        return "en"
-    return DEFAULT_LOCALE
+    """Chinese (``zh``, ``zh-hans``, ``zh-TW``) or unknown -> ``zh-CN``, the shop's language;
+    any other known language (``en-US``, ``ru``, ``de``) -> ``en``: a customer whose app or
+    browser speaks Russian more likely reads English than Chinese."""
+    if not locale or not locale.strip() or locale.strip().lower().startswith("zh"):
+        return DEFAULT_LOCALE
+    return "en"
 
 
 def render(template: str, locale: str | None, **values: str) -> str:

@@ -11,6 +11,7 @@ from email.utils import format_datetime, formataddr
 
 from channels.email.ids import Signer
 from gateway.models import Attachment, OutboundMessage, OutboxKind
+from workers.templates import pick_locale
 
 _TAG = re.compile(r"\s*\[G\d{11,}\]\s*")
 _PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|sv|回复|答复|转发)\s*[:：]\s*)+", re.I)
@@ -37,10 +38,6 @@ def normalize_subject(subject: str | None) -> str:
     return text
 
 
-def _lang(locale: str | None) -> str:
-    return "en" if locale and locale.lower().startswith("en") else "zh-CN"
-
-
 def compose(
     msg: OutboundMessage,
     *,
@@ -55,7 +52,9 @@ def compose(
     and ``files`` (an agent's attachments, with their bytes) as attachment parts."""
     mail = EmailMessage()
     number = msg.ticket_number
-    subject = normalize_subject(msg.subject) or ("Support" if _lang(msg.locale) == "en" else "客服")
+    subject = normalize_subject(msg.subject) or (
+        "Support" if pick_locale(msg.locale) == "en" else "客服"
+    )
     mail["Subject"] = f"[{number}] {subject}" if number else subject
     mail["From"] = formataddr((sender_name or "", sender))
     mail["To"] = msg.recipient
@@ -76,7 +75,7 @@ def compose(
         # RFC 3834 5.1: mark automatic mail so other systems' auto-responders stay quiet.
         mail["Auto-Submitted"] = "auto-replied"
         mail["X-Auto-Response-Suppress"] = "All"
-    lang = _lang(msg.locale)
+    lang = pick_locale(msg.locale)
     mail["Content-Language"] = lang
     paragraphs = [msg.text.strip()]
     oversize = msg.reply_meta.get("oversize_attachments")
