@@ -1,8 +1,10 @@
-"""Button presses on our inline keyboards: "did this help?" and survey stars.
+"""Button presses on our inline keyboards: "did this help?", "which one?" and survey stars.
 
 A press is recorded on its ticket as a system message (``external_id = cb:<query id>``, so a
 redelivered press is recorded once) rather than ingested: it must not reopen a closed ticket the
-way a customer's message does. "No, it did not help" escalates the ticket. Every press is
+way a customer's message does. "No, it did not help" escalates the ticket. A question chosen
+under the bot's "which one?" is the exception: it is what the customer would have typed, so
+it is ingested as their message, and the knowledge base answers it. Every press is
 answered with ``answerCallbackQuery``, which stops the button's spinner in the user's app
 (https://core.telegram.org/bots/api#answercallbackquery).
 """
@@ -31,15 +33,40 @@ async def on_callback(ctx: CommandContext, inbound: InboundMessage) -> None:
     """Record the press, escalate on "did not help", and answer the query."""
     meta = inbound.channel_meta
     feedback = parse_callback(str(meta.get("callback_data", "")))
-    if feedback is not None and await _record(ctx, inbound, feedback):
+    choice = feedback is not None and feedback.kind is FeedbackKind.CHOICE
+    if feedback is not None and choice:
+        await _chosen(ctx, inbound, feedback)
+    elif feedback is not None and await _record(ctx, inbound, feedback):
         ctx.pipeline.committed.set()  # an escalation wrote an outbox row
     try:
         await ctx.bot.answer_callback_query(
-            str(meta["callback_query_id"]), text=text("thanks", inbound.locale)
+            str(meta["callback_query_id"]), text=None if choice else text("thanks", inbound.locale)
         )
     except BadRequest as exc:
         # A redelivered press: Telegram no longer takes an answer ("query is too old").
         log.info("callback query not answered", extra={"error": exc.message})
+
+
+async def _chosen(ctx: CommandContext, inbound: InboundMessage, feedback: Feedback) -> None:
+    """The customer picked one of the questions the bot asked "which one?" about: that
+    question is their message, as if typed (stored on the bot message's ticket and answered
+    by the knowledge base), and a redelivered press is stored once (``cb:<query id>``)."""
+    async with ctx.store.read() as session:
+        asked = await session.get(TicketMessage, feedback.answer_id)
+        if asked is None or asked.author_type != AuthorType.BOT.value:
+            return
+        titles = asked.text.splitlines() if asked.channel_meta.get("kb_choices") else []
+        ticket = await session.get_one(Ticket, asked.ticket_id)
+        contact_id = await conversations.contact_of(session, inbound.external_user_id)
+        owner = await conversations.survivor(session, ticket.contact_id)
+    if contact_id != owner or not 0 <= feedback.value < len(titles):
+        log.info("choice not the sender's", extra={"answer_id": feedback.answer_id})
+        return
+    meta = {**inbound.channel_meta, "chosen_from": feedback.answer_id}
+    question = inbound.model_copy(
+        update={"text": titles[feedback.value], "ticket_ref": ticket.number, "channel_meta": meta}
+    )
+    await ctx.pipeline.on_message(question)
 
 
 async def _record(ctx: CommandContext, inbound: InboundMessage, feedback: Feedback) -> bool:

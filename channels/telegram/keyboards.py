@@ -2,6 +2,7 @@
 
 ``callback_data`` is at most 64 bytes (https://core.telegram.org/bots/api#inlinekeyboardbutton),
 so it is a short code and an id: ``a:<bot message id>:y|n`` ("did this help?" on that answer),
+``k:<bot message id>:<n>`` (the n-th question the bot asked "which one?" about),
 ``r:<ticket>:<1-5>`` (survey stars). Keyboards sent before ``a:`` name the ticket,
 ``h:<ticket>:y|n``, and still count, for the ticket's latest answer: a chat keeps its
 keyboards for good. Naming the ticket sent a press under an earlier answer to the latest one
@@ -21,11 +22,13 @@ from channels.telegram.texts import text
 class FeedbackKind(StrEnum):
     HELPFUL = "helpful"
     RATING = "rating"
+    CHOICE = "choice"
 
 
 @dataclass(frozen=True, slots=True)
 class Feedback:
-    """A button press: ``value`` is 1/0 for helpful yes/no, or 1-5 stars."""
+    """A button press: ``value`` is 1/0 for helpful yes/no, 1-5 stars, or the index of the
+    question chosen."""
 
     kind: FeedbackKind
     value: int
@@ -44,6 +47,25 @@ def helpful_keyboard(answer_id: int, locale: str | None) -> InlineKeyboardMarkup
             ]
         ]
     )
+
+
+CHOICE_LABEL_CHARS = 60
+"""Longer questions are cut on their button (Telegram's apps show a line of a button's text)."""
+
+
+def choices_keyboard(answer_id: int, titles: list[str]) -> InlineKeyboardMarkup:
+    """One button per question the bot asks "which one?" about, under its message
+    ``answer_id``."""
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(_label(title), callback_data=f"k:{answer_id}:{index}")]
+            for index, title in enumerate(titles)
+        ]
+    )
+
+
+def _label(title: str) -> str:
+    return title if len(title) <= CHOICE_LABEL_CHARS else title[: CHOICE_LABEL_CHARS - 1] + "…"
 
 
 def rating_keyboard(ticket_number: str) -> InlineKeyboardMarkup:
@@ -65,6 +87,8 @@ def parse_callback(data: str) -> Feedback | None:
     code, key, value = parts
     if code == "a" and value in ("y", "n") and key.isascii() and key.isdigit():
         return Feedback(FeedbackKind.HELPFUL, 1 if value == "y" else 0, answer_id=int(key))
+    if code == "k" and key.isascii() and key.isdigit() and value.isascii() and value.isdigit():
+        return Feedback(FeedbackKind.CHOICE, int(value), answer_id=int(key))
     if code == "h" and value in ("y", "n"):
         return Feedback(FeedbackKind.HELPFUL, 1 if value == "y" else 0, ticket_number=key)
     if code == "r" and value in {"1", "2", "3", "4", "5"}:

@@ -45,8 +45,9 @@ from channels.attachment_store import read_stored
 from channels.base import ChannelError, Handover, RecipientUnreachable, TransientChannelError
 from channels.telegram import conversations
 from channels.telegram.bot import open_bot, retry_seconds
-from channels.telegram.keyboards import helpful_keyboard, rating_keyboard
+from channels.telegram.keyboards import choices_keyboard, helpful_keyboard, rating_keyboard
 from channels.telegram.split import split_text
+from channels.telegram.texts import text
 from gateway.models import (
     Attachment,
     DeliveryReceipt,
@@ -161,7 +162,10 @@ class TelegramSender:
 
     async def _send_all(self, bot: Bot, chat_id: int, msg: OutboundMessage) -> list[Message]:
         sent: list[Message] = []
-        chunks = split_text(msg.text) if msg.text.strip() else []
+        body = msg.text
+        if msg.channel_meta.get("kb_choices") and body.strip():
+            body = f"{text('which_one', msg.locale)}\n{body}"
+        chunks = split_text(body) if body.strip() else []
         markup = _keyboard(msg)
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
@@ -223,6 +227,9 @@ def _keyboard(msg: OutboundMessage) -> InlineKeyboardMarkup | None:
         return rating_keyboard(msg.ticket_number)
     if msg.kind is OutboxKind.REPLY and msg.channel_meta.get("kb_entry_id") and msg.message_id:
         return helpful_keyboard(msg.message_id, msg.locale)
+    if msg.kind is OutboxKind.REPLY and msg.channel_meta.get("kb_choices") and msg.message_id:
+        # The bot's "which one?": its text is the questions, one a line (the router's).
+        return choices_keyboard(msg.message_id, msg.text.splitlines())
     return None
 
 

@@ -48,6 +48,7 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "en": "Sorry, this support bot only works in private chats: please message me directly.",
     },
     "thanks": {"zh-CN": "谢谢您的反馈！", "en": "Thank you for your feedback!"},
+    "which_one": {"zh-CN": "您想问的是下面哪一个？", "en": "Which of these is your question?"},
     "helpful_question": {"zh-CN": "这个回答有帮助吗？", "en": "Did this help?"},
     "yes": {"zh-CN": "有帮助", "en": "Yes"},
     "no": {"zh-CN": "没有，转人工", "en": "No, ask a person"},

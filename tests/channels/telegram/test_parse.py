@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from channels.base import ChannelInputError
-from channels.telegram.keyboards import Feedback, FeedbackKind, parse_callback
+from channels.telegram.keyboards import (
+    CHOICE_LABEL_CHARS,
+    Feedback,
+    FeedbackKind,
+    choices_keyboard,
+    parse_callback,
+)
 from channels.telegram.parse import Ignored, parse_update
 from channels.telegram.split import LIMIT, split_text
 from gateway.models import Attachment, Channel, InboundMessage
@@ -184,6 +190,10 @@ def test_callback_data() -> None:
     assert parse_callback("a:4211:n") == Feedback(FeedbackKind.HELPFUL, 0, answer_id=4211)
     assert parse_callback("a:G20261122001:n") is None
     assert parse_callback("a:²:n") is None
+    assert parse_callback("k:4212:1") == Feedback(FeedbackKind.CHOICE, 1, answer_id=4212)
+    assert parse_callback("k:4212:x") is None
+    [[long_one]] = choices_keyboard(4212, ["a question " * 10]).inline_keyboard
+    assert (len(long_one.text), long_one.callback_data) == (CHOICE_LABEL_CHARS, "k:4212:0")
     # Keyboards sent before the answer's id was in them.
     assert parse_callback("h:G20261122001:y") == Feedback(
         FeedbackKind.HELPFUL, 1, ticket_number="G20261122001"

@@ -15,7 +15,7 @@ from gateway.appkeys import PIPELINE
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import Contact, ContactIdentity
-from knowledge_base.base import Answer, Verdict
+from knowledge_base.base import Answer, Candidate, Clarify, Verdict
 from tests.channels.telegram.conftest import (
     AlwaysAnswers,
     AsksRecorded,
@@ -315,6 +315,56 @@ async def test_no_under_an_earlier_answer_rejects_that_answer(
     assert "feedback" not in answers["We are open 9:00-18:00."]
     [ticket] = await tickets(db)
     assert ticket.escalated_at is not None
+
+
+class AsksWhichOne:
+    """Unsure about "return": asks which of two questions; sure about each of them."""
+
+    async def match(self, text: str, *, locale: str | None = None) -> Verdict:
+        if text == "How do I return an item?":
+            return Answer("ret", text, "Send it back within 30 days.", 0.95)
+        if text == "When is my refund paid?":
+            return Answer("ref", text, "Refunds are paid within 5 days.", 0.95)
+        return Clarify(
+            candidates=(
+                Candidate(entry_id="ret", title="How do I return an item?", score=0.6),
+                Candidate(entry_id="ref", title="When is my refund paid?", score=0.58),
+            )
+        )
+
+
+async def test_the_bots_which_one_offers_buttons_and_a_press_is_the_question(
+    fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
+) -> None:
+    """The bot's "which one?" reached the chat as a bare list of questions, and typing one
+    of them was the only way on ("2" went to the knowledge base, which escalated it)."""
+    app, client = await make_gateway(settings, kb=AsksWhichOne())
+    assert await post_fixture(client, "private_text") == 200
+    await app[PIPELINE].drain()
+    assert await deliver_all(db, settings) == ["sent", "sent"]
+    asked = fake.sent[1]
+    assert asked["text"].splitlines() == [
+        "您想问的是下面哪一个？",
+        "How do I return an item?",
+        "When is my refund paid?",
+    ]
+    buttons = [row[0] for row in asked["reply_markup"]["inline_keyboard"]]
+    assert [b["text"] for b in buttons] == ["How do I return an item?", "When is my refund paid?"]
+    press = load_fixture("callback_query")
+    press["callback_query"]["data"] = buttons[1]["callback_data"]
+    for _ in range(2):  # the second is Telegram redelivering it
+        assert await post_update(client, press) == 200
+        await app[PIPELINE].drain()
+    texts = [(m.author_type, m.text) for m in await messages(db)]
+    assert texts[2:] == [
+        ("customer", "When is my refund paid?"),
+        ("bot", "Refunds are paid within 5 days."),
+    ]
+    [ticket] = await tickets(db)
+    assert ticket.escalated_at is None
+    assert fake.calls_of("answerCallbackQuery")[0].params == {
+        "callback_query_id": press["callback_query"]["id"]
+    }
 
 
 async def answered_and_pressed_yes(gateway: Gateway) -> None:
