@@ -139,8 +139,10 @@ class TelegramInbound:
 
     async def _shared_contact(self, inbound: InboundMessage) -> None:
         """A shared contact card: the user's own verified phone goes on their contact, joining
-        the contact that already had that number; the card is recorded on the conversation's
-        open ticket, but opens none (a phone number is not a question)."""
+        the contact that already had that number; their card is recorded on the conversation's
+        open ticket, but opens none (their own number is not a question). Someone else's card
+        is a message for people ("call my colleague"): it is stored, opening a ticket if none
+        is open, where before it was dropped with no answer."""
         chat_id = int(inbound.channel_meta["chat_id"])
         async with self.store.write() as session:
             await conversations.lock_sender(session, inbound)
@@ -149,7 +151,7 @@ class TelegramInbound:
             if inbound.phone and inbound.phone_verified:
                 contact_id = await conversations.merge_by_phone(session, contact_id, inbound.phone)
             ticket = await conversations.conversation_ticket(session, contact_id, chat_id)
-        if ticket is not None:
+        if ticket is not None or not inbound.phone_verified:
             await self.pipeline.on_message(inbound)
 
     async def _edit(self, inbound: InboundMessage) -> None:

@@ -15,7 +15,8 @@ What comes out, by ``channel_meta``:
   are ignored);
 - ``reply_to`` when the user replied to one of the chat's messages (Telegram's "Reply");
 - a sticker is a file (WebP, WebM or Telegram's .tgs) with its emoji as the text;
-- ``text_from`` (``"location"`` or ``"sticker"``) when the text was made here, not written:
+- ``text_from`` (``"location"``, ``"sticker"``, or ``"contact"`` for someone else's contact
+  card, whose text is their name and number) when the text was made here, not written:
   the router does not put it to the knowledge base (nor the words after ``/human``, which
   ``commands.py`` stores with ``text_from = "human"``: written for people);
 - a callback query from one of our inline keyboards: ``callback_query_id``, ``callback_data``;
@@ -133,7 +134,12 @@ def _message(
             "user_id": shared.get("user_id"),
         }
         if not phone_verified:
-            phone = None  # someone else's number: kept in the metadata, not put on this contact
+            # Someone else's number: kept in the metadata, not put on this contact, and a line
+            # an agent reads ("call my colleague"), which the router hands to people.
+            name = " ".join(str(shared.get(k) or "") for k in ("first_name", "last_name")).strip()
+            text = f"📇 {name}: {phone}" if name else f"📇 {phone}"
+            meta["text_from"] = "contact"
+            phone = None
     attachments = _attachments(message)
     if not text and not attachments and "contact" not in message:
         return Ignored(update_id, "unsupported_message")

@@ -463,10 +463,17 @@ async def test_shared_contact_puts_the_phone_on_the_contact_and_merges(
 
 
 async def test_someone_elses_contact_is_not_put_on_the_sender(gateway: Gateway, db: Store) -> None:
-    _, client = gateway
+    """Nor dropped: shared with no ticket open, it was neither stored nor answered."""
+    app, client = gateway
     assert await post_fixture(client, "contact_of_someone_else") == 200
+    await app[PIPELINE].drain()
     [contact] = await contacts(db)
     assert contact.phone is None
+    [card] = await messages(db)
+    assert card.text == "📇 Bob: +8613900000000"
+    [ticket] = await tickets(db)
+    assert ticket.escalated_at is not None  # a card is for people, not the knowledge base
+    assert [r.template for r in await outbox(db)] == ["ticket_received", "escalated"]
 
 
 async def test_a_contact_shared_outside_a_conversation_opens_no_ticket(
