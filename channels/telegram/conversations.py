@@ -6,6 +6,7 @@ with the bot has the same id and is the ``thread_key`` of its tickets.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import String, Table, func, literal, or_, select, text, update
@@ -155,10 +156,46 @@ async def start_new_conversation(session: AsyncSession, chat_id: int) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def stored_files(session: AsyncSession, external_id: str) -> StoredFiles | None:
+    """The files of the chat's stored message ``external_id``; None if it is not stored."""
+    row = (
+        await session.execute(
+            select(MESSAGES.c.channel_meta, MESSAGES.c.attachments).where(
+                MESSAGES.c.channel == CHANNEL, MESSAGES.c.external_id == external_id
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    files = (row.channel_meta or {}).get("files")
+    names = [str(a.get("filename")) for a in row.attachments or []]
+    return StoredFiles(files if isinstance(files, list) else None, names)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFiles:
+    ids: list[str] | None
+    """Telegram's ``file_unique_id`` of each (None for a message stored before they were kept)."""
+    names: list[str]
+
+    def replaced_by(self, edited: InboundMessage) -> bool:
+        """Whether the edit ``edited`` carries other files than these (the user replaced the
+        photo or document while editing)."""
+        if self.ids is not None:
+            return self.ids != edited.channel_meta.get("files")
+        return self.names != [a.filename for a in edited.attachments]
+
+
 async def apply_edit(
-    session: AsyncSession, external_id: str, text: str, edit_date: int
+    session: AsyncSession,
+    external_id: str,
+    text: str,
+    edit_date: int,
+    *,
+    with_files: InboundMessage | None = None,
 ) -> bool | None:
-    """Put an edited message's new text on the stored one, keeping the old text in
+    """Put an edited message's new text (and, given ``with_files``, that message's files in
+    place of the stored ones) on the stored message, keeping what it replaced in
     ``channel_meta["edits"]``.
 
     Returns None when the message was never stored, False when this edit (or a later one) is
@@ -166,7 +203,7 @@ async def apply_edit(
     """
     row = (
         await session.execute(
-            select(MESSAGES.c.id, MESSAGES.c.text, MESSAGES.c.channel_meta)
+            select(MESSAGES.c.id, MESSAGES.c.text, MESSAGES.c.channel_meta, MESSAGES.c.attachments)
             .where(MESSAGES.c.channel == CHANNEL, MESSAGES.c.external_id == external_id)
             .with_for_update()
         )
@@ -177,10 +214,16 @@ async def apply_edit(
     if int(meta.get("edit_date", 0)) >= edit_date:
         return False
     edits = list(meta.get("edits", []))
-    edits.append({"text": row.text, "replaced_at": edit_date})
+    replaced: dict[str, Any] = {"text": row.text, "replaced_at": edit_date}
+    values: dict[str, Any] = {"text": text}
+    if with_files is not None:
+        replaced["attachments"] = row.attachments
+        values["attachments"] = [a.model_dump() for a in with_files.attachments]
+        meta["files"] = with_files.channel_meta.get("files")
+    edits.append(replaced)
     meta.update(edits=edits, edit_date=edit_date)
     await session.execute(
-        update(MESSAGES).where(MESSAGES.c.id == row.id).values(text=text, channel_meta=meta)
+        update(MESSAGES).where(MESSAGES.c.id == row.id).values(**values, channel_meta=meta)
     )
     return True
 

@@ -117,13 +117,17 @@ class TelegramInbound:
         if "reply_to" in inbound.channel_meta:
             inbound = await self._replying(inbound)
         if inbound.attachments:
-            inbound = await download_attachments(
-                self.bot,
-                inbound,
-                directory=self.attachments_dir,
-                max_bytes=self.settings.attachment_max_bytes,
-            )
+            inbound = await self._downloaded(inbound)
         await self.pipeline.on_message(inbound)
+
+    async def _downloaded(self, inbound: InboundMessage) -> InboundMessage:
+        """``inbound`` with its files fetched through ``getFile`` into the attachment store."""
+        return await download_attachments(
+            self.bot,
+            inbound,
+            directory=self.attachments_dir,
+            max_bytes=self.settings.attachment_max_bytes,
+        )
 
     async def _replying(self, inbound: InboundMessage) -> InboundMessage:
         """A message sent with Telegram's "Reply" goes to the ticket of the message it
@@ -155,9 +159,22 @@ class TelegramInbound:
             await self.pipeline.on_message(inbound)
 
     async def _edit(self, inbound: InboundMessage) -> None:
+        files: InboundMessage | None = None
+        if inbound.attachments:
+            # Telegram's apps can replace a message's photo or document while editing it: the
+            # new file is fetched (outside any transaction) and takes the old one's place.
+            # A caption's edit carries the same files, fetched once already.
+            async with self.store.read() as session:
+                stored = await conversations.stored_files(session, inbound.external_id)
+            if stored is not None and stored.replaced_by(inbound):
+                inbound = files = await self._downloaded(inbound)
         async with self.store.write() as session:
             applied = await conversations.apply_edit(
-                session, inbound.external_id, inbound.text, int(inbound.channel_meta["edit_date"])
+                session,
+                inbound.external_id,
+                inbound.text,
+                int(inbound.channel_meta["edit_date"]),
+                with_files=files,
             )
         if applied is None:
             # An edit of a message we never stored (sent before the bot, or a command): store the

@@ -10,7 +10,8 @@ What comes out, by ``channel_meta``:
   ``command_args`` for ``/start``, ``/status``, ``/new``, ``/human``, ``/help`` (and any other
   command sent alone, as ``help``); ``contact`` for a shared
   contact; ``location`` (``latitude``, ``longitude``, a venue's ``title`` and ``address``) for
-  a shared location, whose text is the place and a map link; ``edit_date`` for an edited
+  a shared location, whose text is the place and a map link; ``files`` (Telegram's
+  ``file_unique_id`` of each file) for a message with files; ``edit_date`` for an edited
   message (same ``external_id`` as the original; a live location's moves and edited commands
   are ignored);
 - ``reply_to`` when the user replied to one of the chat's messages (Telegram's "Reply");
@@ -141,6 +142,9 @@ def _message(
             meta["text_from"] = "contact"
             phone = None
     attachments = _attachments(message)
+    if attachments:
+        # Telegram's lasting ids of the files: an edit that replaces the file changes them.
+        meta["files"] = _file_ids(message)
     if not text and not attachments and "contact" not in message:
         return Ignored(update_id, "unsupported_message")
     return InboundMessage(
@@ -274,6 +278,15 @@ def _attachments(message: Mapping[str, Any]) -> tuple[Attachment, ...]:
             name = item.get("file_name") or f"{kind}_{item['file_unique_id']}{extension}"
             found.append(_file(item, name, item.get("mime_type") or default_type))
     return tuple(found)
+
+
+def _file_ids(message: Mapping[str, Any]) -> list[str]:
+    """The ``file_unique_id`` of each file :func:`_attachments` takes, in its order."""
+    items = [message["photo"][-1]] if message.get("photo") else []
+    for kind in ("sticker", "document", "voice", "audio", "video", "video_note"):
+        if message.get(kind):
+            items.append(message[kind])
+    return [str(item["file_unique_id"]) for item in items]
 
 
 def _file(item: Mapping[str, Any], filename: str, content_type: str) -> Attachment:

@@ -91,6 +91,38 @@ async def test_photo_with_caption_is_downloaded_into_the_attachment_store(
     assert [c.params["file_id"] for c in fake.calls_of("getFile")] == ["photo-big"]
 
 
+async def test_a_photo_replaced_while_editing_replaces_the_stored_file(
+    gateway: Gateway, db: Store, fake: FakeBotAPI
+) -> None:
+    """The wrong receipt's photo replaced by the right one through Edit: only the caption
+    changed, and the agent kept seeing the wrong receipt."""
+    _, client = gateway
+    fake.add_file("photo-big", b"\xff\xd8wrong receipt", "photos/file_7.jpg")
+    fake.add_file("photo-right", b"\xff\xd8right receipt", "photos/file_8.jpg")
+    assert await post_fixture(client, "photo_with_caption") == 200
+
+    def edit(update_id: int, edit_date: int, photo: str, caption: str) -> dict[str, Any]:
+        update = load_fixture("photo_with_caption")
+        message = update.pop("message")
+        message.update(caption=caption, edit_date=edit_date)
+        message["photo"] = [{"file_id": photo, "file_unique_id": photo, "width": 1, "height": 1}]
+        if photo == "photo-big":
+            message["photo"][0]["file_unique_id"] = "pb"
+        return {"update_id": update_id, "edited_message": message}
+
+    assert await post_update(client, edit(1100, 1795320060, "photo-big", "wrong one")) == 200
+    assert len(fake.calls_of("getFile")) == 1  # the caption alone changed: nothing fetched
+    assert await post_update(client, edit(1101, 1795320120, "photo-right", "this one")) == 200
+    assert await post_update(client, edit(1101, 1795320120, "photo-right", "this one")) == 200
+    [message] = await messages(db)
+    assert message.text == "this one"
+    [attachment] = message.attachments
+    assert await stored_bytes(attachment) == b"\xff\xd8right receipt"
+    earlier = message.channel_meta["edits"]
+    assert [e["text"] for e in earlier] == ["收到的商品外壳破了", "wrong one"]
+    assert await stored_bytes(earlier[1]["attachments"][0]) == b"\xff\xd8wrong receipt"
+
+
 async def test_document_over_the_size_cap_is_kept_as_a_name_without_bytes(
     fake: FakeBotAPI,
     db_url: str,
