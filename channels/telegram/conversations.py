@@ -6,6 +6,7 @@ with the bot has the same id and is the ``thread_key`` of its tickets.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,8 @@ TICKETS: Table = Ticket.__table__  # type: ignore[assignment]
 MESSAGES: Table = TicketMessage.__table__  # type: ignore[assignment]
 OUTBOX: Table = OutboxRow.__table__  # type: ignore[assignment]
 CHANNEL = Channel.TELEGRAM.value
+
+log = logging.getLogger(__name__)
 
 
 async def lock_sender(session: AsyncSession, inbound: InboundMessage) -> None:
@@ -232,7 +235,8 @@ async def merge_by_phone(session: AsyncSession, contact_id: int, phone: str) -> 
     """Put a verified phone on the contact and merge another contact that proved it too.
 
     A contact that was only told the number (a pre-chat form) is not merged: anyone can type
-    anyone's number, and the merge would show each side the other's tickets. The older contact
+    anyone's number, and the merge would show each side the other's tickets. Nor is one whose
+    proof came from another Telegram account: the number has changed hands. The older contact
     survives; the other's identities, tickets and outbox rows move to it, and it is
     marked merged (:func:`gateway.contact_merge.merge_contact`). Returns the survivor's id.
     """
@@ -251,6 +255,20 @@ async def merge_by_phone(session: AsyncSession, contact_id: int, phone: str) -> 
         .limit(1)
     )
     if other is None:
+        return contact_id
+    if await session.scalar(
+        select(IDENTITIES.c.id)
+        .where(IDENTITIES.c.contact_id == other, IDENTITIES.c.channel == CHANNEL)
+        .limit(1)
+    ):
+        # Another Telegram account proved this number before, and a number belongs to one
+        # account at a time: it has moved (a carrier gives a dropped number to someone new).
+        # Merged, the new holder would see the old one's tickets and get their notices. The
+        # old contact's proof lapses instead; a supervisor can still merge the two by hand.
+        await session.execute(
+            update(CONTACTS).where(CONTACTS.c.id == other).values(phone_verified=False)
+        )
+        log.info("phone moved between Telegram accounts: not merged", extra={"contact": other})
         return contact_id
     keep, gone = sorted((contact_id, int(other)))
     await merge_contact(session, keep, gone)

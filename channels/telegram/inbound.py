@@ -150,7 +150,11 @@ class TelegramInbound:
         chat_id = int(inbound.channel_meta["chat_id"])
         async with self.store.write() as session:
             await conversations.lock_sender(session, inbound)
-            found = await resolve_contacts(session, [inbound], self.clock())
+            # The sender's own contact first (found by their Telegram id, or new), without the
+            # phone: whether the phone joins them to the contact that proved it before is
+            # merge_by_phone's decision (not if another Telegram account proved it).
+            unproven = inbound.model_copy(update={"phone": None, "phone_verified": False})
+            found = await resolve_contacts(session, [unproven], self.clock())
             contact_id = int(found[identity_key(inbound)]["id"])
             if inbound.phone and inbound.phone_verified:
                 contact_id = await conversations.merge_by_phone(session, contact_id, inbound.phone)

@@ -494,6 +494,32 @@ async def test_shared_contact_puts_the_phone_on_the_contact_and_merges(
     assert len(await messages(db)) == 2
 
 
+async def test_a_number_that_moved_to_another_telegram_account_merges_nothing(
+    gateway: Gateway, db: Store, fake: FakeBotAPI
+) -> None:
+    """A carrier gives Ann's dropped number to Bob, who shares it from his own account: the
+    merge showed Bob Ann's tickets and sent him her notices."""
+    _, client = gateway
+    ann = load_fixture("private_text")
+    ann["message"]["from"] = {"id": 777, "is_bot": False, "first_name": "Ann"}
+    ann["message"]["chat"]["id"] = 777
+    assert await post_update(client, ann) == 200
+    assert await post_fixture(client, "contact") == 200  # Ann proves +8613800138000
+    bob = load_fixture("contact")
+    bob["update_id"] += 100
+    bob["message"]["from"] = {"id": 999, "is_bot": False, "first_name": "Bob"}
+    bob["message"]["chat"] = {"id": 999, "type": "private", "first_name": "Bob"}
+    bob["message"]["contact"]["user_id"] = 999
+    assert await post_update(client, bob) == 200
+    by_user = {i.external_user_id: i.contact_id for i in await identities(db)}
+    found = {c.id: c for c in await contacts(db)}
+    ann_contact, bob_contact = found[by_user["777"]], found[by_user["999"]]
+    assert ann_contact.id != bob_contact.id and bob_contact.merged_into_id is None
+    assert (bob_contact.phone, bob_contact.phone_verified) == ("+8613800138000", True)
+    assert ann_contact.phone_verified is False  # her proof lapsed with the number
+    assert {t.contact_id for t in await tickets(db)} == {ann_contact.id}
+
+
 async def test_someone_elses_contact_is_not_put_on_the_sender(gateway: Gateway, db: Store) -> None:
     """Nor dropped: shared with no ticket open, it was neither stored nor answered."""
     app, client = gateway
