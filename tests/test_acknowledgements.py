@@ -46,6 +46,10 @@ NOT_THANKS = [
     "谢谢，还有一个问题",
     "好的，请问什么时候发货",
     "人工",
+    "您好",  # a greeting waits for an answer
+    "客服你好",
+    "is it fixed",  # a question without its question mark
+    "was it resolved",
     "thanks " * 20,  # too long to be only a thanks
 ]
 

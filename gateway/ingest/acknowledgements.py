@@ -93,8 +93,6 @@ _EN_FILLER = frozenset(
         "that",
         "this",
         "it",
-        "is",
-        "was",
         "that's",
         "it's",
         "now",
@@ -210,6 +208,8 @@ def is_acknowledgement(text: str) -> bool:
         elif word in _EN_FILLER or word == "~" or unicodedata.category(word[0])[0] == "P":
             continue
         elif "\u3400" <= word[0] <= "\u9fff":
+            if "你好" in word or "您好" in word or "们好" in word:
+                return False  # a greeting: the customer waits for an answer
             if _ZH_PHRASES.sub("", word):
                 return False  # a character that is neither thanks nor filler
             acknowledged = acknowledged or _ZH_ACK_CHARS.search(word) is not None
