@@ -141,10 +141,10 @@ def _message(
             text = f"📇 {name}: {phone}" if name else f"📇 {phone}"
             meta["text_from"] = "contact"
             phone = None
-    attachments = _attachments(message)
+    attachments, file_ids = _attachments(message)
     if attachments:
         # Telegram's lasting ids of the files: an edit that replaces the file changes them.
-        meta["files"] = _file_ids(message)
+        meta["files"] = file_ids
     if not text and not attachments and "contact" not in message:
         return Ignored(update_id, "unsupported_message")
     return InboundMessage(
@@ -248,12 +248,15 @@ def _location(message: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return f"📍 {place}\n{link}", meta
 
 
-def _attachments(message: Mapping[str, Any]) -> tuple[Attachment, ...]:
+def _attachments(message: Mapping[str, Any]) -> tuple[tuple[Attachment, ...], list[str]]:
+    """The message's files, and Telegram's ``file_unique_id`` of each, in the same order."""
     found = []
+    items: list[Mapping[str, Any]] = []
     if message.get("photo"):
         # Telegram sends every size it made; the last is the largest.
         photo = message["photo"][-1]
         found.append(_file(photo, f"photo_{photo['file_unique_id']}.jpg", "image/jpeg"))
+        items.append(photo)
     sticker = message.get("sticker")
     if sticker:
         # A still sticker is a WebP image, a video sticker WebM, an animated one Telegram's
@@ -266,6 +269,7 @@ def _attachments(message: Mapping[str, Any]) -> tuple[Attachment, ...]:
             content_type, extension = "image/webp", ".webp"
         name = f"sticker_{sticker['file_unique_id']}{extension}"
         found.append(_file(sticker, name, content_type))
+        items.append(sticker)
     for kind, default_type, extension in (
         ("document", "application/octet-stream", ""),
         ("voice", "audio/ogg", ".ogg"),
@@ -277,16 +281,8 @@ def _attachments(message: Mapping[str, Any]) -> tuple[Attachment, ...]:
         if item:
             name = item.get("file_name") or f"{kind}_{item['file_unique_id']}{extension}"
             found.append(_file(item, name, item.get("mime_type") or default_type))
-    return tuple(found)
-
-
-def _file_ids(message: Mapping[str, Any]) -> list[str]:
-    """The ``file_unique_id`` of each file :func:`_attachments` takes, in its order."""
-    items = [message["photo"][-1]] if message.get("photo") else []
-    for kind in ("sticker", "document", "voice", "audio", "video", "video_note"):
-        if message.get(kind):
-            items.append(message[kind])
-    return [str(item["file_unique_id"]) for item in items]
+            items.append(item)
+    return tuple(found), [str(item["file_unique_id"]) for item in items]
 
 
 def _file(item: Mapping[str, Any], filename: str, content_type: str) -> Attachment:
