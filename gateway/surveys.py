@@ -3,7 +3,7 @@
 Closing a ticket writes its survey row and an outbox row of kind ``survey`` due after the delay,
 moved out of the quiet hours (22:00-08:00 by default) in the contact's time zone, else the shop's;
 the relay sends nothing before its due time. A rating reaches the ticket; a score of 2 or less
-reopens it as a follow-up (待跟进) for the team's supervisor.
+reopens it as a follow-up (待跟进) for the team's supervisor, once per survey.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from gateway.models import AgentRole, AuthorType, Channel, EventKind, OutboxKind
 from gateway.outbox import add_outbox
 from gateway.reopening import reopen
 from gateway.settings import SurveySettings
-from gateway.store.tables import Agent, Contact, Survey, Ticket
+from gateway.store.tables import Agent, Contact, Survey, Ticket, TicketEvent
 
 LOW_SCORE = 2
 
@@ -98,7 +98,10 @@ class SurveyError(ValueError):
 async def record_rating(
     session: AsyncSession, ticket: Ticket, score: int, comment: str | None, now: datetime
 ) -> Survey:
-    """Store the customer's rating; a low one reopens the ticket for the supervisor."""
+    """Store the customer's rating; a low one reopens the ticket for the supervisor, once.
+
+    A later rating replaces the score; its comment replaces the comment only if it has one.
+    """
     if not 1 <= score <= 5:
         raise SurveyError("the score must be 1 to 5")
     survey = await session.scalar(select(Survey).where(Survey.ticket_id == ticket.id))
@@ -120,7 +123,10 @@ async def record_rating(
     # score is followed up as a first low one is (the follow-up ran only on the first
     # answer, so 5 stars then 1 left a low score in the reports and no supervisor told).
     was_low = not first_answer and survey.score is not None and survey.score <= LOW_SCORE
-    survey.score, survey.comment, survey.answered_at = score, comment, now
+    survey.score, survey.answered_at = score, now
+    if comment is not None:
+        # A bare digit typed after the survey page keeps the words written there.
+        survey.comment = comment
     record_event(
         session,
         ticket,
@@ -131,9 +137,28 @@ async def record_rating(
         actor_type=AuthorType.CUSTOMER,
         note=comment,
     )
-    if score <= LOW_SCORE and not was_low:
+    if score <= LOW_SCORE and not was_low and not await _followed_up(session, ticket, survey):
         await _follow_up(session, ticket, now)
     return survey
+
+
+_FOLLOW_UP_NOTE = "low satisfaction score: follow up"
+
+
+async def _followed_up(session: AsyncSession, ticket: Ticket, survey: Survey) -> bool:
+    """Whether this survey already had its follow-up: 1, then 5, then 1 again tells the
+    supervisor once, and does not take the ticket back from whoever took it over since."""
+    found = await session.scalar(
+        select(TicketEvent.id)
+        .where(
+            TicketEvent.ticket_id == ticket.id,
+            TicketEvent.kind == EventKind.REOPENED.value,
+            TicketEvent.note == _FOLLOW_UP_NOTE,
+            TicketEvent.created_at >= survey.created_at,
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 async def _follow_up(session: AsyncSession, ticket: Ticket, now: datetime) -> None:
@@ -148,7 +173,7 @@ async def _follow_up(session: AsyncSession, ticket: Ticket, now: datetime) -> No
         supervisor = in_team or await session.scalar(query)
     else:
         supervisor = await session.scalar(query)
-    reopen(session, ticket, now, note="low satisfaction score: follow up")
+    reopen(session, ticket, now, note=_FOLLOW_UP_NOTE)
     ticket.escalated_at = now  # people own the follow-up, not the bot
     if supervisor is not None:
         record_event(

@@ -223,6 +223,34 @@ async def test_a_change_of_mind_to_a_low_score_is_followed_up_once(store: Store)
     async with store.read() as session:
         survey = await session.scalar(select(Survey).where(Survey.ticket_id == ticket_id))
     assert survey is not None and survey.score == 2
+    # An agent takes the follow-up over; the customer goes 5, then 1 again. The supervisor
+    # was told once: the ticket stays with the agent, and is not reopened a second time.
+    helper = await create_agent(
+        store, email="amy@shop.test", name="Amy", role=AgentRole.AGENT, password="x" * 12
+    )
+    async with store.write() as session:
+        (await session.get_one(Ticket, ticket_id)).assignee_id = helper
+    await rate(5, 14)
+    await rate(1, 15)
+    async with store.read() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+    assert (ticket.status, ticket.assignee_id) == (TicketStatus.REOPENED, helper)
+    assert (await kinds(store, ticket_id)).count(EventKind.REOPENED) == 1
+
+
+async def test_a_digit_after_the_survey_page_keeps_the_words_written_there(store: Store) -> None:
+    ticket_id = await escalated_ticket(store, Clock(T0))
+    async with store.write() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+        ticket.status, ticket.closed_at = TicketStatus.CLOSED.value, T0
+        await record_rating(session, ticket, 3, "the courier was late", T0 + timedelta(hours=1))
+    async with store.write() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+        await record_rating(session, ticket, 4, None, T0 + timedelta(hours=1, minutes=5))
+    async with store.read() as session:
+        survey = await session.scalar(select(Survey).where(Survey.ticket_id == ticket_id))
+    assert survey is not None
+    assert (survey.score, survey.comment) == (4, "the courier was late")
 
 
 Client = TestClient[web.Request, web.Application]
