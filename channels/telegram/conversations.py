@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, Table, func, literal, or_, select, text, update
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.contact_merge import merge_contact
 from gateway.ingest.transaction import sender_lock_key
-from gateway.models import OPEN_STATUSES, Channel, InboundMessage
+from gateway.models import DONE_STATUSES, OPEN_STATUSES, Channel, InboundMessage, TicketStatus
 from gateway.store import on_postgres
 from gateway.store.tables import Contact, ContactIdentity, OutboxRow, Ticket, TicketMessage
 
@@ -112,34 +113,60 @@ async def stored(session: AsyncSession, external_id: str) -> bool:
     return found is not None
 
 
-async def replied_ticket(session: AsyncSession, chat_id: int, message_id: int) -> str | None:
+async def replied_ticket(
+    session: AsyncSession, chat_id: int, message_id: int, *, done_before: datetime
+) -> str | None:
     """The number of the ticket the chat's message ``message_id`` belongs to: one the user
     sent (stored as ``<chat>:<message>``) or one the bot sent them (an outbox row holding
-    Telegram's id of it); None if neither.
+    Telegram's id of it); None if neither, or if that ticket was resolved or closed before
+    ``done_before`` (the end of its reopen window).
+
+    A reply to a long-closed ticket's message is the chat's next message like any other:
+    naming the old ticket opened a follow-up of it that became the chat's latest ticket,
+    and the chat's open ticket, and its agent, heard no more from the customer.
 
     Telegram numbers messages per chat: the bot's is looked for among this chat's tickets
     (thread key ``<chat>``, or ``<chat>/<number>`` once ``/new`` detached them).
     """
-    own = await session.scalar(
-        select(TICKETS.c.number)
-        .join(MESSAGES, MESSAGES.c.ticket_id == TICKETS.c.id)
-        .where(MESSAGES.c.channel == CHANNEL, MESSAGES.c.external_id == f"{chat_id}:{message_id}")
+    columns = (
+        TICKETS.c.number,
+        TICKETS.c.status,
+        func.coalesce(TICKETS.c.closed_at, TICKETS.c.resolved_at, TICKETS.c.updated_at),
     )
-    if own is not None:
-        return str(own)
-    sent = await session.scalar(
-        select(TICKETS.c.number)
-        .join(OUTBOX, OUTBOX.c.ticket_id == TICKETS.c.id)
-        .where(
-            OUTBOX.c.channel == CHANNEL,
-            OUTBOX.c.external_id == str(message_id),
-            TICKETS.c.channel == CHANNEL,
-            or_(TICKETS.c.thread_key == str(chat_id), TICKETS.c.thread_key.like(f"{chat_id}/%")),
+    found = (
+        await session.execute(
+            select(*columns)
+            .join(MESSAGES, MESSAGES.c.ticket_id == TICKETS.c.id)
+            .where(
+                MESSAGES.c.channel == CHANNEL,
+                MESSAGES.c.external_id == f"{chat_id}:{message_id}",
+            )
         )
-        .order_by(OUTBOX.c.id.desc())
-        .limit(1)
-    )
-    return None if sent is None else str(sent)
+    ).first()
+    if found is None:
+        found = (
+            await session.execute(
+                select(*columns)
+                .join(OUTBOX, OUTBOX.c.ticket_id == TICKETS.c.id)
+                .where(
+                    OUTBOX.c.channel == CHANNEL,
+                    OUTBOX.c.external_id == str(message_id),
+                    TICKETS.c.channel == CHANNEL,
+                    or_(
+                        TICKETS.c.thread_key == str(chat_id),
+                        TICKETS.c.thread_key.like(f"{chat_id}/%"),
+                    ),
+                )
+                .order_by(OUTBOX.c.id.desc())
+                .limit(1)
+            )
+        ).first()
+    if found is None:
+        return None
+    number, status, done_at = found
+    if TicketStatus(status) in DONE_STATUSES and done_at < done_before:
+        return None
+    return str(number)
 
 
 async def start_new_conversation(session: AsyncSession, chat_id: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,10 +11,10 @@ from sqlalchemy import insert
 
 from channels.telegram.commands import STATUS_SHOWN
 from gateway.appkeys import PIPELINE
-from gateway.models import Channel, InboundMessage
+from gateway.models import Channel, InboundMessage, TicketStatus
 from gateway.settings import Settings
 from gateway.store import Store
-from gateway.store.tables import Contact, ContactIdentity
+from gateway.store.tables import Contact, ContactIdentity, Ticket
 from tests.channels.telegram.conftest import (
     AlwaysAnswers,
     AsksRecorded,
@@ -31,7 +32,7 @@ from tests.channels.telegram.conftest import (
     tickets,
 )
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
-from tests.factories import NOON
+from tests.factories import NOON, Clock
 
 _next_id = iter(range(2000, 9999))
 
@@ -58,6 +59,18 @@ def text_from(user_id: int, text: str, *, language: str = "en") -> dict[str, Any
 
 async def say(client: Client, user_id: int, text: str, **kwargs: Any) -> None:
     assert await post_update(client, text_from(user_id, text, **kwargs)) == 200
+
+
+def replying_to(user_id: int, text: str, to: dict[str, Any]) -> dict[str, Any]:
+    """A private message sent with Telegram's "Reply" to the chat's message ``to``."""
+    update = text_from(user_id, text)
+    update["message"]["reply_to_message"] = {
+        "message_id": to["message_id"],
+        "chat": update["message"]["chat"],
+        "date": update["message"]["date"],
+        "text": to["text"],
+    }
+    return update
 
 
 async def test_status_shows_only_the_senders_own_open_tickets(
@@ -188,18 +201,9 @@ async def test_a_reply_to_an_earlier_tickets_message_goes_to_that_ticket(
     await say(client, 777, "/new")
     await say(client, 777, "where is my invoice?")
 
-    def replying(text: str, to: dict[str, Any]) -> dict[str, Any]:
-        update = text_from(777, text)
-        update["message"]["reply_to_message"] = {
-            "message_id": to["message_id"],
-            "chat": update["message"]["chat"],
-            "date": update["message"]["date"],
-            "text": to["text"],
-        }
-        return update
-
-    assert await post_update(client, replying("order 42, the box was crushed", notice)) == 200
-    assert await post_update(client, replying("photo below", question["message"])) == 200
+    crushed = replying_to(777, "order 42, the box was crushed", notice)
+    assert await post_update(client, crushed) == 200
+    assert await post_update(client, replying_to(777, "photo below", question["message"])) == 200
     await say(client, 777, "invoice number 9")
     first, second = await tickets(db)
     assert [(m.ticket_id, m.text) for m in await messages(db)] == [
@@ -214,6 +218,42 @@ async def test_a_reply_to_an_earlier_tickets_message_goes_to_that_ticket(
     stranger["message"]["reply_to_message"] = {"message_id": notice["message_id"]}
     assert await post_update(client, stranger) == 200
     assert (await tickets(db))[-1].contact_id != first.contact_id
+
+
+@pytest.mark.parametrize(("closed_days_ago", "goes_to"), [(10, "open"), (1, "replied")])
+async def test_a_reply_to_a_long_closed_tickets_message_goes_where_the_chat_goes(
+    gateway: Gateway,
+    db: Store,
+    fake: FakeBotAPI,
+    settings: Settings,
+    clock: Clock,
+    closed_days_ago: int,
+    goes_to: str,
+) -> None:
+    """A reply to a message of a ticket closed beyond its reopen window (7 days) opened a
+    follow-up of that ticket, which took the chat over: the open ticket's agent heard no
+    more. Within the window the reply reopens the ticket it answers."""
+    app, client = gateway
+    assert await post_update(client, text_from(777, "my parcel arrived broken")) == 200
+    await app[PIPELINE].drain()
+    assert (await deliver_all(db, settings))[0] == "sent"
+    notice = fake.sent[0]
+    (old,) = await tickets(db)
+    async with db.write() as session:
+        closed = await session.get_one(Ticket, old.id)
+        closed.status = TicketStatus.CLOSED.value
+        closed.closed_at = clock.now - timedelta(days=closed_days_ago)
+    await say(client, 777, "/new")
+    await say(client, 777, "where is my invoice?")
+    assert await post_update(client, replying_to(777, "broken again", notice)) == 200
+    await say(client, 777, "invoice number 9")
+    first, second = await tickets(db)  # no follow-up ticket
+    expected = first.id if goes_to == "replied" else second.id
+    assert [(m.ticket_id, m.text) for m in await messages(db)][-2:] == [
+        (expected, "broken again"),
+        (second.id, "invoice number 9"),
+    ]
+    assert (first.status == TicketStatus.REOPENED) is (goes_to == "replied")
 
 
 async def test_human_escalates_the_open_ticket_through_the_outbox(
