@@ -50,18 +50,26 @@ class Pipeline:
             self.committed.set()
         if result.routed and not result.duplicate:
             return result  # ingest already settled it under the ticket's lock: nothing to route
-        task = asyncio.create_task(self._route(result))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._schedule(result.message_id, None if result.duplicate else result)
         return result
 
-    async def _route(self, result: IngestResult) -> None:
+    def reroute(self, message_id: int) -> None:
+        """Route the stored message ``message_id`` in the background, read back from the
+        store (its routing was undone: an edit made a "thanks" a request)."""
+        self._schedule(message_id, None)
+
+    def _schedule(self, message_id: int, seen: IngestResult | None) -> None:
+        task = asyncio.create_task(self._route(message_id, seen))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _route(self, message_id: int, seen: IngestResult | None) -> None:
         try:
-            await self.router.route(result.message_id, seen=None if result.duplicate else result)
+            await self.router.route(message_id, seen=seen)
             self.committed.set()
         except Exception:
             # The message stays unrouted and the sweep tries again; never lose the error.
-            log.exception("routing failed", extra={"message_id": result.message_id})
+            log.exception("routing failed", extra={"message_id": message_id})
 
     async def drain(self) -> None:
         """Wait for routing still under way (at shutdown, and in tests)."""

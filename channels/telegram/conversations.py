@@ -15,8 +15,10 @@ from sqlalchemy import String, Table, func, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.contact_merge import merge_contact
+from gateway.ingest.acknowledgements import is_acknowledgement
 from gateway.ingest.transaction import sender_lock_key
 from gateway.models import DONE_STATUSES, OPEN_STATUSES, Channel, InboundMessage, TicketStatus
+from gateway.reopening import take_up_edit
 from gateway.store import on_postgres
 from gateway.store.tables import Contact, ContactIdentity, OutboxRow, Ticket, TicketMessage
 
@@ -216,20 +218,30 @@ class StoredFiles:
         return self.names != [a.filename for a in edited.attachments]
 
 
+@dataclass(frozen=True, slots=True)
+class AppliedEdit:
+    message_id: int
+    """The stored message the edit is for."""
+    to_route: bool = False
+    """The edit turned a "thanks" into a request: route the message again."""
+
+
 async def apply_edit(
     session: AsyncSession,
     external_id: str,
     text: str,
     edit_date: int,
+    now: datetime,
     *,
     with_files: InboundMessage | None = None,
-) -> bool | None:
+) -> AppliedEdit | None:
     """Put an edited message's new text (and, given ``with_files``, that message's files in
     place of the stored ones) on the stored message, keeping what it replaced in
-    ``channel_meta["edits"]``.
+    ``channel_meta["edits"]``. A redelivered or out-of-order edit (this one, or a later one,
+    is applied already) changes nothing. An edit that makes a "thanks" a request has it taken
+    up as one (:func:`gateway.reopening.take_up_edit`).
 
-    Returns None when the message was never stored, False when this edit (or a later one) is
-    already applied (a redelivered or out-of-order update), True when it changed the message.
+    Returns None when the message was never stored.
     """
     row = (
         await session.execute(
@@ -242,20 +254,24 @@ async def apply_edit(
         return None
     meta: dict[str, Any] = dict(row.channel_meta or {})
     if int(meta.get("edit_date", 0)) >= edit_date:
-        return False
+        return AppliedEdit(row.id)
     edits = list(meta.get("edits", []))
     replaced: dict[str, Any] = {"text": row.text, "replaced_at": edit_date}
     values: dict[str, Any] = {"text": text}
+    attachments = row.attachments
     if with_files is not None:
         replaced["attachments"] = row.attachments
-        values["attachments"] = [a.model_dump() for a in with_files.attachments]
+        attachments = values["attachments"] = [a.model_dump() for a in with_files.attachments]
         meta["files"] = with_files.channel_meta.get("files")
     edits.append(replaced)
     meta.update(edits=edits, edit_date=edit_date)
     await session.execute(
         update(MESSAGES).where(MESSAGES.c.id == row.id).values(**values, channel_meta=meta)
     )
-    return True
+    was_thanks = not row.attachments and is_acknowledgement(row.text)
+    if not was_thanks or meta.get("text_from") or (not attachments and is_acknowledgement(text)):
+        return AppliedEdit(row.id)
+    return AppliedEdit(row.id, to_route=await take_up_edit(session, row.id, now))
 
 
 async def merge_by_phone(session: AsyncSession, contact_id: int, phone: str) -> int:

@@ -183,12 +183,15 @@ class TelegramInbound:
                 inbound.external_id,
                 inbound.text,
                 int(inbound.channel_meta["edit_date"]),
+                self.clock(),
                 with_files=files,
             )
         if applied is None:
             # An edit of a message we never stored (sent before the bot, or a command): store the
             # edited text as the message.
             await self._message(inbound)
+        elif applied.to_route:
+            self.pipeline.reroute(applied.message_id)
 
     async def _ignore(self, ignored: Ignored) -> None:
         """Groups and channels are not served: count them, and tell a group once."""

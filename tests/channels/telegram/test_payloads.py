@@ -445,6 +445,39 @@ async def test_thanks_typed_after_yes_keeps_the_ticket_resolved_by_the_bot(
     assert [r.template for r in await outbox(db)] == ["ticket_received", "message"]
 
 
+async def test_thanks_edited_into_a_request_is_taken_up(
+    fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
+) -> None:
+    """A thanks kept on the resolved ticket, then edited into a new question: the edit only
+    rewrote the stored text, so the ticket stayed resolved and no one answered."""
+    app, client = gateway = await make_gateway(settings, kb=AlwaysAnswers())
+    await answered_and_pressed_yes(gateway)
+    thanks = load_fixture("private_text")
+    thanks["update_id"] += 1
+    thanks["message"].update(message_id=12, text="谢谢")
+    assert await post_update(client, thanks) == 200
+    await app[PIPELINE].drain()
+
+    def edit(update_id: int, seconds: int, text: str) -> dict[str, Any]:
+        message = dict(thanks["message"], text=text, edit_date=thanks["message"]["date"] + seconds)
+        return {"update_id": update_id, "edited_message": message}
+
+    assert await post_update(client, edit(1200, 30, "谢谢！👍")) == 200  # still a thanks
+    await app[PIPELINE].drain()
+    [ticket] = await tickets(db)
+    assert ticket.status == "resolved"
+    assert [r.template for r in await outbox(db)] == ["ticket_received", "message"]
+    assert await post_update(client, edit(1201, 60, "谢谢，那发票怎么开？")) == 200
+    assert await post_update(client, edit(1201, 60, "谢谢，那发票怎么开？")) == 200  # redelivered
+    await app[PIPELINE].drain()
+    [ticket] = await tickets(db)
+    assert (ticket.status, ticket.resolved_at) == ("reopened", None)
+    answers = [r for r in await outbox(db) if r.template == "message"]
+    assert len(answers) == 2  # the knowledge base answered the edited question, once
+    [edited] = [m for m in await messages(db) if m.external_id == "888:12"]
+    assert edited.text == "谢谢，那发票怎么开？" and edited.routed_at is not None
+
+
 async def test_feedback_on_someone_elses_ticket_changes_nothing(
     fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
 ) -> None:
