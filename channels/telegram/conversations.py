@@ -282,6 +282,10 @@ async def merge_by_phone(session: AsyncSession, contact_id: int, phone: str) -> 
     proof came from another Telegram account: the number has changed hands. The older contact
     survives; the other's identities, tickets and outbox rows move to it, and it is
     marked merged (:func:`gateway.contact_merge.merge_contact`). Returns the survivor's id.
+
+    Telegram is the only channel that proves a phone today, so no contact meets the rule
+    yet: it is here for a channel that will (an SMS code), and until then a supervisor
+    joins one person's contacts (``POST /api/v1/contacts/{id}/merge``).
     """
     await session.execute(
         update(CONTACTS).where(CONTACTS.c.id == contact_id).values(phone=phone, phone_verified=True)

@@ -147,16 +147,16 @@ class TelegramInbound:
         return inbound if number is None else inbound.model_copy(update={"ticket_ref": number})
 
     async def _shared_contact(self, inbound: InboundMessage) -> None:
-        """A shared contact card: the user's own verified phone goes on their contact, joining
-        the contact that already had that number; their card is recorded on the conversation's
-        open ticket, but opens none (their own number is not a question). Someone else's card
-        is a message for people ("call my colleague"): it is stored, opening a ticket if none
-        is open, where before it was dropped with no answer."""
+        """A shared contact card: the user's own verified phone goes on their contact
+        (joining no other: :func:`conversations.merge_by_phone`); their card is recorded on
+        the conversation's open ticket, but opens none (their own number is not a question).
+        Someone else's card is a message for people ("call my colleague"): it is stored,
+        opening a ticket if none is open, where before it was dropped with no answer."""
         chat_id = int(inbound.channel_meta["chat_id"])
         async with self.store.write() as session:
             await conversations.lock_sender(session, inbound)
             # The sender's own contact first (found by their Telegram id, or new), without the
-            # phone: whether the phone joins them to the contact that proved it before is
+            # phone: whether the phone joins them to a contact that proved it before is
             # merge_by_phone's decision (not if another Telegram account proved it).
             unproven = inbound.model_copy(update={"phone": None, "phone_verified": False})
             found = await resolve_contacts(session, [unproven], self.clock())
