@@ -9,7 +9,7 @@ deleted or moved. A mail that keeps failing is retried with backoff and, after
 ``max_attempts``, parked with its raw bytes. New mail is awaited with IDLE (re-issued every
 ``imap_idle_seconds``, under RFC 2177's 29 minutes), or by polling when the server lacks IDLE.
 
-Only the holder of the mailbox's lease (:mod:`channels.email.lease`) reads it: a listener first
+Only the holder of the mailbox's lease (:mod:`gateway.leases`) reads it: a listener first
 takes the lease, retrying every ``lease_retry`` seconds while another process holds it, and stops
 reading (logging out cleanly) the moment the lease is lost.
 """
@@ -26,11 +26,11 @@ from datetime import datetime
 from channels.base import ChannelInputError
 from channels.email.cursor import Cursor, load_cursor, park, save_cursor
 from channels.email.imap import ImapSession
-from channels.email.lease import CHECK_SECONDS, Lease, mailbox_lease
 from channels.email.parse import ParsedMail, Rejected
 from channels.email.parse_pool import Parsed
 from channels.email.process import MailProcessor
 from gateway.backoff import Backoff
+from gateway.leases import CHECK_SECONDS, Lease, lease_for
 from gateway.settings import EmailSettings
 from gateway.store import Store
 from gateway.store.types import utcnow
@@ -93,7 +93,7 @@ class MailboxListener:
         self.backoff = backoff or Backoff(base=1.0, cap=60.0, jitter=0.3)
         self.key = f"{settings.imap_user}/{mailbox}"
         # The lease is named like the cursor: one reader per cursor.
-        self.lease = lease or mailbox_lease(store.url, self.key, check_seconds=lease_check)
+        self.lease = lease or lease_for(store.url, self.key, check_seconds=lease_check)
         self.lease_retry = lease_retry
         self.attempts: dict[int, int] = defaultdict(int)
         self.connected = asyncio.Event()

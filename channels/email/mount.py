@@ -1,7 +1,7 @@
 """``MOUNTS[Channel.EMAIL]``: one background listener per configured mailbox.
 
 Every gateway process mounts them; each listener reads its mailbox only while it holds the
-mailbox's lease (:mod:`channels.email.lease`), which ``gateway_email_mailbox_lease_held`` shows.
+mailbox's lease (:mod:`gateway.leases`), which ``gateway_email_mailbox_lease_held`` shows.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ One ``cleanup_ctx`` generator holds the channel's resources: the inbound ``Bot``
   (when ``GATEWAY_TELEGRAM__WEBHOOK_URL`` is set; behind a proxy that registers it elsewhere,
   leave it unset). If Telegram cannot be reached, start-up goes on and the registration is
   retried in the background; one Telegram refuses (a bad URL) is logged as an error;
-- polling: the :class:`Poller` as a background task.
+- polling: the :class:`Poller` as a background task (it polls while it holds the polling
+  lease, which ``gateway_telegram_polling_lease_held`` shows).
 
 It runs after the core's resources, so ``app[PIPELINE]`` and ``app[STORE]`` are set.
 """
@@ -20,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 
 from aiohttp import web
+from prometheus_client import Gauge
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
 from channels.telegram.bot import open_bot, retry_seconds
@@ -67,6 +69,11 @@ def _channel(settings: Settings) -> Callable[[web.Application], AsyncIterator[No
                     allowed_updates=config.allowed_updates,
                     clock=pipeline.ingest.clock,
                 )
+                Gauge(
+                    "gateway_telegram_polling_lease_held",
+                    "1 while this process holds the polling lease and polls Telegram, else 0.",
+                    registry=app[METRICS].registry,
+                ).set_function(lambda: float(poller.holds_lease))
                 task = asyncio.create_task(poller.run(), name="telegram-polling")
             elif config.webhook_url and config.webhook_secret is not None:
                 set_webhook = partial(

@@ -13,6 +13,11 @@ database away, Telegram's flood control: :data:`PASSING`) is never parked: nothi
 updates back, so a blip of a few seconds would have lost the message. It is retried until it
 is stored (after the wait a 429 asks for, at least), the offset waiting with it, as Telegram
 redelivers a webhook update until it is answered 200.
+
+Only one gateway process polls: the holder of the polling lease (:mod:`gateway.leases`); the
+others wait and take over within ``LEASE_RETRY_SECONDS`` when it stops or dies. Telegram
+serves one ``getUpdates`` at a time (a second one ends the first with 409 Conflict), and two
+pollers could each carry out the same command before either saved its offset.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from channels.telegram.bot import retry_seconds
 from channels.telegram.inbound import TelegramInbound
 from channels.telegram.state import load_offset, save_offset
 from gateway.backoff import Backoff
+from gateway.leases import Lease, lease_for
 from gateway.models import Channel
 from gateway.store import Store
 from gateway.store.tables import ParkedInbound
@@ -55,6 +61,12 @@ PASSING = (
 )
 """Failures that say nothing about the update: it is retried until it is stored."""
 
+LEASE_NAME = "telegram:getUpdates"
+"""The polling lease's name (:mod:`gateway.leases`): one process polls at a time."""
+
+LEASE_RETRY_SECONDS = 5.0
+"""How often a process without the polling lease asks for it again."""
+
 
 class Poller:
     """Feeds ``getUpdates`` into :class:`TelegramInbound`, one committed update at a time."""
@@ -69,6 +81,8 @@ class Poller:
         allowed_updates: tuple[str, ...],
         clock: Callable[[], datetime] = utcnow,
         backoff: Backoff | None = None,
+        lease: Lease | None = None,
+        lease_retry: float | None = None,
     ) -> None:
         self.bot = bot
         self.inbound = inbound
@@ -77,9 +91,66 @@ class Poller:
         self.allowed_updates = list(allowed_updates)
         self.clock = clock
         self.backoff = backoff or Backoff(base=0.5, cap=30.0)
+        self.lease = lease or lease_for(store.url, LEASE_NAME)
+        self.lease_retry = LEASE_RETRY_SECONDS if lease_retry is None else lease_retry
+
+    @property
+    def holds_lease(self) -> bool:
+        """True while this process holds the polling lease (it polls, or is about to)."""
+        return self.lease.held
 
     async def run(self) -> None:
-        """Poll until cancelled; a failure (the database away, say) is logged and retried."""
+        """Take the polling lease, then poll until cancelled or the lease is lost; without
+        it, ask again every ``lease_retry`` seconds (another process polls meanwhile)."""
+        waiting_logged = False
+        try:
+            while running():
+                taken = await self._take_lease()
+                if not taken:
+                    if taken is False and not waiting_logged:
+                        log.info("telegram is polled by another process; waiting for its lease")
+                        waiting_logged = True
+                    await asyncio.sleep(self.lease_retry)
+                    continue
+                waiting_logged = False
+                log.info("telegram polling lease taken")
+                await self._poll_while_leased()
+                if running():
+                    # Lost (our database connection broke): give the waiting processes one
+                    # round to take over before competing again.
+                    await asyncio.sleep(self.lease_retry * 1.5)
+        finally:
+            await self.lease.release()
+
+    async def _take_lease(self) -> bool | None:
+        """True: taken; False: another process holds it; None: the database did not answer."""
+        try:
+            return await self.lease.acquire()
+        except Exception as exc:  # the database is down: nothing can be stored; ask again later
+            log.warning("telegram polling lease unavailable", extra={"error": repr(exc)})
+            return None
+
+    async def _poll_while_leased(self) -> None:
+        """Poll until the lease is lost; then stop and release it. An update being handled
+        is cut short: its offset has not moved, so it comes again to the next holder."""
+        poller = asyncio.create_task(self._poll_until_cancelled(), name="telegram-getupdates")
+        watcher = asyncio.create_task(self.lease.lost(), name="telegram-polling-lease")
+        try:
+            await asyncio.wait({poller, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            poller.cancel()
+            watcher.cancel()
+            await asyncio.gather(poller, watcher, return_exceptions=True)
+            await self.lease.release()
+        if poller.done() and not poller.cancelled():
+            error = poller.exception()
+            if error is not None:
+                raise error  # not an Exception (those the poller retries): e.g. a SystemExit
+        if watcher.done() and not watcher.cancelled():
+            log.warning("telegram polling lease lost; stopped polling")
+
+    async def _poll_until_cancelled(self) -> None:
+        """Poll; a failure (the database away, say) is logged and polling restarts."""
         while running():
             try:
                 await self._poll()

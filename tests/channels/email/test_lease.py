@@ -21,7 +21,6 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from channels.email.lease import FileLease, Lease, NoLease, PgLease, lock_key, mailbox_lease
 from channels.email.listener import MailboxListener
 from channels.email.mount import LISTENERS
 from channels.email.parse import ParsedMail, Rejected
@@ -29,6 +28,7 @@ from channels.email.process import MailProcessor, Outcome
 from gateway.app import create_app
 from gateway.appkeys import STORE
 from gateway.backoff import Backoff
+from gateway.leases import FileLease, Lease, NoLease, PgLease, lease_for, lock_key
 from gateway.store import Store
 from gateway.store.tables import Ticket, TicketMessage
 from tests.channels.email.conftest import Dovecot, Mailroom, email_settings
@@ -220,10 +220,10 @@ async def test_holder_whose_lease_connection_is_terminated_stops_and_the_other_t
 _HOLD = """
 import asyncio, sys
 from sqlalchemy.engine import make_url
-from channels.email.lease import mailbox_lease
+from gateway.leases import lease_for
 
 async def main() -> None:
-    lease = mailbox_lease(make_url(sys.argv[1]), sys.argv[2], check_seconds=1)
+    lease = lease_for(make_url(sys.argv[1]), sys.argv[2], check_seconds=1)
     assert await lease.acquire()
     print("held", flush=True)
     await lease.lost()  # checks it every second, as a listener does while it reads
@@ -261,8 +261,8 @@ async def lease_in_another_process(db_url: str, name: str) -> AsyncIterator[Proc
 async def test_lease_of_a_killed_process_passes_on(store: Store, db_url: str) -> None:
     name = "support@example.test/INBOX"
     async with lease_in_another_process(db_url, name) as child:
-        mine = mailbox_lease(store.url, name, check_seconds=1)
-        other = mailbox_lease(store.url, name)
+        mine = lease_for(store.url, name, check_seconds=1)
+        other = lease_for(store.url, name)
         async with released(mine, other):
             assert not await mine.acquire()
             child.kill()  # SIGKILL: no cleanup of its own runs
@@ -286,7 +286,7 @@ async def test_lease_of_a_frozen_process_passes_on(store: Store, db_url: str) ->
     loses its lock once its session has been idle for three checks, not when TCP gives up."""
     name = "support@example.test/INBOX"
     async with lease_in_another_process(db_url, name) as child:
-        mine = mailbox_lease(store.url, name, check_seconds=1)
+        mine = lease_for(store.url, name, check_seconds=1)
         async with released(mine):
             await asyncio.sleep(3.5)  # longer than the idle limit: the holder's checks keep it
             assert not await mine.acquire()
@@ -301,7 +301,7 @@ async def test_lease_of_a_frozen_process_passes_on(store: Store, db_url: str) ->
 
 
 async def test_lease_kind_follows_the_database(store: Store) -> None:
-    lease = mailbox_lease(store.url, "support@example.test/INBOX")
+    lease = lease_for(store.url, "support@example.test/INBOX")
     if store.is_sqlite:
         assert isinstance(lease, FileLease)
         database = Path(store.url.database or "")
@@ -309,7 +309,7 @@ async def test_lease_kind_follows_the_database(store: Store) -> None:
     else:
         assert isinstance(lease, PgLease)
     memory = make_url("sqlite+aiosqlite:///:memory:")
-    assert isinstance(mailbox_lease(memory, "x"), NoLease)
+    assert isinstance(lease_for(memory, "x"), NoLease)
 
 
 async def test_two_gateways_on_one_database_one_reads_and_says_so(

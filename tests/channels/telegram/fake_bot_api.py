@@ -73,6 +73,9 @@ class FakeBotAPI:
         self.files: dict[str, tuple[str, bytes]] = {}
         self._failures: dict[str, list[APIError]] = {}
         self._updates: list[dict[str, Any]] = []
+        self._polls = 0
+        self.poll_conflicts = 0
+        """getUpdates calls ended by another one (two pollers at once)."""
         self._tail = 0
         """The next update id the server would give out (``tail_id`` in tdlib's TQueue)."""
         self._new_update = asyncio.Event()
@@ -175,10 +178,22 @@ class FakeBotAPI:
         # ``from_id`` "in the future", ``Client::do_get_updates`` falls back to the head).
         if offset and offset <= self._tail + 10:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        # One getUpdates at a time: a second one ends the first with 409 (Bot API server,
+        # "terminated by other getUpdates request").
+        self._polls += 1
+        mine = self._polls
+        self._new_update.set()  # wakes the one waiting, which finds itself ended
+        self._new_update.clear()
         if not self._updates and timeout > 0:
-            self._new_update.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_update.wait(), timeout)
+        if mine != self._polls:
+            self.poll_conflicts += 1
+            raise APIError(
+                409,
+                "Conflict: terminated by other getUpdates request; make sure that only one bot"
+                " instance is running",
+            )
         return self._updates[:limit]
 
     def _message(self, p: dict[str, Any], method: str) -> dict[str, Any]:

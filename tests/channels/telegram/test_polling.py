@@ -99,6 +99,47 @@ async def test_polling_end_to_end_with_a_restart_in_the_middle(
     await second.close()
 
 
+async def test_two_processes_poll_one_at_a_time_and_the_second_takes_over(
+    fake: FakeBotAPI,
+    polling_settings: Settings,
+    make_gateway: MakeGateway,
+    db: Store,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Telegram serves one getUpdates at a time: two polling processes cut each other off
+    (409 Conflict), and each could carry out the same command before saving its offset. The
+    polling lease lets one poll; the other takes over when it stops."""
+    monkeypatch.setattr(polling, "LEASE_RETRY_SECONDS", 0.2)
+    for n in (1, 2):
+        fake.push_update(update(n))
+    _, first = await make_gateway(polling_settings)
+    await wait_for(lambda: _stored(db, 2))
+    _, second = await make_gateway(polling_settings)
+
+    async def held(client: Any) -> str:
+        metrics: str = await (await client.get("/metrics")).text()
+        return next(x for x in metrics.splitlines() if x.startswith("gateway_telegram_polling"))
+
+    for n in (3, 4, 5):
+        fake.push_update(update(n))
+        await asyncio.sleep(0.3)  # the second process asks for the lease meanwhile
+    await wait_for(lambda: _stored(db, 5))
+    assert await held(first) == "gateway_telegram_polling_lease_held 1.0"
+    assert await held(second) == "gateway_telegram_polling_lease_held 0.0"
+    await first.close()
+    for n in (6, 7):
+        fake.push_update(update(n))
+    await wait_for(lambda: _stored(db, 7))
+    assert await held(second) == "gateway_telegram_polling_lease_held 1.0"
+    assert [m.text for m in await messages(db)] == [f"message {n}" for n in range(1, 8)]
+    assert fake.poll_conflicts == 0
+    await second.close()
+
+
+async def _stored(db: Store, n: int) -> bool:
+    return await count(db, TicketMessage) == n
+
+
 async def _confirmed(fake: FakeBotAPI) -> bool:
     return fake.pending_updates == []
 

@@ -1,29 +1,32 @@
-"""Per-mailbox leases: exactly one gateway process reads a given mailbox at a time.
+"""Leases: exactly one gateway process does a given job at a time (reads a given mailbox,
+polls Telegram's ``getUpdates``).
 
 Every gateway process (``gateway up`` twice, ``serve`` next to ``serve``) starts a listener for
-every configured mailbox. Dedupe on ``(channel, external_id)`` keeps that correct, but each
-process would fetch and parse every mail and hold its own IMAP connection. A lease makes one of
-them the reader; the others wait and take over when it goes away.
+every configured mailbox, and in polling mode a Telegram poller. Dedupe keeps that correct, but
+each process would fetch and parse every mail and hold its own IMAP connection; and Telegram
+serves one ``getUpdates`` at a time, so two pollers cut each other off (409 Conflict) and may
+each answer the same command. A lease makes one of them do the job; the others wait and take
+over when it goes away.
 
 The lease lives in the database the processes already share, never in Redis (mail keeps flowing
 while Redis is down), and it is released by the operating system or the database server when its
 holder dies, so there is no expiry to tune and no clock to trust:
 
 * PostgreSQL: a session-level ``pg_try_advisory_lock`` on a dedicated connection, held for as
-  long as the mailbox is served. The server drops it when the process or the connection dies; the
+  long as the job runs. The server drops it when the process or the connection dies; the
   holder notices a lost connection at once (asyncpg's termination callback) or at the next
-  periodic check (a ``SELECT 1`` with a deadline, for a silent network), and stops reading.
+  periodic check (a ``SELECT 1`` with a deadline, for a silent network), and stops.
   The lease connection sets ``idle_session_timeout`` to three checks, so that the server also
   frees the lock of a holder that went silent (frozen, or cut off by the network) instead of
   keeping it until TCP gives up. Session locks need a real session: connect directly or through a
   session-pooling proxy, not a transaction-pooling one (PgBouncer ``pool_mode=transaction``).
 * SQLite file: an exclusive non-blocking ``flock`` on a lock file beside the database file. The
   kernel drops it when the process dies. ``flock`` locks belong to an open file, not to a process,
-  so two listeners inside one process exclude each other too.
+  so two holders inside one process exclude each other too.
 * SQLite ``:memory:``: one process by definition, so no lease (:class:`NoLease`).
 
-A lease only saves work: a short overlap at a takeover (the old holder finishing a commit) is
-still harmless, because ingest dedupes.
+A lease only saves work and conflicts: a short overlap at a takeover (the old holder finishing
+a commit) is still harmless, because ingest dedupes.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ CHECK_SECONDS = 5.0
 CONNECT_SECONDS = 10.0
 """Deadline for opening the lease's PostgreSQL connection."""
 
-APPLICATION_NAME = "gateway-mailbox-lease"
+APPLICATION_NAME = "gateway-lease"
 """What the lease connection is called in ``pg_stat_activity``."""
 
 
@@ -66,7 +69,8 @@ def lock_key(name: str) -> int:
 
 
 class Lease(ABC):
-    """The exclusive right to do one job (read one mailbox), shared between processes.
+    """The exclusive right to do one job (read one mailbox, poll Telegram), shared between
+    processes.
 
     Use: ``if await lease.acquire(): ...`` and, while working, ``await lease.lost()`` in a
     task beside the work: it returns when the lease is gone, and the work must stop. Call
@@ -264,9 +268,7 @@ class PgLease(Lease):
         try:
             await asyncio.wait_for(connection.scalar(text("SELECT 1")), self.check_seconds)
         except Exception as exc:  # any failure: we can no longer prove we hold the lock
-            log.warning(
-                "mailbox lease connection failed", extra={"lease": self.name, "error": repr(exc)}
-            )
+            log.warning("lease connection failed", extra={"lease": self.name, "error": repr(exc)})
             return False
         return True
 
@@ -303,9 +305,9 @@ class PgLease(Lease):
                 await asyncio.wait_for(connection.close(), self.check_seconds)
 
 
-def mailbox_lease(url: URL, name: str, *, check_seconds: float = CHECK_SECONDS) -> Lease:
-    """The lease for ``name`` (a mailbox's cursor key) that fits the database at ``url``
-    (the store's: ``store.url``)."""
+def lease_for(url: URL, name: str, *, check_seconds: float = CHECK_SECONDS) -> Lease:
+    """The lease for job ``name`` (a mailbox's cursor key, say) that fits the database at
+    ``url`` (the store's: ``store.url``)."""
     if url.get_backend_name() != "sqlite":
         return PgLease(name, url, check_seconds=check_seconds)
     database = url.database or ""
