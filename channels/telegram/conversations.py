@@ -14,19 +14,28 @@ from typing import Any
 from sqlalchemy import String, Table, func, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels.telegram.state import part_key
 from gateway.contact_merge import merge_contact
 from gateway.ingest.acknowledgements import is_acknowledgement
 from gateway.ingest.transaction import sender_lock_key
 from gateway.models import DONE_STATUSES, OPEN_STATUSES, Channel, InboundMessage, TicketStatus
 from gateway.reopening import take_up_edit
 from gateway.store import on_postgres
-from gateway.store.tables import Contact, ContactIdentity, OutboxRow, Ticket, TicketMessage
+from gateway.store.tables import (
+    ChannelState,
+    Contact,
+    ContactIdentity,
+    OutboxRow,
+    Ticket,
+    TicketMessage,
+)
 
 CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
 IDENTITIES: Table = ContactIdentity.__table__  # type: ignore[assignment]
 TICKETS: Table = Ticket.__table__  # type: ignore[assignment]
 MESSAGES: Table = TicketMessage.__table__  # type: ignore[assignment]
 OUTBOX: Table = OutboxRow.__table__  # type: ignore[assignment]
+STATE: Table = ChannelState.__table__  # type: ignore[assignment]
 CHANNEL = Channel.TELEGRAM.value
 
 log = logging.getLogger(__name__)
@@ -120,7 +129,8 @@ async def replied_ticket(
 ) -> str | None:
     """The number of the ticket the chat's message ``message_id`` belongs to: one the user
     sent (stored as ``<chat>:<message>``) or one the bot sent them (an outbox row holding
-    Telegram's id of it); None if neither, or if that ticket was resolved or closed before
+    Telegram's id of it, or of the delivery's first part: :func:`state.record_parts`); None
+    if neither, or if that ticket was resolved or closed before
     ``done_before`` (the end of its reopen window).
 
     A reply to a long-closed ticket's message is the chat's next message like any other:
@@ -163,6 +173,21 @@ async def replied_ticket(
                 .limit(1)
             )
         ).first()
+    if found is None:
+        # A later part of one of the bot's deliveries (the row keeps the first's id only).
+        part = await session.scalar(
+            select(STATE.c.value).where(
+                STATE.c.channel == CHANNEL, STATE.c.key == part_key(chat_id, message_id)
+            )
+        )
+        if part is not None:
+            found = (
+                await session.execute(
+                    select(*columns)
+                    .join(OUTBOX, OUTBOX.c.ticket_id == TICKETS.c.id)
+                    .where(OUTBOX.c.id == int(part["outbox_id"]))
+                )
+            ).first()
     if found is None:
         return None
     number, status, done_at = found

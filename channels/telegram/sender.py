@@ -47,6 +47,7 @@ from channels.telegram import conversations
 from channels.telegram.bot import open_bot, retry_seconds
 from channels.telegram.keyboards import choices_keyboard, helpful_keyboard, rating_keyboard
 from channels.telegram.split import split_text
+from channels.telegram.state import record_parts
 from channels.telegram.texts import text
 from gateway.models import (
     Attachment,
@@ -56,6 +57,7 @@ from gateway.models import (
 )
 from gateway.settings import Settings
 from gateway.store import Store
+from gateway.store.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +160,8 @@ class TelegramSender:
         except TelegramError as exc:
             raise ChannelError(f"Telegram error: {type(exc).__name__}: {exc.message}") from None
         ids = [m.message_id for m in sent]
+        if len(ids) > 1:
+            await self._parts_sent(msg, chat_id, ids[1:])
         return DeliveryReceipt(external_id=str(ids[0]), channel_meta={"message_ids": ids})
 
     async def _send_all(self, bot: Bot, chat_id: int, msg: OutboundMessage) -> list[Message]:
@@ -209,6 +213,20 @@ class TelegramSender:
                 )
             await asyncio.sleep(wait)
             waited += wait
+
+    async def _parts_sent(self, msg: OutboundMessage, chat_id: int, ids: list[int]) -> None:
+        """Record the delivery's later parts, so a reply to one finds the ticket. Delivered
+        is delivered: a failure here is logged, and the row is still marked sent."""
+        store = Store(self.settings.database_url)
+        try:
+            await record_parts(store, chat_id, msg.outbox_id, ids, utcnow())
+        except Exception as exc:
+            log.warning(
+                "telegram parts not recorded",
+                extra={"outbox_id": msg.outbox_id, "error": repr(exc)},
+            )
+        finally:
+            await store.close()
 
     async def _blocked(self, msg: OutboundMessage) -> None:
         """Mark the identity unreachable (the job hands a notice or survey to email)."""

@@ -1,5 +1,5 @@
 """The channel's durable cursors in ``channel_state``: the polling offset, each chat's last
-answered command, and things done once.
+answered command, things done once, and the later parts of the bot's split deliveries.
 
 Rows are keyed ``(channel='telegram', key)``. The offset is written only after the updates before
 it are committed, so a restart resumes exactly where the last commit left off (Telegram redelivers
@@ -64,6 +64,22 @@ async def record_answered(store: Store, chat_id: int, update_id: int, now: datet
 
 def _command_key(chat_id: int) -> str:
     return f"command:{chat_id}"
+
+
+def part_key(chat_id: int, message_id: int) -> str:
+    """The key naming the outbox row whose delivery sent ``message_id`` in ``chat_id``."""
+    return f"part:{chat_id}:{message_id}"
+
+
+async def record_parts(
+    store: Store, chat_id: int, outbox_id: int, message_ids: list[int], now: datetime
+) -> None:
+    """Record which outbox row sent each of ``message_ids`` (a delivery's parts after the
+    first: a long text's second half, the photo after an answer's text). The row keeps only
+    the first message's id, and a customer's "Reply" to a later part found no ticket."""
+    async with store.write() as session:
+        for message_id in message_ids:
+            await _insert(session, part_key(chat_id, message_id), {"outbox_id": outbox_id}, now)
 
 
 async def _read(store: Store, key: str) -> dict[str, Any] | None:

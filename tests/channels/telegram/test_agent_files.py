@@ -22,9 +22,11 @@ from tests.channels.telegram.conftest import (
     messages,
     outbox,
     post_fixture,
+    post_update,
     tickets,
 )
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
+from tests.channels.telegram.test_commands import replying_to, say
 from workers.jobs import deliver_async
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
@@ -167,3 +169,45 @@ async def test_an_agents_video_song_and_voice_note_play_in_the_chat(
     fake.fail_next("sendVoice", 400, "Bad Request: VOICE_MESSAGES_FORBIDDEN")
     [again] = await send(uploaded[2:])
     assert (again["method"], again["document"]["filename"]) == ("sendDocument", "howto.ogg")
+
+
+async def test_a_reply_to_a_later_part_of_an_agents_answer_goes_to_its_ticket(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """An answer longer than Telegram's 4,096 characters, with a photo, goes as three
+    messages; the outbox row keeps the first's id only, so after ``/new`` a "Reply" to the
+    second half or to the photo went to the new ticket, where that agent never saw it."""
+    app, client = gateway
+    number = await a_ticket(gateway, db)
+    headers = await log_in(client, db)
+    photo = await (await upload(client, headers, number, "label.png", PNG, "image/png")).json()
+    long_text = "\n\n".join(f"Step {n}: " + "pack it well. " * 30 for n in range(1, 21))
+    assert len(long_text) > 4096
+    reply = await client.post(
+        f"/api/v1/tickets/{number}/replies",
+        json={"text": long_text, "attachments": [photo]},
+        headers=headers,
+    )
+    assert reply.status == 201, await reply.text()
+    [row] = [r for r in await outbox(db) if r.kind == "reply"]
+    assert await deliver_async(row.id, settings) == "sent"
+    first_part, second_part, label = fake.sent[-3:]
+    assert [s["method"] for s in (first_part, second_part, label)] == [
+        "sendMessage",
+        "sendMessage",
+        "sendPhoto",
+    ]
+    await say(client, 888, "/new")
+    await say(client, 888, "where is my invoice?")
+    second_half = replying_to(888, "step 12 is unclear", {**second_part, "text": "..."})
+    assert await post_update(client, second_half) == 200
+    on_photo = replying_to(888, "this label is torn", {**label, "text": ""})
+    assert await post_update(client, on_photo) == 200
+    await app[PIPELINE].drain()
+    first, second = await tickets(db)
+    customers = [(m.ticket_id, m.text) for m in await messages(db) if m.author_type == "customer"]
+    assert customers[-3:] == [
+        (second.id, "where is my invoice?"),
+        (first.id, "step 12 is unclear"),
+        (first.id, "this label is torn"),
+    ]
