@@ -243,6 +243,25 @@ async def test_a_reply_after_the_window_opens_a_linked_follow_up(store: Store) -
     assert later.ticket.status is TicketStatus.NEW
 
 
+async def test_a_reference_to_a_long_closed_ticket_goes_to_the_conversations_open_one(
+    store: Store,
+) -> None:
+    """Naming a ticket closed beyond the window opened a follow-up of it, which became the
+    conversation's latest ticket: the open one, and its agent, heard no more."""
+    clock = Clock()
+    ingest = make_ingest(store, clock)
+    first = await ingest(inbound())
+    await set_status(store, first.ticket.number, TicketStatus.CLOSED, clock)
+    clock.now += timedelta(days=8)
+    follow_up = await ingest(inbound())
+    assert follow_up.ticket.parent_id == first.ticket.id
+    named = await ingest(inbound(ticket_ref=first.ticket.number))
+    assert not named.new_ticket and named.ticket.id == follow_up.ticket.id
+    await set_status(store, follow_up.ticket.number, TicketStatus.RESOLVED, clock)
+    again = await ingest(inbound(ticket_ref=first.ticket.number))  # nothing open: a follow-up
+    assert again.new_ticket and again.ticket.parent_id == first.ticket.id
+
+
 async def test_an_automatic_message_is_stored_but_owed_nothing(store: Store) -> None:
     result = await make_ingest(store)(inbound(channel=Channel.EMAIL, auto_submitted=True))
     assert result.message.channel_meta["auto_submitted"] is True

@@ -18,7 +18,7 @@ from channels.telegram.state import part_key
 from gateway.contact_merge import merge_contact
 from gateway.ingest.acknowledgements import is_acknowledgement
 from gateway.ingest.transaction import sender_lock_key
-from gateway.models import DONE_STATUSES, OPEN_STATUSES, Channel, InboundMessage, TicketStatus
+from gateway.models import OPEN_STATUSES, Channel, InboundMessage
 from gateway.reopening import take_up_edit
 from gateway.store import on_postgres
 from gateway.store.tables import (
@@ -124,76 +124,50 @@ async def stored(session: AsyncSession, external_id: str) -> bool:
     return found is not None
 
 
-async def replied_ticket(
-    session: AsyncSession, chat_id: int, message_id: int, *, done_before: datetime
-) -> str | None:
+async def replied_ticket(session: AsyncSession, chat_id: int, message_id: int) -> str | None:
     """The number of the ticket the chat's message ``message_id`` belongs to: one the user
     sent (stored as ``<chat>:<message>``) or one the bot sent them (an outbox row holding
     Telegram's id of it, or of the delivery's first part: :func:`state.record_parts`); None
-    if neither, or if that ticket was resolved or closed before
-    ``done_before`` (the end of its reopen window).
-
-    A reply to a long-closed ticket's message is the chat's next message like any other:
-    naming the old ticket opened a follow-up of it that became the chat's latest ticket,
-    and the chat's open ticket, and its agent, heard no more from the customer.
+    if neither.
 
     Telegram numbers messages per chat: the bot's is looked for among this chat's tickets
     (thread key ``<chat>``, or ``<chat>/<number>`` once ``/new`` detached them).
     """
-    columns = (
-        TICKETS.c.number,
-        TICKETS.c.status,
-        func.coalesce(TICKETS.c.closed_at, TICKETS.c.resolved_at, TICKETS.c.updated_at),
+    own = await session.scalar(
+        select(TICKETS.c.number)
+        .join(MESSAGES, MESSAGES.c.ticket_id == TICKETS.c.id)
+        .where(MESSAGES.c.channel == CHANNEL, MESSAGES.c.external_id == f"{chat_id}:{message_id}")
     )
-    found = (
-        await session.execute(
-            select(*columns)
-            .join(MESSAGES, MESSAGES.c.ticket_id == TICKETS.c.id)
-            .where(
-                MESSAGES.c.channel == CHANNEL,
-                MESSAGES.c.external_id == f"{chat_id}:{message_id}",
-            )
+    if own is not None:
+        return str(own)
+    sent = await session.scalar(
+        select(TICKETS.c.number)
+        .join(OUTBOX, OUTBOX.c.ticket_id == TICKETS.c.id)
+        .where(
+            OUTBOX.c.channel == CHANNEL,
+            OUTBOX.c.external_id == str(message_id),
+            TICKETS.c.channel == CHANNEL,
+            or_(TICKETS.c.thread_key == str(chat_id), TICKETS.c.thread_key.like(f"{chat_id}/%")),
         )
-    ).first()
-    if found is None:
-        found = (
-            await session.execute(
-                select(*columns)
-                .join(OUTBOX, OUTBOX.c.ticket_id == TICKETS.c.id)
-                .where(
-                    OUTBOX.c.channel == CHANNEL,
-                    OUTBOX.c.external_id == str(message_id),
-                    TICKETS.c.channel == CHANNEL,
-                    or_(
-                        TICKETS.c.thread_key == str(chat_id),
-                        TICKETS.c.thread_key.like(f"{chat_id}/%"),
-                    ),
-                )
-                .order_by(OUTBOX.c.id.desc())
-                .limit(1)
-            )
-        ).first()
-    if found is None:
-        # A later part of one of the bot's deliveries (the row keeps the first's id only).
-        part = await session.scalar(
-            select(STATE.c.value).where(
-                STATE.c.channel == CHANNEL, STATE.c.key == part_key(chat_id, message_id)
-            )
+        .order_by(OUTBOX.c.id.desc())
+        .limit(1)
+    )
+    if sent is not None:
+        return str(sent)
+    # A later part of one of the bot's deliveries (its row keeps the first part's id only).
+    part = await session.scalar(
+        select(STATE.c.value).where(
+            STATE.c.channel == CHANNEL, STATE.c.key == part_key(chat_id, message_id)
         )
-        if part is not None:
-            found = (
-                await session.execute(
-                    select(*columns)
-                    .join(OUTBOX, OUTBOX.c.ticket_id == TICKETS.c.id)
-                    .where(OUTBOX.c.id == int(part["outbox_id"]))
-                )
-            ).first()
-    if found is None:
+    )
+    if part is None:
         return None
-    number, status, done_at = found
-    if TicketStatus(status) in DONE_STATUSES and done_at < done_before:
-        return None
-    return str(number)
+    number = await session.scalar(
+        select(TICKETS.c.number)
+        .join(OUTBOX, OUTBOX.c.ticket_id == TICKETS.c.id)
+        .where(OUTBOX.c.id == int(part["outbox_id"]))
+    )
+    return None if number is None else str(number)
 
 
 async def start_new_conversation(session: AsyncSession, chat_id: int) -> int:

@@ -133,16 +133,12 @@ class TelegramInbound:
         """A message sent with Telegram's "Reply" goes to the ticket of the message it
         answers (ingest checks the ticket is the sender's), not to the chat's latest: after
         ``/new``, the answer to an agent's question on the earlier ticket went to the new one,
-        where that agent never saw it. Not to a ticket closed beyond its reopen window: that
-        reply threads as any message of the chat does."""
+        where that agent never saw it. (Ingest decides what a reference to a ticket closed
+        beyond its reopen window does.)"""
         meta = inbound.channel_meta
-        window = self.pipeline.ingest.reopen_window
         async with self.store.read() as session:
             number = await conversations.replied_ticket(
-                session,
-                int(meta["chat_id"]),
-                int(meta["reply_to"]),
-                done_before=self.clock() - window,
+                session, int(meta["chat_id"]), int(meta["reply_to"])
             )
         return inbound if number is None else inbound.model_copy(update={"ticket_ref": number})
 

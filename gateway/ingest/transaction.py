@@ -223,6 +223,11 @@ async def _plan_tickets(
                 ticket.events.append((EventKind.REOPENED, row["status"], TicketStatus.REOPENED))
                 row.update(status=TicketStatus.REOPENED.value, resolved_at=None, closed_at=None)
                 reopened = True
+            elif (current := _open_elsewhere(latest, conversation, ticket)) is not None:
+                # A reference to a ticket closed long ago (a Telegram "Reply" to its message)
+                # from a conversation with another ticket open goes there: a follow-up of the
+                # old one became the conversation's latest, and the open ticket heard no more.
+                ticket = current
             else:
                 ticket, new_ticket = _new_ticket(message, contact, now, sla, parent=ticket), True
         if ticket.row["status"] == TicketStatus.WAITING_CUSTOMER:
@@ -239,6 +244,18 @@ async def _plan_tickets(
             _Planned(message, contact, ticket, new_ticket, reopened, rating if answered else None)
         )
     return plans
+
+
+def _open_elsewhere(
+    latest: dict[ConversationKey, _TicketState],
+    conversation: ConversationKey | None,
+    ticket: _TicketState,
+) -> _TicketState | None:
+    """The conversation's latest ticket if it is open and not ``ticket``."""
+    current = latest.get(conversation) if conversation is not None else None
+    if current is None or current is ticket or current.row["status"] in DONE_STATUSES:
+        return None
+    return current
 
 
 def _resume_clock(ticket: _TicketState, now: datetime) -> None:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from channels.telegram.commands import STATUS_SHOWN
 from gateway.appkeys import PIPELINE
 from gateway.models import Channel, InboundMessage, TicketStatus
-from gateway.settings import Settings
+from gateway.settings import Settings, SurveySettings
 from gateway.store import Store
-from gateway.store.tables import Contact, ContactIdentity, Ticket
+from gateway.store.tables import Contact, ContactIdentity, Survey, Ticket
+from gateway.surveys import schedule_survey
 from tests.channels.telegram.conftest import (
     AlwaysAnswers,
     AsksRecorded,
@@ -254,6 +256,76 @@ async def test_a_reply_to_a_long_closed_tickets_message_goes_where_the_chat_goes
         (second.id, "invoice number 9"),
     ]
     assert (first.status == TicketStatus.REOPENED) is (goes_to == "replied")
+
+
+async def close_first_ticket(db: Store, closed_at: datetime) -> Ticket:
+    async with db.write() as session:
+        (ticket,) = (await session.scalars(select(Ticket))).all()
+        ticket.status = TicketStatus.CLOSED.value
+        ticket.resolved_at = ticket.closed_at = closed_at
+        return ticket
+
+
+async def test_a_digit_replied_to_a_long_closed_tickets_survey_rates_it(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings, clock: Clock
+) -> None:
+    """The survey of a ticket closed ten days ago, answered with "Reply" and "1" while
+    another ticket is open: a rating of the old one, not a question on the open one."""
+    app, client = gateway
+    await say(client, 777, "my parcel arrived broken")
+    await app[PIPELINE].drain()
+    closed_at = clock.now - timedelta(days=10)
+    old = await close_first_ticket(db, closed_at)
+    async with db.write() as session:
+        old = await session.get_one(Ticket, old.id)
+        await schedule_survey(
+            session, old, closed_at, settings=SurveySettings(), shop_zone=ZoneInfo("Asia/Shanghai")
+        )
+    await deliver_all(db, settings)
+    [row] = [r for r in await outbox(db) if r.kind == "survey"]
+    [survey] = [s for s in fake.sent if s["message_id"] == int(row.external_id or 0)]
+    await say(client, 777, "/new")
+    await say(client, 777, "where is my invoice?")
+    assert await post_update(client, replying_to(777, "1", survey)) == 200
+    await app[PIPELINE].drain()
+    first, second = await tickets(db)
+    async with db.read() as session:
+        rating = await session.scalar(select(Survey.score).where(Survey.ticket_id == first.id))
+    assert rating == 1
+    assert [m.text for m in await messages(db) if m.ticket_id == second.id] == [
+        "where is my invoice?"
+    ]
+
+
+async def test_a_reply_to_a_long_closed_ticket_with_nothing_open_opens_its_follow_up(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings, clock: Clock
+) -> None:
+    """With no ticket open in the chat (the latest resolved yesterday, or none after
+    ``/new``), a reply to a ticket closed ten days ago opens a follow-up linked to it: not
+    a reopening of the unrelated latest ticket, nor a ticket with no link."""
+    app, client = gateway
+    await say(client, 777, "my parcel arrived broken")
+    await app[PIPELINE].drain()
+    await deliver_all(db, settings)
+    notice = fake.sent[0]
+    await close_first_ticket(db, clock.now - timedelta(days=10))
+    await say(client, 777, "how do I change my address?")  # a follow-up, resolved yesterday
+    async with db.write() as session:
+        latest = await session.scalar(select(Ticket).order_by(Ticket.id.desc()).limit(1))
+        assert latest is not None
+        latest.status = TicketStatus.RESOLVED.value
+        latest.resolved_at = clock.now - timedelta(days=1)
+    assert await post_update(client, replying_to(777, "broken again", notice)) == 200
+    await say(client, 777, "/new")
+    assert await post_update(client, replying_to(777, "and the lid too", notice)) == 200
+    await app[PIPELINE].drain()
+    first, address, again, lid = await tickets(db)
+    assert address.status == TicketStatus.RESOLVED
+    assert again.parent_id == lid.parent_id == first.id
+    assert [(m.ticket_id, m.text) for m in await messages(db)][-2:] == [
+        (again.id, "broken again"),
+        (lid.id, "and the lid too"),
+    ]
 
 
 async def test_human_escalates_the_open_ticket_through_the_outbox(
