@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import String, Table, func, literal, or_, select, text, update
@@ -19,7 +19,7 @@ from gateway.contact_merge import merge_contact
 from gateway.ingest.acknowledgements import is_acknowledgement
 from gateway.ingest.transaction import sender_lock_key
 from gateway.models import OPEN_STATUSES, Channel, InboundMessage
-from gateway.reopening import take_up_edit
+from gateway.reopening import EditTakeUp, take_up_edit
 from gateway.store import on_postgres
 from gateway.store.tables import (
     ChannelState,
@@ -223,6 +223,9 @@ class AppliedEdit:
     """The stored message the edit is for."""
     to_route: bool = False
     """The edit turned a "thanks" into a request: route the message again."""
+    follow_up: str | None = None
+    """The edit turned a "thanks" on a ticket done beyond its reopen window into a request:
+    the ``external_id`` to ingest the edited message under, as a new one."""
 
 
 async def apply_edit(
@@ -232,6 +235,7 @@ async def apply_edit(
     edit_date: int,
     now: datetime,
     *,
+    reopen_window: timedelta,
     with_files: InboundMessage | None = None,
 ) -> AppliedEdit | None:
     """Put an edited message's new text (and, given ``with_files``, that message's files in
@@ -244,7 +248,13 @@ async def apply_edit(
     """
     row = (
         await session.execute(
-            select(MESSAGES.c.id, MESSAGES.c.text, MESSAGES.c.channel_meta, MESSAGES.c.attachments)
+            select(
+                MESSAGES.c.id,
+                MESSAGES.c.ticket_id,
+                MESSAGES.c.text,
+                MESSAGES.c.channel_meta,
+                MESSAGES.c.attachments,
+            )
             .where(MESSAGES.c.channel == CHANNEL, MESSAGES.c.external_id == external_id)
             .with_for_update()
         )
@@ -252,8 +262,13 @@ async def apply_edit(
     if row is None:
         return None
     meta: dict[str, Any] = dict(row.channel_meta or {})
+    follow_up = f"{external_id}/e{edit_date}"
     if int(meta.get("edit_date", 0)) >= edit_date:
-        return AppliedEdit(row.id)
+        # Redelivered: a follow-up this edit owed is ingested again (a no-op once stored), in
+        # case the process died between this edit's commit and the follow-up's.
+        return AppliedEdit(
+            row.id, follow_up=follow_up if meta.get("follow_up") == follow_up else None
+        )
     edits = list(meta.get("edits", []))
     replaced: dict[str, Any] = {"text": row.text, "replaced_at": edit_date}
     values: dict[str, Any] = {"text": text}
@@ -264,13 +279,22 @@ async def apply_edit(
         meta["files"] = with_files.channel_meta.get("files")
     edits.append(replaced)
     meta.update(edits=edits, edit_date=edit_date)
+    was_thanks = not row.attachments and is_acknowledgement(row.text)
+    take_up = EditTakeUp.NOTHING
+    if was_thanks and not meta.get("text_from") and (attachments or not is_acknowledgement(text)):
+        take_up = await take_up_edit(session, row.ticket_id, now, reopen_window)
+    if take_up is EditTakeUp.ROUTE:
+        values["routed_at"] = None
+    elif take_up is EditTakeUp.FOLLOW_UP:
+        meta["follow_up"] = follow_up
     await session.execute(
         update(MESSAGES).where(MESSAGES.c.id == row.id).values(**values, channel_meta=meta)
     )
-    was_thanks = not row.attachments and is_acknowledgement(row.text)
-    if not was_thanks or meta.get("text_from") or (not attachments and is_acknowledgement(text)):
-        return AppliedEdit(row.id)
-    return AppliedEdit(row.id, to_route=await take_up_edit(session, row.id, now))
+    return AppliedEdit(
+        row.id,
+        to_route=take_up is EditTakeUp.ROUTE,
+        follow_up=follow_up if take_up is EditTakeUp.FOLLOW_UP else None,
+    )
 
 
 async def merge_by_phone(session: AsyncSession, contact_id: int, phone: str) -> int:

@@ -180,6 +180,7 @@ class TelegramInbound:
                 inbound.text,
                 int(inbound.channel_meta["edit_date"]),
                 self.clock(),
+                reopen_window=self.pipeline.ingest.reopen_window,
                 with_files=files,
             )
         if applied is None:
@@ -188,6 +189,10 @@ class TelegramInbound:
             await self._message(inbound)
         elif applied.to_route:
             self.pipeline.reroute(applied.message_id)
+        elif applied.follow_up is not None:
+            # A thanks on a ticket closed long ago, edited into a request: the request is a
+            # message of its own, which ingest threads as one sent now (a linked follow-up).
+            await self._message(inbound.model_copy(update={"external_id": applied.follow_up}))
 
     async def _ignore(self, ignored: Ignored) -> None:
         """Groups and channels are not served: count them, and tell a group once."""

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import insert, update
 
+from channels.telegram.inbound import TELEGRAM
 from gateway.appkeys import PIPELINE
+from gateway.models import InboundMessage
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import Contact, ContactIdentity
@@ -34,7 +37,7 @@ from tests.channels.telegram.conftest import (
     tickets,
 )
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
-from tests.factories import NOON
+from tests.factories import NOON, Clock
 
 
 async def stored_bytes(attachment: dict[str, Any]) -> bytes:
@@ -476,6 +479,51 @@ async def test_thanks_edited_into_a_request_is_taken_up(
     assert len(answers) == 2  # the knowledge base answered the edited question, once
     [edited] = [m for m in await messages(db) if m.external_id == "888:12"]
     assert edited.text == "谢谢，那发票怎么开？" and edited.routed_at is not None
+
+
+async def test_thanks_edited_into_a_request_after_the_reopen_window_opens_a_follow_up(
+    fake: FakeBotAPI,
+    settings: Settings,
+    make_gateway: MakeGateway,
+    db: Store,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Thanks typed on day 6 of the 7-day window, edited into a question 36 hours later
+    (Telegram allows edits for 48): the request is taken up as a message sent then would
+    be, a follow-up linked to the long-resolved ticket, which stays resolved."""
+    app, client = gateway = await make_gateway(settings, kb=AlwaysAnswers())
+    await answered_and_pressed_yes(gateway)
+    clock.now += timedelta(days=6)
+    thanks = load_fixture("private_text")
+    thanks["update_id"] += 1
+    thanks["message"].update(message_id=12, text="谢谢", date=int(clock.now.timestamp()))
+    assert await post_update(client, thanks) == 200
+    await app[PIPELINE].drain()
+    clock.now += timedelta(hours=36)
+    edited = dict(
+        thanks["message"], text="谢谢，那发票怎么开？", edit_date=int(clock.now.timestamp())
+    )
+    inbound = app[TELEGRAM]
+    message = inbound._message
+
+    async def dies_before_the_follow_up(update: InboundMessage) -> None:
+        raise ConnectionResetError("the process died between the edit and the follow-up")
+
+    monkeypatch.setattr(inbound, "_message", dies_before_the_follow_up)
+    assert await post_update(client, {"update_id": 1300, "edited_message": edited}) == 500
+    assert len(await tickets(db)) == 1  # the edit is committed, the follow-up not yet
+    monkeypatch.setattr(inbound, "_message", message)
+    for _ in range(2):  # Telegram's redelivery, and another: one follow-up
+        assert await post_update(client, {"update_id": 1300, "edited_message": edited}) == 200
+    await app[PIPELINE].drain()
+    resolved, follow_up = await tickets(db)
+    assert resolved.status == "resolved"
+    assert follow_up.parent_id == resolved.id
+    assert [m.text for m in await messages(db) if m.ticket_id == follow_up.id] == [
+        "谢谢，那发票怎么开？",
+        "Orders ship within 48 hours.",
+    ]
 
 
 async def test_feedback_on_someone_elses_ticket_changes_nothing(
