@@ -133,13 +133,9 @@ async def replied_ticket(session: AsyncSession, chat_id: int, message_id: int) -
     Telegram numbers messages per chat: the bot's is looked for among this chat's tickets
     (thread key ``<chat>``, or ``<chat>/<number>`` once ``/new`` detached them).
     """
-    own = await session.scalar(
-        select(TICKETS.c.number)
-        .join(MESSAGES, MESSAGES.c.ticket_id == TICKETS.c.id)
-        .where(MESSAGES.c.channel == CHANNEL, MESSAGES.c.external_id == f"{chat_id}:{message_id}")
-    )
+    own = await _ticket_of(session, f"{chat_id}:{message_id}")
     if own is not None:
-        return str(own)
+        return own
     sent = await session.scalar(
         select(TICKETS.c.number)
         .join(OUTBOX, OUTBOX.c.ticket_id == TICKETS.c.id)
@@ -168,6 +164,24 @@ async def replied_ticket(session: AsyncSession, chat_id: int, message_id: int) -
         .where(OUTBOX.c.id == int(part["outbox_id"]))
     )
     return None if number is None else str(number)
+
+
+async def _ticket_of(session: AsyncSession, external_id: str) -> str | None:
+    """The ticket number of the customer's stored message ``external_id``; of its follow-up
+    message when an edit made it one (:func:`apply_edit`), once that is stored."""
+    found = (
+        await session.execute(
+            select(TICKETS.c.number, MESSAGES.c.channel_meta)
+            .join(MESSAGES, MESSAGES.c.ticket_id == TICKETS.c.id)
+            .where(MESSAGES.c.channel == CHANNEL, MESSAGES.c.external_id == external_id)
+        )
+    ).first()
+    if found is None:
+        return None
+    follow_up = (found.channel_meta or {}).get("follow_up")
+    if follow_up is not None and (moved := await _ticket_of(session, follow_up)) is not None:
+        return moved
+    return str(found.number)
 
 
 async def start_new_conversation(session: AsyncSession, chat_id: int) -> int:
@@ -225,7 +239,10 @@ class AppliedEdit:
     """The edit turned a "thanks" into a request: route the message again."""
     follow_up: str | None = None
     """The edit turned a "thanks" on a ticket done beyond its reopen window into a request:
-    the ``external_id`` to ingest the edited message under, as a new one."""
+    the ``external_id`` to ingest the edited message under, as a new one (its ``ticket_ref``
+    :attr:`follow_up_of`, so that it opens a follow-up linked to that ticket)."""
+    follow_up_of: str | None = None
+    """The number of the ticket the thanks was kept on."""
 
 
 async def apply_edit(
@@ -263,12 +280,20 @@ async def apply_edit(
         return None
     meta: dict[str, Any] = dict(row.channel_meta or {})
     follow_up = f"{external_id}/e{edit_date}"
+    owed = meta.get("follow_up")
     if int(meta.get("edit_date", 0)) >= edit_date:
         # Redelivered: a follow-up this edit owed is ingested again (a no-op once stored), in
         # case the process died between this edit's commit and the follow-up's.
-        return AppliedEdit(
-            row.id, follow_up=follow_up if meta.get("follow_up") == follow_up else None
+        if owed == follow_up:
+            return await _owing(session, row.id, row.ticket_id, owed)
+        return AppliedEdit(row.id)
+    if owed is not None:
+        # The request lives in its follow-up message now: a correction goes there, where
+        # the agent reads it, and a thanks edited into a request again opens no second one.
+        on_follow_up = await apply_edit(
+            session, owed, text, edit_date, now, reopen_window=reopen_window, with_files=with_files
         )
+        return on_follow_up or await _owing(session, row.id, row.ticket_id, owed)
     edits = list(meta.get("edits", []))
     replaced: dict[str, Any] = {"text": row.text, "replaced_at": edit_date}
     values: dict[str, Any] = {"text": text}
@@ -290,11 +315,16 @@ async def apply_edit(
     await session.execute(
         update(MESSAGES).where(MESSAGES.c.id == row.id).values(**values, channel_meta=meta)
     )
-    return AppliedEdit(
-        row.id,
-        to_route=take_up is EditTakeUp.ROUTE,
-        follow_up=follow_up if take_up is EditTakeUp.FOLLOW_UP else None,
-    )
+    if take_up is EditTakeUp.FOLLOW_UP:
+        return await _owing(session, row.id, row.ticket_id, follow_up)
+    return AppliedEdit(row.id, to_route=take_up is EditTakeUp.ROUTE)
+
+
+async def _owing(
+    session: AsyncSession, message_id: int, ticket_id: int, follow_up: str
+) -> AppliedEdit:
+    number = await session.scalar(select(TICKETS.c.number).where(TICKETS.c.id == ticket_id))
+    return AppliedEdit(message_id, follow_up=follow_up, follow_up_of=str(number))
 
 
 async def merge_by_phone(session: AsyncSession, contact_id: int, phone: str) -> int:

@@ -192,7 +192,8 @@ class TelegramInbound:
         elif applied.follow_up is not None:
             # A thanks on a ticket closed long ago, edited into a request: the request is a
             # message of its own, which ingest threads as one sent now (a linked follow-up).
-            await self._message(inbound.model_copy(update={"external_id": applied.follow_up}))
+            follow_up = {"external_id": applied.follow_up, "ticket_ref": applied.follow_up_of}
+            await self._message(inbound.model_copy(update=follow_up))
 
     async def _ignore(self, ignored: Ignored) -> None:
         """Groups and channels are not served: count them, and tell a group once."""

@@ -37,6 +37,7 @@ from tests.channels.telegram.conftest import (
     tickets,
 )
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
+from tests.channels.telegram.test_commands import replying_to, say
 from tests.factories import NOON, Clock
 
 
@@ -524,6 +525,70 @@ async def test_thanks_edited_into_a_request_after_the_reopen_window_opens_a_foll
         "谢谢，那发票怎么开？",
         "Orders ship within 48 hours.",
     ]
+
+
+async def edit_thanks_past_the_window(
+    gateway: Gateway, clock: Clock, texts: list[str]
+) -> dict[str, Any]:
+    """Thanks on day 6 of the window, then edited into each of ``texts`` (the first 36 hours
+    later, past the window; the others an hour apart); the last edited message."""
+    app, client = gateway
+    await answered_and_pressed_yes(gateway)
+    clock.now += timedelta(days=6)
+    thanks = load_fixture("private_text")
+    thanks["update_id"] += 1
+    thanks["message"].update(message_id=12, text="谢谢", date=int(clock.now.timestamp()))
+    assert await post_update(client, thanks) == 200
+    await app[PIPELINE].drain()
+    edited: dict[str, Any] = {}
+    for n, words in enumerate(texts):
+        clock.now += timedelta(hours=36 if n == 0 else 1)
+        edited = dict(thanks["message"], text=words, edit_date=int(clock.now.timestamp()))
+        assert await post_update(client, {"update_id": 1300 + n, "edited_message": edited}) == 200
+        await app[PIPELINE].drain()
+    return edited
+
+
+async def customers_words(db: Store, ticket_id: int) -> list[str]:
+    return [m.text for m in await messages(db) if m.ticket_id == ticket_id and m.kind == "incoming"]
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        pytest.param(["谢谢，订单123没到", "谢谢，订单456没到"], id="corrected"),
+        pytest.param(["谢谢，订单123没到", "谢谢", "谢谢，订单456没到"], id="thanks-again"),
+    ],
+)
+async def test_later_edits_of_a_request_taken_up_as_a_follow_up_reach_the_follow_up(
+    fake: FakeBotAPI,
+    settings: Settings,
+    make_gateway: MakeGateway,
+    db: Store,
+    clock: Clock,
+    texts: list[str],
+) -> None:
+    """Once the edited thanks has opened its follow-up, a correction went to the message on
+    the long-resolved ticket, which no one reads; and thanks, then a request again, opened
+    the request a second time."""
+    gateway = await make_gateway(settings, kb=AlwaysAnswers())
+    await edit_thanks_past_the_window(gateway, clock, texts)
+    resolved, follow_up = await tickets(db)
+    assert follow_up.parent_id == resolved.id
+    assert await customers_words(db, follow_up.id) == ["谢谢，订单456没到"]
+
+
+async def test_a_reply_to_a_request_taken_up_as_a_follow_up_goes_to_the_follow_up(
+    fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store, clock: Clock
+) -> None:
+    app, client = gateway = await make_gateway(settings, kb=AlwaysAnswers())
+    request = await edit_thanks_past_the_window(gateway, clock, ["谢谢，订单123没到"])
+    await say(client, 888, "/new")
+    await say(client, 888, "where is my invoice?")
+    assert await post_update(client, replying_to(888, "still missing", request)) == 200
+    await app[PIPELINE].drain()
+    _, follow_up, _ = await tickets(db)
+    assert await customers_words(db, follow_up.id) == ["谢谢，订单123没到", "still missing"]
 
 
 async def test_feedback_on_someone_elses_ticket_changes_nothing(
