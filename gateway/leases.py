@@ -38,6 +38,7 @@ import hashlib
 import logging
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -318,3 +319,73 @@ def lease_for(url: URL, name: str, *, check_seconds: float = CHECK_SECONDS) -> L
     return FileLease(
         name, path.with_name(f"{path.name}.lease-{digest}"), check_seconds=check_seconds
     )
+
+
+async def run_leased(
+    lease: Lease,
+    work: Callable[[], Coroutine[Any, Any, None]],
+    *,
+    retry: float,
+    job: str,
+    stopped: Callable[[], None] | None = None,
+) -> None:
+    """Take ``lease``, then run ``work`` until cancelled or the lease is lost; without the
+    lease, ask for it again every ``retry`` seconds. ``work`` runs until cancelled (it
+    retries its own failures); ``stopped`` is called each time it stops. ``job`` names the
+    job in the log."""
+    waiting_logged = False
+    try:
+        while running():
+            taken = await _take(lease, job)
+            if not taken:
+                if taken is False and not waiting_logged:
+                    log.info("another process holds the lease; waiting for it", extra={"job": job})
+                    waiting_logged = True
+                await asyncio.sleep(retry)
+                continue
+            waiting_logged = False
+            log.info("lease taken", extra={"job": job})
+            await _work_while_held(lease, work, job, stopped)
+            if running():
+                # Lost (our database connection broke): give the processes that were
+                # waiting one round to take over before competing again.
+                await asyncio.sleep(retry * 1.5)
+    finally:
+        if stopped is not None:
+            stopped()
+        await lease.release()
+
+
+async def _take(lease: Lease, job: str) -> bool | None:
+    """True: taken; False: another process holds it; None: the database did not answer."""
+    try:
+        return await lease.acquire()
+    except Exception as exc:  # the database is down: nobody can do the job; ask again later
+        log.warning("lease unavailable", extra={"job": job, "error": repr(exc)})
+        return None
+
+
+async def _work_while_held(
+    lease: Lease,
+    work: Callable[[], Coroutine[Any, Any, None]],
+    job: str,
+    stopped: Callable[[], None] | None,
+) -> None:
+    """Run ``work`` until the lease is lost; then stop it and release the lease."""
+    worker = asyncio.create_task(work(), name=job)
+    watcher = asyncio.create_task(lease.lost(), name=f"{job}-lease")
+    try:
+        await asyncio.wait({worker, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        worker.cancel()
+        watcher.cancel()
+        await asyncio.gather(worker, watcher, return_exceptions=True)
+        if stopped is not None:
+            stopped()
+        await lease.release()
+    if worker.done() and not worker.cancelled():
+        error = worker.exception()
+        if error is not None:
+            raise error  # not an Exception (those the work retries): e.g. a SystemExit
+    if watcher.done() and not watcher.cancelled():
+        log.warning("lease lost; stopped", extra={"job": job})

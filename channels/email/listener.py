@@ -30,7 +30,7 @@ from channels.email.parse import ParsedMail, Rejected
 from channels.email.parse_pool import Parsed
 from channels.email.process import MailProcessor
 from gateway.backoff import Backoff
-from gateway.leases import CHECK_SECONDS, Lease, lease_for
+from gateway.leases import CHECK_SECONDS, Lease, lease_for, run_leased
 from gateway.settings import EmailSettings
 from gateway.store import Store
 from gateway.store.types import utcnow
@@ -109,62 +109,19 @@ class MailboxListener:
     async def run(self) -> None:
         """Take the mailbox's lease, then read the mailbox until cancelled or the lease is lost;
         without the lease, ask for it again every ``lease_retry`` seconds."""
-        waiting_logged = False
-        try:
-            while running():
-                taken = await self._take_lease()
-                if not taken:
-                    if taken is False and not waiting_logged:
-                        log.info(
-                            "mailbox is read by another process; waiting for its lease",
-                            extra={"mailbox": self.mailbox},
-                        )
-                        waiting_logged = True
-                    await asyncio.sleep(self.lease_retry)
-                    continue
-                waiting_logged = False
-                log.info("mailbox lease taken", extra={"mailbox": self.mailbox})
-                await self._read_while_leased()
-                if running():
-                    # Lost (our database connection broke): give the processes that were
-                    # waiting one round to take over before competing again.
-                    await asyncio.sleep(self.lease_retry * 1.5)
-        finally:
-            self.connected.clear()
-            await self.lease.release()
+        await run_leased(
+            self.lease,
+            self._read_leased,
+            retry=self.lease_retry,
+            job=f"imap-{self.mailbox}",
+            # Cancelling the reader logs out of IMAP; a cancel in the middle of a batch is
+            # safe (\Seen comes after the commit; ingest dedupes what is fetched again).
+            stopped=self.connected.clear,
+        )
 
-    async def _take_lease(self) -> bool | None:
-        """True: taken; False: another process holds it; None: the database did not answer."""
-        try:
-            return await self.lease.acquire()
-        except Exception as exc:  # the database is down: nobody can read; ask again later
-            log.warning(
-                "mailbox lease unavailable",
-                extra={"mailbox": self.mailbox, "error": repr(exc)},
-            )
-            return None
-
-    async def _read_while_leased(self) -> None:
-        """Read the mailbox until the lease is lost; then stop reading and release it."""
+    async def _read_leased(self) -> None:
         self.processor.pool.warm()
-        reader = asyncio.create_task(self._read(), name=f"imap-read-{self.mailbox}")
-        watcher = asyncio.create_task(self.lease.lost(), name=f"imap-lease-{self.mailbox}")
-        try:
-            await asyncio.wait({reader, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            # Cancelling the reader logs out of IMAP; a cancel in the middle of a batch is safe
-            # (\Seen comes after the commit; ingest dedupes what is fetched again).
-            reader.cancel()
-            watcher.cancel()
-            await asyncio.gather(reader, watcher, return_exceptions=True)
-            self.connected.clear()
-            await self.lease.release()
-        if reader.done() and not reader.cancelled():
-            error = reader.exception()
-            if error is not None:
-                raise error  # not an Exception (those the reader retries): e.g. a SystemExit
-        if watcher.done() and not watcher.cancelled():
-            log.warning("mailbox lease lost; stopped reading", extra={"mailbox": self.mailbox})
+        await self._read()
 
     async def _read(self) -> None:
         """Connect, catch up, wait for mail; reconnect with capped jittered backoff on errors."""

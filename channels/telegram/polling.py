@@ -39,7 +39,7 @@ from channels.telegram.bot import retry_seconds
 from channels.telegram.inbound import TelegramInbound
 from channels.telegram.state import load_offset, save_offset
 from gateway.backoff import Backoff
-from gateway.leases import Lease, lease_for
+from gateway.leases import Lease, lease_for, run_leased
 from gateway.models import Channel
 from gateway.store import Store
 from gateway.store.tables import ParkedInbound
@@ -101,53 +101,11 @@ class Poller:
 
     async def run(self) -> None:
         """Take the polling lease, then poll until cancelled or the lease is lost; without
-        it, ask again every ``lease_retry`` seconds (another process polls meanwhile)."""
-        waiting_logged = False
-        try:
-            while running():
-                taken = await self._take_lease()
-                if not taken:
-                    if taken is False and not waiting_logged:
-                        log.info("telegram is polled by another process; waiting for its lease")
-                        waiting_logged = True
-                    await asyncio.sleep(self.lease_retry)
-                    continue
-                waiting_logged = False
-                log.info("telegram polling lease taken")
-                await self._poll_while_leased()
-                if running():
-                    # Lost (our database connection broke): give the waiting processes one
-                    # round to take over before competing again.
-                    await asyncio.sleep(self.lease_retry * 1.5)
-        finally:
-            await self.lease.release()
-
-    async def _take_lease(self) -> bool | None:
-        """True: taken; False: another process holds it; None: the database did not answer."""
-        try:
-            return await self.lease.acquire()
-        except Exception as exc:  # the database is down: nothing can be stored; ask again later
-            log.warning("telegram polling lease unavailable", extra={"error": repr(exc)})
-            return None
-
-    async def _poll_while_leased(self) -> None:
-        """Poll until the lease is lost; then stop and release it. An update being handled
-        is cut short: its offset has not moved, so it comes again to the next holder."""
-        poller = asyncio.create_task(self._poll_until_cancelled(), name="telegram-getupdates")
-        watcher = asyncio.create_task(self.lease.lost(), name="telegram-polling-lease")
-        try:
-            await asyncio.wait({poller, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            poller.cancel()
-            watcher.cancel()
-            await asyncio.gather(poller, watcher, return_exceptions=True)
-            await self.lease.release()
-        if poller.done() and not poller.cancelled():
-            error = poller.exception()
-            if error is not None:
-                raise error  # not an Exception (those the poller retries): e.g. a SystemExit
-        if watcher.done() and not watcher.cancelled():
-            log.warning("telegram polling lease lost; stopped polling")
+        it, ask again every ``lease_retry`` seconds (another process polls meanwhile). An
+        update cut short by the loss has not moved the offset: the next holder gets it."""
+        await run_leased(
+            self.lease, self._poll_until_cancelled, retry=self.lease_retry, job="telegram-polling"
+        )
 
     async def _poll_until_cancelled(self) -> None:
         """Poll; a failure (the database away, say) is logged and polling restarts."""

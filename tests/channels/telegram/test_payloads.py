@@ -482,6 +482,37 @@ async def test_thanks_edited_into_a_request_is_taken_up(
     assert edited.text == "谢谢，那发票怎么开？" and edited.routed_at is not None
 
 
+async def thanks_on_day_six(gateway: Gateway, clock: Clock) -> dict[str, Any]:
+    """The bot's answer, "yes" pressed (the ticket resolved), and on day 6 of the 7-day
+    reopen window the customer's thanks (kept on the ticket); that message."""
+    app, client = gateway
+    await answered_and_pressed_yes(gateway)
+    clock.now += timedelta(days=6)
+    thanks = load_fixture("private_text")
+    thanks["update_id"] += 1
+    thanks["message"].update(message_id=12, text="谢谢", date=int(clock.now.timestamp()))
+    assert await post_update(client, thanks) == 200
+    await app[PIPELINE].drain()
+    message: dict[str, Any] = thanks["message"]
+    return message
+
+
+async def edit_thanks_past_the_window(
+    gateway: Gateway, clock: Clock, texts: list[str]
+) -> dict[str, Any]:
+    """Thanks on day 6 of the window, then edited into each of ``texts`` (the first 36 hours
+    later, past the window; the others an hour apart); the last edited message."""
+    app, client = gateway
+    thanks = await thanks_on_day_six(gateway, clock)
+    edited: dict[str, Any] = {}
+    for n, words in enumerate(texts):
+        clock.now += timedelta(hours=36 if n == 0 else 1)
+        edited = dict(thanks, text=words, edit_date=int(clock.now.timestamp()))
+        assert await post_update(client, {"update_id": 1300 + n, "edited_message": edited}) == 200
+        await app[PIPELINE].drain()
+    return edited
+
+
 async def test_thanks_edited_into_a_request_after_the_reopen_window_opens_a_follow_up(
     fake: FakeBotAPI,
     settings: Settings,
@@ -494,17 +525,9 @@ async def test_thanks_edited_into_a_request_after_the_reopen_window_opens_a_foll
     (Telegram allows edits for 48): the request is taken up as a message sent then would
     be, a follow-up linked to the long-resolved ticket, which stays resolved."""
     app, client = gateway = await make_gateway(settings, kb=AlwaysAnswers())
-    await answered_and_pressed_yes(gateway)
-    clock.now += timedelta(days=6)
-    thanks = load_fixture("private_text")
-    thanks["update_id"] += 1
-    thanks["message"].update(message_id=12, text="谢谢", date=int(clock.now.timestamp()))
-    assert await post_update(client, thanks) == 200
-    await app[PIPELINE].drain()
+    thanks = await thanks_on_day_six(gateway, clock)
     clock.now += timedelta(hours=36)
-    edited = dict(
-        thanks["message"], text="谢谢，那发票怎么开？", edit_date=int(clock.now.timestamp())
-    )
+    edited = dict(thanks, text="谢谢，那发票怎么开？", edit_date=int(clock.now.timestamp()))
     inbound = app[TELEGRAM]
     message = inbound._message
 
@@ -525,28 +548,6 @@ async def test_thanks_edited_into_a_request_after_the_reopen_window_opens_a_foll
         "谢谢，那发票怎么开？",
         "Orders ship within 48 hours.",
     ]
-
-
-async def edit_thanks_past_the_window(
-    gateway: Gateway, clock: Clock, texts: list[str]
-) -> dict[str, Any]:
-    """Thanks on day 6 of the window, then edited into each of ``texts`` (the first 36 hours
-    later, past the window; the others an hour apart); the last edited message."""
-    app, client = gateway
-    await answered_and_pressed_yes(gateway)
-    clock.now += timedelta(days=6)
-    thanks = load_fixture("private_text")
-    thanks["update_id"] += 1
-    thanks["message"].update(message_id=12, text="谢谢", date=int(clock.now.timestamp()))
-    assert await post_update(client, thanks) == 200
-    await app[PIPELINE].drain()
-    edited: dict[str, Any] = {}
-    for n, words in enumerate(texts):
-        clock.now += timedelta(hours=36 if n == 0 else 1)
-        edited = dict(thanks["message"], text=words, edit_date=int(clock.now.timestamp()))
-        assert await post_update(client, {"update_id": 1300 + n, "edited_message": edited}) == 200
-        await app[PIPELINE].drain()
-    return edited
 
 
 async def customers_words(db: Store, ticket_id: int) -> list[str]:
