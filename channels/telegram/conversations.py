@@ -315,6 +315,13 @@ async def apply_edit(
     await session.execute(
         update(MESSAGES).where(MESSAGES.c.id == row.id).values(**values, channel_meta=meta)
     )
+    # The console reloads an open ticket, and the live queue sends it, when its updated_at
+    # moves: without this an agent read the words the customer had already corrected.
+    await session.execute(
+        update(TICKETS)
+        .where(TICKETS.c.id == row.ticket_id, TICKETS.c.updated_at < now)
+        .values(updated_at=now)
+    )
     if take_up is EditTakeUp.FOLLOW_UP:
         return await _owing(session, row.id, row.ticket_id, follow_up)
     return AppliedEdit(row.id, to_route=take_up is EditTakeUp.ROUTE)

@@ -392,6 +392,12 @@
     head.appendChild(el("span", "msg-author", who));
     if (m.kind === "note") head.appendChild(el("span", "msg-tag", t("note_label")));
     if (m.channel_meta && m.channel_meta.progress) head.appendChild(el("span", "msg-tag", t("progress_label")));
+    var edits = m.channel_meta && Array.isArray(m.channel_meta.edits) ? m.channel_meta.edits : [];
+    if (edits.length) {
+      /* The customer changed the message (a Telegram edit): say so, and what it said before. */
+      var edited = head.appendChild(el("span", "msg-tag msg-edited", t("edited_label")));
+      edited.title = t("edited_before") + edits.map(function (e) { return String(e.text || ""); }).join(" → ");
+    }
     head.appendChild(el("span", "chan", t("channel." + m.channel)));
     head.appendChild(el("time", "msg-time", stamp(m.created_at)));
     item.appendChild(head);
