@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
 from rq import get_current_job
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -214,6 +214,8 @@ async def deliver_many(
                             done[item.row.id] = await _deliver_one(
                                 item, settings, senders, marks, last_try
                             )
+                            if done[item.row.id].startswith("failed"):
+                                await _tell_the_desk(marks, item.row)
                         except TransientChannelError as exc:
                             done[item.row.id] = f"will retry: {exc}"
                             transient.append(exc)
@@ -310,6 +312,25 @@ async def _deliver_one(
         # No hand-over marked this send: the row is marked before its contact's next send.
         await marks.sync()
     return "sent"
+
+
+async def _tell_the_desk(marks: Marks, row: OutboxRow) -> None:
+    """An agent's reply failed for good: its ticket's ``updated_at`` moves, so the console
+    showing the ticket reloads it and the agent sees the reply was not delivered (the row's
+    mark first, or the reload could read it still pending). Failures are rare: the extra
+    commit is too."""
+    if row.kind != OutboxKind.REPLY.value or row.ticket_id is None:
+        return
+    try:
+        await marks.sync()
+        async with marks.store.write() as session:
+            await session.execute(
+                update(Ticket).where(Ticket.id == row.ticket_id).values(updated_at=utcnow())
+            )
+    except (
+        Exception
+    ) as exc:  # the row is marked failed all the same; the console shows it on reload
+        log.warning("failed reply not signalled", extra={"outbox_id": row.id, "error": repr(exc)})
 
 
 async def _unreachable(

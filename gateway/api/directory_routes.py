@@ -63,13 +63,28 @@ async def _contact_out(request: web.Request, contact_id: int) -> ContactOut:
         contact = await session.get(Contact, contact_id)
         if contact is None or contact.merged_into_id is not None:
             raise ApiError(404, "not_found", f"no contact {contact_id}")
-        channels = await session.scalars(
-            select(ContactIdentity.channel)
-            .where(ContactIdentity.contact_id == contact_id)
-            .distinct()
+        return await contact_out(session, contact)
+
+
+async def contact_out(session: AsyncSession, contact: Contact) -> ContactOut:
+    """``contact`` as agents see it: with the channels it writes on, and those of them no
+    identity of it can be written to on any more (a Telegram user who blocked the bot)."""
+    identities = await session.execute(
+        select(ContactIdentity.channel, ContactIdentity.reachable).where(
+            ContactIdentity.contact_id == contact.id
         )
-        fields = {f: getattr(contact, f) for f in ContactOut.model_fields if f != "channels"}
-        return ContactOut.model_validate({**fields, "channels": sorted(channels.all())})
+    )
+    reachable: dict[str, bool] = {}
+    for channel, can in identities.all():
+        reachable[channel] = reachable.get(channel, False) or can
+    fields = {f: getattr(contact, f) for f in ContactOut.model_fields if hasattr(contact, f)}
+    return ContactOut.model_validate(
+        {
+            **fields,
+            "channels": sorted(reachable),
+            "unreachable": sorted(c for c, can in reachable.items() if not can),
+        }
+    )
 
 
 @api.route(

@@ -165,6 +165,16 @@ def attachments_out(raw: object) -> list[AttachmentOut]:
     return listed
 
 
+class DeliveryOut(BaseModel):
+    """What became of an agent's reply on the customer's channel."""
+
+    model_config = _OUT
+    status: Literal["pending", "sent", "failed"]
+    """``pending`` until the channel took it (or a retry is due), ``failed`` for good."""
+    error: str | None = None
+    """Why it failed, or why the last try did (the user blocked the bot, say)."""
+
+
 class MessageOut(BaseModel):
     model_config = _OUT
     id: int
@@ -176,6 +186,8 @@ class MessageOut(BaseModel):
     attachments: list[AttachmentOut]
     channel_meta: dict[str, Any]
     created_at: datetime
+    delivery: DeliveryOut | None = None
+    """An agent's reply: its delivery (in a ticket's detail; None elsewhere)."""
 
     @field_validator("attachments", mode="before")
     @classmethod
@@ -205,6 +217,8 @@ class ContactOut(BaseModel):
     timezone: str | None
     vip: bool
     channels: list[str] = []
+    unreachable: list[str] = []
+    """Channels the contact cannot be written to on (a Telegram user who blocked the bot)."""
 
 
 class TicketDetail(BaseModel):

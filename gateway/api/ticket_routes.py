@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import desk
 from gateway.api.access import Principal, principal
+from gateway.api.directory_routes import contact_out
 from gateway.api.endpoints import ApiTable
 from gateway.api.errors import ApiError, parse_body, parse_query, respond
 from gateway.api.reply_files import stored_attachments
 from gateway.api.schemas import (
-    ContactOut,
+    DeliveryOut,
     EventOut,
     MessageCreated,
     MessageOut,
@@ -30,8 +31,14 @@ from gateway.api.schemas import (
     TransferIn,
 )
 from gateway.appkeys import ROUTER, SETTINGS, STORE
-from gateway.models import OPEN_STATUSES, AgentRole
-from gateway.store.tables import Contact, ContactIdentity, Ticket, TicketEvent, TicketMessage
+from gateway.models import OPEN_STATUSES, AgentRole, OutboxKind
+from gateway.store.tables import (
+    Contact,
+    OutboxRow,
+    Ticket,
+    TicketEvent,
+    TicketMessage,
+)
 from gateway.store.types import utcnow
 
 api = ApiTable()
@@ -175,11 +182,7 @@ async def get_ticket(request: web.Request) -> web.Response:
         events = await session.scalars(
             select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id)
         )
-        channels = await session.scalars(
-            select(ContactIdentity.channel)
-            .where(ContactIdentity.contact_id == contact.id)
-            .distinct()
-        )
+        delivered = await _reply_deliveries(session, ticket.id)
         others = await session.scalars(
             select(Ticket)
             .where(Ticket.contact_id == contact.id, Ticket.id != ticket.id)
@@ -188,17 +191,37 @@ async def get_ticket(request: web.Request) -> web.Response:
         )
         detail = TicketDetail(
             ticket=ticket_out(ticket, contact.name, parent.number if parent else None),
-            messages=[MessageOut.model_validate(m) for m in messages],
+            messages=[
+                MessageOut.model_validate(m).model_copy(update={"delivery": delivered.get(m.id)})
+                for m in messages
+            ],
             events=[EventOut.model_validate(e) for e in events],
-            contact=ContactOut.model_validate(
-                {
-                    **{f: getattr(contact, f) for f in ContactOut.model_fields if f != "channels"},
-                    "channels": sorted(channels.all()),
-                }
-            ),
+            contact=await contact_out(session, contact),
             other_tickets=[ticket_out(t, contact.name) for t in others],
         )
     return respond(detail)
+
+
+async def _reply_deliveries(session: AsyncSession, ticket_id: int) -> dict[int, DeliveryOut]:
+    """Each agent reply's delivery, by message id: its latest outbox row (an admin's retry
+    writes a new one). Agents see a reply that never reached the customer, where before it
+    failed in the outbox, seen by admins only."""
+    rows = await session.execute(
+        select(OutboxRow.message_id, OutboxRow.status, OutboxRow.last_error)
+        .where(
+            OutboxRow.ticket_id == ticket_id,
+            OutboxRow.kind == OutboxKind.REPLY.value,
+            OutboxRow.message_id.is_not(None),
+        )
+        .order_by(OutboxRow.id)
+    )
+    found: dict[int, DeliveryOut] = {}
+    for message_id, status, error in rows.all():
+        if message_id is None:
+            continue
+        shown = status if status in ("sent", "failed") else "pending"
+        found[message_id] = DeliveryOut(status=shown, error=None if shown == "sent" else error)
+    return found
 
 
 Action = Callable[[AsyncSession, Ticket, desk.Actor], Awaitable[Any]]

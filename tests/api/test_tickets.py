@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gateway.models import AgentRole, Channel
-from gateway.store.tables import OutboxRow, Team, TicketMessage
+from gateway.store.tables import ContactIdentity, OutboxRow, Team, TicketMessage
 from tests.api.conftest import Desk, add_agent
 from tests.factories import inbound
 
@@ -62,6 +62,41 @@ async def test_reply_goes_out_on_the_customers_channel_and_the_bot_falls_silent(
     ]
     assert ("reply", "message") in await outbox(desk)
     assert [k for k, _ in await outbox(desk)].count("reply") == 1  # no bot answer after takeover
+
+
+async def test_a_ticket_shows_each_replys_delivery_and_where_the_customer_is_unreachable(
+    desk: Desk,
+) -> None:
+    """A reply that never reached the customer failed in the outbox, which only admins
+    see: the agent took it as answered."""
+    number = await desk.customer_says(inbound(text="human please"))
+    ann = await desk.login("ann@shop.test", AgentRole.AGENT)
+    for text in ("I'm on it.", "Found it: it ships today."):
+        assert (
+            await ann.send("POST", f"/api/v1/tickets/{number}/replies", {"text": text})
+        ).status == 201
+    detail = await (await ann.get(f"/api/v1/tickets/{number}")).json()
+    assert [m["delivery"] for m in detail["messages"]] == [
+        None,
+        {"status": "pending", "error": None},
+        {"status": "pending", "error": None},
+    ]
+    assert detail["contact"]["unreachable"] == []
+    async with desk.store.write() as session:
+        first, second = (
+            await session.scalars(
+                select(OutboxRow).where(OutboxRow.kind == "reply").order_by(OutboxRow.id)
+            )
+        ).all()
+        first.status, first.sent_at = "sent", first.created_at
+        second.status, second.last_error = "failed", "the user blocked the bot: Forbidden"
+        await session.execute(update(ContactIdentity).values(reachable=False))
+    detail = await (await ann.get(f"/api/v1/tickets/{number}")).json()
+    assert [m["delivery"] for m in detail["messages"]][1:] == [
+        {"status": "sent", "error": None},
+        {"status": "failed", "error": "the user blocked the bot: Forbidden"},
+    ]
+    assert detail["contact"]["unreachable"] == detail["contact"]["channels"] == ["telegram"]
 
 
 async def test_notes_stay_internal_and_progress_notifies(desk: Desk) -> None:

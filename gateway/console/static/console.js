@@ -405,6 +405,15 @@
       item.appendChild(el("div", "msg-subject", m.channel_meta.subject));
     }
     item.appendChild(el("div", "msg-text", m.text));
+    if (m.delivery && m.delivery.status !== "sent") {
+      /* An agent's reply not (yet) on the customer's channel, and why: it failed in the outbox,
+         seen by admins only, while the agent took it as answered. */
+      var failedForGood = m.delivery.status === "failed";
+      var note = el("div", failedForGood ? "msg-delivery msg-undelivered" : "msg-delivery msg-sending",
+        t(failedForGood ? "undelivered" : "sending") + (m.delivery.error ? ": " + m.delivery.error : ""));
+      if (failedForGood) note.setAttribute("role", "alert");
+      item.appendChild(note);
+    }
     if (m.attachments && m.attachments.length) {
       var files = el("ul", "msg-attachments");
       files.setAttribute("aria-label", t("attachments"));
@@ -475,7 +484,11 @@
     $("profile-name").textContent = c.name || "—";
     $("profile-email").textContent = c.email || "—";
     $("profile-phone").textContent = c.phone || "—";
-    $("profile-channels").textContent = c.channels.map(function (ch) { return t("channel." + ch); }).join(", ") || "—";
+    var unreachable = c.unreachable || [];
+    $("profile-channels").textContent = c.channels.map(function (ch) {
+      /* A channel the customer cannot be written to on (a Telegram user who blocked the bot). */
+      return t("channel." + ch) + (unreachable.indexOf(ch) >= 0 ? " (" + t("unreachable") + ")" : "");
+    }).join(", ") || "—";
     $("profile-vip").textContent = c.vip ? t("yes") : t("no");
     var list = $("profile-tickets");
     clear(list);
