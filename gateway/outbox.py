@@ -8,12 +8,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import Channel, OutboxKind, OutboxStatus
 from gateway.store.bulk import BulkInsert
 from gateway.store.tables import OutboxRow, Ticket
+
+TICKETS: Table = Ticket.__table__  # type: ignore[assignment]
 
 QUEUE_BY_KIND: dict[OutboxKind, str] = {
     OutboxKind.REPLY: "replies",
@@ -123,3 +125,22 @@ def owe_reply(
 ) -> OutboxRow:
     """Owe the customer the stored message ``message_id``, on the ticket's channel."""
     return add_outbox(session, **reply_values(ticket, message_id, now, payload=payload))
+
+
+def agents_words(kind: str, template: str) -> bool:
+    """Whether an outbox row carries an agent's words to the customer: a reply, or a progress
+    update (a notice of template ``progress``). Other notices' ``message_id`` names the
+    customer's message that caused them."""
+    return kind == OutboxKind.REPLY.value or (
+        kind == OutboxKind.NOTICE.value and template == "progress"
+    )
+
+
+async def show_outcome(session: AsyncSession, ticket_ids: set[int], now: datetime) -> None:
+    """Move the tickets' ``updated_at``: an agent's words there failed for good, or are due
+    again. The console reloads an open ticket (and the live queue sends it) when that moves,
+    so the agent sees the outcome without reloading (``gateway/console/live.py``)."""
+    if ticket_ids:
+        await session.execute(
+            update(TICKETS).where(TICKETS.c.id.in_(ticket_ids)).values(updated_at=now)
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from gateway.models import OutboxStatus
+from gateway.outbox import agents_words, show_outcome
 from gateway.store import Store
 from gateway.store.tables import OutboxRow, Ticket
 from gateway.store.types import utcnow
@@ -34,4 +35,7 @@ async def retry_row(store: Store, outbox_id: int) -> bool:
         row.status = OutboxStatus.PENDING.value
         row.due_at = utcnow()
         row.last_error = None
+        if row.ticket_id is not None and agents_words(row.kind, row.template):
+            # The console's "not delivered" on the agent's words goes away, without a reload.
+            await show_outcome(session, {row.ticket_id}, row.due_at)
         return True

@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
 from rq import get_current_job
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -46,6 +46,7 @@ from gateway.models import (
     OutboxKind,
     OutboxStatus,
 )
+from gateway.outbox import agents_words, show_outcome
 from gateway.outbox_fallback import hand_to_email
 from gateway.settings import Settings
 from gateway.store import Store
@@ -315,21 +316,16 @@ async def _deliver_one(
 
 
 async def _tell_the_desk(marks: Marks, row: OutboxRow) -> None:
-    """An agent's reply failed for good: its ticket's ``updated_at`` moves, so the console
-    showing the ticket reloads it and the agent sees the reply was not delivered (the row's
-    mark first, or the reload could read it still pending). Failures are rare: the extra
-    commit is too."""
-    if row.kind != OutboxKind.REPLY.value or row.ticket_id is None:
+    """An agent's reply or progress update failed for good: the console is told (its ticket's
+    ``updated_at`` moves, after the row's mark, or the reload could read it still pending).
+    Failures are rare: the extra commit is too."""
+    if row.ticket_id is None or not agents_words(row.kind, row.template):
         return
     try:
         await marks.sync()
         async with marks.store.write() as session:
-            await session.execute(
-                update(Ticket).where(Ticket.id == row.ticket_id).values(updated_at=utcnow())
-            )
-    except (
-        Exception
-    ) as exc:  # the row is marked failed all the same; the console shows it on reload
+            await show_outcome(session, {row.ticket_id}, utcnow())
+    except Exception as exc:  # the row is marked failed all the same: shown on the next load
         log.warning("failed reply not signalled", extra={"outbox_id": row.id, "error": repr(exc)})
 
 

@@ -7,8 +7,10 @@ from sqlalchemy import update
 from channels.email.ids import Signer
 from channels.email.parse import Rejected
 from gateway.models import Channel, OutboxStatus
+from gateway.outbox import agents_words, show_outcome
 from gateway.store import Store
 from gateway.store.tables import OutboxRow
+from gateway.store.types import utcnow
 
 
 async def record_bounce(store: Store, bounce: Rejected, signer: Signer) -> int:
@@ -24,5 +26,12 @@ async def record_bounce(store: Store, bounce: Rejected, signer: Signer) -> int:
             update(OutboxRow)
             .where(OutboxRow.channel == Channel.EMAIL.value, OutboxRow.external_id.in_(ours))
             .values(status=OutboxStatus.FAILED.value, last_error=bounce.detail[:1000])
+            .returning(OutboxRow.ticket_id, OutboxRow.kind, OutboxRow.template)
         )
-    return int(getattr(result, "rowcount", 0) or 0)
+        failed = result.all()
+        # An agent's bounced reply shows as not delivered on the open ticket, without a reload.
+        tickets = {
+            t for t, kind, template in failed if t is not None and agents_words(kind, template)
+        }
+        await show_outcome(session, tickets, utcnow())
+    return len(failed)

@@ -31,7 +31,8 @@ from gateway.api.schemas import (
     TransferIn,
 )
 from gateway.appkeys import ROUTER, SETTINGS, STORE
-from gateway.models import OPEN_STATUSES, AgentRole, OutboxKind
+from gateway.models import OPEN_STATUSES, AgentRole
+from gateway.outbox import agents_words
 from gateway.store.tables import (
     Contact,
     OutboxRow,
@@ -203,21 +204,23 @@ async def get_ticket(request: web.Request) -> web.Response:
 
 
 async def _reply_deliveries(session: AsyncSession, ticket_id: int) -> dict[int, DeliveryOut]:
-    """Each agent reply's delivery, by message id: its latest outbox row (an admin's retry
-    writes a new one). Agents see a reply that never reached the customer, where before it
-    failed in the outbox, seen by admins only."""
+    """The delivery of each agent reply and progress update, by message id: its latest
+    outbox row (a notice handed to email is a new row). Agents see what never reached the
+    customer, where before it failed in the outbox, seen by admins only."""
     rows = await session.execute(
-        select(OutboxRow.message_id, OutboxRow.status, OutboxRow.last_error)
-        .where(
-            OutboxRow.ticket_id == ticket_id,
-            OutboxRow.kind == OutboxKind.REPLY.value,
-            OutboxRow.message_id.is_not(None),
+        select(
+            OutboxRow.message_id,
+            OutboxRow.kind,
+            OutboxRow.template,
+            OutboxRow.status,
+            OutboxRow.last_error,
         )
+        .where(OutboxRow.ticket_id == ticket_id, OutboxRow.message_id.is_not(None))
         .order_by(OutboxRow.id)
     )
     found: dict[int, DeliveryOut] = {}
-    for message_id, status, error in rows.all():
-        if message_id is None:
+    for message_id, kind, template, status, error in rows.all():
+        if message_id is None or not agents_words(kind, template):
             continue
         shown = status if status in ("sent", "failed") else "pending"
         found[message_id] = DeliveryOut(status=shown, error=None if shown == "sent" else error)

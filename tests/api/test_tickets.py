@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from sqlalchemy import select, update
 
+from channels.email.bounces import record_bounce
+from channels.email.ids import Signer
+from channels.email.parse import Rejected, RejectReason
 from gateway.models import AgentRole, Channel
-from gateway.store.tables import ContactIdentity, OutboxRow, Team, TicketMessage
+from gateway.outbox_admin import retry_row
+from gateway.store.tables import ContactIdentity, OutboxRow, Team, Ticket, TicketMessage
 from tests.api.conftest import Desk, add_agent
 from tests.factories import inbound
 
@@ -97,6 +102,56 @@ async def test_a_ticket_shows_each_replys_delivery_and_where_the_customer_is_unr
         {"status": "failed", "error": "the user blocked the bot: Forbidden"},
     ]
     assert detail["contact"]["unreachable"] == detail["contact"]["channels"] == ["telegram"]
+
+
+async def ticket_moved(desk: Desk, number: str, before: datetime) -> bool:
+    async with desk.store.read() as session:
+        moved = await session.scalar(select(Ticket.updated_at).where(Ticket.number == number))
+    return moved is not None and moved > before
+
+
+async def test_a_failed_progress_update_shows_and_a_retry_or_bounce_reaches_the_console(
+    desk: Desk,
+) -> None:
+    """A progress update is a notice carrying the agent's words: its failure was not shown.
+    The console reloads an open ticket when its updated_at moves: a bounce (how an email
+    reply fails) and an admin's retry of a failed reply did not move it."""
+    number = await desk.customer_says(
+        inbound(
+            channel=Channel.EMAIL,
+            external_user_id="ann@example.com",
+            email="ann@example.com",
+            external_id="<m1@example.com>",
+            thread_key=None,
+            text="human please",
+        )
+    )
+    ann = await desk.login("ann@shop.test", AgentRole.AGENT)
+    for path, text in (("progress", "The courier has it."), ("replies", "On it.")):
+        assert (
+            await ann.send("POST", f"/api/v1/tickets/{number}/{path}", {"text": text})
+        ).status == 201
+    signer = Signer("s" * 32, "shop.test")
+    async with desk.store.write() as session:
+        progress = await session.scalar(select(OutboxRow).where(OutboxRow.template == "progress"))
+        reply = await session.scalar(select(OutboxRow).where(OutboxRow.kind == "reply"))
+        assert progress is not None and reply is not None
+        progress.status, progress.last_error = "failed", "550 5.1.1 mailbox unknown"
+        reply_id, sent_as = reply.id, signer.message_id(reply.id, number)
+        reply.status, reply.sent_at, reply.external_id = "sent", reply.created_at, sent_as
+        before = (await session.get_one(Ticket, reply.ticket_id)).updated_at
+    bounce = Rejected(RejectReason.BOUNCE, "<dsn@mx>", (sent_as,), "550 5.1.1 mailbox unknown")
+    assert await record_bounce(desk.store, bounce, signer) == 1
+    assert await ticket_moved(desk, number, before)
+    detail = await (await ann.get(f"/api/v1/tickets/{number}")).json()
+    failed = {"status": "failed", "error": "550 5.1.1 mailbox unknown"}
+    assert [m["delivery"] for m in detail["messages"]][1:] == [failed, failed]
+
+    before = datetime.fromisoformat(detail["ticket"]["updated_at"])
+    assert await retry_row(desk.store, reply_id)
+    assert await ticket_moved(desk, number, before)
+    detail = await (await ann.get(f"/api/v1/tickets/{number}")).json()
+    assert detail["messages"][-1]["delivery"] == {"status": "pending", "error": None}
 
 
 async def test_notes_stay_internal_and_progress_notifies(desk: Desk) -> None:

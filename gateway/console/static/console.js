@@ -405,13 +405,13 @@
       item.appendChild(el("div", "msg-subject", m.channel_meta.subject));
     }
     item.appendChild(el("div", "msg-text", m.text));
-    if (m.delivery && m.delivery.status !== "sent") {
-      /* An agent's reply not (yet) on the customer's channel, and why: it failed in the outbox,
-         seen by admins only, while the agent took it as answered. */
-      var failedForGood = m.delivery.status === "failed";
-      var note = el("div", failedForGood ? "msg-delivery msg-undelivered" : "msg-delivery msg-sending",
-        t(failedForGood ? "undelivered" : "sending") + (m.delivery.error ? ": " + m.delivery.error : ""));
-      if (failedForGood) note.setAttribute("role", "alert");
+    if (m.delivery && m.delivery.status === "failed") {
+      /* An agent's words that never reached the customer, and why: they failed in the outbox,
+         seen by admins only, while the agent took the customer as answered. (Pending is not
+         shown: nothing tells the console when a delivery succeeds, only when one fails.) */
+      var note = el("div", "msg-delivery msg-undelivered",
+        t("undelivered") + (m.delivery.error ? ": " + m.delivery.error : ""));
+      note.setAttribute("role", "alert");
       item.appendChild(note);
     }
     if (m.attachments && m.attachments.length) {
