@@ -4,7 +4,7 @@ reply that could not be delivered, marked as such with the reason."""
 
 from __future__ import annotations
 
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 from pydantic import SecretStr
 from sqlalchemy import select
 
@@ -21,14 +21,11 @@ from workers.jobs import deliver_async
 pytestmark = needs_chromium
 
 
-async def test_an_edit_reaches_the_open_ticket_live_marked_as_edited(
-    console_app: ConsoleApp, browser: Browser
-) -> None:
-    """Before, an edit changed the stored message and not the ticket's ``updated_at``: the
-    console, which reloads an open ticket when that moves, kept showing the words the
-    customer had corrected, with nothing to say they had changed."""
-    app, store = console_app.app, console_app.store
-    await add_agent(store, "li@shop.test", AgentRole.AGENT)
+async def ticket_open_in_console(console_app: ConsoleApp, browser: Browser, text: str) -> Page:
+    """Li's console, with the ticket a Telegram customer opened by asking ``text`` (for a
+    person: dispatched to Li) open; the customer's message is ``888:11`` in chat 888."""
+    app = console_app.app
+    await add_agent(console_app.store, "li@shop.test", AgentRole.AGENT)
     page = await browser.new_page(locale="en-US", viewport={"width": 1280, "height": 800})
     Dialogs().watch(page)
     await console_login(page, console_app.base, "li@shop.test")
@@ -37,13 +34,24 @@ async def test_an_edit_reaches_the_open_ticket_live_marked_as_edited(
         external_user_id="888",
         external_id="888:11",
         thread_key="888",
-        text="人工 please, order 123 never came",
+        text=text,
         channel_meta={"chat_id": 888, "edit_date": 0},
     )
     number = (await app[PIPELINE].on_message(message)).ticket.number
     await app[PIPELINE].drain()
-    row = page.locator(f'#queue-list .ticket-row[data-number="{number}"]')
-    await row.click()
+    await page.locator(f'#queue-list .ticket-row[data-number="{number}"]').click()
+    await expect(page.locator("#ticket-number")).to_have_text(number)
+    return page
+
+
+async def test_an_edit_reaches_the_open_ticket_live_marked_as_edited(
+    console_app: ConsoleApp, browser: Browser
+) -> None:
+    """Before, an edit changed the stored message and not the ticket's ``updated_at``: the
+    console, which reloads an open ticket when that moves, kept showing the words the
+    customer had corrected, with nothing to say they had changed."""
+    app, store = console_app.app, console_app.store
+    page = await ticket_open_in_console(console_app, browser, "人工 please, order 123 never came")
     customer = page.locator("#thread .msg-customer")
     await expect(customer.locator(".msg-text")).to_have_text("人工 please, order 123 never came")
     await expect(customer.locator(".msg-edited")).to_have_count(0)
@@ -72,22 +80,7 @@ async def test_a_reply_that_cannot_be_delivered_says_so_live(
     """A reply to a customer who blocked the bot failed in the outbox, which admins see; the
     agent took it as sent."""
     app, store = console_app.app, console_app.store
-    await add_agent(store, "li@shop.test", AgentRole.AGENT)
-    page = await browser.new_page(locale="en-US", viewport={"width": 1280, "height": 800})
-    Dialogs().watch(page)
-    await console_login(page, console_app.base, "li@shop.test")
-    message = inbound(
-        channel=Channel.TELEGRAM,
-        external_user_id="888",
-        external_id="888:11",
-        thread_key="888",
-        text="人工 please",
-        channel_meta={"chat_id": 888},
-    )
-    number = (await app[PIPELINE].on_message(message)).ticket.number
-    await app[PIPELINE].drain()
-    await page.locator(f'#queue-list .ticket-row[data-number="{number}"]').click()
-    await expect(page.locator("#ticket-number")).to_have_text(number)  # dispatched to Li
+    page = await ticket_open_in_console(console_app, browser, "人工 please")
     await page.fill("#composer", "Your parcel leaves today.")
     await page.click("#send-reply")
     reply = page.locator("#thread .msg-agent")
