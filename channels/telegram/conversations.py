@@ -271,9 +271,11 @@ async def apply_edit(
                 MESSAGES.c.text,
                 MESSAGES.c.channel_meta,
                 MESSAGES.c.attachments,
+                TICKETS.c.number,
             )
+            .join(TICKETS, TICKETS.c.id == MESSAGES.c.ticket_id)
             .where(MESSAGES.c.channel == CHANNEL, MESSAGES.c.external_id == external_id)
-            .with_for_update()
+            .with_for_update(of=MESSAGES)
         )
     ).first()
     if row is None:
@@ -285,7 +287,7 @@ async def apply_edit(
         # Redelivered: a follow-up this edit owed is ingested again (a no-op once stored), in
         # case the process died between this edit's commit and the follow-up's.
         if owed == follow_up:
-            return await _owing(session, row.id, row.ticket_id, owed)
+            return _owing(row.id, row.number, owed)
         return AppliedEdit(row.id)
     if owed is not None:
         # The request lives in its follow-up message now: a correction goes there, where
@@ -293,7 +295,7 @@ async def apply_edit(
         on_follow_up = await apply_edit(
             session, owed, text, edit_date, now, reopen_window=reopen_window, with_files=with_files
         )
-        return on_follow_up or await _owing(session, row.id, row.ticket_id, owed)
+        return on_follow_up or _owing(row.id, row.number, owed)
     edits = list(meta.get("edits", []))
     replaced: dict[str, Any] = {"text": row.text, "replaced_at": edit_date}
     values: dict[str, Any] = {"text": text}
@@ -323,15 +325,12 @@ async def apply_edit(
         .values(updated_at=now)
     )
     if take_up is EditTakeUp.FOLLOW_UP:
-        return await _owing(session, row.id, row.ticket_id, follow_up)
+        return _owing(row.id, row.number, follow_up)
     return AppliedEdit(row.id, to_route=take_up is EditTakeUp.ROUTE)
 
 
-async def _owing(
-    session: AsyncSession, message_id: int, ticket_id: int, follow_up: str
-) -> AppliedEdit:
-    number = await session.scalar(select(TICKETS.c.number).where(TICKETS.c.id == ticket_id))
-    return AppliedEdit(message_id, follow_up=follow_up, follow_up_of=str(number))
+def _owing(message_id: int, ticket_number: str, follow_up: str) -> AppliedEdit:
+    return AppliedEdit(message_id, follow_up=follow_up, follow_up_of=str(ticket_number))
 
 
 async def merge_by_phone(session: AsyncSession, contact_id: int, phone: str) -> int:

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from functools import partial
 from typing import Any, TypeVar
@@ -108,6 +108,7 @@ class TelegramSender:
         self.settings = settings
         self.config = settings.telegram
         self._kept: tuple[Bot, AsyncExitStack] | None = None
+        self._kept_store: Store | None = None
 
     async def open(self) -> None:
         """Keep one ``Bot`` and its connections for every send until :meth:`aclose`."""
@@ -119,7 +120,7 @@ class TelegramSender:
     async def aclose(self) -> None:
         if self._kept is not None:
             await self._kept[1].aclose()
-            self._kept = None
+            self._kept = self._kept_store = None
 
     async def send_handing_over(self, msg: OutboundMessage, handover: Handover) -> DeliveryReceipt:
         """:meth:`send`, calling ``handover`` once, just before the first request's body goes."""
@@ -214,28 +215,39 @@ class TelegramSender:
             await asyncio.sleep(wait)
             waited += wait
 
+    @asynccontextmanager
+    async def _store(self) -> AsyncIterator[Store]:
+        """The store for the channel's own writes beside a delivery: kept with the ``Bot``
+        from :meth:`open` to :meth:`aclose` (a store per write cost an engine and a
+        connection for every reply sent with a file), else one for this write."""
+        if self._kept is not None:
+            if self._kept_store is None:
+                self._kept_store = Store(self.settings.database_url)
+                self._kept[1].push_async_callback(self._kept_store.close)
+            yield self._kept_store
+            return
+        store = Store(self.settings.database_url)
+        try:
+            yield store
+        finally:
+            await store.close()
+
     async def _parts_sent(self, msg: OutboundMessage, chat_id: int, ids: list[int]) -> None:
         """Record the delivery's later parts, so a reply to one finds the ticket. Delivered
         is delivered: a failure here is logged, and the row is still marked sent."""
-        store = Store(self.settings.database_url)
         try:
-            await record_parts(store, chat_id, msg.outbox_id, ids, utcnow())
+            async with self._store() as store:
+                await record_parts(store, chat_id, msg.outbox_id, ids, utcnow())
         except Exception as exc:
             log.warning(
                 "telegram parts not recorded",
                 extra={"outbox_id": msg.outbox_id, "error": repr(exc)},
             )
-        finally:
-            await store.close()
 
     async def _blocked(self, msg: OutboundMessage) -> None:
         """Mark the identity unreachable (the job hands a notice or survey to email)."""
-        store = Store(self.settings.database_url)
-        try:
-            async with store.write() as session:
-                await conversations.set_reachable(session, msg.recipient, False)
-        finally:
-            await store.close()
+        async with self._store() as store, store.write() as session:
+            await conversations.set_reachable(session, msg.recipient, False)
 
 
 def _keyboard(msg: OutboundMessage) -> InlineKeyboardMarkup | None:

@@ -77,9 +77,17 @@ async def record_parts(
     """Record which outbox row sent each of ``message_ids`` (a delivery's parts after the
     first: a long text's second half, the photo after an answer's text). The row keeps only
     the first message's id, and a customer's "Reply" to a later part found no ticket."""
+    rows = [
+        {
+            "channel": CHANNEL,
+            "key": part_key(chat_id, message_id),
+            "value": {"outbox_id": outbox_id},
+            "updated_at": now,
+        }
+        for message_id in message_ids
+    ]
     async with store.write() as session:
-        for message_id in message_ids:
-            await _insert(session, part_key(chat_id, message_id), {"outbox_id": outbox_id}, now)
+        await session.execute(insert(STATE), rows)
 
 
 async def _read(store: Store, key: str) -> dict[str, Any] | None:
