@@ -6,7 +6,9 @@ up to ``per_job`` rows of one queue and channel, in order (``workers.jobs.delive
 job's overhead and one SMTP session for many mails), each with a deterministic id from its rows
 (:func:`job_id`); rows enqueued but not yet marked (a crash in between) are enqueued again, and
 the job is idempotent by outbox id (each row is marked on its own). With Redis down the rows stay
-pending and the relay tries again on its next tick: sends are delayed, none lost.
+pending and the relay tries again on its next tick: sends are delayed, none lost. A queued row
+names its job; a job Redis lost (a restart without persistence) or RQ gave up on is found by
+:meth:`OutboxRelay.recover` and its rows queued again or parked (``workers/lost_jobs.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -30,6 +33,7 @@ from gateway.store import Store
 from gateway.store.tables import OutboxRow
 from gateway.store.types import utcnow
 from gateway.tasks import running
+from workers.lost_jobs import Recovered, recover_lost_jobs
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +96,14 @@ class OutboxRelay:
             rows = list((await session.scalars(query)).all())
             if not rows:
                 return 0
+            jobs = self._jobs(rows)
             # RQ's client is synchronous: enqueue off the event loop, in one pipeline.
-            await asyncio.to_thread(self._enqueue, self._jobs(rows))
+            await asyncio.to_thread(self._enqueue, jobs)
+            job_of = {outbox_id: job_id(*ids) for _kind, ids in jobs for outbox_id in ids}
             for row in rows:
                 row.status = OutboxStatus.QUEUED.value
                 row.queued_at = now
+                row.job_id = job_of[row.id]
         if self.metrics is not None:
             self.metrics.relayed.inc(len(rows))
         return len(rows)
@@ -126,12 +133,24 @@ class OutboxRelay:
                 )
             pipe.execute()
 
-    async def run(self, wake: asyncio.Event, *, poll_seconds: float = 1.0) -> None:
-        """Relay until cancelled: at once when woken, else every ``poll_seconds``."""
+    async def recover(self) -> Recovered:
+        """Queued rows whose job Redis no longer has, or RQ gave up on, settled
+        (``workers/lost_jobs.py``)."""
+        return await recover_lost_jobs(self.store, self.redis, self.clock())
+
+    async def run(
+        self, wake: asyncio.Event, *, poll_seconds: float = 1.0, recover_seconds: float = 60.0
+    ) -> None:
+        """Relay until cancelled: at once when woken, else every ``poll_seconds``; every
+        ``recover_seconds``, look for rows whose job was lost."""
         backoff = Backoff(base=poll_seconds, cap=30.0)
+        recover_at = time.monotonic()  # at start too: a restart after Redis lost its data
         while running():
             delay = poll_seconds
             try:
+                if time.monotonic() >= recover_at:
+                    recover_at = time.monotonic() + recover_seconds
+                    await self.recover()
                 while await self.run_once() == self.batch:
                     pass
                 backoff.reset()

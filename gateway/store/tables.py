@@ -278,6 +278,8 @@ class OutboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     external_id: Mapped[str | None] = mapped_column(String(255), index=True)
     """The channel's id of what was sent (an email Message-ID, a Telegram message id)."""
+    job_id: Mapped[str | None] = mapped_column(String(80))
+    """The RQ job a queued row went out in (``workers/lost_jobs.py`` looks for it in Redis)."""
 
     __table_args__ = (
         Index("ix_outbox_status_due", "status", "due_at"),
