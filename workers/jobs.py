@@ -209,7 +209,7 @@ async def deliver_many(
             await _prepare(senders, loaded)
 
             async def deliver_in_order(items: list[_Loaded]) -> None:
-                for item in items:  # one contact's rows, one after the other
+                for n, item in enumerate(items):  # one contact's rows, one after the other
                     async with in_flight:
                         try:
                             done[item.row.id] = await _deliver_one(
@@ -220,6 +220,11 @@ async def deliver_many(
                         except TransientChannelError as exc:
                             done[item.row.id] = f"will retry: {exc}"
                             transient.append(exc)
+                            # The contact's later rows wait for the retry: sent now, they
+                            # would arrive before this one.
+                            for later in items[n + 1 :]:
+                                done[later.row.id] = f"will retry after outbox {item.row.id}"
+                            return
 
             in_flight = asyncio.Semaphore(IN_FLIGHT)
             by_contact: dict[int, list[_Loaded]] = {}

@@ -26,7 +26,7 @@ from tests.channels.telegram.conftest import (
     telegram_settings,
 )
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
-from workers.jobs import deliver_async
+from workers.jobs import deliver_async, deliver_many
 
 
 async def first_notice(gateway: Gateway, db: Store) -> OutboxRow:
@@ -322,3 +322,22 @@ async def test_agents_attachments_are_sent_as_photo_and_document(
     assert [s["method"] for s in fake.sent] == ["sendMessage", "sendPhoto", "sendDocument"]
     assert fake.sent[2]["document"]["filename"] == "b.pdf"
     assert receipt.channel_meta["message_ids"] == [s["message_id"] for s in fake.sent]
+
+
+async def test_a_contacts_later_rows_wait_for_the_retry_of_an_earlier_one(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """Two replies to one customer in one job; the first meets a 502. Sent at once, the second
+    would arrive first and the retry's first after it."""
+    await first_notice(gateway, db)
+    first, second = (await outbox(db))[:2]
+    assert first.contact_id == second.contact_id
+    await as_agent_reply(db, first, "1. Restart the router.")
+    await as_agent_reply(db, second, "2. Then press reset.")
+    fake.fail_next("sendMessage", 502, "Bad Gateway")
+    with pytest.raises(TransientChannelError):
+        await deliver_many([first.id, second.id], settings)
+    assert fake.sent == []
+    assert {r.status for r in (await outbox(db))[:2]} == {"pending"}  # none marked sent
+    await deliver_many([first.id, second.id], settings, last_try=True)  # RQ's retry
+    assert [s["text"] for s in fake.sent] == ["1. Restart the router.", "2. Then press reset."]
