@@ -359,3 +359,21 @@ async def test_a_thanks_after_the_resolution_is_kept_and_reopens_nothing(store: 
         ).all()
     assert kinds == [EventKind.CREATED, EventKind.REOPENED]
     assert texts == ["my parcel is late", "Thanks, all good now 👍", "thanks, but it broke again"]
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["one-by-one", "one-batch"])
+async def test_a_batch_threads_its_messages_as_they_would_go_one_after_the_other(
+    store: Store, together: bool
+) -> None:
+    """A message naming an older ticket of another thread (a Telegram "Reply" after
+    ``/new``), then a plain one: the plain one goes to its own thread's ticket either way."""
+    ingest = make_ingest(store)
+    old = (await ingest(inbound(thread_key="chat-1/1", text="my parcel arrived broken"))).ticket
+    current = (await ingest(inbound(thread_key="chat-1/2", text="where is my invoice?"))).ticket
+    reply = inbound(thread_key="chat-1/2", text="broken again", ticket_ref=old.number)
+    plain = inbound(thread_key="chat-1/2", text="invoice 9")
+    if together:
+        placed = await asyncio.gather(ingest(reply), ingest(plain))
+    else:
+        placed = [await ingest(reply), await ingest(plain)]
+    assert [r.ticket.number for r in placed] == [old.number, current.number]

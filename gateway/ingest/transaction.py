@@ -233,7 +233,9 @@ async def _plan_tickets(
         if ticket.row["status"] == TicketStatus.WAITING_CUSTOMER:
             # The customer answered: the paused SLA clock runs again, the agent's turn.
             _resume_clock(ticket, now)
-        if conversation is not None:
+        if conversation is not None and new_ticket:
+            # Only a new ticket becomes the conversation's latest, as it would in the store: a
+            # referenced one (an older ticket, or one of another thread) stays where it is.
             latest[conversation] = ticket
         if not ticket.new:
             ticket.touched = True
