@@ -49,7 +49,8 @@ class KBEntry:
         return tuple(seen)
 
     def answer_for(self, locale: str | None) -> str:
-        """The answer in ``locale``, else in the same language, else in any locale we have.
+        """The answer in ``locale``, else in the same language, else English or Chinese
+        (English first for a language that is neither), else in any locale we have.
 
         Args:
             locale: A BCP 47 tag such as ``"zh-CN"`` or ``"en-GB"``; ``None`` means no preference.
@@ -66,7 +67,11 @@ class KBEntry:
             for key, text in self.answers.items():
                 if key.split("-")[0].lower() == language:
                     return text
-        for key in DEFAULT_LOCALES:
+        # Another language gets English before Chinese, as the bot's own texts do
+        # (``workers.templates.pick_locale``): a Brazilian's app more likely reads English.
+        tag = (locale or "").strip().lower()
+        other = bool(tag) and not tag.startswith("zh")
+        for key in reversed(DEFAULT_LOCALES) if other else DEFAULT_LOCALES:
             if key in self.answers:
                 return self.answers[key]
         return next(iter(self.answers.values()))

@@ -74,8 +74,10 @@ def test_answer_for_picks_locale_then_language_then_fallback() -> None:
     assert entry.answer_for("en") == "English"
     assert entry.answer_for("en-GB") == "English"
     assert entry.answer_for("zh-TW") == "中文"
-    assert entry.answer_for("fr") == "中文"
-    assert entry.answer_for(None) == "中文"
+    assert entry.answer_for("fr") == "English"  # as the bot's own texts: English first
+    assert entry.answer_for("pt-br") == "English"
+    assert entry.answer_for(None) == "中文"  # no preference: the shop's language
+    assert entry.answer_for("") == "中文"
     assert KBEntry(id="y", title="t", answers={"en": "only"}).answer_for("zh-CN") == "only"
 
 
