@@ -219,10 +219,11 @@ def is_acknowledgement(text: str) -> bool:
 
 
 def acknowledges(message: InboundMessage) -> bool:
-    """Whether ``message`` is only a thanks the customer typed: no file with it, and not words
-    a channel stands in for something else with, nor ones meant for people (``text_from``)."""
-    return (
-        not message.attachments
-        and not message.channel_meta.get("text_from")
-        and is_acknowledgement(message.text)
-    )
+    """Whether ``message`` is only a thanks: typed, with no file, and not words a channel
+    stands in for something else with, nor ones meant for people (``text_from``); or a
+    sticker whose emoji is a thanks (the sticker is its file: a 👍 sticker is how many say it).
+    """
+    text_from = message.channel_meta.get("text_from")
+    if text_from == "sticker":
+        return is_acknowledgement(message.text)
+    return not message.attachments and not text_from and is_acknowledgement(message.text)

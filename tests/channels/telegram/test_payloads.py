@@ -449,6 +449,37 @@ async def test_thanks_typed_after_yes_keeps_the_ticket_resolved_by_the_bot(
     assert [r.template for r in await outbox(db)] == ["ticket_received", "message"]
 
 
+def thumbs_up_sticker_from_888(update_id: int, message_id: int) -> dict[str, Any]:
+    """The sticker fixture (a 👍 sticker) sent by the private text's sender."""
+    update = load_fixture("sticker")
+    sender = load_fixture("private_text")["message"]
+    update["update_id"] = update_id
+    update["message"].update(message_id=message_id, chat=sender["chat"], **{"from": sender["from"]})
+    return update
+
+
+@pytest.mark.parametrize("pressed_yes", [True, False], ids=["after-yes", "after-the-answer"])
+async def test_a_thumbs_up_sticker_is_a_thanks_like_the_typed_one(
+    pressed_yes: bool, fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
+) -> None:
+    """A 👍 sticker, the usual thanks on Telegram, reopened the ticket "yes" had resolved, or
+    escalated the one the bot had just answered, and told the customer a person would come."""
+    app, client = gateway = await make_gateway(settings, kb=AlwaysAnswers())
+    fake.add_file("sticker-1", b"RIFFwebp!", "stickers/file_4.webp")
+    if pressed_yes:
+        await answered_and_pressed_yes(gateway)
+    else:
+        assert await post_fixture(client, "private_text") == 200
+    await app[PIPELINE].drain()
+    assert await post_update(client, thumbs_up_sticker_from_888(1100, 40)) == 200
+    await app[PIPELINE].drain()
+    [ticket] = await tickets(db)
+    assert ticket.status == ("resolved" if pressed_yes else "new")
+    assert ticket.escalated_at is None
+    assert [r.template for r in await outbox(db)] == ["ticket_received", "message"]
+    assert [m.text for m in await messages(db) if m.external_id == "888:40"] == ["👍"]
+
+
 async def test_thanks_edited_into_a_request_is_taken_up(
     fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
 ) -> None:
