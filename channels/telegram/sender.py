@@ -11,8 +11,9 @@
   a short wait is waited out here; a longer one goes back to RQ as a
   :class:`TransientChannelError` carrying the delay. Timeouts and network errors are transient too.
   Once part of a delivery has gone (a long text's first message, the text before a file), the
-  rest is waited for longer (:data:`LATER_PART_PATIENCE`), network errors included: a retry
-  from RQ would send the parts delivered already again.
+  rest is waited for longer (:data:`LATER_PART_PATIENCE`), network errors included. A delivery
+  that stops part-way all the same records the parts it sent (``state.record_parts``): RQ's
+  retry, or an admin's, sends only the rest, and a failure's reason says how many went.
 - ``Forbidden`` (403, the user blocked the bot): the identity is marked unreachable and the row
   fails (:class:`RecipientUnreachable`): retrying cannot help; the delivery job hands a notice
   or survey to the contact's email when they have one.
@@ -47,7 +48,7 @@ from channels.telegram import conversations
 from channels.telegram.bot import open_bot, retry_seconds
 from channels.telegram.keyboards import choices_keyboard, helpful_keyboard, rating_keyboard
 from channels.telegram.split import split_text
-from channels.telegram.state import record_parts
+from channels.telegram.state import load_progress, record_parts
 from channels.telegram.texts import text
 from gateway.models import (
     Attachment,
@@ -139,49 +140,58 @@ class TelegramSender:
             _handing_over.reset(token)
 
     async def send(self, msg: OutboundMessage) -> DeliveryReceipt:
-        """Deliver ``msg``; the receipt's ``external_id`` is the (first) Telegram message id."""
+        """Deliver ``msg``; the receipt's ``external_id`` is the (first) Telegram message id.
+
+        A delivery of several parts that stops part-way records the parts sent (``state``), and
+        its next attempt sends only the rest: the customer never reads a part twice.
+        """
         chat_id = int(msg.recipient)
+        parts = _parts(msg)
+        if not parts:
+            raise ChannelError("nothing to send: no text and no attachment")
+        earlier = await self._progress(msg) if len(parts) > 1 else []
+        ids = list(earlier)
         try:
-            if self._kept is not None:
-                sent = await self._send_all(self._kept[0], chat_id, msg)
-            else:
-                async with open_bot(self.config, httpx_kwargs=_HOOKS) as bot:
-                    sent = await self._send_all(bot, chat_id, msg)
+            try:
+                if self._kept is not None:
+                    await self._send_all(self._kept[0], chat_id, parts, ids)
+                else:
+                    async with open_bot(self.config, httpx_kwargs=_HOOKS) as bot:
+                        await self._send_all(bot, chat_id, parts, ids)
+            except TelegramError:
+                if len(ids) > len(earlier):
+                    await self._parts_sent(msg, chat_id, ids[len(earlier) :], progress=ids)
+                raise
         except Forbidden as exc:
             await self._blocked(msg)
             raise RecipientUnreachable(f"the user blocked the bot: {exc.message}") from None
         except RetryAfter as exc:
             raise TransientChannelError(
-                "Telegram flood control", retry_after=retry_seconds(exc)
+                f"Telegram flood control{_so_far(ids, parts)}", retry_after=retry_seconds(exc)
             ) from None
         except BadRequest as exc:
-            raise ChannelError(f"Telegram refused the message: {exc.message}") from None
+            raise ChannelError(
+                f"Telegram refused the message: {exc.message}{_so_far(ids, parts)}"
+            ) from None
         except NetworkError as exc:  # includes TimedOut
-            raise TransientChannelError(f"Telegram unreachable: {type(exc).__name__}") from None
+            raise TransientChannelError(
+                f"Telegram unreachable: {type(exc).__name__}{_so_far(ids, parts)}"
+            ) from None
         except TelegramError as exc:
-            raise ChannelError(f"Telegram error: {type(exc).__name__}: {exc.message}") from None
-        ids = [m.message_id for m in sent]
-        if len(ids) > 1:
+            raise ChannelError(
+                f"Telegram error: {type(exc).__name__}: {exc.message}{_so_far(ids, parts)}"
+            ) from None
+        if earlier:  # the parts this attempt sent, and the earlier ones' record cleared
+            await self._parts_sent(msg, chat_id, ids[len(earlier) :], progress=[])
+        elif len(ids) > 1:
             await self._parts_sent(msg, chat_id, ids[1:])
         return DeliveryReceipt(external_id=str(ids[0]), channel_meta={"message_ids": ids})
 
-    async def _send_all(self, bot: Bot, chat_id: int, msg: OutboundMessage) -> list[Message]:
-        sent: list[Message] = []
-        body = msg.text
-        if msg.channel_meta.get("kb_choices") and body.strip():
-            body = f"{text('which_one', msg.locale)}\n{body}"
-        chunks = split_text(body) if body.strip() else []
-        markup = _keyboard(msg)
-        for index, chunk in enumerate(chunks):
-            last = index == len(chunks) - 1
-            send = partial(bot.send_message, chat_id, chunk, reply_markup=markup if last else None)
-            sent.append(await self._patiently(send, started=bool(sent)))
-        for attachment in msg.attachments:
-            send_file = partial(_send_file, bot, chat_id, attachment)
-            sent.append(await self._patiently(send_file, started=bool(sent)))
-        if not sent:
-            raise ChannelError("nothing to send: no text and no attachment")
-        return sent
+    async def _send_all(self, bot: Bot, chat_id: int, parts: list[_Part], ids: list[int]) -> None:
+        """Send the parts not yet in ``ids`` (sent by an earlier attempt), adding each one's id."""
+        for part in parts[len(ids) :]:
+            sent = await self._patiently(partial(part, bot, chat_id), started=bool(ids))
+            ids.append(sent.message_id)
 
     async def _patiently(self, call: Callable[[], Awaitable[T]], *, started: bool) -> T:
         """Make ``call``, waiting out one short ``RetryAfter`` (a longer one is raised); once
@@ -232,12 +242,25 @@ class TelegramSender:
         finally:
             await store.close()
 
-    async def _parts_sent(self, msg: OutboundMessage, chat_id: int, ids: list[int]) -> None:
-        """Record the delivery's later parts, so a reply to one finds the ticket. Delivered
-        is delivered: a failure here is logged, and the row is still marked sent."""
+    async def _progress(self, msg: OutboundMessage) -> list[int]:
+        """The parts earlier attempts of this delivery sent (read for a delivery of several)."""
+        async with self._store() as store:
+            return await load_progress(store, msg.outbox_id)
+
+    async def _parts_sent(
+        self,
+        msg: OutboundMessage,
+        chat_id: int,
+        ids: list[int],
+        *,
+        progress: list[int] | None = None,
+    ) -> None:
+        """Record the delivery's parts ``ids``, so a reply to one finds the ticket, and with
+        ``progress`` the parts sent so far (``[]``: the delivery ended). Delivered is delivered:
+        a failure here is logged, and the row is still marked as it would have been."""
         try:
             async with self._store() as store:
-                await record_parts(store, chat_id, msg.outbox_id, ids, utcnow())
+                await record_parts(store, chat_id, msg.outbox_id, ids, utcnow(), progress=progress)
         except Exception as exc:
             log.warning(
                 "telegram parts not recorded",
@@ -248,6 +271,37 @@ class TelegramSender:
         """Mark the identity unreachable (the job hands a notice or survey to email)."""
         async with self._store() as store, store.write() as session:
             await conversations.set_reachable(session, msg.recipient, False)
+
+
+_Part = Callable[[Bot, int], Awaitable[Message]]
+"""One message of a delivery, sent by ``part(bot, chat_id)``."""
+
+
+def _parts(msg: OutboundMessage) -> list[_Part]:
+    """The delivery's messages, in order: its text (cut to Telegram's length, the keyboard on
+    the last piece), then its files. The same message gives the same parts on every attempt."""
+    body = msg.text
+    if msg.channel_meta.get("kb_choices") and body.strip():
+        body = f"{text('which_one', msg.locale)}\n{body}"
+    chunks = split_text(body) if body.strip() else []
+    markup = _keyboard(msg)
+    parts: list[_Part] = [
+        partial(_send_text, words=chunk, markup=markup if index == len(chunks) - 1 else None)
+        for index, chunk in enumerate(chunks)
+    ]
+    parts.extend(partial(_send_file, attachment=attachment) for attachment in msg.attachments)
+    return parts
+
+
+def _so_far(ids: list[int], parts: list[_Part]) -> str:
+    """What a failure's reason adds when part of the delivery went."""
+    return f" ({len(ids)} of {len(parts)} parts delivered)" if ids else ""
+
+
+async def _send_text(
+    bot: Bot, chat_id: int, *, words: str, markup: InlineKeyboardMarkup | None
+) -> Message:
+    return await bot.send_message(chat_id, words, reply_markup=markup)
 
 
 def _keyboard(msg: OutboundMessage) -> InlineKeyboardMarkup | None:

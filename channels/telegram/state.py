@@ -1,5 +1,6 @@
 """The channel's durable cursors in ``channel_state``: the polling offset, each chat's last
-answered command, things done once, and the later parts of the bot's split deliveries.
+answered command, things done once, the later parts of the bot's split deliveries, and the
+parts a delivery stopped part-way had sent (its next attempt sends only the rest).
 
 Rows are keyed ``(channel='telegram', key)``. The offset is written only after the updates before
 it are committed, so a restart resumes exactly where the last commit left off (Telegram redelivers
@@ -26,7 +27,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -71,12 +72,27 @@ def part_key(chat_id: int, message_id: int) -> str:
     return f"part:{chat_id}:{message_id}"
 
 
+def progress_key(outbox_id: int) -> str:
+    """The key holding the parts an unfinished delivery of outbox row ``outbox_id`` sent."""
+    return f"progress:{outbox_id}"
+
+
 async def record_parts(
-    store: Store, chat_id: int, outbox_id: int, message_ids: list[int], now: datetime
+    store: Store,
+    chat_id: int,
+    outbox_id: int,
+    message_ids: list[int],
+    now: datetime,
+    *,
+    progress: list[int] | None = None,
 ) -> None:
     """Record which outbox row sent each of ``message_ids`` (a delivery's parts after the
     first: a long text's second half, the photo after an answer's text). The row keeps only
-    the first message's id, and a customer's "Reply" to a later part found no ticket."""
+    the first message's id, and a customer's "Reply" to a later part found no ticket.
+
+    ``progress``: the delivery stopped part-way, and these are all the parts it has sent
+    (kept for the next attempt, :func:`load_progress`); ``[]`` once it has ended, to clear them.
+    """
     rows = [
         {
             "channel": CHANNEL,
@@ -87,7 +103,21 @@ async def record_parts(
         for message_id in message_ids
     ]
     async with store.write() as session:
-        await session.execute(insert(STATE), rows)
+        if rows:
+            await session.execute(insert(STATE), rows)
+        if progress is not None:
+            key = progress_key(outbox_id)
+            await session.execute(
+                delete(STATE).where(STATE.c.channel == CHANNEL, STATE.c.key == key)
+            )
+            if progress:
+                await _insert(session, key, {"message_ids": progress}, now)
+
+
+async def load_progress(store: Store, outbox_id: int) -> list[int]:
+    """The ids of the parts earlier attempts of the row's delivery sent (none: start afresh)."""
+    value = await _read(store, progress_key(outbox_id))
+    return [int(i) for i in value["message_ids"]] if value else []
 
 
 async def _read(store: Store, key: str) -> dict[str, Any] | None:

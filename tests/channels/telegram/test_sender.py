@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import insert, update
 
 from channels.base import TransientChannelError
+from channels.telegram.conversations import replied_ticket
 from channels.telegram.sender import TelegramSender
 from gateway.appkeys import PIPELINE
 from gateway.models import Channel, OutboundMessage, OutboxKind
+from gateway.outbox_admin import retry_row
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import ContactIdentity, OutboxRow, TicketMessage
@@ -261,6 +263,44 @@ async def test_trouble_after_the_first_part_is_waited_out_not_sent_again(
     assert await deliver_async(row.id, settings) == "sent"
     assert [s["text"][0] for s in fake.sent] == ["A", "B"]
     assert len(fake.calls_of("sendMessage")) == 5
+
+
+async def test_a_delivery_stopped_after_its_first_part_sends_only_the_rest_on_retry(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """The second part met flood control longer than a delivery waits: RQ's retry sent the
+    whole text again, and the customer read the first part twice."""
+    row = await first_notice(gateway, db)
+    await as_agent_reply(db, row, "A" * 3000 + "\n\n" + "B" * 3000)
+    fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 60", retry_after=60, after=1)
+    with pytest.raises(TransientChannelError, match=r"\(1 of 2 parts delivered\)"):
+        await deliver_async(row.id, settings)
+    assert [s["text"][0] for s in fake.sent] == ["A"]
+    assert await deliver_async(row.id, settings) == "sent"  # RQ's retry
+    assert [s["text"][0] for s in fake.sent] == ["A", "B"]
+    [stored] = [r for r in await outbox(db) if r.id == row.id]
+    assert stored.external_id == str(fake.sent[0]["message_id"])  # the first part, as ever
+
+
+async def test_a_refused_later_part_says_what_went_and_a_retry_sends_the_rest(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """The second part refused for good: the row failed as if nothing had gone, so the agent
+    took the reply for undelivered, and an admin's retry sent the first part again. A
+    customer's Reply to the part they got must still find the ticket."""
+    row = await first_notice(gateway, db)
+    await as_agent_reply(db, row, "A" * 3000 + "\n\n" + "B" * 3000)
+    fake.fail_next("sendMessage", 400, "Bad Request: message is too long", after=1)
+    result = await deliver_async(row.id, settings)
+    assert result.endswith("(1 of 2 parts delivered)")
+    [stored] = [r for r in await outbox(db) if r.id == row.id]
+    assert (stored.status, stored.last_error) == ("failed", result.removeprefix("failed: "))
+    async with db.read() as session:
+        found = await replied_ticket(session, 888, fake.sent[0]["message_id"])
+    assert found == "G20261122001"  # the fixture chat's ticket
+    assert await retry_row(db, row.id)  # the admin's "outbox retry"
+    assert await deliver_async(row.id, settings) == "sent"
+    assert [s["text"][0] for s in fake.sent] == ["A", "B"]
 
 
 async def test_flood_control_before_anything_went_goes_back_to_the_queue(
