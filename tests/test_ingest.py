@@ -373,7 +373,7 @@ async def test_a_batch_threads_its_messages_as_they_would_go_one_after_the_other
     reply = inbound(thread_key="chat-1/2", text="broken again", ticket_ref=old.number)
     plain = inbound(thread_key="chat-1/2", text="invoice 9")
     if together:
-        placed = await asyncio.gather(ingest(reply), ingest(plain))
+        placed = list(await asyncio.gather(ingest(reply), ingest(plain)))
     else:
         placed = [await ingest(reply), await ingest(plain)]
     assert [r.ticket.number for r in placed] == [old.number, current.number]
