@@ -21,11 +21,11 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from rq import get_current_job
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -54,6 +54,7 @@ from gateway.store.tables import Contact, ContactIdentity, OutboxRow, Ticket, Ti
 from gateway.store.types import utcnow
 from gateway.surveys import survey_token
 from workers.marks import Marks, Outcome, marks_for
+from workers.relay import RETRY_INTERVALS
 from workers.templates import promise, render, survey_link
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,15 @@ async def deliver_many(
                             )
                             if done[item.row.id].startswith("failed"):
                                 await _tell_the_desk(marks, item.row)
+                        except Deferred as deferred:
+                            # The peer named when to come back: the contact's rows wait till
+                            # then, in order, as pending rows the relay queues when due.
+                            waiting = [i.row.id for i in items[n + 1 :]]
+                            await _defer(marks, item.row, waiting, deferred)
+                            done[item.row.id] = f"deferred: {deferred.cause}"
+                            for outbox_id in waiting:
+                                done[outbox_id] = f"deferred after outbox {item.row.id}"
+                            return
                         except TransientChannelError as exc:
                             done[item.row.id] = f"will retry: {exc}"
                             transient.append(exc)
@@ -304,6 +314,9 @@ async def _deliver_one(
         else:
             receipt = await sender.send(outbound)
     except TransientChannelError as exc:
+        delay = exc.retry_after or 0.0
+        if not last_try and delay > RETRY_INTERVALS[0] and row.attempts < DEFER_AT_MOST:
+            raise Deferred(exc, utcnow() + timedelta(seconds=delay)) from exc
         outcome(OutboxStatus.FAILED if last_try else None, str(exc))
         if last_try:
             return f"failed: {exc}"
@@ -318,6 +331,55 @@ async def _deliver_one(
         # No hand-over marked this send: the row is marked before its contact's next send.
         await marks.sync()
     return "sent"
+
+
+DEFER_AT_MOST = 10
+"""A peer's "come back in N seconds", when longer than RQ's first retry interval, defers the
+row (:class:`Deferred`) on its first ``DEFER_AT_MOST`` tries; after that it goes to RQ's
+retries like any other transient failure, which end in the row parked: a peer that always
+says "later" cannot keep a row owed for ever."""
+
+
+_OWED = (OutboxStatus.QUEUED.value, OutboxStatus.PENDING.value)
+
+
+class Deferred(Exception):
+    """The peer asked to be tried again at ``due_at`` (Telegram's flood control, a 429's
+    ``retry_after``): sooner, as RQ's fixed retries would, only meets the same refusal and
+    uses up a try."""
+
+    def __init__(self, cause: TransientChannelError, due_at: datetime) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.due_at = due_at
+
+
+async def _defer(marks: Marks, row: OutboxRow, later: list[int], deferred: Deferred) -> None:
+    """``row`` (a try) and the contact's ``later`` rows of the job (not tried) pending again,
+    due when the peer asked; the relay queues them then, in order."""
+    await marks.sync()  # what the job marked so far first: this write comes after it
+    pending = {"status": OutboxStatus.PENDING.value, "due_at": deferred.due_at, "job_id": None}
+    async with marks.store.write() as session:
+        await session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == row.id)
+            .values(
+                **pending,
+                attempts=OutboxRow.attempts + 1,
+                last_error=str(deferred.cause),
+                external_id=None,  # a hand-over mark: the peer refused the message
+            )
+        )
+        if later:
+            await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id.in_(later), OutboxRow.status.in_(_OWED))
+                .values(**pending)
+            )
+    log.info(
+        "delivery deferred as the peer asked",
+        extra={"outbox_id": row.id, "later": len(later), "due_at": deferred.due_at.isoformat()},
+    )
 
 
 async def _tell_the_desk(marks: Marks, row: OutboxRow) -> None:

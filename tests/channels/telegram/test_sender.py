@@ -111,10 +111,11 @@ async def test_a_long_retry_after_goes_back_to_the_queue_with_its_delay(
 ) -> None:
     row = await first_notice(gateway, db)
     fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 30", retry_after=30)
-    with pytest.raises(TransientChannelError) as raised:
-        await deliver_async(row.id, settings)
-    assert raised.value.retry_after == 30
-    assert (await outbox(db))[0].status == "pending"  # RQ retries it later
+    asked_at = time.time()
+    assert await deliver_async(row.id, settings) == "deferred: Telegram flood control"
+    deferred = (await outbox(db))[0]
+    assert deferred.status == "pending"  # the relay queues it again once due
+    assert abs(deferred.due_at.timestamp() - (asked_at + 30)) < 5
     assert await deliver_async(row.id, settings) == "sent"
     assert len(fake.sent) == 1
 
@@ -268,15 +269,15 @@ async def test_trouble_after_the_first_part_is_waited_out_not_sent_again(
 async def test_a_delivery_stopped_after_its_first_part_sends_only_the_rest_on_retry(
     gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
 ) -> None:
-    """The second part met flood control longer than a delivery waits: RQ's retry sent the
+    """The second part met flood control longer than a delivery waits: the next try sent the
     whole text again, and the customer read the first part twice."""
     row = await first_notice(gateway, db)
     await as_agent_reply(db, row, "A" * 3000 + "\n\n" + "B" * 3000)
     fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 60", retry_after=60, after=1)
-    with pytest.raises(TransientChannelError, match=r"\(1 of 2 parts delivered\)"):
-        await deliver_async(row.id, settings)
+    result = await deliver_async(row.id, settings)
+    assert result == "deferred: Telegram flood control (1 of 2 parts delivered)"
     assert [s["text"][0] for s in fake.sent] == ["A"]
-    assert await deliver_async(row.id, settings) == "sent"  # RQ's retry
+    assert await deliver_async(row.id, settings) == "sent"  # when due, queued again
     assert [s["text"][0] for s in fake.sent] == ["A", "B"]
     [stored] = [r for r in await outbox(db) if r.id == row.id]
     assert stored.external_id == str(fake.sent[0]["message_id"])  # the first part, as ever
@@ -380,4 +381,32 @@ async def test_a_contacts_later_rows_wait_for_the_retry_of_an_earlier_one(
     assert fake.sent == []
     assert {r.status for r in (await outbox(db))[:2]} == {"pending"}  # none marked sent
     await deliver_many([first.id, second.id], settings, last_try=True)  # RQ's retry
+    assert [s["text"] for s in fake.sent] == ["1. Restart the router.", "2. Then press reset."]
+
+
+async def test_long_flood_control_defers_the_contacts_rows_till_when_telegram_asked(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """A 429 asking for ten minutes went back to RQ, whose next try came 5 s later into the
+    same flood control (then 30 s, 2 min...), using up tries the rows may need."""
+    await first_notice(gateway, db)
+    first, second = (await outbox(db))[:2]
+    await as_agent_reply(db, first, "1. Restart the router.")
+    await as_agent_reply(db, second, "2. Then press reset.")
+    fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 600", retry_after=600)
+    asked_at = time.time()
+    done = await deliver_many([first.id, second.id], settings)  # no exception: RQ is done
+    assert done == {
+        first.id: "deferred: Telegram flood control",
+        second.id: f"deferred after outbox {first.id}",
+    }
+    assert fake.sent == []
+    rows = {r.id: r for r in await outbox(db)}
+    assert {rows[i].status for i in (first.id, second.id)} == {"pending"}
+    assert (rows[first.id].attempts, rows[second.id].attempts) == (1, 0)
+    assert rows[first.id].last_error == "Telegram flood control"
+    for outbox_id in (first.id, second.id):
+        assert abs(rows[outbox_id].due_at.timestamp() - (asked_at + 600)) < 5
+    # When due, the relay queues them again, in order:
+    await deliver_many([first.id, second.id], settings)
     assert [s["text"] for s in fake.sent] == ["1. Restart the router.", "2. Then press reset."]
