@@ -20,14 +20,11 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from rq import get_current_job
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy import update
 
 from channels.base import (
     ChannelError,
@@ -39,23 +36,18 @@ from channels.base import (
 )
 from channels.registry import SENDERS
 from gateway.models import (
-    Attachment,
     Channel,
-    MessageKind,
-    OutboundMessage,
-    OutboxKind,
     OutboxStatus,
 )
 from gateway.outbox import agents_words, show_outcome
 from gateway.outbox_fallback import hand_to_email
 from gateway.settings import Settings
 from gateway.store import Store
-from gateway.store.tables import Contact, ContactIdentity, OutboxRow, Ticket, TicketMessage
+from gateway.store.tables import OutboxRow
 from gateway.store.types import utcnow
-from gateway.surveys import survey_token
 from workers.marks import Marks, Outcome, marks_for
+from workers.outbound import LoadedRow, build_message, load_rows
 from workers.relay import RETRY_INTERVALS
-from workers.templates import promise, render, survey_link
 
 log = logging.getLogger(__name__)
 
@@ -205,11 +197,11 @@ async def deliver_many(
     transient: list[TransientChannelError] = []
     try:
         async with store.read() as session:
-            loaded = await _load(session, outbox_ids)
+            loaded = await load_rows(session, outbox_ids)
         async with marks_for(store) as marks:
             await _prepare(senders, loaded)
 
-            async def deliver_in_order(items: list[_Loaded]) -> None:
+            async def deliver_in_order(items: list[LoadedRow]) -> None:
                 for n, item in enumerate(items):  # one contact's rows, one after the other
                     async with in_flight:
                         try:
@@ -237,7 +229,7 @@ async def deliver_many(
                             return
 
             in_flight = asyncio.Semaphore(IN_FLIGHT)
-            by_contact: dict[int, list[_Loaded]] = {}
+            by_contact: dict[int, list[LoadedRow]] = {}
             for item in loaded:
                 by_contact.setdefault(item.row.contact_id, []).append(item)
             try:
@@ -264,7 +256,7 @@ async def deliver_many(
     return done
 
 
-async def _prepare(senders: Senders, loaded: list[_Loaded]) -> None:
+async def _prepare(senders: Senders, loaded: list[LoadedRow]) -> None:
     """Let each sender look at its rows first (the email cap: one query for the batch)."""
     by_channel: dict[Channel, list[int]] = {}
     for item in loaded:
@@ -276,7 +268,7 @@ async def _prepare(senders: Senders, loaded: list[_Loaded]) -> None:
 
 
 async def _deliver_one(
-    item: _Loaded, settings: Settings, senders: Senders, marks: Marks, last_try: bool
+    item: LoadedRow, settings: Settings, senders: Senders, marks: Marks, last_try: bool
 ) -> str:
     row = item.row
     outbox_id = row.id
@@ -297,7 +289,7 @@ async def _deliver_one(
         outcome(OutboxStatus.SENT, HANDED_OVER)
         log.warning("delivery taken as done", extra={"outbox_id": outbox_id})
         return "already handed over"
-    outbound = _build(item, settings)
+    outbound = build_message(item, settings)
     if outbound is None:
         return await _unreachable(
             item, marks, "the contact has no reachable identity on this channel", outcome
@@ -397,7 +389,7 @@ async def _tell_the_desk(marks: Marks, row: OutboxRow) -> None:
 
 
 async def _unreachable(
-    item: _Loaded, marks: Marks, reason: str, outcome: Callable[[OutboxStatus, str], None]
+    item: LoadedRow, marks: Marks, reason: str, outcome: Callable[[OutboxStatus, str], None]
 ) -> str:
     """The row's contact cannot be written to on its channel: the row fails, and a notice or
     survey is owed on their email instead (``gateway/outbox_fallback.py``)."""
@@ -408,108 +400,3 @@ async def _unreachable(
         log.info("notice handed to email", extra={"outbox_id": item.row.id, "to": handed})
     outcome(OutboxStatus.FAILED, reason)
     return f"failed: {reason}"
-
-
-def _survey_url(settings: Settings, ticket_id: int) -> str | None:
-    if settings.public_url is None or settings.secret_key is None:
-        return None
-    expires = utcnow() + timedelta(days=settings.survey.token_days)
-    token = survey_token(settings.secret_key.get_secret_value(), ticket_id, expires)
-    return f"{settings.public_url.rstrip('/')}/survey/{token}"
-
-
-async def _load(session: AsyncSession, outbox_ids: list[int]) -> list[_Loaded]:
-    """The rows and everything their messages need, in one round trip, in the order given."""
-    # The contact's identity on the row's channel: the one the ticket's conversation is with
-    # (a web chat session, a Telegram chat: its thread key), else the newest. A merged contact
-    # may have two Telegram accounts; a ticket's notices go to the chat it came from.
-    reachable = select(ContactIdentity.external_user_id).where(
-        ContactIdentity.contact_id == OutboxRow.contact_id,
-        ContactIdentity.channel == OutboxRow.channel,
-        ContactIdentity.reachable.is_(True),
-    )
-    recipient = func.coalesce(
-        reachable.where(ContactIdentity.external_user_id == Ticket.thread_key)
-        .limit(1)
-        .scalar_subquery(),
-        reachable.order_by(ContactIdentity.id.desc()).limit(1).scalar_subquery(),
-    )
-    # What the customer last wrote on this channel: replies thread onto it.
-    latest_meta = (
-        select(TicketMessage.channel_meta)
-        .where(
-            TicketMessage.ticket_id == OutboxRow.ticket_id,
-            TicketMessage.channel == OutboxRow.channel,
-            TicketMessage.kind == MessageKind.INCOMING.value,
-        )
-        .order_by(TicketMessage.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    stored = aliased(TicketMessage)  # the row's own message: a reply's text and files
-    found = await session.execute(
-        select(
-            OutboxRow,
-            Contact,
-            Ticket,
-            recipient,
-            latest_meta,
-            stored.text,
-            stored.attachments,
-        )
-        .join(Contact, Contact.id == OutboxRow.contact_id)
-        .outerjoin(Ticket, Ticket.id == OutboxRow.ticket_id)
-        .outerjoin(stored, stored.id == OutboxRow.message_id)
-        .where(OutboxRow.id.in_(outbox_ids))
-    )
-    by_id = {row[0].id: _Loaded(*row) for row in found.all()}
-    return [by_id[i] for i in outbox_ids if i in by_id]
-
-
-@dataclass(frozen=True, slots=True)
-class _Loaded:
-    row: OutboxRow
-    contact: Contact
-    ticket: Ticket | None
-    recipient: str | None
-    latest_meta: dict[str, object] | None
-    stored_text: str | None
-    stored_files: list[dict[str, object]] | None
-
-
-def _build(loaded: _Loaded, settings: Settings) -> OutboundMessage | None:
-    row, contact, ticket = loaded.row, loaded.contact, loaded.ticket
-    if loaded.recipient is None:
-        return None
-    attachments: tuple[Attachment, ...] = ()
-    if row.kind == OutboxKind.REPLY.value and row.message_id is not None:
-        # A reply carries its stored message; a notice's message_id only names its cause.
-        text = loaded.stored_text or ""
-        attachments = tuple(Attachment.model_validate(a) for a in loaded.stored_files or ())
-    else:
-        values = {
-            "number": ticket.number if ticket else "",
-            "agent": str(row.payload.get("agent", "")),
-            "text": str(row.payload.get("text", "")),
-            "link": "",
-        }
-        if ticket is not None:
-            values["promise"] = promise(ticket.priority, contact.locale)
-            if row.kind == OutboxKind.SURVEY.value:
-                values["link"] = survey_link(_survey_url(settings, ticket.id), contact.locale)
-        text = render(row.template, contact.locale, **values)
-    return OutboundMessage(
-        outbox_id=row.id,
-        channel=Channel(row.channel),
-        recipient=loaded.recipient,
-        text=text,
-        ticket_number=ticket.number if ticket else None,
-        kind=OutboxKind(row.kind),
-        template=row.template,
-        message_id=row.message_id if row.kind == OutboxKind.REPLY.value else None,
-        subject=ticket.subject if ticket else None,
-        reply_meta=dict(loaded.latest_meta or {}) if ticket is not None else {},
-        locale=contact.locale,
-        attachments=attachments,
-        channel_meta=dict(row.payload),
-    )
