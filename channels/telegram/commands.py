@@ -129,6 +129,8 @@ async def _new(ctx: CommandContext, inbound: InboundMessage, chat_id: int) -> st
     """Detach the chat's tickets, so what comes next opens a new one: the words after the
     command, if any (the new ticket's notice answers them), else the next message."""
     words = _words_after(inbound)
+    if words is not None:
+        words = words.model_copy(update={"ticket_ref": None})  # new: not a replied-to ticket
     async with ctx.store.write() as session:
         # Delivered again after its words were stored: the ticket they opened stays the chat's.
         if words is None or not await conversations.stored(session, words.external_id):

@@ -85,6 +85,8 @@ class TelegramInbound:
         elif "edit_date" in meta:
             await self._edit(parsed)
         elif "command" in meta:
+            if "reply_to" in meta:  # "/human ..." sent as a Reply: its words go to that ticket
+                parsed = await self._replying(parsed)
             await run_command(self._context(), parsed)
         else:
             await self._message(parsed)
@@ -184,8 +186,10 @@ class TelegramInbound:
                 with_files=files,
             )
         if applied is None:
-            # An edit of a message we never stored (sent before the bot, or a command): store the
-            # edited text as the message.
+            if "command_edit" in inbound.channel_meta:
+                return  # the command's words were not stored: nothing to correct
+            # An edit of a message we never stored (sent before the bot): store the edited
+            # text as the message.
             await self._message(inbound)
         elif applied.to_route:
             self.pipeline.reroute(applied.message_id)

@@ -99,17 +99,24 @@ def _message(
     replied = message.get("reply_to_message")
     if replied and "message_id" in replied:
         meta["reply_to"] = int(replied["message_id"])  # this chat's message it answers
+    command = None
     if edited:
         if "location" in message:
             # A live location moves by editing its message, every few seconds for up to a
             # day: the position first shared stays; its moves are not edits of what was said.
             return Ignored(update_id, "live_location")
-        if _command(message) is not None:
-            # A command is answered, not stored: its edit has no message to change, and
-            # stored as one it would open a ticket with "/status please" as the question.
+        command = _command(message)
+        if command is not None and not command[1]:
+            # A command is answered, not stored: its edit has no message to change.
             return Ignored(update_id, "edited_command")
         meta["edit_date"] = int(message.get("edit_date") or message["date"])
     text = message.get("text") or message.get("caption") or ""
+    if edited and command is not None:
+        # Only the words after a command may be stored (``/human my parcel G-123``, under the
+        # command's ids): the edit corrects them, and changes nothing if there are none
+        # ("/status please" stored would open a ticket with it as the question).
+        meta["command_edit"] = command[0]
+        text = command[1]
     if not text and "location" in message:
         text, meta["location"] = _location(message)
         meta["text_from"] = "location"

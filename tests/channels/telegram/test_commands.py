@@ -222,6 +222,60 @@ async def test_a_reply_to_an_earlier_tickets_message_goes_to_that_ticket(
     assert (await tickets(db))[-1].contact_id != first.contact_id
 
 
+async def test_words_after_a_command_sent_as_a_reply_go_where_the_command_says(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """After ``/new``, "/human ..." sent as a Reply to the first ticket's message put its
+    words on the newer ticket, where the first ticket's agent never saw them. "/new ..." as
+    a Reply still opens a new ticket: that is what it asks for."""
+    app, client = gateway
+    await say(client, 777, "my parcel arrived broken")
+    await app[PIPELINE].drain()
+    await deliver_all(db, settings)
+    notice = fake.sent[0]  # the first ticket's "we received it"
+    await say(client, 777, "/new")
+    await say(client, 777, "where is my invoice?")
+    assert await post_update(client, replying_to(777, "/human it broke again", notice)) == 200
+    assert await post_update(client, replying_to(777, "/new a third thing", notice)) == 200
+    await app[PIPELINE].drain()
+    first, second, third = await tickets(db)
+    assert [(m.ticket_id, m.text) for m in await messages(db) if m.kind == "incoming"] == [
+        (first.id, "my parcel arrived broken"),
+        (second.id, "where is my invoice?"),
+        (first.id, "it broke again"),
+        (third.id, "a third thing"),
+    ]
+    assert first.escalated_at is not None  # "/human": for people, the knowledge base skipped
+
+
+async def test_an_edit_of_the_words_after_a_command_corrects_them(
+    gateway: Gateway, db: Store, settings: Settings
+) -> None:
+    """ "/human my parcel G-123 arrived broken" stores its words as the customer's message; the
+    customer's edit of the order number was dropped as an edited command, and the agent kept
+    the wrong number. An edited command with no words stored still changes nothing."""
+    app, client = gateway
+    human = text_from(777, "/human my parcel G-123 arrived broken")
+    status = text_from(777, "/status")
+    for update in (human, status):
+        assert await post_update(client, update) == 200
+    await app[PIPELINE].drain()
+
+    def edited(update: dict[str, Any], words: str, n: int) -> dict[str, Any]:
+        message = dict(update["message"], text=words, edit_date=update["message"]["date"] + 30)
+        return {"update_id": update["update_id"] + 100 + n, "edited_message": message}
+
+    assert (
+        await post_update(client, edited(human, "/human my parcel G-124 arrived broken", 1)) == 200
+    )
+    assert await post_update(client, edited(status, "/status please", 2)) == 200
+    await app[PIPELINE].drain()
+    assert [m.text for m in await messages(db) if m.kind == "incoming"] == [
+        "my parcel G-124 arrived broken"
+    ]
+    assert len(await tickets(db)) == 1
+
+
 @pytest.mark.parametrize(("closed_days_ago", "goes_to"), [(10, "open"), (1, "replied")])
 async def test_a_reply_to_a_long_closed_tickets_message_goes_where_the_chat_goes(
     gateway: Gateway,

@@ -126,12 +126,17 @@ def test_commands_need_their_entity() -> None:
     assert "command" not in plain.channel_meta  # a question that starts with a slash
 
 
-def test_an_edited_command_is_ignored_not_stored_as_a_question() -> None:
+def test_an_edited_command_is_ignored_or_an_edit_of_its_words() -> None:
     update = load_fixture("command_addressed_to_bot")
     message = update.pop("message")
     update["edited_message"] = {**message, "edit_date": message["date"] + 60}
-    update["edited_message"]["text"] += " please"
     assert parse_update(update) == Ignored(update["update_id"], "edited_command")
+    update["edited_message"]["text"] += " please"
+    edit = parse_update(update)
+    assert isinstance(edit, InboundMessage)
+    assert edit.text == "please"  # only the words after a command may have been stored
+    assert edit.channel_meta["command_edit"] == "status"
+    assert "command" not in edit.channel_meta  # an edit, not a command to carry out
 
 
 def test_callback_query() -> None:
