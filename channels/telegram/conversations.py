@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from channels.telegram.state import part_key
 from gateway.contact_merge import merge_contact
 from gateway.ingest.acknowledgements import is_acknowledgement
+from gateway.ingest.survey_replies import survey_score
 from gateway.ingest.transaction import sender_lock_key
 from gateway.models import OPEN_STATUSES, Channel, InboundMessage
 from gateway.reopening import EditTakeUp, take_up_edit
@@ -29,6 +30,7 @@ from gateway.store.tables import (
     Ticket,
     TicketMessage,
 )
+from gateway.surveys import record_rating
 
 CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
 IDENTITIES: Table = ContactIdentity.__table__  # type: ignore[assignment]
@@ -306,6 +308,13 @@ async def apply_edit(
         meta["files"] = with_files.channel_meta.get("files")
     edits.append(replaced)
     meta.update(edits=edits, edit_date=edit_date)
+    rerated = survey_score(text) if meta.get("rating") is not None else None
+    if rerated is not None and rerated != meta["rating"]:
+        # The survey's digit corrected ("5", meant 1): the score follows, and a low one is
+        # followed up as if typed so.
+        ticket = await session.get_one(Ticket, row.ticket_id)
+        await record_rating(session, ticket, rerated, None, now)
+        meta["rating"] = rerated
     was_thanks = not row.attachments and is_acknowledgement(row.text)
     take_up = EditTakeUp.NOTHING
     if was_thanks and not meta.get("text_from") and (attachments or not is_acknowledgement(text)):

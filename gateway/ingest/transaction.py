@@ -391,7 +391,7 @@ async def _write(
             "external_id": message.external_id,
             "text": message.text,
             "attachments": [a.model_dump() for a in message.attachments],
-            "channel_meta": _meta(message),
+            "channel_meta": _meta(message, plan.rating),
             "created_at": now,
             "routed_at": now if _nothing_to_route(plan) else None,
         }
@@ -442,11 +442,14 @@ def _nothing_to_route(plan: _Planned) -> bool:
     )
 
 
-def _meta(message: InboundMessage) -> dict[str, Any]:
-    """The message's stored metadata: the channel's own, plus what the router reads."""
+def _meta(message: InboundMessage, rating: int | None) -> dict[str, Any]:
+    """The message's stored metadata: the channel's own, plus what the router reads, and the
+    score it gave when it was a survey's rating (an edit of the digit changes the score)."""
     meta = dict(message.channel_meta)
     if message.locale:
         meta.setdefault("locale", message.locale)
     if message.auto_submitted:
         meta["auto_submitted"] = True
+    if rating is not None:
+        meta["rating"] = rating
     return meta

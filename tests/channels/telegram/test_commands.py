@@ -351,6 +351,43 @@ async def test_a_digit_replied_to_a_long_closed_tickets_survey_rates_it(
     ]
 
 
+async def test_a_survey_digit_corrected_by_an_edit_corrects_the_rating(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings, clock: Clock
+) -> None:
+    """The survey answered "5", then the digit edited to the 1 the customer meant: the stored
+    text followed, the survey kept 5 stars, and the low score reached no supervisor."""
+    app, client = gateway
+    await say(client, 777, "my parcel arrived broken")
+    await app[PIPELINE].drain()
+    closed_at = clock.now - timedelta(days=1)
+    old = await close_first_ticket(db, closed_at)
+    async with db.write() as session:
+        old = await session.get_one(Ticket, old.id)
+        await schedule_survey(
+            session, old, closed_at, settings=SurveySettings(), shop_zone=ZoneInfo("Asia/Shanghai")
+        )
+    await deliver_all(db, settings)
+    rating = text_from(777, "5")
+    assert await post_update(client, rating) == 200
+
+    def edited(digit: str, seconds: int) -> dict[str, Any]:
+        message = dict(rating["message"], text=digit, edit_date=rating["message"]["date"] + seconds)
+        return {"update_id": rating["update_id"] + seconds, "edited_message": message}
+
+    async def score() -> int | None:
+        async with db.read() as session:
+            return await session.scalar(select(Survey.score).where(Survey.ticket_id == old.id))
+
+    assert await score() == 5
+    assert await post_update(client, edited("1", 20)) == 200
+    assert await score() == 1
+    [ticket] = await tickets(db)
+    assert ticket.status == TicketStatus.REOPENED  # the low score's follow-up
+    assert await post_update(client, edited("1 sorry, I meant one", 40)) == 200
+    assert await score() == 1  # words, not a new score: the rating stands
+    assert len(await tickets(db)) == 1
+
+
 async def test_a_reply_to_a_long_closed_ticket_with_nothing_open_opens_its_follow_up(
     gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings, clock: Clock
 ) -> None:
