@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Channel(StrEnum):
@@ -151,6 +151,13 @@ class InboundMessage(BaseModel):
     channel_meta: Mapping[str, Any] = Field(default_factory=dict)
     auto_submitted: bool = False
     """An automatic mail (out-of-office, list): stored, but it gets no automatic answer."""
+
+    @field_validator("text", "subject", "sender_name")
+    @classmethod
+    def _without_nul(cls, value: str | None) -> str | None:
+        # PostgreSQL's text holds no NUL: one in a message failed its insert on every
+        # redelivery (Telegram retries a failed webhook update, and holds the chat's next).
+        return value.replace("\x00", "") if value and "\x00" in value else value
 
 
 class OutboundMessage(BaseModel):

@@ -377,3 +377,11 @@ async def test_a_batch_threads_its_messages_as_they_would_go_one_after_the_other
     else:
         placed = [await ingest(reply), await ingest(plain)]
     assert [r.ticket.number for r in placed] == [old.number, current.number]
+
+
+async def test_a_nul_in_what_a_customer_sent_is_dropped_not_a_failed_insert(store: Store) -> None:
+    """PostgreSQL's text holds no NUL: such a message failed its insert on every redelivery."""
+    message = inbound(text="order\x0042", sender_name="A\x00nn", subject="help\x00")
+    result = await make_ingest(store)(message)
+    assert (result.message.text, result.contact.name) == ("order42", "Ann")
+    assert result.ticket.subject == "help"

@@ -34,6 +34,7 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         raw: Any = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "the body is not JSON") from None
+    _refuse_nul(raw)
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -43,11 +44,38 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
 
 def parse_query(request: web.Request, model: type[M]) -> M:
     """The query string as ``model``, or a 400 naming the offending parameter."""
+    query = dict(request.query)
+    _refuse_nul(query)
     try:
-        return model.model_validate(dict(request.query))
+        return model.model_validate(query)
     except ValidationError as exc:
         field, message = _field(exc)
         raise ApiError(400, "invalid", message, field=field) from None
+
+
+def _refuse_nul(raw: Any) -> None:
+    """A 400 naming the first field holding a NUL character: PostgreSQL's text cannot store
+    one (the insert failed, a 500), and no one types it."""
+    where = _nul_in(raw, "")
+    if where is not None:
+        raise ApiError(400, "invalid", "a NUL character is not allowed", field=where or None)
+
+
+def _nul_in(value: Any, path: str) -> str | None:
+    """The dotted path of the first string in ``value`` holding a NUL ("" for ``value``)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _nul_in(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def respond(model: BaseModel, *, status: int = 200) -> web.Response:

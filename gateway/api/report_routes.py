@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from gateway.api.endpoints import ApiTable
 from gateway.api.errors import parse_query, respond
-from gateway.api.schemas import TicketPage
+from gateway.api.schemas import MAX_PAGE, RowId, TicketPage
 from gateway.api.ticket_routes import ticket_out
 from gateway.appkeys import SETTINGS, STORE
 from gateway.models import AgentRole, Channel, NeedType, Priority
@@ -63,9 +63,9 @@ class ReportQuery(BaseModel):
     end: date = Field(alias="to")
     """Last day of the period, included."""
     channel: Channel | None = None
-    team: int | None = None
-    agent: int | None = None
-    category: int | None = None
+    team: RowId | None = None
+    agent: RowId | None = None
+    category: RowId | None = None
     need_type: NeedType | None = None
     priority: Priority | None = None
 
@@ -104,7 +104,7 @@ class DrillFilter(ReportQuery):
 
 
 class DrillQuery(DrillFilter):
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=MAX_PAGE)
     per_page: int = Field(default=50, ge=1, le=200)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -19,6 +19,12 @@ from gateway.models import (
 )
 
 _IN = ConfigDict(extra="forbid", frozen=True)
+
+RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+"""A row's id as a client names it: within the columns' 32-bit range, so one beyond it is a
+400 naming the field (PostgreSQL refused to bind it: a 500), not a search for nothing."""
+MAX_PAGE = 1_000_000
+"""Pages past this are refused: the offset they make would overflow the database's integer."""
 _OUT = ConfigDict(frozen=True, from_attributes=True)
 
 
@@ -61,7 +67,7 @@ class PresenceIn(BaseModel):
 class TokenIn(BaseModel):
     model_config = _IN
     name: str = Field(min_length=1, max_length=200)
-    agent_id: int | None = None
+    agent_id: RowId | None = None
     """The agent the token acts as (admins only); yourself by default."""
 
 
@@ -83,16 +89,16 @@ class TicketQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: TicketStatus | None = None
     priority: Priority | None = None
-    category: int | None = None
+    category: RowId | None = None
     need_type: NeedType | None = None
     channel: Channel | None = None
-    assignee: str | None = Field(default=None, pattern=r"^(me|none|\d+)$")
+    assignee: str | None = Field(default=None, pattern=r"^(me|none|\d{1,9})$")
     """``me``, ``none`` (the queue) or an agent id."""
-    team: int | None = None
+    team: RowId | None = None
     overdue: bool | None = None
     q: str | None = Field(default=None, max_length=200)
     """A ticket number, a contact's name or email, or words of the conversation."""
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=MAX_PAGE)
     per_page: int = Field(default=25, ge=1, le=100)
 
 
@@ -284,24 +290,24 @@ class TicketPatch(BaseModel):
     model_config = _IN
     status: TicketStatus = TicketStatus.NEW
     priority: Priority = Priority.NORMAL
-    category_id: int | None = None
+    category_id: RowId | None = None
     need_type: NeedType = NeedType.INQUIRY
-    assignee_id: int | None = None
-    team_id: int | None = None
+    assignee_id: RowId | None = None
+    team_id: RowId | None = None
     note: str | None = Field(default=None, max_length=5000)
 
 
 class TransferIn(BaseModel):
     model_config = _IN
-    assignee_id: int | None = None
-    team_id: int | None = None
+    assignee_id: RowId | None = None
+    team_id: RowId | None = None
     note: str = Field(min_length=1, max_length=5000)
     """Why: for the agent who takes it over (VIP, cross-team ...)."""
 
 
 class MergeIn(BaseModel):
     model_config = _IN
-    other_id: int
+    other_id: RowId
     """This contact is merged into the one in the path; its identities and tickets move."""
 
 
@@ -324,8 +330,8 @@ class TeamList(BaseModel):
 class CategoryIn(BaseModel):
     model_config = _IN
     name: str = Field(min_length=1, max_length=120)
-    parent_id: int | None = None
-    team_id: int | None = None
+    parent_id: RowId | None = None
+    team_id: RowId | None = None
 
 
 class CategoryOut(BaseModel):
@@ -397,8 +403,8 @@ class CategoryPatch(BaseModel):
 
     model_config = _IN
     name: str = _sent_text(120)
-    parent_id: int | None = None
-    team_id: int | None = None
+    parent_id: RowId | None = None
+    team_id: RowId | None = None
 
 
 class CannedPatch(BaseModel):
@@ -413,7 +419,7 @@ class AgentPatch(BaseModel):
 
     model_config = _IN
     role: AgentRole = AgentRole.AGENT
-    team_id: int | None = None
+    team_id: RowId | None = None
     capacity: int = Field(default=10, ge=0, le=1000)
     active: bool = True
 

@@ -1,5 +1,6 @@
 """Schemathesis against the OpenAPI document (bounded examples): no 5xx, and every response
-matches the schema, for an admin (who may call every route)."""
+matches the schema, for an admin (who may call every route). On both databases: PostgreSQL
+refuses what SQLite takes (an id past 32 bits was a 500 there only)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,6 @@ CHECKS = ",".join(
 async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     desk: Desk, db_url: str
 ) -> None:
-    if "postgres" in db_url:
-        pytest.skip("one database is enough for the fuzzer; the store tests cover both")
     await desk.customer_says(inbound(text="human"))
     admin = await desk.login("boss@shop.test", AgentRole.ADMIN)
     token = (await (await admin.send("POST", "/api/v1/auth/tokens", {"name": "fuzz"})).json())[

@@ -183,6 +183,27 @@ async def test_resolving_hands_the_conversation_back_to_the_bot(desk: Desk) -> N
     assert [e["kind"] for e in detail["events"]][-1] == "status"
 
 
+async def test_input_no_column_can_hold_is_a_400_naming_the_field(desk: Desk) -> None:
+    """On PostgreSQL an id past 32 bits failed to bind and a NUL failed the insert: 500s
+    (the fuzzer found the first); SQLite took both."""
+    number = await desk.customer_says(inbound(text="human"))
+    ann = await desk.login("ann@shop.test", AgentRole.SUPERVISOR)
+    for query, field in [
+        ("category=31066595196", "category"),
+        ("assignee=31066595196", "assignee"),
+        ("page=10000000000000000000", "page"),
+        ("q=a%00b", "q"),
+    ]:
+        bad = await ann.get(f"/api/v1/tickets?{query}")
+        assert (bad.status, (await bad.json())["field"]) == (400, field), query
+    bad = await ann.send("PATCH", f"/api/v1/tickets/{number}", {"team_id": 2**31})
+    assert (bad.status, (await bad.json())["field"]) == (400, "team_id")
+    bad = await ann.send("POST", f"/api/v1/tickets/{number}/replies", {"text": "on it\x00"})
+    assert (bad.status, (await bad.json())["field"]) == (400, "text")
+    detail = await (await ann.get(f"/api/v1/tickets/{number}")).json()
+    assert [m["text"] for m in detail["messages"]] == ["human"]  # nothing stored
+
+
 async def test_a_bad_patch_names_the_field_and_changes_nothing(desk: Desk) -> None:
     number = await desk.customer_says(inbound(text="human"))
     ann = await desk.login("ann@shop.test", AgentRole.SUPERVISOR)
