@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from rq import get_current_job
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, and_, update
 
 from channels.base import (
     ChannelError,
@@ -147,6 +147,7 @@ def deliver_rows(outbox_ids: list[int]) -> str:
                 store=process.store,
                 senders=process.senders,
                 last_try=last_try,
+                job_id=job.id if job is not None else None,
             )
         )
     except TransientChannelError:
@@ -186,10 +187,15 @@ async def deliver_many(
     store: Store | None = None,
     senders: Senders | None = None,
     last_try: bool = False,
+    job_id: str | None = None,
 ) -> dict[int, str]:
     """The job's body. A transient failure raises (for RQ to retry) unless ``last_try``, when
     the row is parked as failed with the reason instead. Without ``store`` and ``senders`` it
-    makes its own and closes them."""
+    makes its own and closes them.
+
+    ``job_id``: the RQ job running it. A row it delivers must be queued in that job (the
+    relay names it on the row): a row the job deferred, or the relay queued again in a newer
+    job, is the newer one's, and a retry of this job sending it too sent it twice."""
     own_store, own_senders = store is None, senders is None
     store = store or Store(settings.database_url)
     senders = senders or Senders(settings)
@@ -206,7 +212,7 @@ async def deliver_many(
                     async with in_flight:
                         try:
                             done[item.row.id] = await _deliver_one(
-                                item, settings, senders, marks, last_try
+                                item, settings, senders, marks, last_try, job_id
                             )
                             if done[item.row.id].startswith("failed"):
                                 await _tell_the_desk(marks, item.row)
@@ -214,7 +220,7 @@ async def deliver_many(
                             # The peer named when to come back: the contact's rows wait till
                             # then, in order, as pending rows the relay queues when due.
                             waiting = [i.row.id for i in items[n + 1 :]]
-                            await _defer(marks, item.row, waiting, deferred)
+                            await _defer(marks, item.row, waiting, deferred, job_id)
                             done[item.row.id] = f"deferred: {deferred.cause}"
                             for outbox_id in waiting:
                                 done[outbox_id] = f"deferred after outbox {item.row.id}"
@@ -268,7 +274,12 @@ async def _prepare(senders: Senders, loaded: list[LoadedRow]) -> None:
 
 
 async def _deliver_one(
-    item: LoadedRow, settings: Settings, senders: Senders, marks: Marks, last_try: bool
+    item: LoadedRow,
+    settings: Settings,
+    senders: Senders,
+    marks: Marks,
+    last_try: bool,
+    job_id: str | None,
 ) -> str:
     row = item.row
     outbox_id = row.id
@@ -284,6 +295,8 @@ async def _deliver_one(
         return "already sent"
     if row.status == OutboxStatus.FAILED.value:
         return "already failed"  # parked by an earlier try of this job ("outbox retry" requeues)
+    if job_id is not None and not _ours(row, job_id):
+        return f"not this job's: {row.status} in {row.job_id or 'no job'}"
     if row.external_id is not None:
         # An earlier attempt handed the message over and died before marking it.
         outcome(OutboxStatus.SENT, HANDED_OVER)
@@ -346,15 +359,26 @@ class Deferred(Exception):
         self.due_at = due_at
 
 
-async def _defer(marks: Marks, row: OutboxRow, later: list[int], deferred: Deferred) -> None:
+def _ours(row: OutboxRow, job_id: str) -> bool:
+    """Whether ``row`` is queued in the job ``job_id`` (or queued before rows named their job)."""
+    return row.status == OutboxStatus.QUEUED.value and row.job_id in (None, job_id)
+
+
+async def _defer(
+    marks: Marks, row: OutboxRow, later: list[int], deferred: Deferred, job_id: str | None
+) -> None:
     """``row`` (a try) and the contact's ``later`` rows of the job (not tried) pending again,
-    due when the peer asked; the relay queues them then, in order."""
+    due when the peer asked; the relay queues them then, in order. Only rows still owed by
+    this job: one settled meanwhile keeps its state."""
     await marks.sync()  # what the job marked so far first: this write comes after it
     pending = {"status": OutboxStatus.PENDING.value, "due_at": deferred.due_at, "job_id": None}
+    still_ours: ColumnElement[bool] = OutboxRow.status.in_(_OWED)
+    if job_id is not None:
+        still_ours = and_(still_ours, OutboxRow.job_id == job_id)
     async with marks.store.write() as session:
         await session.execute(
             update(OutboxRow)
-            .where(OutboxRow.id == row.id)
+            .where(OutboxRow.id == row.id, still_ours)
             .values(
                 **pending,
                 attempts=OutboxRow.attempts + 1,
@@ -364,9 +388,7 @@ async def _defer(marks: Marks, row: OutboxRow, later: list[int], deferred: Defer
         )
         if later:
             await session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id.in_(later), OutboxRow.status.in_(_OWED))
-                .values(**pending)
+                update(OutboxRow).where(OutboxRow.id.in_(later), still_ours).values(**pending)
             )
     log.info(
         "delivery deferred as the peer asked",
