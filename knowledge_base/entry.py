@@ -71,7 +71,11 @@ class KBEntry:
         # (``workers.templates.pick_locale``): a Brazilian's app more likely reads English.
         tag = (locale or "").strip().lower()
         other = bool(tag) and not tag.startswith("zh")
-        for key in reversed(DEFAULT_LOCALES) if other else DEFAULT_LOCALES:
-            if key in self.answers:
-                return self.answers[key]
+        for default in reversed(DEFAULT_LOCALES) if other else DEFAULT_LOCALES:
+            if default in self.answers:
+                return self.answers[default]
+            language = default.split("-")[0].lower()
+            for key, text in self.answers.items():  # "en-US" where "en" is looked for
+                if key.split("-")[0].lower() == language:
+                    return text
         return next(iter(self.answers.values()))

@@ -34,6 +34,7 @@ from sqlalchemy import Table, and_, bindparam, func, select, update
 from gateway.models import OutboxStatus
 from gateway.store import Store
 from gateway.store.tables import OutboxRow
+from gateway.store.types import UTCDateTime
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,10 @@ _SETTLE = (
     )
     .values(
         status=bindparam("new_status"),
-        due_at=func.coalesce(bindparam("new_due_at"), _TABLE.c.due_at),
+        due_at=func.coalesce(bindparam("new_due_at", type_=UTCDateTime()), _TABLE.c.due_at),
         job_id=bindparam("new_job_id"),
         last_error=bindparam("new_error"),
-        sent_at=func.coalesce(bindparam("new_sent_at"), _TABLE.c.sent_at),
+        sent_at=func.coalesce(bindparam("new_sent_at", type_=UTCDateTime()), _TABLE.c.sent_at),
     )
 )
 """One row's new state, only if it is still queued from the same relay pass (another relay

@@ -79,6 +79,9 @@ def test_answer_for_picks_locale_then_language_then_fallback() -> None:
     assert entry.answer_for(None) == "中文"  # no preference: the shop's language
     assert entry.answer_for("") == "中文"
     assert KBEntry(id="y", title="t", answers={"en": "only"}).answer_for("zh-CN") == "only"
+    regional = KBEntry(id="z", title="t", answers={"zh-CN": "中文", "en-US": "English"})
+    assert regional.answer_for("pt-BR") == "English"  # English under a regional tag too
+    assert regional.answer_for(None) == "中文"
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from pathlib import Path
 from redis import Redis
 from rq import Queue
 from rq.job import JobStatus
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from gateway.models import OutboxStatus
 from gateway.outbox import QUEUES
@@ -154,3 +154,26 @@ async def _fail_in_a_worker(redis_url: str) -> None:
     )
     output, _ = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, output.decode()
+
+
+async def test_a_requeued_rows_due_time_is_stored_as_every_other_time(
+    store: Store, redis_url: str, clock: Clock
+) -> None:
+    """SQLite compares times as text: a due time written in sqlite3's own form
+    (``...+00:00``) sorted against the others by its characters, not its instant."""
+    await customers_write(store, clock, "4242")
+    with redis_client(redis_url) as redis:
+        relay = OutboxRelay(store, redis, clock=clock)
+        assert await relay.run_once() == 1
+        redis.delete(f"rq:job:{job_id(1)}")
+        clock.now += LATER
+        assert (await relay.recover()).requeued == 1
+    async with store.read() as session:
+        due, created = (await session.execute(text("SELECT due_at, created_at FROM outbox"))).one()
+    if store.is_sqlite:
+        assert (due, created) == (
+            clock.now.replace(tzinfo=None).isoformat(" ", "microseconds"),
+            (clock.now - LATER).replace(tzinfo=None).isoformat(" ", "microseconds"),
+        )
+    else:
+        assert due == clock.now
