@@ -111,6 +111,9 @@ def _message(
             return Ignored(update_id, "edited_command")
         meta["edit_date"] = int(message.get("edit_date") or message["date"])
     text = message.get("text") or message.get("caption") or ""
+    if text:
+        entities = message.get("entities" if message.get("text") else "caption_entities")
+        text = _with_links(text, entities)
     if edited and command is not None:
         # Only the words after a command may be stored (``/human my parcel G-123``, under the
         # command's ids): the edit corrects them, and changes nothing if there are none
@@ -235,6 +238,27 @@ def _command(message: Mapping[str, Any]) -> tuple[str, str] | None:
             if not args:
                 return "help", ""
     return None
+
+
+def _with_links(text: str, entities: Any) -> str:
+    """``text`` with each text link's address after its words ("the form (https://...)"):
+    Telegram sends the address beside the text, and agents saw only the words. Entity
+    offsets count UTF-16 code units (https://core.telegram.org/api/entities)."""
+    links = sorted(
+        (int(e["offset"]), int(e["length"]), str(e["url"]))
+        for e in entities or ()
+        if e.get("type") == "text_link" and e.get("url")
+    )
+    if not links:
+        return text
+    units = text.encode("utf-16-le", "surrogatepass")
+    pieces, cursor = [], 0
+    for offset, length, url in links:
+        end = max(cursor, min(len(units), 2 * (offset + length)))
+        pieces += [units[cursor:end].decode("utf-16-le", "replace"), f" ({url})"]
+        cursor = end
+    pieces.append(units[cursor:].decode("utf-16-le", "replace"))
+    return "".join(pieces)
 
 
 def _location(message: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -126,6 +126,27 @@ def test_commands_need_their_entity() -> None:
     assert "command" not in plain.channel_meta  # a question that starts with a slash
 
 
+def test_a_text_links_address_follows_its_words() -> None:
+    """Telegram sends a link's address beside the text: agents saw "the form" and no URL.
+    Offsets count UTF-16 units: the emoji before the link is two of them."""
+    update = load_fixture("private_text")
+    update["message"]["text"] = "👉 the form is broken, see the form"
+    update["message"]["entities"] = [
+        {"type": "bold", "offset": 3, "length": 8},
+        {"type": "text_link", "offset": 27, "length": 8, "url": "https://shop.example/form"},
+        {"type": "text_link", "offset": 3, "length": 8, "url": "https://shop.example/f"},
+    ]
+    assert parsed_from(update).text == (
+        "👉 the form (https://shop.example/f) is broken, see the form (https://shop.example/form)"
+    )
+    photo = load_fixture("photo_with_caption")
+    caption = photo["message"]["caption"]
+    photo["message"]["caption_entities"] = [
+        {"type": "text_link", "offset": 0, "length": 1, "url": "https://t.example/x"}
+    ]
+    assert parsed_from(photo).text == f"{caption[0]} (https://t.example/x){caption[1:]}"
+
+
 def test_an_edited_command_is_ignored_or_an_edit_of_its_words() -> None:
     update = load_fixture("command_addressed_to_bot")
     message = update.pop("message")
