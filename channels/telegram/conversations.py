@@ -285,7 +285,11 @@ async def apply_edit(
     meta: dict[str, Any] = dict(row.channel_meta or {})
     follow_up = f"{external_id}/e{edit_date}"
     owed = meta.get("follow_up")
-    if int(meta.get("edit_date", 0)) >= edit_date:
+    applied_date = int(meta.get("edit_date", 0))
+    # Telegram's edit_date counts seconds: a second edit within the same second is told from
+    # a redelivery of the first by its text.
+    again = applied_date == edit_date and text == row.text and with_files is None
+    if applied_date > edit_date or again:
         # Redelivered: a follow-up this edit owed is ingested again (a no-op once stored), in
         # case the process died between this edit's commit and the follow-up's.
         if owed == follow_up:

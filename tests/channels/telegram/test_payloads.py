@@ -245,6 +245,24 @@ async def test_edited_message_updates_the_stored_message(gateway: Gateway, db: S
     assert len(await tickets(db)) == 1
 
 
+async def test_a_second_edit_within_the_same_second_is_kept(gateway: Gateway, db: Store) -> None:
+    """``edit_date`` counts seconds: a quick second correction was taken for a redelivery."""
+    _, client = gateway
+    assert await post_fixture(client, "private_text") == 200
+    first = load_fixture("edited_message")
+    second = load_fixture("edited_message")
+    second["update_id"] += 1
+    second["edited_message"]["text"] = "我的订单 #A1026 还没有发货，请帮我查一下"
+    for edit in (first, second, second):  # the second redelivered too
+        assert await post_update(client, edit) == 200
+    [message] = await messages(db)
+    assert message.text == "我的订单 #A1026 还没有发货，请帮我查一下"
+    assert [e["text"] for e in message.channel_meta["edits"]] == [
+        "我的订单 #A1024 还没有发货，请帮我查一下",
+        "我的订单 #A1025 还没有发货，请帮我查一下",
+    ]
+
+
 async def test_edit_of_a_message_never_stored_is_stored(gateway: Gateway, db: Store) -> None:
     _, client = gateway
     assert await post_fixture(client, "edited_message") == 200
