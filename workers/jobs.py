@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from rq import get_current_job
-from sqlalchemy import ColumnElement, and_, update
+from sqlalchemy import ColumnElement, and_, or_, update
 
 from channels.base import (
     ChannelError,
@@ -373,8 +373,8 @@ async def _defer(
     await marks.sync()  # what the job marked so far first: this write comes after it
     pending = {"status": OutboxStatus.PENDING.value, "due_at": deferred.due_at, "job_id": None}
     still_ours: ColumnElement[bool] = OutboxRow.status.in_(_OWED)
-    if job_id is not None:
-        still_ours = and_(still_ours, OutboxRow.job_id == job_id)
+    if job_id is not None:  # queued in this job, or before rows named their job
+        still_ours = and_(still_ours, or_(OutboxRow.job_id.is_(None), OutboxRow.job_id == job_id))
     async with marks.store.write() as session:
         await session.execute(
             update(OutboxRow)

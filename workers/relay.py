@@ -4,11 +4,12 @@ Rows are claimed inside a write transaction (``FOR UPDATE SKIP LOCKED`` on Postg
 writer on SQLite), so several relays may run side by side. The rows of one pass become RQ jobs of
 up to ``per_job`` rows of one queue and channel, in order (``workers.jobs.deliver_rows``: one
 job's overhead and one SMTP session for many mails), each with a deterministic id from its rows
-(:func:`job_id`); rows enqueued but not yet marked (a crash in between) are enqueued again, and
-the job is idempotent by outbox id (each row is marked on its own). With Redis down the rows stay
-pending and the relay tries again on its next tick: sends are delayed, none lost. A queued row
-names its job; a job Redis lost (a restart without persistence) or RQ gave up on is found by
-:meth:`OutboxRelay.recover` and its rows queued again or parked (``workers/lost_jobs.py``).
+(:func:`job_id`), named on each row. Rows are marked queued and committed before their jobs go
+to Redis (a worker delivers only the rows queued in its job); with Redis down they are set back
+to pending and the relay tries again on its next tick: sends are delayed, none lost. A job Redis
+never got (a crash in between), lost (a restart without persistence) or RQ gave up on is found
+by :meth:`OutboxRelay.recover` and its rows queued again or parked (``workers/lost_jobs.py``);
+the job is idempotent by outbox id (each row is marked on its own).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from datetime import datetime
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from gateway.backoff import Backoff
 from gateway.metrics import Metrics
@@ -97,16 +98,36 @@ class OutboxRelay:
             if not rows:
                 return 0
             jobs = self._jobs(rows)
-            # RQ's client is synchronous: enqueue off the event loop, in one pipeline.
-            await asyncio.to_thread(self._enqueue, jobs)
             job_of = {outbox_id: job_id(*ids) for _kind, ids in jobs for outbox_id in ids}
             for row in rows:
                 row.status = OutboxStatus.QUEUED.value
                 row.queued_at = now
                 row.job_id = job_of[row.id]
+        # Committed first, enqueued second: a worker may take a job the moment it is in Redis,
+        # and delivers only rows queued in it. A crash in between leaves rows queued in jobs
+        # Redis never had: :meth:`recover` queues them again.
+        try:
+            # RQ's client is synchronous: enqueue off the event loop, in one pipeline.
+            await asyncio.to_thread(self._enqueue, jobs)
+        except BaseException:
+            await self._unqueue(job_of, now)
+            raise
         if self.metrics is not None:
             self.metrics.relayed.inc(len(rows))
         return len(rows)
+
+    async def _unqueue(self, job_of: dict[int, str], queued_at: datetime) -> None:
+        """Rows whose jobs did not reach Redis pending again (unless a worker took them)."""
+        async with self.store.write() as session:
+            await session.execute(
+                update(OutboxRow)
+                .where(
+                    OutboxRow.id.in_(list(job_of)),
+                    OutboxRow.status == OutboxStatus.QUEUED.value,
+                    OutboxRow.queued_at == queued_at,
+                )
+                .values(status=OutboxStatus.PENDING.value, job_id=None)
+            )
 
     def _jobs(self, rows: list[OutboxRow]) -> list[tuple[OutboxKind, list[int]]]:
         """The rows in jobs: per kind (queue) and channel, in order, ``per_job`` at most."""

@@ -7,14 +7,17 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis import Redis
+from sqlalchemy import update
 
 from channels.base import TransientChannelError
 from gateway.models import OutboxStatus
 from gateway.settings import Settings
 from gateway.store import Store
+from gateway.store.tables import OutboxRow
 from gateway.store.types import utcnow
 from tests.channels.telegram.conftest import telegram_settings
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
@@ -77,3 +80,48 @@ async def test_a_deferred_row_queued_again_is_sent_once_beside_the_old_jobs_retr
         )
     assert sorted(m["chat_id"] for m in fake.sent) == [4242, 4343]  # each once
     assert {r.status for r in await outbox(store)} == {OutboxStatus.SENT.value}
+
+
+class RelayWhoseJobRunsAtOnce(OutboxRelay):
+    """A worker that takes each job the moment Redis has it."""
+
+    settings: Settings
+    results: list[dict[int, str]]
+
+    def _enqueue(self, jobs: Any) -> None:
+        super()._enqueue(jobs)
+        for _kind, ids in jobs:
+            self.results.append(asyncio.run(deliver_many(ids, self.settings, job_id=job_id(*ids))))
+
+
+async def test_a_job_taken_the_moment_it_is_enqueued_delivers_its_rows(
+    store: Store, db_url: str, redis_url: str, fake: FakeBotAPI, tmp_path: Path, clock: Clock
+) -> None:
+    """The relay enqueued before its transaction marked the rows queued in the job: a worker
+    that took the job at once found them pending and left them, for lost_jobs, minutes on."""
+    await customers_write(store, clock, "4242")
+    with redis_client(redis_url) as redis:
+        relay = RelayWhoseJobRunsAtOnce(store, redis, clock=clock)
+        relay.settings, relay.results = telegram_settings(fake, db_url, redis_url, tmp_path), []
+        assert await relay.run_once() == 1
+    [row] = await outbox(store)
+    assert relay.results == [{row.id: "sent"}]
+    assert row.status == OutboxStatus.SENT.value
+
+
+async def test_a_row_queued_before_rows_named_their_job_is_deferred_too(
+    store: Store, db_url: str, redis_url: str, fake: FakeBotAPI, tmp_path: Path, clock: Clock
+) -> None:
+    settings = telegram_settings(fake, db_url, redis_url, tmp_path)
+    await customers_write(store, clock, "4242")
+    with redis_client(redis_url) as redis:
+        assert await OutboxRelay(store, redis, clock=clock).run_once() == 1
+    async with store.write() as session:  # as a relay before migration 0009 left it
+        await session.execute(update(OutboxRow).values(job_id=None))
+    fake.fail_next("sendMessage", 429, FLOOD, retry_after=600)
+    [row] = await outbox(store)
+    done = await deliver_many([row.id], settings, job_id=job_id(row.id))
+    assert done[row.id] == "deferred: Telegram flood control"
+    [row] = await outbox(store)
+    assert row.status == OutboxStatus.PENDING.value
+    assert row.due_at > utcnow() + timedelta(minutes=9)
