@@ -152,7 +152,18 @@ class InboundMessage(BaseModel):
     auto_submitted: bool = False
     """An automatic mail (out-of-office, list): stored, but it gets no automatic answer."""
 
-    @field_validator("text", "subject", "sender_name")
+    @field_validator(
+        "external_id",
+        "external_user_id",
+        "text",
+        "thread_key",
+        "ticket_ref",
+        "subject",
+        "sender_name",
+        "email",
+        "phone",
+        "locale",
+    )
     @classmethod
     def _without_nul(cls, value: str | None) -> str | None:
         # PostgreSQL's text holds no NUL: one in a message failed its insert on every

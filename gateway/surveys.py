@@ -104,6 +104,8 @@ async def record_rating(
     """
     if not 1 <= score <= 5:
         raise SurveyError("the score must be 1 to 5")
+    if comment is not None:  # PostgreSQL's text cannot hold a NUL: the rating counts without
+        comment = comment.replace("\x00", "")
     survey = await session.scalar(select(Survey).where(Survey.ticket_id == ticket.id))
     if survey is None:
         # A rating that arrives before (or without) the survey still counts: the customer

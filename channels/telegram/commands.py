@@ -153,11 +153,13 @@ async def _human(ctx: CommandContext, inbound: InboundMessage, chat_id: int) -> 
         return None
     async with ctx.store.write() as session:
         contact_id = await conversations.contact_of(session, inbound.external_user_id)
-        ticket = (
-            await conversations.conversation_ticket(session, contact_id, chat_id)
-            if contact_id
-            else None
-        )
+        ticket = None
+        if contact_id and inbound.ticket_ref:  # sent as a Reply: the ticket it answers
+            ticket = await conversations.open_ticket_numbered(
+                session, contact_id, inbound.ticket_ref
+            )
+        if contact_id and ticket is None:
+            ticket = await conversations.conversation_ticket(session, contact_id, chat_id)
         if ticket is None:
             return text("human_nothing_open", inbound.locale)
         if ticket.escalated_at is not None:

@@ -19,7 +19,7 @@ from gateway.contact_merge import merge_contact
 from gateway.ingest.acknowledgements import is_acknowledgement
 from gateway.ingest.survey_replies import survey_score
 from gateway.ingest.transaction import sender_lock_key
-from gateway.models import OPEN_STATUSES, Channel, InboundMessage
+from gateway.models import DONE_STATUSES, OPEN_STATUSES, Channel, InboundMessage
 from gateway.reopening import EditTakeUp, take_up_edit
 from gateway.store import on_postgres
 from gateway.store.tables import (
@@ -111,6 +111,22 @@ async def conversation_ticket(
         )
         .order_by(Ticket.id.desc())
         .limit(1)
+        .with_for_update()
+    )
+    return ticket
+
+
+async def open_ticket_numbered(
+    session: AsyncSession, contact_id: int, number: str
+) -> Ticket | None:
+    """The contact's open ticket ``number`` (one a message sent as a Reply names), locked."""
+    ticket: Ticket | None = await session.scalar(
+        select(Ticket)
+        .where(
+            Ticket.number == number,
+            Ticket.contact_id == contact_id,
+            Ticket.status.in_([s.value for s in OPEN_STATUSES]),
+        )
         .with_for_update()
     )
     return ticket
@@ -256,6 +272,7 @@ async def apply_edit(
     *,
     reopen_window: timedelta,
     with_files: InboundMessage | None = None,
+    update_id: int | None = None,
 ) -> AppliedEdit | None:
     """Put an edited message's new text (and, given ``with_files``, that message's files in
     place of the stored ones) on the stored message, keeping what it replaced in
@@ -286,10 +303,13 @@ async def apply_edit(
     follow_up = f"{external_id}/e{edit_date}"
     owed = meta.get("follow_up")
     applied_date = int(meta.get("edit_date", 0))
-    # Telegram's edit_date counts seconds: a second edit within the same second is told from
-    # a redelivery of the first by its text.
-    again = applied_date == edit_date and text == row.text and with_files is None
-    if applied_date > edit_date or again:
+    # Telegram's edit_date counts seconds: within one, an edit is a redelivery if it says what
+    # is stored, or if its update is not newer than the applied edit's (a first edit sent
+    # again after the second must not undo it).
+    applied_update = int(meta.get("edit_update_id", 0))
+    same_words = text == row.text and with_files is None
+    older = update_id is not None and update_id <= applied_update
+    if applied_date > edit_date or (applied_date == edit_date and (same_words or older)):
         # Redelivered: a follow-up this edit owed is ingested again (a no-op once stored), in
         # case the process died between this edit's commit and the follow-up's.
         if owed == follow_up:
@@ -299,7 +319,14 @@ async def apply_edit(
         # The request lives in its follow-up message now: a correction goes there, where
         # the agent reads it, and a thanks edited into a request again opens no second one.
         on_follow_up = await apply_edit(
-            session, owed, text, edit_date, now, reopen_window=reopen_window, with_files=with_files
+            session,
+            owed,
+            text,
+            edit_date,
+            now,
+            reopen_window=reopen_window,
+            with_files=with_files,
+            update_id=update_id,
         )
         return on_follow_up or _owing(row.id, row.number, owed)
     edits = list(meta.get("edits", []))
@@ -312,13 +339,17 @@ async def apply_edit(
         meta["files"] = with_files.channel_meta.get("files")
     edits.append(replaced)
     meta.update(edits=edits, edit_date=edit_date)
+    if update_id is not None:
+        meta["edit_update_id"] = update_id
     rerated = survey_score(text) if meta.get("rating") is not None else None
     if rerated is not None and rerated != meta["rating"]:
         # The survey's digit corrected ("5", meant 1): the score follows, and a low one is
-        # followed up as if typed so.
+        # followed up as if typed so, while the ticket is done (as ingest takes a digit for
+        # a rating only then): one taken up again stays with its agent.
         ticket = await session.get_one(Ticket, row.ticket_id)
-        await record_rating(session, ticket, rerated, None, now)
-        meta["rating"] = rerated
+        if ticket.status in DONE_STATUSES:
+            await record_rating(session, ticket, rerated, None, now)
+            meta["rating"] = rerated
     was_thanks = not row.attachments and is_acknowledgement(row.text)
     take_up = EditTakeUp.NOTHING
     if was_thanks and not meta.get("text_from") and (attachments or not is_acknowledgement(text)):

@@ -184,6 +184,7 @@ class TelegramInbound:
                 self.clock(),
                 reopen_window=self.pipeline.ingest.reopen_window,
                 with_files=files,
+                update_id=int(inbound.channel_meta["update_id"]),
             )
         if applied is None:
             if "command_edit" in inbound.channel_meta:

@@ -119,7 +119,7 @@ def _message(
         # command's ids): the edit corrects them, and changes nothing if there are none
         # ("/status please" stored would open a ticket with it as the question).
         meta["command_edit"] = command[0]
-        text = command[1]
+        text = _command_words(text, message)
     if not text and "location" in message:
         text, meta["location"] = _location(message)
         meta["text_from"] = "location"
@@ -128,9 +128,8 @@ def _message(
         meta["text_from"] = "sticker"
     command = _command(message) if not edited else None
     if command is not None:
-        name, args = command
-        meta["command"] = name
-        meta["command_args"] = args
+        meta["command"] = command[0]
+        meta["command_args"] = _command_words(text, message)
     phone = None
     phone_verified = False
     if "contact" in message:
@@ -238,6 +237,17 @@ def _command(message: Mapping[str, Any]) -> tuple[str, str] | None:
             if not args:
                 return "help", ""
     return None
+
+
+def _command_words(text: str, message: Mapping[str, Any]) -> str:
+    """The words after the command in ``text`` (the message's, its links' addresses added
+    after the command: the command itself is plain ASCII at the start), without NUL."""
+    length = next(
+        int(e["length"])
+        for e in message.get("entities") or ()
+        if e.get("type") == "bot_command" and e.get("offset") == 0
+    )
+    return text[length:].strip().replace("\x00", "")
 
 
 def _with_links(text: str, entities: Any) -> str:

@@ -177,7 +177,8 @@ def parse_payload(data: dict[str, Any], *, max_text_bytes: int) -> ClientFrame:
                 field="comment",
                 client_id=client_id,
             )
-        return RatingFrame(ticket, score, comment, client_id)
+        # PostgreSQL's text cannot hold a NUL; the rating counts without it.
+        return RatingFrame(ticket, score, comment.replace("\x00", ""), client_id)
     if not isinstance(kind, str):
         raise FrameError(ErrorCode.INVALID, "type is missing", field="type")
     raise FrameError(ErrorCode.UNKNOWN_TYPE, f"unknown frame type {kind[:40]!r}", field="type")

@@ -44,6 +44,8 @@ class PreChat:
                 continue
             if not isinstance(value, str) or len(value) > limit:
                 raise Refused(422, "invalid", f"{field} must be text of at most {limit}", field)
+            if "\x00" in value:  # PostgreSQL's text cannot hold it: a retried 503 for ever
+                raise Refused(422, "invalid", f"{field} holds a NUL character", field)
             values[field] = value.strip() or None
         checks = (("email", _EMAIL), ("phone", _PHONE), ("locale", _LOCALE))
         for field, pattern in checks:

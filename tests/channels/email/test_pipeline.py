@@ -196,3 +196,19 @@ async def test_a_reply_in_the_same_batch_as_its_mail_joins_its_ticket(
     known = ("<first@example.org>", "<other@example.org>")
     replies = [ticket for external_id, ticket in rows if external_id not in known]
     assert replies == [by_id["<first@example.org>"]]
+
+
+async def test_a_nul_in_a_mails_headers_does_not_fail_its_insert(mailroom: Mailroom) -> None:
+    """PostgreSQL's text holds no NUL: one in the Message-ID or the From address failed the
+    insert on every try, and the listener parked the customer's mail."""
+    raw = (
+        b"From: Ann <ann\x00x@example.com>\r\nTo: help@shop.example\r\nSubject: hi\x00\r\n"
+        b"Message-ID: <ab\x00c@example.com>\r\n\r\nmy parcel is late\r\n"
+    )
+    assert await mailroom.processor.process(raw) is Outcome.STORED
+    async with mailroom.store.read() as session:
+        [(text, external_id)] = (
+            await session.execute(select(TicketMessage.text, TicketMessage.external_id))
+        ).all()
+    assert text == "my parcel is late"
+    assert external_id is not None and "\x00" not in external_id

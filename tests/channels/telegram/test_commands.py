@@ -248,6 +248,23 @@ async def test_words_after_a_command_sent_as_a_reply_go_where_the_command_says(
     assert first.escalated_at is not None  # "/human": for people, the knowledge base skipped
 
 
+async def test_human_alone_sent_as_a_reply_escalates_the_replied_ticket(
+    make_gateway: MakeGateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    app, client = await make_gateway(settings, kb=AlwaysAnswers())  # the bot answers both
+    await say(client, 777, "my parcel arrived broken")
+    await app[PIPELINE].drain()
+    await deliver_all(db, settings)
+    notice = fake.sent[0]
+    await say(client, 777, "/new")
+    await say(client, 777, "where is my invoice?")
+    await app[PIPELINE].drain()
+    assert [t.escalated_at for t in await tickets(db)] == [None, None]
+    assert await post_update(client, replying_to(777, "/human", notice)) == 200
+    first, second = await tickets(db)
+    assert (first.escalated_at is not None, second.escalated_at) == (True, None)
+
+
 async def test_an_edit_of_the_words_after_a_command_corrects_them(
     gateway: Gateway, db: Store, settings: Settings
 ) -> None:
@@ -386,6 +403,40 @@ async def test_a_survey_digit_corrected_by_an_edit_corrects_the_rating(
     assert await post_update(client, edited("1 sorry, I meant one", 40)) == 200
     assert await score() == 1  # words, not a new score: the rating stands
     assert len(await tickets(db)) == 1
+
+
+async def test_a_rating_edited_once_the_ticket_is_taken_up_again_leaves_it_be(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings, clock: Clock
+) -> None:
+    """ "5" rated the closed ticket; the customer wrote again and an agent took it up; the
+    old "5" edited to "1" then reopened it for the supervisor, as if it were done."""
+    app, client = gateway
+    await say(client, 777, "my parcel arrived broken")
+    await app[PIPELINE].drain()
+    closed_at = clock.now - timedelta(hours=2)
+    old = await close_first_ticket(db, closed_at)
+    async with db.write() as session:
+        old = await session.get_one(Ticket, old.id)
+        await schedule_survey(
+            session, old, closed_at, settings=SurveySettings(), shop_zone=ZoneInfo("Asia/Shanghai")
+        )
+    await deliver_all(db, settings)
+    rating = text_from(777, "5")
+    assert await post_update(client, rating) == 200
+    clock.now += timedelta(hours=2)  # past the hour in which a digit re-rates
+    await say(client, 777, "the replacement is broken too")
+    await app[PIPELINE].drain()
+    async with db.write() as session:  # an agent takes it up
+        ticket = await session.get_one(Ticket, old.id)
+        assert ticket.status == TicketStatus.REOPENED
+        ticket.status = TicketStatus.IN_PROGRESS.value
+    message = dict(rating["message"], text="1", edit_date=rating["message"]["date"] + 3600)
+    assert await post_update(client, {"update_id": 9990, "edited_message": message}) == 200
+    [ticket] = await tickets(db)
+    assert ticket.status == TicketStatus.IN_PROGRESS
+    async with db.read() as session:
+        score = await session.scalar(select(Survey.score).where(Survey.ticket_id == old.id))
+    assert score == 5
 
 
 async def test_a_reply_to_a_long_closed_ticket_with_nothing_open_opens_its_follow_up(

@@ -147,6 +147,18 @@ def test_a_text_links_address_follows_its_words() -> None:
     assert parsed_from(photo).text == f"{caption[0]} (https://t.example/x){caption[1:]}"
 
 
+def test_the_words_after_a_command_keep_their_links_and_lose_nul() -> None:
+    update = load_fixture("command_addressed_to_bot")
+    message = update["message"]
+    length = message["entities"][0]["length"]
+    message["text"] = message["text"][:length] + " the form\x00 is broken"
+    message["entities"].append(
+        {"type": "text_link", "offset": length + 1, "length": 8, "url": "https://shop.example/f"}
+    )
+    words = parsed_from(update).channel_meta["command_args"]
+    assert words == "the form (https://shop.example/f) is broken"
+
+
 def test_an_edited_command_is_ignored_or_an_edit_of_its_words() -> None:
     update = load_fixture("command_addressed_to_bot")
     message = update.pop("message")

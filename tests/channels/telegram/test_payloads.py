@@ -253,7 +253,7 @@ async def test_a_second_edit_within_the_same_second_is_kept(gateway: Gateway, db
     second = load_fixture("edited_message")
     second["update_id"] += 1
     second["edited_message"]["text"] = "我的订单 #A1026 还没有发货，请帮我查一下"
-    for edit in (first, second, second):  # the second redelivered too
+    for edit in (first, second, second, first):  # each redelivered, the first after the second
         assert await post_update(client, edit) == 200
     [message] = await messages(db)
     assert message.text == "我的订单 #A1026 还没有发货，请帮我查一下"
