@@ -24,6 +24,7 @@ from datetime import datetime
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
+from rq.job import Job
 from sqlalchemy import func, select, update
 
 from gateway.backoff import Backoff
@@ -109,20 +110,43 @@ class OutboxRelay:
         try:
             # RQ's client is synchronous: enqueue off the event loop, in one pipeline.
             await asyncio.to_thread(self._enqueue, jobs)
-        except BaseException:
-            await self._unqueue(job_of, now)
+        except asyncio.CancelledError:
+            # The thread goes on and may still enqueue: the rows stay queued, and a job that
+            # never arrived is found by :meth:`recover`.
+            raise
+        except Exception:
+            # The jobs may have arrived all the same (a reply lost to a timeout): only rows
+            # whose job Redis does not have go back to pending, or a second job would send
+            # them again.
+            await self._unqueue(job_of, now, await asyncio.to_thread(self._arrived, job_of))
             raise
         if self.metrics is not None:
             self.metrics.relayed.inc(len(rows))
         return len(rows)
 
-    async def _unqueue(self, job_of: dict[int, str], queued_at: datetime) -> None:
+    def _arrived(self, job_of: dict[int, str]) -> set[str]:
+        """The jobs Redis has (none if it cannot say: it is down, so they did not arrive)."""
+        names = sorted(set(job_of.values()))
+        try:
+            with self.redis.pipeline() as pipe:
+                for name in names:
+                    pipe.exists(Job.key_for(name))
+                return {name for name, found in zip(names, pipe.execute(), strict=True) if found}
+        except RedisError:
+            return set()
+
+    async def _unqueue(
+        self, job_of: dict[int, str], queued_at: datetime, arrived: set[str]
+    ) -> None:
         """Rows whose jobs did not reach Redis pending again (unless a worker took them)."""
+        missing = [outbox_id for outbox_id, name in job_of.items() if name not in arrived]
+        if not missing:
+            return
         async with self.store.write() as session:
             await session.execute(
                 update(OutboxRow)
                 .where(
-                    OutboxRow.id.in_(list(job_of)),
+                    OutboxRow.id.in_(missing),
                     OutboxRow.status == OutboxStatus.QUEUED.value,
                     OutboxRow.queued_at == queued_at,
                 )

@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 from redis import Redis
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeout
+from rq import Queue
 from sqlalchemy import update
 
 from channels.base import TransientChannelError
@@ -125,3 +128,34 @@ async def test_a_row_queued_before_rows_named_their_job_is_deferred_too(
     [row] = await outbox(store)
     assert row.status == OutboxStatus.PENDING.value
     assert row.due_at > utcnow() + timedelta(minutes=9)
+
+
+class RelayWhoseReplyIsLost(OutboxRelay):
+    """Redis takes the jobs, but their reply is lost (a timeout): the relay sees an error."""
+
+    failed = False
+
+    def _enqueue(self, jobs: Any) -> None:
+        super()._enqueue(jobs)
+        if not self.failed:
+            self.failed = True
+            raise RedisTimeout("Timeout reading from socket")
+
+
+async def test_a_job_redis_got_despite_an_error_is_not_queued_twice(
+    store: Store, db_url: str, redis_url: str, fake: FakeBotAPI, tmp_path: Path, clock: Clock
+) -> None:
+    """The relay set every row of a failed enqueue back to pending, so the next pass queued
+    the row again under the same job id: RQ held it twice, and two workers sent it twice."""
+    settings = telegram_settings(fake, db_url, redis_url, tmp_path)
+    await customers_write(store, clock, "4242")
+    with redis_client(redis_url) as redis:
+        relay = RelayWhoseReplyIsLost(store, redis, clock=clock)
+        with pytest.raises(RedisError):
+            await relay.run_once()
+        [row] = await outbox(store)
+        assert (row.status, row.job_id) == (OutboxStatus.QUEUED.value, job_id(row.id))
+        assert await relay.run_once() == 0
+        assert Queue("notices", connection=redis).job_ids == [job_id(row.id)]
+        await deliver_many([row.id], settings, job_id=job_id(row.id))
+    assert [m["chat_id"] for m in fake.sent] == [4242]
