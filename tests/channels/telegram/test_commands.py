@@ -337,22 +337,34 @@ async def close_first_ticket(db: Store, closed_at: datetime) -> Ticket:
         return ticket
 
 
+async def surveyed_after_closing(
+    gateway: Gateway, db: Store, settings: Settings, closed_at: datetime
+) -> Ticket:
+    """Chat 777's ticket, closed at ``closed_at``, and its survey sent."""
+    app, client = gateway
+    await say(client, 777, "my parcel arrived broken")
+    await app[PIPELINE].drain()
+    closed = await close_first_ticket(db, closed_at)
+    async with db.write() as session:
+        closed = await session.get_one(Ticket, closed.id)
+        await schedule_survey(
+            session,
+            closed,
+            closed_at,
+            settings=SurveySettings(),
+            shop_zone=ZoneInfo("Asia/Shanghai"),
+        )
+    await deliver_all(db, settings)
+    return closed
+
+
 async def test_a_digit_replied_to_a_long_closed_tickets_survey_rates_it(
     gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings, clock: Clock
 ) -> None:
     """The survey of a ticket closed ten days ago, answered with "Reply" and "1" while
     another ticket is open: a rating of the old one, not a question on the open one."""
     app, client = gateway
-    await say(client, 777, "my parcel arrived broken")
-    await app[PIPELINE].drain()
-    closed_at = clock.now - timedelta(days=10)
-    old = await close_first_ticket(db, closed_at)
-    async with db.write() as session:
-        old = await session.get_one(Ticket, old.id)
-        await schedule_survey(
-            session, old, closed_at, settings=SurveySettings(), shop_zone=ZoneInfo("Asia/Shanghai")
-        )
-    await deliver_all(db, settings)
+    await surveyed_after_closing(gateway, db, settings, clock.now - timedelta(days=10))
     [row] = [r for r in await outbox(db) if r.kind == "survey"]
     [survey] = [s for s in fake.sent if s["message_id"] == int(row.external_id or 0)]
     await say(client, 777, "/new")
@@ -373,17 +385,8 @@ async def test_a_survey_digit_corrected_by_an_edit_corrects_the_rating(
 ) -> None:
     """The survey answered "5", then the digit edited to the 1 the customer meant: the stored
     text followed, the survey kept 5 stars, and the low score reached no supervisor."""
-    app, client = gateway
-    await say(client, 777, "my parcel arrived broken")
-    await app[PIPELINE].drain()
-    closed_at = clock.now - timedelta(days=1)
-    old = await close_first_ticket(db, closed_at)
-    async with db.write() as session:
-        old = await session.get_one(Ticket, old.id)
-        await schedule_survey(
-            session, old, closed_at, settings=SurveySettings(), shop_zone=ZoneInfo("Asia/Shanghai")
-        )
-    await deliver_all(db, settings)
+    _, client = gateway
+    old = await surveyed_after_closing(gateway, db, settings, clock.now - timedelta(days=1))
     rating = text_from(777, "5")
     assert await post_update(client, rating) == 200
 
@@ -411,16 +414,7 @@ async def test_a_rating_edited_once_the_ticket_is_taken_up_again_leaves_it_be(
     """ "5" rated the closed ticket; the customer wrote again and an agent took it up; the
     old "5" edited to "1" then reopened it for the supervisor, as if it were done."""
     app, client = gateway
-    await say(client, 777, "my parcel arrived broken")
-    await app[PIPELINE].drain()
-    closed_at = clock.now - timedelta(hours=2)
-    old = await close_first_ticket(db, closed_at)
-    async with db.write() as session:
-        old = await session.get_one(Ticket, old.id)
-        await schedule_survey(
-            session, old, closed_at, settings=SurveySettings(), shop_zone=ZoneInfo("Asia/Shanghai")
-        )
-    await deliver_all(db, settings)
+    old = await surveyed_after_closing(gateway, db, settings, clock.now - timedelta(hours=2))
     rating = text_from(777, "5")
     assert await post_update(client, rating) == 200
     clock.now += timedelta(hours=2)  # past the hour in which a digit re-rates
