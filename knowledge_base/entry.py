@@ -48,6 +48,16 @@ class KBEntry:
                 seen.setdefault(text.strip(), None)
         return tuple(seen)
 
+    def _in_language_of(self, locale: str) -> str | None:
+        """The answer in ``locale``, else in its language ("en-US" where "en" is asked)."""
+        if locale in self.answers:
+            return self.answers[locale]
+        language = locale.split("-")[0].lower()
+        for key, text in self.answers.items():
+            if key.split("-")[0].lower() == language:
+                return text
+        return None
+
     def answer_for(self, locale: str | None) -> str:
         """The answer in ``locale``, else in the same language, else English or Chinese
         (English first for a language that is neither), else in any locale we have.
@@ -60,22 +70,14 @@ class KBEntry:
         """
         if not self.answers:
             return ""
-        if locale:
-            if locale in self.answers:
-                return self.answers[locale]
-            language = locale.split("-")[0].lower()
-            for key, text in self.answers.items():
-                if key.split("-")[0].lower() == language:
-                    return text
         # Another language gets English before Chinese, as the bot's own texts do
         # (``workers.templates.pick_locale``): a Brazilian's app more likely reads English.
         tag = (locale or "").strip().lower()
-        other = bool(tag) and not tag.startswith("zh")
-        for default in reversed(DEFAULT_LOCALES) if other else DEFAULT_LOCALES:
-            if default in self.answers:
-                return self.answers[default]
-            language = default.split("-")[0].lower()
-            for key, text in self.answers.items():  # "en-US" where "en" is looked for
-                if key.split("-")[0].lower() == language:
-                    return text
+        defaults = (
+            reversed(DEFAULT_LOCALES) if tag and not tag.startswith("zh") else DEFAULT_LOCALES
+        )
+        for wanted in (locale, *defaults):
+            found = self._in_language_of(wanted) if wanted else None
+            if found is not None:
+                return found
         return next(iter(self.answers.values()))

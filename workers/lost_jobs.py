@@ -1,11 +1,12 @@
 """Queued outbox rows whose RQ job is gone: queued again, or parked when the job failed.
 
-The relay marks a row ``queued`` once its job is in Redis, and names the job on the row; from
-then on the job owes the message. A Redis restarted without persistence loses the job, and a
-job RQ gave up on (an error that is not a channel's, such as a database outage through all its
-retries or a timeout) leaves its rows queued: neither sent nor shown as failed. The relay runs
-:func:`recover_lost_jobs` every minute or so (DESIGN.md invariant 3: Redis losing a job delays
-a send, loses none). For each row queued longer than ``older_than``:
+The relay marks a row ``queued``, naming its job, and then puts the job in Redis; from then on
+the job owes the message. A crash between the two leaves a job Redis never had; a Redis
+restarted without persistence loses the job; and a job RQ gave up on (an error that is not a
+channel's, such as a database outage through all its retries or a timeout) leaves its rows
+queued: neither sent nor shown as failed. The relay runs :func:`recover_lost_jobs` every minute
+or so (DESIGN.md invariant 3: Redis losing a job delays a send, loses none). For each row
+queued longer than ``older_than``:
 
 - its job is missing, or finished with the row still queued: the row is pending again, due now
   (the relay queues it in a new job; jobs are idempotent by outbox id);
@@ -39,15 +40,15 @@ from gateway.store.types import UTCDateTime
 log = logging.getLogger(__name__)
 
 OLDER_THAN = timedelta(minutes=5)
-"""A row is looked at once queued this long: a job is in Redis before its rows are marked
-queued, so any age would do; this keeps the look to rows a worker has not taken at once."""
+"""A row is looked at once queued this long: long past the relay's enqueue, which follows the
+row's mark at once, and it keeps the look to rows a worker has not taken at once."""
 UNNAMED_OLDER_THAN = timedelta(days=1)
 """Rows queued before migration 0009 name no job: lost once queued longer than any job lives
 (RQ's retries end within an hour)."""
 
 _EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(: |(Error|Exception|Exit|Interrupt|Timeout)$)")
 _DEAD = frozenset({JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
-_GONE = frozenset({JobStatus.FINISHED})
+_ENDED = _DEAD | {JobStatus.FINISHED}
 LOST = "its delivery job was lost from Redis; queued again"
 HANDED_OVER = "handed to the peer by a job that then failed: taken as delivered"
 
@@ -118,7 +119,7 @@ async def recover_lost_jobs(
     counts = {"requeued": 0, "parked": 0, "taken_as_sent": 0}
     for row in rows:
         state = states.get(row.job_id) if row.job_id is not None else None
-        if state is not None and state[0] not in _DEAD | _GONE:
+        if state is not None and state[0] not in _ENDED:
             continue  # waiting, running or scheduled for a retry
         if state is not None and state[0] in _DEAD:
             if row.external_id is not None:

@@ -99,14 +99,13 @@ def _message(
     replied = message.get("reply_to_message")
     if replied and "message_id" in replied:
         meta["reply_to"] = int(replied["message_id"])  # this chat's message it answers
-    command = None
+    command = _command(message)
     if edited:
         if "location" in message:
             # A live location moves by editing its message, every few seconds for up to a
             # day: the position first shared stays; its moves are not edits of what was said.
             return Ignored(update_id, "live_location")
-        command = _command(message)
-        if command is not None and not command[1]:
+        if command is not None and not _command_words(message["text"], command[1]):
             # A command is answered, not stored: its edit has no message to change.
             return Ignored(update_id, "edited_command")
         meta["edit_date"] = int(message.get("edit_date") or message["date"])
@@ -119,17 +118,16 @@ def _message(
         # command's ids): the edit corrects them, and changes nothing if there are none
         # ("/status please" stored would open a ticket with it as the question).
         meta["command_edit"] = command[0]
-        text = _command_words(text, message)
+        text = _command_words(text, command[1])
     if not text and "location" in message:
         text, meta["location"] = _location(message)
         meta["text_from"] = "location"
     elif not text and "sticker" in message:
         text = str(message["sticker"].get("emoji") or "")
         meta["text_from"] = "sticker"
-    command = _command(message) if not edited else None
-    if command is not None:
+    if command is not None and not edited:
         meta["command"] = command[0]
-        meta["command_args"] = _command_words(text, message)
+        meta["command_args"] = _command_words(text, command[1])
     phone = None
     phone_verified = False
     if "contact" in message:
@@ -217,8 +215,9 @@ def _wordless(
     )
 
 
-def _command(message: Mapping[str, Any]) -> tuple[str, str] | None:
-    """A ``/command`` at the start of the text, marked by a ``bot_command`` entity.
+def _command(message: Mapping[str, Any]) -> tuple[str, int] | None:
+    """A ``/command`` at the start of the text, marked by a ``bot_command`` entity: its name
+    and its length (the words after it are :func:`_command_words`).
 
     Telegram marks commands only through entities; a text that merely starts with ``/`` is not
     one (https://core.telegram.org/bots/api#messageentity). One of ours is that command; any
@@ -233,20 +232,15 @@ def _command(message: Mapping[str, Any]) -> tuple[str, str] | None:
             name = text[1:length].split("@", 1)[0].lower()
             args = text[length:].strip()
             if name in COMMANDS:
-                return name, args
+                return name, length
             if not args:
-                return "help", ""
+                return "help", length
     return None
 
 
-def _command_words(text: str, message: Mapping[str, Any]) -> str:
-    """The words after the command in ``text`` (the message's, its links' addresses added
-    after the command: the command itself is plain ASCII at the start), without NUL."""
-    length = next(
-        int(e["length"])
-        for e in message.get("entities") or ()
-        if e.get("type") == "bot_command" and e.get("offset") == 0
-    )
+def _command_words(text: str, length: int) -> str:
+    """The words after the command (``length`` long) in ``text``: the message's, its links'
+    addresses added after the command (plain ASCII at the start), without NUL."""
     return text[length:].strip().replace("\x00", "")
 
 
