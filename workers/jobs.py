@@ -45,6 +45,7 @@ from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import OutboxRow
 from gateway.store.types import utcnow
+from workers.contact_order import OWED, earlier_owed, wait_behind
 from workers.marks import Marks, Outcome, marks_for
 from workers.outbound import LoadedRow, build_message, load_rows
 from workers.relay import RETRY_INTERVALS
@@ -202,8 +203,17 @@ async def deliver_many(
     done: dict[int, str] = {}
     transient: list[TransientChannelError] = []
     try:
+        now = utcnow()
         async with store.read() as session:
             loaded = await load_rows(session, outbox_ids)
+            owed = [item for item in loaded if _owed_here(item.row, job_id)]
+            behind = await earlier_owed(session, owed, now)
+        if behind:
+            # An earlier row of the contact is still owed in another job: these follow it.
+            await wait_behind(store, behind, now, job_id)
+            for outbox_id, before in behind.items():
+                done[outbox_id] = f"waiting behind outbox {before.outbox_id}"
+            loaded = [item for item in loaded if item.row.id not in behind]
         async with marks_for(store) as marks:
             await _prepare(senders, loaded)
 
@@ -345,9 +355,6 @@ retries like any other transient failure, which end in the row parked: a peer th
 says "later" cannot keep a row owed for ever."""
 
 
-_OWED = (OutboxStatus.QUEUED.value, OutboxStatus.PENDING.value)
-
-
 class Deferred(Exception):
     """The peer asked to be tried again at ``due_at`` (Telegram's flood control, a 429's
     ``retry_after``): sooner, as RQ's fixed retries would, only meets the same refusal and
@@ -357,6 +364,13 @@ class Deferred(Exception):
         super().__init__(str(cause))
         self.cause = cause
         self.due_at = due_at
+
+
+def _owed_here(row: OutboxRow, job_id: str | None) -> bool:
+    """Whether this job is to deliver ``row`` (not settled, and queued in it if it has a name)."""
+    if row.status in (OutboxStatus.SENT.value, OutboxStatus.FAILED.value):
+        return False
+    return job_id is None or _ours(row, job_id)
 
 
 def _ours(row: OutboxRow, job_id: str) -> bool:
@@ -372,7 +386,7 @@ async def _defer(
     this job: one settled meanwhile keeps its state."""
     await marks.sync()  # what the job marked so far first: this write comes after it
     pending = {"status": OutboxStatus.PENDING.value, "due_at": deferred.due_at, "job_id": None}
-    still_ours: ColumnElement[bool] = OutboxRow.status.in_(_OWED)
+    still_ours: ColumnElement[bool] = OutboxRow.status.in_(OWED)
     if job_id is not None:  # queued in this job, or before rows named their job
         still_ours = and_(still_ours, or_(OutboxRow.job_id.is_(None), OutboxRow.job_id == job_id))
     async with marks.store.write() as session:
@@ -388,7 +402,9 @@ async def _defer(
         )
         if later:
             await session.execute(
-                update(OutboxRow).where(OutboxRow.id.in_(later), still_ours).values(**pending)
+                update(OutboxRow)
+                .where(OutboxRow.id.in_(later), still_ours)
+                .values(**pending, last_error=f"waiting behind outbox {row.id}")
             )
     log.info(
         "delivery deferred as the peer asked",

@@ -1,0 +1,121 @@
+"""A contact's rows keep their order across jobs: a row relayed while an earlier one of the same
+contact waits (deferred by flood control, or queued for RQ's retry) follows it instead of
+overtaking it. Real Redis, the fake Bot API, both databases; the relay on the test's clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from channels.base import TransientChannelError
+from gateway.models import Channel, OutboxKind, OutboxStatus
+from gateway.outbox import add_outbox
+from gateway.store import Store
+from gateway.store.types import utcnow
+from tests.channels.telegram.conftest import telegram_settings
+from tests.channels.telegram.fake_bot_api import FakeBotAPI
+from tests.factories import Clock
+from tests.workers.conftest import outbox
+from tests.workers.test_lost_jobs import customers_write, redis_client
+from workers.jobs import deliver_many
+from workers.relay import OutboxRelay, job_id
+
+FLOOD = "Too Many Requests: retry after 600"
+
+
+async def owe_progress(
+    store: Store, clock: Clock, text: str, *, due_in: timedelta | None = None
+) -> int:
+    """A progress notice to the first customer, after what they are owed so far."""
+    [first, *_] = await outbox(store)
+    now = clock.now
+    async with store.write() as session:
+        row = add_outbox(
+            session,
+            kind=OutboxKind.NOTICE,
+            template="progress",
+            channel=Channel.TELEGRAM,
+            contact_id=first.contact_id,
+            ticket_id=first.ticket_id,
+            now=now,
+            payload={"text": text},
+            due_at=now + due_in if due_in else None,
+        )
+        await session.flush()
+        return row.id
+
+
+async def test_a_row_relayed_while_an_earlier_one_is_deferred_follows_it(
+    store: Store, db_url: str, redis_url: str, fake: FakeBotAPI, tmp_path: Path, clock: Clock
+) -> None:
+    settings = telegram_settings(fake, db_url, redis_url, tmp_path)
+    clock.now = utcnow()  # the jobs' clock: rows are due as the jobs see it
+    await customers_write(store, clock, "4242")  # row 1: "we got your message"
+    with redis_client(redis_url) as redis:
+        relay = OutboxRelay(store, redis, clock=clock)
+        assert await relay.run_once() == 1
+        fake.fail_next("sendMessage", 429, FLOOD, retry_after=600)
+        done = await deliver_many([1], settings, job_id=job_id(1))
+        assert done == {1: "deferred: Telegram flood control"}
+        second = await owe_progress(store, clock, "Restart the router.")
+        assert await relay.run_once() == 1  # the new row alone: the first is due in 10 minutes
+        done = await deliver_many([second], settings, job_id=job_id(second))
+        assert done == {second: "waiting behind outbox 1"}
+        assert fake.sent == []
+        deferred, waiting = await outbox(store)
+        assert (waiting.status, waiting.job_id) == (OutboxStatus.PENDING.value, None)
+        assert waiting.due_at == deferred.due_at
+        assert waiting.attempts == 0  # waiting is not a try
+
+        clock.now = utcnow() + timedelta(minutes=11)
+        assert await relay.run_once() == 2
+        done = await deliver_many([1, second], settings, job_id=job_id(1, second))
+    assert done == {1: "sent", second: "sent"}
+    texts = [m["text"] for m in fake.sent]
+    assert len(texts) == 2 and "Restart the router." in texts[1]
+
+
+async def test_a_row_relayed_while_an_earlier_one_waits_for_rqs_retry_follows_it(
+    store: Store, db_url: str, redis_url: str, fake: FakeBotAPI, tmp_path: Path, clock: Clock
+) -> None:
+    settings = telegram_settings(fake, db_url, redis_url, tmp_path)
+    clock.now = utcnow()  # the jobs' clock: rows are due as the jobs see it
+    await customers_write(store, clock, "4242")
+    with redis_client(redis_url) as redis:
+        relay = OutboxRelay(store, redis, clock=clock)
+        assert await relay.run_once() == 1
+        fake.fail_next("sendMessage", 502, "Bad Gateway")
+        with pytest.raises(TransientChannelError):
+            await deliver_many([1], settings, job_id=job_id(1))
+        second = await owe_progress(store, clock, "Then press reset.")
+        assert await relay.run_once() == 1
+        done = await deliver_many([second], settings, job_id=job_id(second))
+        assert done == {second: "waiting behind outbox 1"}
+        [retried, waiting] = await outbox(store)
+        assert (retried.status, waiting.status) == ("queued", "pending")
+        assert waiting.due_at > utcnow()  # looks again after RQ's first retry interval
+
+        assert await deliver_many([1], settings, job_id=job_id(1)) == {1: "sent"}  # RQ's retry
+        clock.now = utcnow() + timedelta(seconds=10)
+        assert await relay.run_once() == 1
+        done = await deliver_many([second], settings, job_id=job_id(second))
+    assert done == {second: "sent"}
+    texts = [m["text"] for m in fake.sent]
+    assert len(texts) == 2 and "Then press reset." in texts[1]
+
+
+async def test_a_row_scheduled_for_later_holds_nothing_back(
+    store: Store, db_url: str, redis_url: str, fake: FakeBotAPI, tmp_path: Path, clock: Clock
+) -> None:
+    settings = telegram_settings(fake, db_url, redis_url, tmp_path)
+    clock.now = utcnow()  # the jobs' clock: rows are due as the jobs see it
+    await customers_write(store, clock, "4242")
+    assert await deliver_many([1], settings) == {1: "sent"}
+    await owe_progress(store, clock, "Tomorrow's reminder.", due_in=timedelta(days=1))
+    now = await owe_progress(store, clock, "Fixed.")
+    with redis_client(redis_url) as redis:
+        assert await OutboxRelay(store, redis, clock=clock).run_once() == 1
+    assert await deliver_many([now], settings, job_id=job_id(now)) == {now: "sent"}
+    assert "Fixed." in fake.sent[-1]["text"]
