@@ -154,10 +154,20 @@ class OutboxRelay:
             )
 
     def _jobs(self, rows: list[OutboxRow]) -> list[tuple[OutboxKind, list[int]]]:
-        """The rows in jobs: per kind (queue) and channel, in order, ``per_job`` at most."""
+        """The rows in jobs: per queue and channel, in order, ``per_job`` at most.
+
+        A contact's rows of one pass go together, on the queue of the most urgent of their
+        kinds: on queues of their own a worker takes replies before notices, and a knowledge
+        base's answer overtook the "we got your message" written before it."""
+        urgency = list(QUEUE_BY_KIND)
+        most_urgent: dict[tuple[int, str], OutboxKind] = {}
+        for row in rows:
+            key, kind = (row.contact_id, row.channel), OutboxKind(row.kind)
+            most_urgent[key] = min(most_urgent.get(key, kind), kind, key=urgency.index)
         groups: dict[tuple[str, str], list[int]] = {}
         for row in rows:
-            groups.setdefault((row.kind, row.channel), []).append(row.id)
+            kind = most_urgent[(row.contact_id, row.channel)]
+            groups.setdefault((kind.value, row.channel), []).append(row.id)
         return [
             (OutboxKind(kind), ids[start : start + self.per_job])
             for (kind, _channel), ids in groups.items()

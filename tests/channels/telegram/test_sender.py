@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
+from redis import Redis
+from rq import Queue
 from sqlalchemy import insert, update
 
 from channels.base import TransientChannelError
@@ -19,7 +21,9 @@ from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import ContactIdentity, OutboxRow, TicketMessage
 from tests.channels.telegram.conftest import (
+    AlwaysAnswers,
     Gateway,
+    MakeGateway,
     identities,
     outbox,
     post_fixture,
@@ -28,7 +32,10 @@ from tests.channels.telegram.conftest import (
     telegram_settings,
 )
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
+from tests.test_outbox_relay import run_worker
+from tests.worker_harness import read_record
 from workers.jobs import deliver_async, deliver_many
+from workers.relay import OutboxRelay
 
 
 async def first_notice(gateway: Gateway, db: Store) -> OutboxRow:
@@ -410,3 +417,29 @@ async def test_long_flood_control_defers_the_contacts_rows_till_when_telegram_as
     # When due, the relay queues them again, in order:
     await deliver_many([first.id, second.id], settings)
     assert [s["text"] for s in fake.sent] == ["1. Restart the router.", "2. Then press reset."]
+
+
+async def test_the_acknowledgement_and_the_knowledge_bases_answer_arrive_in_that_order(
+    make_gateway: MakeGateway, settings: Settings, db: Store, tmp_path: Path
+) -> None:
+    """Ingest owes "we got your message" (a notice), then the router the answer (a reply):
+    on queues of their own a worker took the reply first. A contact's rows relayed together
+    go in one job, on the most urgent kind's queue, in the order they were owed."""
+    app, client = await make_gateway(settings, kb=AlwaysAnswers())
+    assert await post_fixture(client, "private_text") == 200
+    await app[PIPELINE].drain()
+    rows = await outbox(db)
+    assert [(r.kind, r.template) for r in rows] == [
+        ("notice", "ticket_received"),
+        ("reply", "message"),
+    ]
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        assert await OutboxRelay(db, redis).run_once() == 2
+        assert Queue("replies", connection=redis).count == 1
+    finally:
+        redis.close()
+    record = tmp_path / "sent.jsonl"
+    await run_worker(settings.database_url, settings.redis_url, record)
+    order = [(m.kind.value, m.template) for m in read_record(record)]
+    assert order == [("notice", "ticket_received"), ("reply", "message")]
