@@ -46,9 +46,11 @@ class OutboundSender(Protocol):
     async def send(self, msg: OutboundMessage) -> DeliveryReceipt: ...
 
 
-Handover = Callable[[str], Awaitable[None]]
+Handover = Callable[[str | None], Awaitable[None]]
 """Called with the id the peer will know a message by, at the last moment before the peer has it
-for good; the delivery job records it (``workers/jobs.py``)."""
+for good; the delivery job records it (``workers/jobs.py``). Called with ``None`` when the peer
+refused the message after all (nothing went): the mark is withdrawn, and a retry after a crash
+sends the message instead of taking it as delivered."""
 
 
 @runtime_checkable

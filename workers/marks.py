@@ -125,8 +125,15 @@ class Marks:
         when the send has ended (delivered or not). See the module doc for the baton."""
         held = False
 
-        async def handover(external_id: str) -> None:
+        async def handover(external_id: str | None) -> None:
             nonlocal held
+            if external_id is None:  # withdrawn: the peer refused, nothing went
+                async with self._writing:
+                    await self._write({"id": outbox_id, "external_id": None})
+                if held:
+                    held = False
+                    self._baton.release()
+                return
             if not held:
                 await self._baton.acquire()
                 held = True

@@ -23,9 +23,12 @@
   request body is written (the server cannot act on a request without it). A work horse killed
   after that, waiting for the answer, has its row taken as delivered by the retry: at most once
   in that window (as SMTP after the end of data), where without the mark it would send twice.
-  What remains: a kill between the mark and the body's write loses the message; a text cut into
-  several messages is marked at the first, so a kill between parts loses the rest; a network
-  error after the body went (a timeout waiting for the answer) is retried and may send twice.
+  A request Telegram refuses (flood control) delivered nothing: before the delivery waits to
+  try again, the parts sent so far are recorded and the mark withdrawn, so a kill in the wait
+  resumes after them. What remains: a kill between the mark and the body's write loses the
+  message; a text cut into several messages is marked at the first, so a kill between parts
+  (not in a wait) loses the rest; a network error after the body went (a timeout waiting for the
+  answer) is retried and may send twice.
 """
 
 from __future__ import annotations
@@ -67,9 +70,27 @@ T = TypeVar("T")
 HANDED_OVER_ID = "telegram:handed-over"
 """A row's ``external_id`` from its hand-over until the answer gives the message id."""
 
-_handing_over: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
-    "telegram_handing_over", default=None
-)
+
+class _Mark:
+    """A delivery's hand-over mark: made by the first request whose body goes, withdrawn when
+    Telegram refused that request and the delivery waits before trying again."""
+
+    def __init__(self, handover: Handover) -> None:
+        self._handover = handover
+        self.made = False
+
+    async def make(self) -> None:
+        if not self.made:
+            self.made = True
+            await self._handover(HANDED_OVER_ID)
+
+    async def withdraw(self) -> None:
+        if self.made:
+            self.made = False
+            await self._handover(None)
+
+
+_handing_over: ContextVar[_Mark | None] = ContextVar("telegram_handing_over", default=None)
 """The current delivery's hand-over, for the requests its task makes (each send is a task)."""
 
 _BODY_STARTS = "http11.send_request_body.started"
@@ -86,13 +107,13 @@ a larger image goes as a document (up to 50 MB)."""
 
 async def _mark_before_body(request: httpx.Request) -> None:
     """httpx's request hook: a delivery's request calls its hand-over before its body goes."""
-    handover = _handing_over.get()
-    if handover is None:
+    mark = _handing_over.get()
+    if mark is None:
         return
 
     async def trace(event: str, info: dict[str, Any]) -> None:
         if event == _BODY_STARTS:
-            await handover()
+            await mark.make()
 
     request.extensions = {**request.extensions, "trace": trace}
 
@@ -124,16 +145,9 @@ class TelegramSender:
             self._kept = self._kept_store = None
 
     async def send_handing_over(self, msg: OutboundMessage, handover: Handover) -> DeliveryReceipt:
-        """:meth:`send`, calling ``handover`` once, just before the first request's body goes."""
-        called = False
-
-        async def once() -> None:
-            nonlocal called
-            if not called:
-                called = True
-                await handover(HANDED_OVER_ID)
-
-        token = _handing_over.set(once)
+        """:meth:`send`, calling ``handover`` just before the first request's body goes (and
+        with ``None`` if Telegram refuses it and the delivery waits: see the module doc)."""
+        token = _handing_over.set(_Mark(handover))
         try:
             return await self.send(msg)
         finally:
@@ -151,16 +165,31 @@ class TelegramSender:
             raise ChannelError("nothing to send: no text and no attachment")
         earlier = await self._progress(msg) if len(parts) > 1 else []
         ids = list(earlier)
+        parts = await _with_files_read(parts, msg.attachments, start=len(ids))
+        recorded = len(earlier)  # ids[:recorded] are in the store's record of the delivery
+
+        async def before_wait() -> None:
+            # Telegram refused a request: record what went, then withdraw the mark, so a kill
+            # during the wait resumes after the parts sent instead of taking all as delivered.
+            nonlocal recorded
+            if len(ids) > recorded:
+                if not await self._parts_sent(msg, chat_id, ids[recorded:], progress=ids):
+                    return  # not recorded: a resumed delivery would repeat them; keep the mark
+                recorded = len(ids)
+            mark = _handing_over.get()
+            if mark is not None:
+                await mark.withdraw()
+
         try:
             try:
                 if self._kept is not None:
-                    await self._send_all(self._kept[0], chat_id, parts, ids)
+                    await self._send_all(self._kept[0], chat_id, parts, ids, before_wait)
                 else:
                     async with open_bot(self.config, httpx_kwargs=_HOOKS) as bot:
-                        await self._send_all(bot, chat_id, parts, ids)
+                        await self._send_all(bot, chat_id, parts, ids, before_wait)
             except TelegramError:
-                if len(ids) > len(earlier):
-                    await self._parts_sent(msg, chat_id, ids[len(earlier) :], progress=ids)
+                if len(ids) > recorded:
+                    await self._parts_sent(msg, chat_id, ids[recorded:], progress=ids)
                 raise
         except Forbidden as exc:
             await self._blocked(msg)
@@ -181,22 +210,37 @@ class TelegramSender:
             raise ChannelError(
                 f"Telegram error: {type(exc).__name__}: {exc.message}{_so_far(ids, parts)}"
             ) from None
-        if earlier:  # the parts this attempt sent, and the earlier ones' record cleared
-            await self._parts_sent(msg, chat_id, ids[len(earlier) :], progress=[])
+        if recorded:  # the parts not yet recorded, and the record of progress cleared
+            await self._parts_sent(msg, chat_id, ids[recorded:], progress=[])
         elif len(ids) > 1:
             await self._parts_sent(msg, chat_id, ids[1:])
         return DeliveryReceipt(external_id=str(ids[0]), channel_meta={"message_ids": ids})
 
-    async def _send_all(self, bot: Bot, chat_id: int, parts: list[_Part], ids: list[int]) -> None:
+    async def _send_all(
+        self,
+        bot: Bot,
+        chat_id: int,
+        parts: list[_Part],
+        ids: list[int],
+        before_wait: Callable[[], Awaitable[None]],
+    ) -> None:
         """Send the parts not yet in ``ids`` (sent by an earlier attempt), adding each one's id."""
         for part in parts[len(ids) :]:
-            sent = await self._patiently(partial(part, bot, chat_id), started=bool(ids))
+            call = partial(part, bot, chat_id)
+            sent = await self._patiently(call, started=bool(ids), before_wait=before_wait)
             ids.append(sent.message_id)
 
-    async def _patiently(self, call: Callable[[], Awaitable[T]], *, started: bool) -> T:
+    async def _patiently(
+        self,
+        call: Callable[[], Awaitable[T]],
+        *,
+        started: bool,
+        before_wait: Callable[[], Awaitable[None]],
+    ) -> T:
         """Make ``call``, waiting out one short ``RetryAfter`` (a longer one is raised); once
         part of the delivery has gone (``started``), any ``RetryAfter`` and network error for
-        up to :data:`LATER_PART_PATIENCE` seconds in all."""
+        up to :data:`LATER_PART_PATIENCE` seconds in all. ``before_wait`` runs before each
+        wait."""
         waited = 0.0
         failures = 0
         while True:
@@ -222,6 +266,7 @@ class TelegramSender:
                     "telegram unreachable mid-delivery, retrying",
                     extra={"seconds": wait, "error": type(exc).__name__},
                 )
+            await before_wait()
             await asyncio.sleep(wait)
             waited += wait
 
@@ -254,10 +299,11 @@ class TelegramSender:
         ids: list[int],
         *,
         progress: list[int] | None = None,
-    ) -> None:
+    ) -> bool:
         """Record the delivery's parts ``ids``, so a reply to one finds the ticket, and with
         ``progress`` the parts sent so far (``[]``: the delivery ended). Delivered is delivered:
-        a failure here is logged, and the row is still marked as it would have been."""
+        a failure here is logged (and False returned), and the row is still marked as it would
+        have been."""
         try:
             async with self._store() as store:
                 await record_parts(store, chat_id, msg.outbox_id, ids, utcnow(), progress=progress)
@@ -266,6 +312,8 @@ class TelegramSender:
                 "telegram parts not recorded",
                 extra={"outbox_id": msg.outbox_id, "error": repr(exc)},
             )
+            return False
+        return True
 
     async def _blocked(self, msg: OutboundMessage) -> None:
         """Mark the identity unreachable (the job hands a notice or survey to email)."""
@@ -317,10 +365,32 @@ def _keyboard(msg: OutboundMessage) -> InlineKeyboardMarkup | None:
     return None
 
 
-async def _send_file(bot: Bot, chat_id: int, attachment: Attachment) -> Message:
+async def _with_files_read(
+    parts: list[_Part], attachments: tuple[Attachment, ...], *, start: int
+) -> list[_Part]:
+    """``parts`` (the files last) with every file from part ``start`` on read: a file gone
+    from the store fails the delivery before its first part goes, not after its text went
+    (which left an admin's retry to send the text again)."""
+    first_file = len(parts) - len(attachments)
+    unsent = list(range(max(start, first_file), len(parts)))
+    if not unsent:
+        return parts
+    files = [attachments[index - first_file] for index in unsent]
+    read = await asyncio.to_thread(lambda: [read_stored(file) for file in files])
+    parts = list(parts)
+    for index, attachment, data in zip(unsent, files, read, strict=True):
+        parts[index] = partial(_send_file, attachment=attachment, data=data)
+    return parts
+
+
+async def _send_file(
+    bot: Bot, chat_id: int, attachment: Attachment, data: bytes | None = None
+) -> Message:
     """A photo, video, song or voice note as Telegram shows and plays it; anything else, or
-    one Telegram refuses that way, as a document (a file to download)."""
-    data = await asyncio.to_thread(read_stored, attachment)
+    one Telegram refuses that way, as a document (a file to download). ``data``: the file's
+    bytes, if already read."""
+    if data is None:
+        data = await asyncio.to_thread(read_stored, attachment)
     media = _media_method(bot, attachment.content_type, len(data))
     if media is not None:
         try:

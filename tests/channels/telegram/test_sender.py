@@ -443,3 +443,73 @@ async def test_the_acknowledgement_and_the_knowledge_bases_answer_arrive_in_that
     await run_worker(settings.database_url, settings.redis_url, record)
     order = [(m.kind.value, m.template) for m in read_record(record)]
     assert order == [("notice", "ticket_received"), ("reply", "message")]
+
+
+async def killed_in_a_wait(
+    row: OutboxRow, fake: FakeBotAPI, settings: Settings, calls: int
+) -> None:
+    """Deliver ``row`` and kill the delivery once ``calls`` sendMessage calls were made and the
+    sender is waiting out Telegram's flood control (a kill leaves the database the same)."""
+    job = asyncio.create_task(deliver_async(row.id, settings))
+    for _ in range(500):
+        if len(fake.calls_of("sendMessage")) >= calls:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.5)  # within the 2 s wait
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+
+
+async def test_a_kill_while_waiting_out_flood_control_does_not_lose_the_message(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """Telegram refused the request (429, retry after 2 s), so nothing went; yet the row kept
+    its hand-over mark through the wait, and the retry after a kill took it as delivered."""
+    row = await first_notice(gateway, db)
+    fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 2", retry_after=2)
+    await killed_in_a_wait(row, fake, settings, calls=1)
+    assert (await outbox(db))[0].external_id is None  # the mark withdrawn before the wait
+    assert await deliver_async(row.id, settings) == "sent"  # RQ's retry
+    assert len(fake.sent) == 1
+
+
+async def test_a_kill_while_a_later_part_waits_out_flood_control_resumes_after_the_first(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """The first part went, the second met flood control: a kill in the wait lost the second
+    (the retry took the row as delivered). Now the part sent is recorded before the wait."""
+    row = await first_notice(gateway, db)
+    await as_agent_reply(db, row, "A" * 3000 + "\n\n" + "B" * 3000)
+    fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 2", retry_after=2, after=1)
+    await killed_in_a_wait(row, fake, settings, calls=2)
+    assert await deliver_async(row.id, settings) == "sent"
+    assert [s["text"][0] for s in fake.sent] == ["A", "B"]
+    [stored] = [r for r in await outbox(db) if r.id == row.id]
+    assert stored.external_id == str(fake.sent[0]["message_id"])
+
+
+async def test_a_file_gone_from_the_store_fails_the_reply_before_its_text_goes(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings, tmp_path: Path
+) -> None:
+    """The text went, then the file could not be read (a worker host without the shared
+    attachment directory): the row failed as if nothing had gone, and an admin's retry, once
+    the file was back, sent the text again."""
+    row = await first_notice(gateway, db)
+    await as_agent_reply(db, row, "Here is your invoice.")
+    gone = tmp_path / "gone.pdf"
+    [reloaded] = [r for r in await outbox(db) if r.id == row.id]
+    invoice = {"filename": "invoice.pdf", "content_type": "application/pdf", "size": 8}
+    async with db.write() as session:
+        await session.execute(
+            update(TicketMessage)
+            .where(TicketMessage.id == reloaded.message_id)
+            .values(attachments=[{**invoice, "ref": str(gone)}])
+        )
+    result = await deliver_async(row.id, settings)
+    assert result.startswith("failed: attachment 'invoice.pdf' unreadable")
+    assert fake.sent == []
+    await asyncio.to_thread(gone.write_bytes, b"%PDF-1.7")  # the operator restores the file
+    assert await retry_row(db, row.id)
+    assert await deliver_async(row.id, settings) == "sent"
+    assert [s["method"] for s in fake.sent] == ["sendMessage", "sendDocument"]
