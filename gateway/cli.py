@@ -260,7 +260,7 @@ def cmd_attachments_sweep(args: argparse.Namespace) -> int:
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     settings = load_settings()
-    from gateway.outbox_admin import failed_rows, retry_row
+    from gateway.outbox_admin import HandedToEmail, failed_rows, retry_row
     from gateway.store import Store
 
     async def run() -> int:
@@ -270,7 +270,12 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                 for row in await failed_rows(store):
                     print("\t".join(str(v) for v in row))
                 return 0
-            if await retry_row(store, args.id):
+            try:
+                retried = await retry_row(store, args.id)
+            except HandedToEmail as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            if retried:
                 print(f"outbox row {args.id} queued again", file=sys.stderr)
                 return 0
             print(f"error: no failed outbox row {args.id}", file=sys.stderr)
@@ -337,10 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
     outbox_commands.add_parser(
         "failed",
         help="List parked deliveries: id, channel, template, ticket, attempts, reason.",
-        description="List parked deliveries (tab-separated), oldest first.",
+        description="List parked deliveries (tab-separated), oldest first. A notice handed to"
+        " email is not listed: its email row is, if that fails.",
     ).set_defaults(func=cmd_outbox)
     retry = outbox_commands.add_parser(
-        "retry", help="Send a parked delivery again.", description="Send a parked delivery again."
+        "retry",
+        help="Send a parked delivery again.",
+        description="Send a parked delivery again (not one handed to email: retry its email row).",
     )
     retry.add_argument("id", type=int)
     retry.set_defaults(func=cmd_outbox)

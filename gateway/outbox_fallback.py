@@ -10,32 +10,51 @@ conversation on that channel, and the agent sees the failed delivery.
 The delivery job calls :func:`hand_to_email` for a row it cannot deliver because of its
 recipient (``channels.base.RecipientUnreachable``, or no reachable identity on the row's
 channel). The row is marked failed in the same transaction that owes the email: a retry after
-a crash finds it failed and does not owe the email twice.
+a crash finds it failed and does not owe the email twice. A row handed over stays failed for
+good: the email row owes its notice now, so an admin's retry is refused
+(``gateway/outbox_admin.py``), and were the row delivered again it would not owe a second email.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, SQLColumnExpression, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from gateway.models import Channel, OutboxKind, OutboxStatus
 from gateway.outbox import OUTBOX, add_outbox
-from gateway.store.tables import ContactIdentity
+from gateway.store.tables import ContactIdentity, OutboxRow
 
 HANDED = frozenset({OutboxKind.NOTICE.value, OutboxKind.SURVEY.value})
 """What is handed to email: what the gateway tells the customer, not what an agent wrote."""
 
 _UNSETTLED = (OutboxStatus.PENDING.value, OutboxStatus.QUEUED.value)
 
+_HANDED_TO = aliased(OutboxRow, name="handed_to")
+
+
+def handed_to_email(
+    outbox_id: int | SQLColumnExpression[int], contact_id: int | SQLColumnExpression[int]
+) -> Select[int]:
+    """The email row that owes what row ``outbox_id`` (of contact ``contact_id``) could not
+    deliver; correlates when given the columns of an enclosing query. A contact merge moves
+    both rows alike, and the contact narrows the search to that contact's rows."""
+    return select(_HANDED_TO.id).where(
+        _HANDED_TO.contact_id == contact_id,
+        _HANDED_TO.channel == Channel.EMAIL.value,
+        _HANDED_TO.payload["fallback_from"].as_integer() == outbox_id,
+    )
+
 
 async def hand_to_email(
     session: AsyncSession, outbox_id: int, reason: str, now: datetime
 ) -> int | None:
     """Fail row ``outbox_id`` with ``reason`` and owe a notice or survey on the contact's email;
-    in the caller's transaction. Returns the new row's id, or None when nothing was owed: the
-    row was settled already, is a reply, is an email, or its contact has no email identity."""
+    in the caller's transaction. Returns the id of the email row that owes it (the one owed
+    before, if the row was handed over already), or None when nothing was owed: the row was
+    settled already, is a reply, is an email, or its contact has no email identity."""
     failed = await session.execute(
         update(OUTBOX)
         .where(OUTBOX.c.id == outbox_id, OUTBOX.c.status.in_(_UNSETTLED))
@@ -53,6 +72,9 @@ async def hand_to_email(
     row = failed.first()
     if row is None or row.kind not in HANDED or row.channel == Channel.EMAIL.value:
         return None
+    owed = await session.scalar(handed_to_email(outbox_id, row.contact_id).limit(1))
+    if owed is not None:
+        return owed
     email = await session.scalar(
         select(ContactIdentity.id)
         .where(

@@ -16,7 +16,7 @@ from channels.telegram.conversations import replied_ticket
 from channels.telegram.sender import TelegramSender
 from gateway.appkeys import PIPELINE
 from gateway.models import Channel, OutboundMessage, OutboxKind
-from gateway.outbox_admin import retry_row
+from gateway.outbox_admin import HandedToEmail, failed_rows, retry_row
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import ContactIdentity, OutboxRow, TicketMessage
@@ -184,6 +184,59 @@ async def test_a_blocked_users_notices_fall_back_to_their_email(
     assert [r.template for r in handed] == [row.template, later.template]
     assert [r.payload["fallback_from"] for r in handed] == [row.id, later.id]
     assert fake.sent == []
+
+
+async def test_retrying_a_notice_that_was_handed_to_email_does_not_owe_the_email_again(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings, tmp_path: Path
+) -> None:
+    """A notice handed to email was listed by ``outbox failed`` as a failure, and ``outbox
+    retry`` took it: the email was owed a second time, or, once the user had unblocked the
+    bot, the notice went on Telegram as well. It is not listed, and its retry is refused."""
+    from tests.cli_runner import environment
+    from tests.cli_runner import gateway as run_gateway
+
+    row = await first_notice(gateway, db)
+    await add_identity(db, row, "email", "li@example.com")
+    fake.blocked.add(888)
+    assert "handed to email" in await deliver_async(row.id, settings)
+    [email] = [r for r in await outbox(db) if r.channel == "email"]
+    fake.blocked.clear()  # the user unblocked meanwhile
+    assert await failed_rows(db) == []
+    with pytest.raises(HandedToEmail, match=f"handed to email \\(outbox {email.id}\\)"):
+        await retry_row(db, row.id)
+    env = environment(
+        GATEWAY_DATABASE_URL=settings.database_url, GATEWAY_REDIS_URL=settings.redis_url
+    )
+    listed = await asyncio.to_thread(run_gateway, "outbox", "failed", env=env, cwd=tmp_path)
+    assert (listed.returncode, listed.stdout) == (0, "")
+    retried = await asyncio.to_thread(
+        run_gateway, "outbox", "retry", str(row.id), env=env, cwd=tmp_path
+    )
+    assert retried.returncode == 1
+    assert f"retry outbox {email.id}" in retried.stderr
+    assert await deliver_async(row.id, settings) == "already failed"
+    assert [r.id for r in await outbox(db) if r.channel == "email"] == [email.id]
+    assert fake.sent == []
+
+
+async def test_a_notice_handed_to_email_twice_owes_the_email_once(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """However a handed-over row came to be delivered again, meeting the block once more
+    owed its notice by email a second time."""
+    row = await first_notice(gateway, db)
+    await add_identity(db, row, "email", "li@example.com")
+    fake.blocked.add(888)
+    await deliver_async(row.id, settings)
+    [email] = [r for r in await outbox(db) if r.channel == "email"]
+    async with db.write() as session:
+        await session.execute(
+            update(OutboxRow).where(OutboxRow.id == row.id).values(status="pending")
+        )
+    again = await deliver_async(row.id, settings)
+    assert again.endswith(f"handed to email (outbox {email.id})")  # the same email row
+    emails = [r for r in await outbox(db) if r.channel == "email"]
+    assert [r.payload["fallback_from"] for r in emails] == [row.id]
 
 
 async def test_blocking_the_bot_is_heard_at_once_and_unblocking_opens_the_way_again(
