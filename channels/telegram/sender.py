@@ -392,9 +392,12 @@ async def _send_file(
     if data is None:
         data = await asyncio.to_thread(read_stored, attachment)
     media = _media_method(bot, attachment.content_type, len(data))
+    write, read = upload_timeouts(len(data))
     if media is not None:
         try:
-            return await media(chat_id, data, filename=attachment.filename)
+            return await media(
+                chat_id, data, filename=attachment.filename, write_timeout=write, read_timeout=read
+            )
         except BadRequest as exc:
             # Refused that way (a photo's sides, a user who takes no voice notes): nothing was
             # sent, so it goes as a file.
@@ -402,7 +405,21 @@ async def _send_file(
                 "media refused, sending it as a document",
                 extra={"content_type": attachment.content_type, "error": exc.message},
             )
-    return await bot.send_document(chat_id, data, filename=attachment.filename)
+    return await bot.send_document(
+        chat_id, data, filename=attachment.filename, write_timeout=write, read_timeout=read
+    )
+
+
+UPLOAD_BYTES_PER_SECOND = 512 * 1024
+"""The upload rate a file's send is given time for: PTB's 20 s for any upload timed a 50 MB
+file (the largest an agent may attach) out on every try below 2.5 MB/s."""
+
+
+def upload_timeouts(size: int) -> tuple[float, float]:
+    """PTB's write and read timeouts for sending a file of ``size`` bytes: its upload at
+    :data:`UPLOAD_BYTES_PER_SECOND`, and Telegram's taking it in, after 20 s each as for any
+    request. 50 MB gets 165 s: within RQ's 180 s for a job."""
+    return 20 + size / UPLOAD_BYTES_PER_SECOND, 20 + size / (4 * UPLOAD_BYTES_PER_SECOND)
 
 
 def _media_method(

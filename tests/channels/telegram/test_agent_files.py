@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from channels.telegram import sender
+from gateway.api.reply_files import TELEGRAM_UPLOAD_BYTES
 from gateway.appkeys import PIPELINE
 from gateway.models import AgentRole
 from gateway.settings import Settings
@@ -211,3 +212,13 @@ async def test_a_reply_to_a_later_part_of_an_agents_answer_goes_to_its_ticket(
         (first.id, "step 12 is unclear"),
         (first.id, "this label is torn"),
     ]
+
+
+def test_the_largest_file_an_agent_may_attach_gets_time_to_upload_within_a_job() -> None:
+    """PTB gives any upload 20 s: a 50 MB file timed out on every try below 2.5 MB/s, and RQ
+    parked the reply. Its send now gets time for 512 KiB/s, and still ends within RQ's 180 s."""
+    small, largest = sender.upload_timeouts(1024), sender.upload_timeouts(TELEGRAM_UPLOAD_BYTES)
+    assert small == pytest.approx((20, 20), abs=0.01)
+    write, read = largest
+    assert write >= TELEGRAM_UPLOAD_BYTES / (512 * 1024)
+    assert write + read < 180
