@@ -85,12 +85,25 @@ def parse_callback(data: str) -> Feedback | None:
     if len(parts) != 3 or not parts[1]:
         return None
     code, key, value = parts
-    if code == "a" and value in ("y", "n") and key.isascii() and key.isdigit():
-        return Feedback(FeedbackKind.HELPFUL, 1 if value == "y" else 0, answer_id=int(key))
-    if code == "k" and key.isascii() and key.isdigit() and value.isascii() and value.isdigit():
-        return Feedback(FeedbackKind.CHOICE, int(value), answer_id=int(key))
+    answer_id = _message_id(key)
+    if code == "a" and value in ("y", "n") and answer_id is not None:
+        return Feedback(FeedbackKind.HELPFUL, 1 if value == "y" else 0, answer_id=answer_id)
+    if code == "k" and answer_id is not None and value.isascii() and value.isdigit():
+        return Feedback(FeedbackKind.CHOICE, int(value), answer_id=answer_id)
     if code == "h" and value in ("y", "n"):
         return Feedback(FeedbackKind.HELPFUL, 1 if value == "y" else 0, ticket_number=key)
     if code == "r" and value in {"1", "2", "3", "4", "5"}:
         return Feedback(FeedbackKind.RATING, int(value), ticket_number=key)
     return None
+
+
+_MAX_MESSAGE_ID = 2**31 - 1
+"""Message ids are 32-bit integer keys: a larger one is none of ours, and PostgreSQL refuses to
+look it up (asyncpg's ``DataError``) rather than finding nothing."""
+
+
+def _message_id(key: str) -> int | None:
+    if not (key.isascii() and key.isdigit()) or len(key) > len(str(_MAX_MESSAGE_ID)):
+        return None
+    number = int(key)
+    return number if number <= _MAX_MESSAGE_ID else None

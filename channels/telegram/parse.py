@@ -75,7 +75,10 @@ def parse_update(update: Mapping[str, Any]) -> InboundMessage | Ignored:
             if kind in update:
                 return Ignored(update_id, "channel_post", update[kind]["chat"]["id"])
         return Ignored(update_id, "unsupported_update")
-    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError, ValidationError) as exc:
+        # Valid JSON of the wrong shape (a string where the Bot API has an object: ``"from"``,
+        # an entity, a sticker) fails on its first ``.get`` or ``[...]``: the update is the
+        # sender's fault, acknowledged and counted, not a 500 Telegram would redeliver forever.
         raise ChannelInputError("malformed_update", type(exc).__name__) from exc
 
 

@@ -205,6 +205,29 @@ def test_malformed_update_is_the_senders_fault() -> None:
         parse_update({"update_id": 1, "message": {"chat": {"id": 1}}})
 
 
+def _private_text(**fields: Any) -> dict[str, Any]:
+    update = load_fixture("private_text")
+    update["message"].update(fields)
+    return update
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        _private_text(**{"from": "x"}),
+        _private_text(entities=["x"]),
+        _private_text(text="", sticker="x"),
+        _private_text(text="", caption="see", caption_entities=["x"]),
+        {"update_id": 5, "edited_message": {**_private_text()["message"], "from": "x"}},
+    ],
+    ids=["from", "entity", "sticker", "caption_entity", "edited_from"],
+)
+def test_a_string_where_an_object_belongs_is_a_malformed_update(update: dict[str, Any]) -> None:
+    with pytest.raises(ChannelInputError) as raised:
+        parse_update(update)
+    assert raised.value.reason == "malformed_update"
+
+
 def test_unknown_update_kinds_are_ignored() -> None:
     assert parse_update({"update_id": 5, "message_reaction": {}}) == Ignored(
         5, "unsupported_update"
@@ -228,6 +251,12 @@ def test_callback_data() -> None:
     assert parse_callback("a:4211:n") == Feedback(FeedbackKind.HELPFUL, 0, answer_id=4211)
     assert parse_callback("a:G20261122001:n") is None
     assert parse_callback("a:²:n") is None
+    # Beyond the 32-bit message ids: not ours (PostgreSQL refused to look them up).
+    assert parse_callback("a:2147483647:y") == Feedback(
+        FeedbackKind.HELPFUL, 1, answer_id=2**31 - 1
+    )
+    assert parse_callback("a:2147483648:y") is None
+    assert parse_callback("k:99999999999:0") is None
     assert parse_callback("k:4212:1") == Feedback(FeedbackKind.CHOICE, 1, answer_id=4212)
     assert parse_callback("k:4212:x") is None
     [[long_one]] = choices_keyboard(4212, ["a question " * 10]).inline_keyboard

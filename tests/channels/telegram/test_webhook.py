@@ -41,6 +41,44 @@ async def test_a_malformed_update_is_counted_and_acknowledged(gateway: Gateway, 
     assert rejected(app, "malformed_update") == 1
 
 
+def _private_text(**fields: Any) -> dict[str, Any]:
+    update = load_fixture("private_text")
+    update["message"].update(fields)
+    return update
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        _private_text(**{"from": "x"}),
+        _private_text(entities=["x"]),
+        _private_text(text="", sticker="x"),
+    ],
+    ids=["from", "entity", "sticker"],
+)
+async def test_a_string_where_an_object_belongs_is_acknowledged_not_a_500(
+    gateway: Gateway, db: Store, update: dict[str, Any]
+) -> None:
+    # A 500 makes Telegram redeliver the update forever, holding the chat's later ones back.
+    app, client = gateway
+    assert await post_update(client, update) == 200
+    assert await count(db, TicketMessage) == 0
+    assert rejected(app, "malformed_update") == 1
+
+
+@pytest.mark.parametrize("data", ["a:99999999999:y", "k:99999999999:0"])
+async def test_a_button_press_naming_an_id_beyond_ours_is_answered_as_not_ours(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, data: str
+) -> None:
+    # On PostgreSQL the lookup of an id past the 32-bit key failed: a 500, redelivered forever.
+    _, client = gateway
+    press = load_fixture("callback_query")
+    press["callback_query"]["data"] = data
+    assert await post_update(client, press) == 200
+    assert await count(db, TicketMessage) == 0
+    assert len(fake.calls_of("answerCallbackQuery")) == 1
+
+
 async def test_group_messages_are_ignored_counted_and_explained_once(
     gateway: Gateway, db: Store, fake: FakeBotAPI
 ) -> None:
