@@ -67,7 +67,7 @@ class TelegramInbound:
     async def handle(self, update: Mapping[str, Any]) -> None:
         """Process one update; returns once it may be acknowledged."""
         try:
-            parsed = parse_update(update)
+            parsed = parse_update(update, max_bytes=self.settings.attachment_max_bytes)
         except ChannelInputError as exc:
             self.metrics.rejected.labels(channel=CHANNEL, reason=exc.reason).inc()
             log.info("telegram update refused", extra={"reason": exc.reason, "detail": exc.detail})

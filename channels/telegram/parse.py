@@ -29,7 +29,7 @@ Attachments carry ``ref = "telegram-file:<file_id>"`` until they are downloaded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +55,15 @@ class Ignored:
     """The group's chat, when the reason is ``group`` (it gets a one-time explanation)."""
 
 
-def parse_update(update: Mapping[str, Any]) -> InboundMessage | Ignored:
+def parse_update(
+    update: Mapping[str, Any], *, max_bytes: int | None = None
+) -> InboundMessage | Ignored:
     """Turn one Telegram update into an inbound message, or say why it is ignored.
+
+    Args:
+        update: the update's JSON.
+        max_bytes: the attachment size cap: of the sizes Telegram made of a photo, the largest
+            under it is taken (the largest of all when none is, or with no cap).
 
     Raises:
         ChannelInputError: the JSON is not an update we can read.
@@ -64,9 +71,9 @@ def parse_update(update: Mapping[str, Any]) -> InboundMessage | Ignored:
     try:
         update_id = int(update["update_id"])
         if "message" in update:
-            return _message(update_id, update["message"], edited=False)
+            return _message(update_id, update["message"], edited=False, max_bytes=max_bytes)
         if "edited_message" in update:
-            return _message(update_id, update["edited_message"], edited=True)
+            return _message(update_id, update["edited_message"], edited=True, max_bytes=max_bytes)
         if "callback_query" in update:
             return _callback(update_id, update["callback_query"])
         if "my_chat_member" in update:
@@ -83,7 +90,7 @@ def parse_update(update: Mapping[str, Any]) -> InboundMessage | Ignored:
 
 
 def _message(
-    update_id: int, message: Mapping[str, Any], *, edited: bool
+    update_id: int, message: Mapping[str, Any], *, edited: bool, max_bytes: int | None
 ) -> InboundMessage | Ignored:
     chat = message["chat"]
     chat_id = int(chat["id"])
@@ -151,7 +158,7 @@ def _message(
             text = f"📇 {name}: {phone}" if name else f"📇 {phone}"
             meta["text_from"] = "contact"
             phone = None
-    attachments, file_ids = _attachments(message)
+    attachments, file_ids = _attachments(message, max_bytes)
     if attachments:
         # Telegram's lasting ids of the files: an edit that replaces the file changes them.
         meta["files"] = file_ids
@@ -286,13 +293,14 @@ def _location(message: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return f"📍 {place}\n{link}", meta
 
 
-def _attachments(message: Mapping[str, Any]) -> tuple[tuple[Attachment, ...], list[str]]:
+def _attachments(
+    message: Mapping[str, Any], max_bytes: int | None
+) -> tuple[tuple[Attachment, ...], list[str]]:
     """The message's files, and Telegram's ``file_unique_id`` of each, in the same order."""
     found = []
     items: list[Mapping[str, Any]] = []
     if message.get("photo"):
-        # Telegram sends every size it made; the last is the largest.
-        photo = message["photo"][-1]
+        photo = _photo_size(message["photo"], max_bytes)
         found.append(_file(photo, f"photo_{photo['file_unique_id']}.jpg", "image/jpeg"))
         items.append(photo)
     sticker = message.get("sticker")
@@ -321,6 +329,18 @@ def _attachments(message: Mapping[str, Any]) -> tuple[tuple[Attachment, ...], li
             found.append(_file(item, name, item.get("mime_type") or default_type))
             items.append(item)
     return tuple(found), [str(item["file_unique_id"]) for item in items]
+
+
+def _photo_size(sizes: Sequence[Mapping[str, Any]], max_bytes: int | None) -> Mapping[str, Any]:
+    """Telegram sends every size it made of a photo, smallest first
+    (https://core.telegram.org/bots/api#photosize): the largest under the cap, where taking the
+    largest of all kept none when it was over (``file_size`` is optional: one without it may
+    fit, and the download checks)."""
+    if max_bytes is not None:
+        for size in sizes[::-1]:
+            if int(size.get("file_size") or 0) <= max_bytes:
+                return size
+    return sizes[-1]
 
 
 def _file(item: Mapping[str, Any], filename: str, content_type: str) -> Attachment:

@@ -55,6 +55,19 @@ def test_photo_with_caption_takes_the_largest_size() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("max_bytes", "file_id"),
+    [(None, "photo-big"), (20480, "photo-big"), (10_000, "photo-small"), (1000, "photo-big")],
+)
+def test_a_photo_takes_its_largest_size_under_the_cap(max_bytes: int | None, file_id: str) -> None:
+    # Over the cap, the largest size was dropped whole though a smaller one fitted; with none
+    # under it, the largest stays (kept as a name without bytes).
+    message = parse_update(load_fixture("photo_with_caption"), max_bytes=max_bytes)
+    assert isinstance(message, InboundMessage)
+    [attachment] = message.attachments
+    assert attachment.ref == f"telegram-file:{file_id}"
+
+
 def test_document_and_voice() -> None:
     document = parsed("document")
     assert document.text == "Here is my invoice"

@@ -155,6 +155,27 @@ async def test_document_over_the_size_cap_is_kept_as_a_name_without_bytes(
     assert fake.calls_of("getFile") == []  # Telegram said how big it was: not even asked
 
 
+async def test_a_photo_over_the_size_cap_keeps_a_smaller_size_telegram_made(
+    fake: FakeBotAPI,
+    db_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    make_gateway: MakeGateway,
+    db: Store,
+) -> None:
+    settings = telegram_settings(fake, db_url, redis_url, tmp_path, attachment_max_bytes=10_000)
+    _, client = await make_gateway(settings)
+    fake.add_file("photo-small", b"\xff\xd8small", "photos/s.jpg")
+    fake.add_file("photo-big", b"\xff\xd8" + b"x" * 20_000, "photos/b.jpg")
+    assert await post_fixture(client, "photo_with_caption") == 200
+    [message] = await messages(db)
+    [attachment] = message.attachments
+    assert attachment["filename"] == "photo_ps.jpg"
+    assert await stored_bytes(attachment) == b"\xff\xd8small"
+    assert "skipped_files" not in message.channel_meta
+    assert [c.params["file_id"] for c in fake.calls_of("getFile")] == ["photo-small"]
+
+
 async def test_voice_message_is_an_attachment(
     gateway: Gateway, db: Store, fake: FakeBotAPI
 ) -> None:
