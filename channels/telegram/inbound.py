@@ -25,7 +25,7 @@ from channels.telegram.callbacks import on_callback
 from channels.telegram.commands import CommandContext, run_command
 from channels.telegram.files import download_attachments
 from channels.telegram.parse import Ignored, parse_update
-from channels.telegram.state import claim_once
+from channels.telegram.state import claim_once, claimed
 from channels.telegram.texts import TEXTS
 from gateway.ingest.contacts import identity_key, resolve_contacts
 from gateway.metrics import Metrics
@@ -205,8 +205,17 @@ class TelegramInbound:
         self.metrics.rejected.labels(channel=CHANNEL, reason=ignored.reason).inc()
         if ignored.reason != "group" or ignored.chat_id is None:
             return
-        key = f"group_explained:{ignored.chat_id}"
-        if not await claim_once(self.store, key, {"update_id": ignored.update_id}, self.clock()):
+        claim = {"update_id": ignored.update_id}
+        if ignored.linked_chat_id is not None:
+            # Telegram upgrades a group to a supergroup by itself, under a new chat id, and
+            # says so with a service message on each side: a group told once is not told again
+            # under its new id, and the service message, which nobody wrote, tells nothing.
+            keys = [_explained_key(ignored.chat_id), _explained_key(ignored.linked_chat_id)]
+            if any([await claimed(self.store, key) for key in keys]):
+                for key in keys:
+                    await claim_once(self.store, key, claim, self.clock())
+            return
+        if not await claim_once(self.store, _explained_key(ignored.chat_id), claim, self.clock()):
             return
         explanation = "\n".join(TEXTS["group_unsupported"].values())
         try:
@@ -214,6 +223,12 @@ class TelegramInbound:
         except TelegramError as exc:
             # Claimed first, sent second: at most one explanation, even if this one is lost.
             log.info("group explanation not sent", extra={"error": type(exc).__name__})
+
+
+def _explained_key(chat_id: int) -> str:
+    """The ``channel_state`` key claimed once the group ``chat_id`` was told that the bot works
+    only in private chats."""
+    return f"group_explained:{chat_id}"
 
 
 TELEGRAM = web.AppKey("telegram", TelegramInbound)

@@ -53,6 +53,9 @@ class Ignored:
     reason: str
     chat_id: int | None = None
     """The group's chat, when the reason is ``group`` (it gets a one-time explanation)."""
+    linked_chat_id: int | None = None
+    """The group's other id, when this is the service message of its upgrade to a supergroup
+    (``migrate_from_chat_id`` in the new chat, ``migrate_to_chat_id`` in the old one)."""
 
 
 def parse_update(
@@ -95,7 +98,8 @@ def _message(
     chat = message["chat"]
     chat_id = int(chat["id"])
     if chat["type"] in _GROUPS:
-        return Ignored(update_id, "group", chat_id)
+        linked = message.get("migrate_from_chat_id") or message.get("migrate_to_chat_id")
+        return Ignored(update_id, "group", chat_id, int(linked) if linked else None)
     if chat["type"] != _PRIVATE:
         return Ignored(update_id, "channel_post", chat_id)
     sender = message.get("from")

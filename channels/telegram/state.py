@@ -161,6 +161,11 @@ async def claim_once(store: Store, key: str, value: dict[str, Any], now: datetim
     return True
 
 
+async def claimed(store: Store, key: str) -> bool:
+    """Whether ``key`` was claimed (:func:`claim_once`)."""
+    return await _read(store, key) is not None
+
+
 async def _insert(session: AsyncSession, key: str, value: dict[str, Any], now: datetime) -> None:
     await session.execute(
         insert(STATE).values(channel=CHANNEL, key=key, value=value, updated_at=now)

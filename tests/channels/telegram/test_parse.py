@@ -211,6 +211,12 @@ def test_groups_and_channels_are_ignored(name: str, reason: str, chat_id: int) -
     )
 
 
+def test_a_groups_upgrade_to_a_supergroup_names_its_other_id() -> None:
+    update = load_fixture("group_message")
+    update["message"]["migrate_from_chat_id"] = -4567
+    assert parse_update(update) == Ignored(1012, "group", -100123, linked_chat_id=-4567)
+
+
 def test_malformed_update_is_the_senders_fault() -> None:
     with pytest.raises(ChannelInputError):
         parse_update({"message": {}})

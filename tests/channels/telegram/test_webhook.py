@@ -94,6 +94,44 @@ async def test_group_messages_are_ignored_counted_and_explained_once(
     assert "private" in explanation["text"] and "私聊" in explanation["text"]
 
 
+def _upgrade(update_id: int, chat: dict[str, Any], **migrate: int) -> dict[str, Any]:
+    """The service message Telegram sends on each side of a group's upgrade to a supergroup."""
+    bot = {"id": 1087968824, "is_bot": True, "first_name": "Group"}
+    message = {"message_id": 1, "date": 1795320100, "chat": chat, "from": bot, **migrate}
+    return {"update_id": update_id, "message": message}
+
+
+async def test_a_group_upgraded_to_a_supergroup_is_not_explained_again_under_its_new_id(
+    gateway: Gateway, fake: FakeBotAPI
+) -> None:
+    app, client = gateway
+    old = {"id": -4567, "type": "group", "title": "Fans"}
+    new = {"id": -1001234567890, "type": "supergroup", "title": "Fans"}
+    group = load_fixture("group_message")
+    group["message"]["chat"] = old
+    assert await post_update(client, group) == 200
+    assert await post_update(client, _upgrade(2001, old, migrate_to_chat_id=new["id"])) == 200
+    assert await post_update(client, _upgrade(2002, new, migrate_from_chat_id=old["id"])) == 200
+    group = sent_again("group_message")
+    group["message"]["chat"] = new
+    assert await post_update(client, group) == 200
+    assert rejected(app, "group") == 4
+    assert [s["chat_id"] for s in fake.sent] == [old["id"]]
+
+
+async def test_a_groups_upgrade_alone_explains_nothing_and_the_group_is_told_once_it_writes(
+    gateway: Gateway, fake: FakeBotAPI
+) -> None:
+    _, client = gateway
+    new = {"id": -1001234567890, "type": "supergroup", "title": "Fans"}
+    assert await post_update(client, _upgrade(2002, new, migrate_from_chat_id=-4567)) == 200
+    assert fake.sent == []
+    group = load_fixture("group_message")
+    group["message"]["chat"] = new
+    assert await post_update(client, group) == 200
+    assert [s["chat_id"] for s in fake.sent] == [new["id"]]
+
+
 async def test_channel_posts_are_ignored_and_counted(
     gateway: Gateway, db: Store, fake: FakeBotAPI
 ) -> None:
