@@ -66,7 +66,8 @@ async def earlier_owed(
     session: AsyncSession, loaded: list[LoadedRow], now: datetime
 ) -> dict[int, Earlier]:
     """Per row of the job that must wait, the earliest row of its contact, channel and kind
-    still owed outside the job (before it). Rows after it for the same contact wait too."""
+    still owed outside the job (before it). The contact's rows in the job after a waiting one,
+    of any kind, wait too (behind the same row)."""
     if not loaded:
         return {}
     mine = {item.row.id for item in loaded}
@@ -104,12 +105,17 @@ async def earlier_owed(
         if outbox_id in mine or key not in first or key in earliest:
             continue
         earliest[key] = Earlier(outbox_id, status, due_at, attempts)
-    return {
-        item.row.id: before
-        for item in loaded
-        if (before := earliest.get((item.row.contact_id, item.row.channel, item.row.kind)))
-        and before.outbox_id < item.row.id
-    }
+    waiting: dict[int, Earlier] = {}
+    held: dict[int, Earlier] = {}  # per contact: what its first waiting row of the job waits for
+    for item in sorted(loaded, key=lambda item: item.row.id):
+        before = earliest.get((item.row.contact_id, item.row.channel, item.row.kind))
+        if before is not None and before.outbox_id < item.row.id:
+            waiting[item.row.id] = held.setdefault(item.row.contact_id, before)
+        elif item.row.contact_id in held:
+            # A later row of another kind in the job (the relay groups a contact's rows of a
+            # pass): sent now, it would overtake the row waiting before it.
+            waiting[item.row.id] = held[item.row.contact_id]
+    return waiting
 
 
 async def wait_behind(

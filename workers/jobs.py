@@ -246,7 +246,9 @@ async def deliver_many(
 
             in_flight = asyncio.Semaphore(IN_FLIGHT)
             by_contact: dict[int, list[LoadedRow]] = {}
-            for item in loaded:
+            for item in sorted(loaded, key=lambda item: item.row.id):
+                # In the order they were owed: the relay orders a pass by when rows are due,
+                # and a row recovered from a lost job, due now, came after one owed later.
                 by_contact.setdefault(item.row.contact_id, []).append(item)
             try:
                 async with asyncio.TaskGroup() as group:

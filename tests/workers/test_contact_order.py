@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from rq.job import Job
 
 from channels.base import TransientChannelError
 from gateway.models import Channel, OutboxKind, OutboxStatus
@@ -26,15 +27,21 @@ FLOOD = "Too Many Requests: retry after 600"
 
 
 async def owe_progress(
-    store: Store, clock: Clock, text: str, *, due_in: timedelta | None = None
+    store: Store,
+    clock: Clock,
+    text: str,
+    *,
+    due_in: timedelta | None = None,
+    kind: OutboxKind = OutboxKind.NOTICE,
 ) -> int:
-    """A progress notice to the first customer, after what they are owed so far."""
+    """A progress notice (or a row of ``kind`` saying as much) to the first customer, after
+    what they are owed so far."""
     [first, *_] = await outbox(store)
     now = clock.now
     async with store.write() as session:
         row = add_outbox(
             session,
-            kind=OutboxKind.NOTICE,
+            kind=kind,
             template="progress",
             channel=Channel.TELEGRAM,
             contact_id=first.contact_id,
@@ -119,3 +126,52 @@ async def test_a_row_scheduled_for_later_holds_nothing_back(
         assert await OutboxRelay(store, redis, clock=clock).run_once() == 1
     assert await deliver_many([now], settings, job_id=job_id(now)) == {now: "sent"}
     assert "Fixed." in fake.sent[-1]["text"]
+
+
+async def test_a_contacts_later_rows_of_any_kind_in_the_job_wait_with_the_first(
+    store: Store, db_url: str, redis_url: str, fake: FakeBotAPI, tmp_path: Path, clock: Clock
+) -> None:
+    """The relay puts a contact's notice and reply of one pass in one job, the notice first:
+    when the notice waited behind an earlier deferred notice, the reply went at once."""
+    settings = telegram_settings(fake, db_url, redis_url, tmp_path)
+    clock.now = utcnow()
+    await customers_write(store, clock, "4242")
+    with redis_client(redis_url) as redis:
+        relay = OutboxRelay(store, redis, clock=clock)
+        assert await relay.run_once() == 1
+        fake.fail_next("sendMessage", 429, FLOOD, retry_after=600)
+        await deliver_many([1], settings, job_id=job_id(1))
+        ack = await owe_progress(store, clock, "We got your message.")
+        answer = await owe_progress(store, clock, "The answer.", kind=OutboxKind.REPLY)
+        assert await relay.run_once() == 2
+        done = await deliver_many([ack, answer], settings, job_id=job_id(ack, answer))
+    assert done == {ack: "waiting behind outbox 1", answer: "waiting behind outbox 1"}
+    assert fake.sent == []
+
+
+async def test_a_row_recovered_from_a_lost_job_goes_before_the_row_that_waited_behind_it(
+    store: Store, db_url: str, redis_url: str, fake: FakeBotAPI, tmp_path: Path, clock: Clock
+) -> None:
+    """Row 1's job was lost; row 2 waited behind it. Recovered, row 1 is due now, after row
+    2's due time, and the relay (by due time) put them in one job as [2, 1]."""
+    settings = telegram_settings(fake, db_url, redis_url, tmp_path)
+    clock.now = utcnow()
+    await customers_write(store, clock, "4242")
+    with redis_client(redis_url) as redis:
+        relay = OutboxRelay(store, redis, clock=clock)
+        assert await relay.run_once() == 1
+        Job.fetch(job_id(1), connection=redis).delete()  # Redis lost the job
+        second = await owe_progress(store, clock, "2. Then press reset.")
+        assert await relay.run_once() == 1
+        done = await deliver_many([second], settings, job_id=job_id(second))
+        assert done == {second: "waiting behind outbox 1"}
+        clock.now = utcnow() + timedelta(minutes=6)
+        assert (await relay.recover()).requeued == 1
+        assert await relay.run_once() == 2
+        [name] = {r.job_id for r in await outbox(store)}
+        assert name is not None
+        ids = Job.fetch(name, connection=redis).args[0]
+        assert ids == [second, 1]  # by due time
+        done = await deliver_many(ids, settings, job_id=name)
+    assert done == {1: "sent", second: "sent"}
+    assert "2. Then press reset." in fake.sent[1]["text"]
