@@ -69,6 +69,18 @@ def store_bytes(directory: Path, data: bytes) -> Path:
     return path
 
 
+def check_stored(attachment: Attachment) -> None:
+    """Raise as :func:`read_stored` would, without reading the file (blocking: call it in a
+    thread): a delivery checks all its files before its first part goes."""
+    if not attachment.ref:
+        raise ChannelError(f"attachment {attachment.filename!r} has no stored file")
+    try:
+        with Path(attachment.ref).open("rb"):
+            pass
+    except OSError as exc:
+        raise ChannelError(f"attachment {attachment.filename!r} unreadable: {exc}") from None
+
+
 def read_stored(attachment: Attachment) -> bytes:
     """The bytes of a stored attachment, for a channel to send (blocking: call it in a thread).
 

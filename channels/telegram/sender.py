@@ -45,7 +45,7 @@ import httpx
 from telegram import Bot, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from channels.attachment_store import read_stored
+from channels.attachment_store import check_stored, read_stored
 from channels.base import ChannelError, Handover, RecipientUnreachable, TransientChannelError
 from channels.telegram import conversations
 from channels.telegram.bot import open_bot, retry_seconds
@@ -165,7 +165,8 @@ class TelegramSender:
             raise ChannelError("nothing to send: no text and no attachment")
         earlier = await self._progress(msg) if len(parts) > 1 else []
         ids = list(earlier)
-        parts = await _with_files_read(parts, msg.attachments, start=len(ids))
+        files_sent = max(0, len(ids) - (len(parts) - len(msg.attachments)))  # texts go first
+        await _check_files(msg.attachments[files_sent:])
         recorded = len(earlier)  # ids[:recorded] are in the store's record of the delivery
 
         async def before_wait() -> None:
@@ -365,32 +366,24 @@ def _keyboard(msg: OutboundMessage) -> InlineKeyboardMarkup | None:
     return None
 
 
-async def _with_files_read(
-    parts: list[_Part], attachments: tuple[Attachment, ...], *, start: int
-) -> list[_Part]:
-    """``parts`` (the files last) with every file from part ``start`` on read: a file gone
-    from the store fails the delivery before its first part goes, not after its text went
-    (which left an admin's retry to send the text again)."""
-    first_file = len(parts) - len(attachments)
-    unsent = list(range(max(start, first_file), len(parts)))
-    if not unsent:
-        return parts
-    files = [attachments[index - first_file] for index in unsent]
-    read = await asyncio.to_thread(lambda: [read_stored(file) for file in files])
-    parts = list(parts)
-    for index, attachment, data in zip(unsent, files, read, strict=True):
-        parts[index] = partial(_send_file, attachment=attachment, data=data)
-    return parts
+async def _check_files(files: tuple[Attachment, ...]) -> None:
+    """Check that ``files`` (those still to go) can be read: one gone from the store fails the
+    delivery before its first part goes, not after its text went (which left an admin's retry
+    to send the text again). Each is read only when its turn comes: a reply may carry ten
+    files of up to 50 MB, and a job has several sends under way."""
+
+    def check_all() -> None:
+        for file in files:
+            check_stored(file)
+
+    if files:
+        await asyncio.to_thread(check_all)
 
 
-async def _send_file(
-    bot: Bot, chat_id: int, attachment: Attachment, data: bytes | None = None
-) -> Message:
+async def _send_file(bot: Bot, chat_id: int, attachment: Attachment) -> Message:
     """A photo, video, song or voice note as Telegram shows and plays it; anything else, or
-    one Telegram refuses that way, as a document (a file to download). ``data``: the file's
-    bytes, if already read."""
-    if data is None:
-        data = await asyncio.to_thread(read_stored, attachment)
+    one Telegram refuses that way, as a document (a file to download)."""
+    data = await asyncio.to_thread(read_stored, attachment)
     media = _media_method(bot, attachment.content_type, len(data))
     write, read = upload_timeouts(len(data))
     if media is not None:

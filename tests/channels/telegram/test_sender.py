@@ -11,11 +11,13 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import insert, update
 
+from channels.attachment_store import read_stored
 from channels.base import TransientChannelError
+from channels.telegram import sender
 from channels.telegram.conversations import replied_ticket
 from channels.telegram.sender import TelegramSender
 from gateway.appkeys import PIPELINE
-from gateway.models import Channel, OutboundMessage, OutboxKind
+from gateway.models import Attachment, Channel, OutboundMessage, OutboxKind
 from gateway.outbox_admin import HandedToEmail, failed_rows, retry_row
 from gateway.settings import Settings
 from gateway.store import Store
@@ -566,3 +568,42 @@ async def test_a_file_gone_from_the_store_fails_the_reply_before_its_text_goes(
     assert await retry_row(db, row.id)
     assert await deliver_async(row.id, settings) == "sent"
     assert [s["method"] for s in fake.sent] == ["sendMessage", "sendDocument"]
+
+
+async def test_a_replys_files_are_read_one_at_a_time_as_their_turn_comes(
+    gateway: Gateway,
+    db: Store,
+    fake: FakeBotAPI,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Checking a reply's files before its text goes read them all, and held them till the
+    last was sent: ten files of 50 MB a send, and a job has eight sends under way."""
+    row = await first_notice(gateway, db)
+    await as_agent_reply(db, row, "Here are your files.")
+    files = []
+    for n in range(3):
+        path = tmp_path / f"f{n}.pdf"
+        path.write_bytes(b"%PDF-1.7 " + bytes([n]) * 1000)
+        files.append(
+            {"filename": path.name, "content_type": "application/pdf", "size": 1009}
+            | {"ref": str(path)}
+        )
+    [reloaded] = [r for r in await outbox(db) if r.id == row.id]
+    async with db.write() as session:
+        await session.execute(
+            update(TicketMessage)
+            .where(TicketMessage.id == reloaded.message_id)
+            .values(attachments=files)
+        )
+    sent_when_read: list[int] = []
+
+    def counting(attachment: Attachment) -> bytes:
+        sent_when_read.append(len(fake.sent))
+        return read_stored(attachment)
+
+    monkeypatch.setattr(sender, "read_stored", counting)
+    assert await deliver_async(row.id, settings) == "sent"
+    assert [s["method"] for s in fake.sent] == ["sendMessage"] + ["sendDocument"] * 3
+    assert sent_when_read == [1, 2, 3]  # each once the parts before it went
