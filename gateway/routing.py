@@ -7,7 +7,6 @@ routed again when the channel redelivers it or when the sweep finds it (:meth:`R
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,20 +108,11 @@ class Router:
         *,
         dispatcher: Dispatcher | None = None,
         clock: Callable[[], datetime] = utcnow,
-        part_wait: float = 3.0,
     ) -> None:
-        """A router asking ``kb``, handing escalated tickets to ``dispatcher``.
-
-        Args:
-            part_wait: seconds a wordless part of what a customer sent as one (``part_of``)
-                waits for the part with the words, before it is taken for a message of its
-                own.
-        """
         self.store = store
         self.kb = kb
         self.dispatcher = dispatcher or QueueOnly()
         self.clock = clock
-        self.part_wait = part_wait
         self._writes = GroupCommit(self._write, max_writers=store.writers, turns=store.write_turns)
 
     async def route(self, message_id: int, *, seen: IngestResult | None = None) -> RouteOutcome:
@@ -138,7 +128,6 @@ class Router:
                 return RouteOutcome(Route.WITH_AGENT if with_agent else Route.SILENT)
             question, meta = seen.message_row["text"], seen.message_row["channel_meta"]
             attachments = seen.message_row["attachments"]
-            ticket_id = seen.ticket_id
         else:
             async with self.store.read() as session:
                 stored = await session.get_one(TicketMessage, message_id)
@@ -148,19 +137,9 @@ class Router:
                 with_agent = found.escalated_at is not None
                 question, meta = stored.text, stored.channel_meta
                 attachments = stored.attachments
-                ticket_id = stored.ticket_id
         locale = meta.get("locale")
         if with_agent or meta.get("auto_submitted"):
             return await self._writes.submit(_Decision(message_id, None))
-        part_of = meta.get("part_of")
-        if part_of and not question.strip():
-            # One of the parts of what the customer sent as one (``part_of``: a Telegram
-            # album comes as a message per photo, one of them with the caption): the part with
-            # the words is routed for them all; the others are attached to it, not handed to
-            # people as "only people can read this" while the bot answers the words.
-            fresh = seen is not None  # read back (the sweep, an edit): every part is in
-            if await self._worded_part(ticket_id, str(part_of), wait=fresh):
-                return await self._writes.submit(_Decision(message_id, None))
         if meta.get("text_from") or not question.strip():
             # Nothing to ask the knowledge base: only what the customer wrote is a question,
             # not the line a channel made of a shared location or a sticker's emoji, nor what
@@ -178,28 +157,6 @@ class Router:
         # The knowledge base runs outside any transaction: a slow match holds no lock.
         verdict = await self.kb.match(question, locale=locale if isinstance(locale, str) else None)
         return await self._writes.submit(_Decision(message_id, verdict, asked_kb=True))
-
-    async def _worded_part(self, ticket_id: int, part_of: str, *, wait: bool) -> bool:
-        """Whether the ticket holds a part of ``part_of`` with words. With ``wait``, a part
-        just stored gives it :attr:`part_wait` seconds to arrive first: the parts come one by
-        one, and the one with the words is not always the first."""
-        query = (
-            select(TicketMessage.id)
-            .where(
-                TicketMessage.ticket_id == ticket_id,
-                TicketMessage.kind == MessageKind.INCOMING.value,
-                TicketMessage.channel_meta["part_of"].as_string() == part_of,
-                TicketMessage.text != "",
-            )
-            .limit(1)
-        )
-        for attempt in range(2 if wait else 1):
-            if attempt:
-                await asyncio.sleep(self.part_wait)
-            async with self.store.read() as session:
-                if await session.scalar(query) is not None:
-                    return True
-        return False
 
     async def _write(self, decisions: list[_Decision]) -> list[RouteOutcome]:
         """Write a batch of routing decisions in one transaction."""

@@ -8,14 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from gateway.dispatch import LeastLoaded
-from gateway.models import (
-    AgentRole,
-    Attachment,
-    AuthorType,
-    EventKind,
-    MessageKind,
-    OutboxKind,
-)
+from gateway.models import AgentRole, AuthorType, EventKind, MessageKind, OutboxKind
 from gateway.pipeline import Pipeline
 from gateway.routing import Route, Router
 from gateway.store import Store
@@ -229,36 +222,3 @@ async def test_a_first_message_of_only_thanks_still_reaches_people(store: Store)
     async with store.read() as session:
         ticket = await session.get_one(Ticket, stored.ticket.id)
     assert ticket.escalated_at is not None
-
-
-def part(text: str = "") -> dict[str, object]:
-    """The fields of one part of what a customer sent as one (a photo of an album)."""
-    photo = Attachment(filename="p.jpg", content_type="image/jpeg", size=3, ref="/p.jpg")
-    return {"text": text, "attachments": (photo,), "channel_meta": {"part_of": "album-1"}}
-
-
-async def test_a_part_without_words_waits_for_its_words_and_is_attached_to_them(
-    store: Store,
-) -> None:
-    # The parts come one by one, the words not always first: the wordless part escalated
-    # while the words got the bot's answer, and the customer was told both at once.
-    ingest, router = make_ingest(store), Router(store, TableKB(), part_wait=2.0)
-    photo = await ingest(inbound(**part()))
-    waiting = asyncio.create_task(router.route(photo.message.id, seen=photo))
-    await asyncio.sleep(0.1)
-    words = await ingest(inbound(**part("where is my invoice?")))
-    assert (await router.route(words.message.id, seen=words)).route is Route.ANSWERED
-    assert (await waiting).route is Route.SILENT
-    async with store.read() as session:
-        ticket = await session.get_one(Ticket, photo.ticket.id)
-    assert ticket.escalated_at is None
-    assert await outbox(store) == [("notice", "ticket_received"), ("reply", "message")]
-
-
-async def test_parts_without_any_words_reach_people_like_one_photo(store: Store) -> None:
-    kb = TableKB()
-    ingest, router = make_ingest(store), Router(store, kb, part_wait=0.05)
-    stored = [await ingest(inbound(**part())) for _ in range(2)]
-    routes = [(await router.route(s.message.id, seen=s)).route for s in stored]
-    assert routes == [Route.ESCALATED, Route.WITH_AGENT]
-    assert kb.asked == []
