@@ -337,13 +337,16 @@ def _attachments(
 
 def _photo_size(sizes: Sequence[Mapping[str, Any]], max_bytes: int | None) -> Mapping[str, Any]:
     """Telegram sends every size it made of a photo, smallest first
-    (https://core.telegram.org/bots/api#photosize): the largest under the cap, where taking the
-    largest of all kept none when it was over (``file_size`` is optional: one without it may
-    fit, and the download checks)."""
+    (https://core.telegram.org/bots/api#photosize): the largest known to be under the cap,
+    where taking the largest of all kept none when it was over. ``file_size`` is optional: with
+    none known to fit, the largest of unknown size (the download checks), else the largest."""
     if max_bytes is not None:
-        for size in sizes[::-1]:
-            if int(size.get("file_size") or 0) <= max_bytes:
-                return size
+        fitting = [s for s in sizes if s.get("file_size") and int(s["file_size"]) <= max_bytes]
+        if fitting:
+            return fitting[-1]
+        unknown = [s for s in sizes if not s.get("file_size")]
+        if unknown:
+            return unknown[-1]
     return sizes[-1]
 
 

@@ -313,3 +313,16 @@ def test_split_without_breaks_and_with_emoji() -> None:
     parts = split_text(emoji)
     assert [len(p) for p in parts] == [2048, 952]
     assert "".join(parts) == emoji
+
+
+def test_a_photo_size_of_unknown_bytes_is_not_taken_over_one_known_to_fit() -> None:
+    # ``file_size`` is optional: counted as 0, the largest (over the cap) was taken.
+    update = load_fixture("photo_with_caption")
+    del update["message"]["photo"][-1]["file_size"]
+    message = parse_update(update, max_bytes=10_000)
+    assert isinstance(message, InboundMessage)
+    assert message.attachments[0].ref == "telegram-file:photo-small"
+    # None known to fit: the largest of unknown size (the download checks it).
+    message = parse_update(update, max_bytes=1000)
+    assert isinstance(message, InboundMessage)
+    assert message.attachments[0].ref == "telegram-file:photo-big"
