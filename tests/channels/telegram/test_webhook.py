@@ -105,8 +105,8 @@ async def test_a_group_upgraded_to_a_supergroup_is_not_explained_again_under_its
     gateway: Gateway, fake: FakeBotAPI
 ) -> None:
     app, client = gateway
-    old = {"id": -4567, "type": "group", "title": "Fans"}
-    new = {"id": -1001234567890, "type": "supergroup", "title": "Fans"}
+    old: dict[str, Any] = {"id": -4567, "type": "group", "title": "Fans"}
+    new: dict[str, Any] = {"id": -1001234567890, "type": "supergroup", "title": "Fans"}
     group = load_fixture("group_message")
     group["message"]["chat"] = old
     assert await post_update(client, group) == 200
@@ -123,7 +123,7 @@ async def test_a_groups_upgrade_alone_explains_nothing_and_the_group_is_told_onc
     gateway: Gateway, fake: FakeBotAPI
 ) -> None:
     _, client = gateway
-    new = {"id": -1001234567890, "type": "supergroup", "title": "Fans"}
+    new: dict[str, Any] = {"id": -1001234567890, "type": "supergroup", "title": "Fans"}
     assert await post_update(client, _upgrade(2002, new, migrate_from_chat_id=-4567)) == 200
     assert fake.sent == []
     group = load_fixture("group_message")
