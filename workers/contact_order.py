@@ -9,9 +9,11 @@ Now a job looks first for earlier rows still owed (:func:`earlier_owed`); the co
 after one go back to pending (:func:`wait_behind`), due when it is (a deferred row says when)
 or a little later, and the relay queues them again then.
 
-Kinds go on their own queues (replies before notices before surveys, by design), so only rows
-of the same kind hold each other back. A pending row due later that no try has touched (a
-survey scheduled for tomorrow) holds nothing back: it is not owed yet.
+Kinds go on their own queues (replies before notices before surveys, by design), so across
+jobs only rows of the same kind hold each other back; in a job, a contact's rows after a
+waiting one wait too, whatever their kind (the relay puts a contact's rows of one pass in one
+job, in the order they were owed). A pending row due later that no try has touched (a survey
+scheduled for tomorrow) holds nothing back: it is not owed yet.
 """
 
 from __future__ import annotations
