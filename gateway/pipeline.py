@@ -3,6 +3,8 @@
 The adapter acks its channel once ``on_message`` returns: the message is committed by then.
 Routing (knowledge base or escalation) runs after, in a task the pipeline tracks and drains on
 shutdown; a message a crash left unrouted is routed on redelivery or by the router's sweep.
+A message the router puts off (:attr:`Route.LATER`: an album's photo waiting for its caption) is
+routed again after the delay; at shutdown that timer is dropped, and the sweep routes it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from prometheus_client import Counter
 from gateway.ingest import Ingest, IngestResult
 from gateway.metrics import Metrics
 from gateway.models import Channel, InboundMessage
-from gateway.routing import Router
+from gateway.routing import Route, Router
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ class Pipeline:
         self.router = router
         self.metrics = metrics
         self._tasks: set[asyncio.Task[None]] = set()
+        self._later: dict[int, asyncio.TimerHandle] = {}
         self._ingested: dict[Channel, Counter] = {}
         self.committed = asyncio.Event()
         """Set after a commit that wrote outbox rows (wakes the relay; it also polls)."""
@@ -65,13 +68,43 @@ class Pipeline:
 
     async def _route(self, message_id: int, seen: IngestResult | None) -> None:
         try:
-            await self.router.route(message_id, seen=seen)
-            self.committed.set()
+            outcome = await self.router.route(message_id, seen=seen)
         except Exception:
             # The message stays unrouted and the sweep tries again; never lose the error.
             log.exception("routing failed", extra={"message_id": message_id})
+            return
+        if outcome.route is Route.LATER:
+            self._route_later(message_id, outcome.wait or 0.0)
+        else:
+            self.committed.set()
 
-    async def drain(self) -> None:
-        """Wait for routing still under way (at shutdown, and in tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    def _route_later(self, message_id: int, delay: float) -> None:
+        """Route ``message_id`` again in ``delay`` seconds (one timer a message): a timer, not
+        a sleeping task, so that a shutdown drops it rather than waiting for it."""
+        earlier = self._later.pop(message_id, None)
+        if earlier is not None:
+            earlier.cancel()
+
+        def due() -> None:
+            del self._later[message_id]
+            self._schedule(message_id, None)
+
+        self._later[message_id] = asyncio.get_running_loop().call_later(delay, due)
+
+    async def drain(self, *, later: bool = False) -> None:
+        """Wait for routing still under way (at shutdown, and in tests).
+
+        Routing put off until later is dropped: its messages stay unrouted, for the sweep (or
+        a redelivery) to route, rather than holding up a shutdown. With ``later`` (tests), it
+        is waited for too.
+        """
+        loop = asyncio.get_running_loop()
+        while self._tasks or (later and self._later):
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            else:
+                soonest = min(timer.when() for timer in self._later.values())
+                await asyncio.sleep(max(0.0, soonest - loop.time()))
+        for timer in self._later.values():
+            timer.cancel()
+        self._later.clear()

@@ -3,6 +3,8 @@
 Routing runs after the commit (the channel's ack never waits for the knowledge base). Each incoming
 message records ``routed_at`` in the routing transaction; a message left unrouted by a crash is
 routed again when the channel redelivers it or when the sweep finds it (:meth:`Router.sweep`).
+A wordless part of what a customer sent as one may be left unrouted a little longer
+(:attr:`Route.LATER`, :mod:`gateway.parts`): the pipeline routes it again after the delay.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from gateway.ingest import IngestResult
 from gateway.kb_misses import MissKind, record_miss
 from gateway.models import AuthorType, Channel, EventKind, MessageKind, NeedType, OutboxKind
 from gateway.outbox import defer_outbox, queue_outbox, reply_values, write_deferred_outbox
+from gateway.parts import part_group
 from gateway.store import Store
 from gateway.store.tables import Contact, Ticket, TicketMessage
 from gateway.store.types import utcnow
@@ -59,12 +62,17 @@ class Route(StrEnum):
     """A person already has the conversation: the bot stays silent."""
     SILENT = "silent"
     """Nothing to answer (an automatic mail, a message routed before)."""
+    LATER = "later"
+    """Not decided yet: a wordless part whose words may still come. Left unrouted, to be
+    routed again after :attr:`RouteOutcome.wait` seconds (or by the sweep)."""
 
 
 @dataclass(frozen=True, slots=True)
 class RouteOutcome:
     route: Route
     bot_message_id: int | None = None
+    wait: float | None = None
+    """Seconds before routing it again (:attr:`Route.LATER`)."""
 
 
 class Dispatcher(Protocol):
@@ -108,11 +116,23 @@ class Router:
         *,
         dispatcher: Dispatcher | None = None,
         clock: Callable[[], datetime] = utcnow,
+        part_wait: float = 3.0,
+        part_cap: timedelta = timedelta(seconds=30),
     ) -> None:
+        """A router asking ``kb``, handing escalated tickets to ``dispatcher``.
+
+        Args:
+            part_wait: seconds a wordless part of what a customer sent as one (``part_of``)
+                waits, from the group's newest part, for the part with the words.
+            part_cap: from the group's first part, how long a stream of parts is waited for
+                at most. Not past the sweep's age, so the sweep always decides.
+        """
         self.store = store
         self.kb = kb
         self.dispatcher = dispatcher or QueueOnly()
         self.clock = clock
+        self.part_wait = part_wait
+        self.part_cap = part_cap
         self._writes = GroupCommit(self._write, max_writers=store.writers, turns=store.write_turns)
 
     async def route(self, message_id: int, *, seen: IngestResult | None = None) -> RouteOutcome:
@@ -128,6 +148,7 @@ class Router:
                 return RouteOutcome(Route.WITH_AGENT if with_agent else Route.SILENT)
             question, meta = seen.message_row["text"], seen.message_row["channel_meta"]
             attachments = seen.message_row["attachments"]
+            ticket_id = seen.ticket_id
         else:
             async with self.store.read() as session:
                 stored = await session.get_one(TicketMessage, message_id)
@@ -137,9 +158,21 @@ class Router:
                 with_agent = found.escalated_at is not None
                 question, meta = stored.text, stored.channel_meta
                 attachments = stored.attachments
+                ticket_id = stored.ticket_id
         locale = meta.get("locale")
         if with_agent or meta.get("auto_submitted"):
             return await self._writes.submit(_Decision(message_id, None))
+        part_of = meta.get("part_of")
+        if part_of and not question.strip():
+            # One part of what the customer sent as one (an album's photo): it goes with the
+            # part whose words are asked, and waits while the group's parts still come in.
+            async with self.store.read() as session:
+                group = await part_group(session, ticket_id, str(part_of))
+            if group.asked:
+                return await self._writes.submit(_Decision(message_id, None))
+            wait = group.wait(self.clock(), quiet=self.part_wait, cap=self.part_cap)
+            if wait is not None:
+                return RouteOutcome(Route.LATER, wait=wait)
         if meta.get("text_from") or not question.strip():
             # Nothing to ask the knowledge base: only what the customer wrote is a question,
             # not the line a channel made of a shared location or a sticker's emoji, nor what
@@ -264,7 +297,8 @@ class Router:
     async def sweep(
         self, *, older_than: timedelta = timedelta(seconds=30), limit: int = 100
     ) -> int:
-        """Route incoming messages a crash left unrouted; returns how many it routed."""
+        """Route incoming messages a crash (or a shutdown) left unrouted; returns how many it
+        routed, not counting those still waiting for the rest of their group."""
         cutoff = self.clock() - older_than
         async with self.store.read() as session:
             ids = (
@@ -279,9 +313,11 @@ class Router:
                     .limit(limit)
                 )
             ).all()
+        routed = 0
         for message_id in ids:
-            await self.route(message_id)
-        return len(ids)
+            if (await self.route(message_id)).route is not Route.LATER:
+                routed += 1
+        return routed
 
 
 def _bot_reply(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,5 +42,20 @@ class Clock:
         return self.now
 
 
-def make_ingest(store: Store, clock: Clock | None = None, *, zone: ZoneInfo = SHANGHAI) -> Ingest:
+class RunningClock:
+    """A clock that runs with real time from ``start``; the test can move it on by hand."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.offset = (start or datetime.now(UTC)) - datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def skip(self, by: timedelta) -> None:
+        self.offset += by
+
+
+def make_ingest(
+    store: Store, clock: Callable[[], datetime] | None = None, *, zone: ZoneInfo = SHANGHAI
+) -> Ingest:
     return Ingest(store, zone=zone, reopen_days=7, clock=clock or Clock())

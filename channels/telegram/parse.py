@@ -15,6 +15,9 @@ What comes out, by ``channel_meta``:
   message (same ``external_id`` as the original; a live location's moves and edited commands
   are ignored);
 - ``reply_to`` when the user replied to one of the chat's messages (Telegram's "Reply");
+- ``part_of``, Telegram's ``media_group_id``, for a photo or file sent in an album: Telegram
+  sends a message per item, the caption on one of them, and the router routes the caption for
+  them all (``gateway/parts.py``);
 - a sticker is a file (WebP, WebM or Telegram's .tgs) with its emoji as the text;
 - ``text_from`` (``"location"``, ``"sticker"``, or ``"contact"`` for someone else's contact
   card, whose text is their name and number) when the text was made here, not written:
@@ -110,6 +113,8 @@ def _message(
         "chat_id": chat_id,
         "message_id": int(message["message_id"]),
     }
+    if message.get("media_group_id"):
+        meta["part_of"] = str(message["media_group_id"])
     replied = message.get("reply_to_message")
     if replied and "message_id" in replied:
         meta["reply_to"] = int(replied["message_id"])  # this chat's message it answers

@@ -68,6 +68,13 @@ def test_a_photo_takes_its_largest_size_under_the_cap(max_bytes: int | None, fil
     assert attachment.ref == f"telegram-file:{file_id}"
 
 
+def test_an_album_item_says_which_album_it_is_part_of() -> None:
+    update = load_fixture("photo_with_caption")
+    update["message"]["media_group_id"] = "13579"
+    assert parsed_from(update).channel_meta["part_of"] == "13579"
+    assert "part_of" not in parsed("photo_with_caption").channel_meta
+
+
 def test_document_and_voice() -> None:
     document = parsed("document")
     assert document.text == "Here is my invoice"

@@ -253,6 +253,39 @@ async def test_what_only_people_can_read_escalates_without_asking_the_knowledge_
     assert [m.kind for m in await messages(db)] == ["incoming"]
 
 
+def album() -> list[dict[str, Any]]:
+    """Two photos sent as one: Telegram sends a message for each, the caption on one only."""
+    first = load_fixture("photo_with_caption")
+    first["message"].update(media_group_id="13579", caption="When does my order ship?")
+    second = sent_again("photo_with_caption")
+    second["message"]["media_group_id"] = "13579"
+    del second["message"]["caption"]
+    second["message"]["photo"] = [
+        {"file_id": "photo-2", "file_unique_id": "p2", "file_size": 10, "width": 9, "height": 9}
+    ]
+    return [first, second]
+
+
+async def test_an_albums_question_answered_by_the_kb_does_not_also_escalate(
+    fake: FakeBotAPI, settings: Settings, make_gateway: MakeGateway, db: Store
+) -> None:
+    """The album's photo without the caption escalated as "only people can read this": the
+    customer got the bot's answer and "passed to an agent" at once, where one photo with the
+    same caption got the answer alone."""
+    app, client = await make_gateway(settings, kb=AlwaysAnswers())
+    fake.add_file("photo-big", b"\xff\xd8one", "photos/1.jpg")
+    fake.add_file("photo-2", b"\xff\xd8two", "photos/2.jpg")
+    for part in album():
+        assert await post_update(client, part) == 200
+    await app[PIPELINE].drain()
+    [ticket] = await tickets(db)
+    assert ticket.escalated_at is None
+    assert [r.template for r in await outbox(db)] == ["ticket_received", "message"]
+    parts = [m for m in await messages(db) if m.kind == "incoming"]
+    assert [m.channel_meta["part_of"] for m in parts] == ["13579", "13579"]
+    assert all(m.routed_at is not None for m in parts)
+
+
 async def test_edited_message_updates_the_stored_message(gateway: Gateway, db: Store) -> None:
     _, client = gateway
     assert await post_fixture(client, "private_text") == 200
