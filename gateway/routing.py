@@ -104,6 +104,9 @@ class _Decision:
     """The customer complained: the ticket escalates as a complaint."""
     asked_kb: bool = False
     """The verdict is the knowledge base's (not escalation words): a decline is a miss."""
+    part_of: str | None = None
+    """A wordless part escalating because no part of its group had words: looked at again
+    under the ticket's lock, where words committed since go for it (:mod:`gateway.parts`)."""
 
 
 class Router:
@@ -181,7 +184,9 @@ class Router:
             # it escalates, or agents would never see a new ticket that holds nothing else.
             # A message with nothing in it (a shared contact) is only stored.
             sent = bool(question.strip()) or bool(attachments)
-            return await self._writes.submit(_Decision(message_id, Decline() if sent else None))
+            declined = Decline() if sent else None
+            group_of = str(part_of) if part_of and not question.strip() else None
+            return await self._writes.submit(_Decision(message_id, declined, part_of=group_of))
         intent = escalation_intent(question)
         if intent is not None:
             # "人工", "human", "投诉", "complaint": straight to people, no FAQ answer.
@@ -226,6 +231,13 @@ class Router:
                     routes.append((Route.SILENT, None))  # routed before
                     continue
                 ticket_id, text = claimed[decision.message_id]
+                if decision.part_of is not None:
+                    # Read before the lock: words stored since (ingest locks the ticket too)
+                    # are seen now, and the part goes with them instead of escalating beside
+                    # the knowledge base's answer.
+                    group = await part_group(session, ticket_id, decision.part_of)
+                    if group.asked:
+                        decision = _Decision(decision.message_id, None)
                 routes.append(await self._decide(session, decision, tickets[ticket_id], text, now))
             replies = [(tickets[r.ticket_id], r) for _, r in routes if r is not None]
             if replies:

@@ -10,8 +10,13 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+import gateway.routing as routing
+from channels.telegram.conversations import apply_edit
+from gateway import parts
 from gateway.models import Attachment, EventKind, MessageKind
+from gateway.parts import PartGroup
 from gateway.pipeline import Pipeline
 from gateway.routing import Route, Router
 from gateway.store import Store
@@ -188,3 +193,61 @@ async def test_a_shutdown_mid_album_leaves_the_part_to_the_sweep(
     assert await unrouted(store) == 0
     assert ((await ticket_of(store, first.ticket_id)).escalated_at is None) is words
     assert await outbox(store) == expected
+
+
+async def test_a_caption_committed_after_the_parts_group_was_read_is_seen_before_escalating(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The part read its group in a transaction of its own and escalated later, in the
+    router's batch: a caption committed (and answered) between the two was missed, and the
+    customer got the answer and "passed to an agent" at once."""
+    clock = RunningClock()
+    ingest = make_ingest(store, clock)
+    router = Router(store, TableKB(), clock=clock, part_wait=WAIT)
+    photo = await ingest(inbound(**part()))
+    read_group = parts.part_group
+    reads = 0
+
+    async def caption_after_the_first_read(
+        session: AsyncSession, ticket_id: int, part_of: str
+    ) -> PartGroup:
+        nonlocal reads
+        reads += 1
+        group = await read_group(session, ticket_id, part_of)
+        if reads == 1:
+            clock.skip(timedelta(seconds=-WAIT * 0.05))  # stored within the wait
+            words = await ingest(inbound(**part("where is my invoice?")))
+            assert (await router.route(words.message_id, seen=words)).route is Route.ANSWERED
+        return group
+
+    clock.skip(timedelta(seconds=WAIT * 1.01))  # the part's timer: the group fell quiet
+    monkeypatch.setattr(routing, "part_group", caption_after_the_first_read)
+    assert (await router.route(photo.message_id)).route is Route.SILENT
+    assert (await ticket_of(store, photo.ticket_id)).escalated_at is None
+    assert await outbox(store) == ANSWERED
+
+
+async def test_words_edited_onto_a_part_that_went_with_the_caption_are_routed(
+    store: Store,
+) -> None:
+    """A photo routed silently with its album's caption asked nothing of its own: a question
+    the customer then edited onto it was neither asked nor seen by anyone."""
+    clock = RunningClock()
+    ingest = make_ingest(store, clock)
+    router = Router(store, TableKB(), clock=clock, part_wait=WAIT)
+    words = await ingest(inbound(**part("where is my invoice?")))
+    photo = await ingest(inbound(**part()))
+    assert (await router.route(words.message_id, seen=words)).route is Route.ANSWERED
+    assert (await router.route(photo.message_id, seen=photo)).route is Route.SILENT
+    assert photo.message.external_id is not None
+    async with store.write() as session:
+        applied = await apply_edit(
+            session,
+            photo.message.external_id,
+            "and my refund for order 42?",
+            1_800_000_000,
+            clock(),
+            reopen_window=timedelta(days=7),
+            update_id=99,
+        )
+    assert applied is not None and applied.to_route

@@ -351,8 +351,13 @@ async def apply_edit(
             await record_rating(session, ticket, rerated, None, now)
             meta["rating"] = rerated
     was_thanks = not row.attachments and is_acknowledgement(row.text)
+    # An album's photo without words went with its caption's words, asking nothing of its
+    # own: words edited onto it were seen by no one.
+    was_silent_part = bool(meta.get("part_of")) and not row.text.strip() and bool(text.strip())
     take_up = EditTakeUp.NOTHING
-    if was_thanks and not meta.get("text_from") and (attachments or not is_acknowledgement(text)):
+    if (
+        was_thanks and not meta.get("text_from") and (attachments or not is_acknowledgement(text))
+    ) or was_silent_part:
         take_up = await take_up_edit(session, row.ticket_id, now, reopen_window)
     if take_up is EditTakeUp.ROUTE:
         values["routed_at"] = None
