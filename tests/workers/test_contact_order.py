@@ -13,6 +13,7 @@ from rq.job import Job
 from channels.base import TransientChannelError
 from gateway.models import Channel, OutboxKind, OutboxStatus
 from gateway.outbox import add_outbox
+from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.types import utcnow
 from tests.channels.telegram.conftest import telegram_settings
@@ -24,6 +25,14 @@ from workers.jobs import deliver_many
 from workers.relay import OutboxRelay, job_id
 
 FLOOD = "Too Many Requests: retry after 600"
+
+
+async def a_customer_wrote(store: Store, clock: Clock, settings: Settings) -> Settings:
+    """Customer 4242 wrote in, on the jobs' clock (rows due as the jobs see it): outbox row 1
+    is "we got your message"."""
+    clock.now = utcnow()
+    await customers_write(store, clock, "4242")
+    return settings
 
 
 async def owe_progress(
@@ -57,9 +66,9 @@ async def owe_progress(
 async def test_a_row_relayed_while_an_earlier_one_is_deferred_follows_it(
     store: Store, db_url: str, redis_url: str, fake: FakeBotAPI, tmp_path: Path, clock: Clock
 ) -> None:
-    settings = telegram_settings(fake, db_url, redis_url, tmp_path)
-    clock.now = utcnow()  # the jobs' clock: rows are due as the jobs see it
-    await customers_write(store, clock, "4242")  # row 1: "we got your message"
+    settings = await a_customer_wrote(
+        store, clock, telegram_settings(fake, db_url, redis_url, tmp_path)
+    )
     with redis_client(redis_url) as redis:
         relay = OutboxRelay(store, redis, clock=clock)
         assert await relay.run_once() == 1
@@ -87,9 +96,9 @@ async def test_a_row_relayed_while_an_earlier_one_is_deferred_follows_it(
 async def test_a_row_relayed_while_an_earlier_one_waits_for_rqs_retry_follows_it(
     store: Store, db_url: str, redis_url: str, fake: FakeBotAPI, tmp_path: Path, clock: Clock
 ) -> None:
-    settings = telegram_settings(fake, db_url, redis_url, tmp_path)
-    clock.now = utcnow()  # the jobs' clock: rows are due as the jobs see it
-    await customers_write(store, clock, "4242")
+    settings = await a_customer_wrote(
+        store, clock, telegram_settings(fake, db_url, redis_url, tmp_path)
+    )
     with redis_client(redis_url) as redis:
         relay = OutboxRelay(store, redis, clock=clock)
         assert await relay.run_once() == 1
@@ -116,9 +125,9 @@ async def test_a_row_relayed_while_an_earlier_one_waits_for_rqs_retry_follows_it
 async def test_a_row_scheduled_for_later_holds_nothing_back(
     store: Store, db_url: str, redis_url: str, fake: FakeBotAPI, tmp_path: Path, clock: Clock
 ) -> None:
-    settings = telegram_settings(fake, db_url, redis_url, tmp_path)
-    clock.now = utcnow()  # the jobs' clock: rows are due as the jobs see it
-    await customers_write(store, clock, "4242")
+    settings = await a_customer_wrote(
+        store, clock, telegram_settings(fake, db_url, redis_url, tmp_path)
+    )
     assert await deliver_many([1], settings) == {1: "sent"}
     await owe_progress(store, clock, "Tomorrow's reminder.", due_in=timedelta(days=1))
     now = await owe_progress(store, clock, "Fixed.")
@@ -133,9 +142,9 @@ async def test_a_contacts_later_rows_of_any_kind_in_the_job_wait_with_the_first(
 ) -> None:
     """The relay puts a contact's notice and reply of one pass in one job, the notice first:
     when the notice waited behind an earlier deferred notice, the reply went at once."""
-    settings = telegram_settings(fake, db_url, redis_url, tmp_path)
-    clock.now = utcnow()
-    await customers_write(store, clock, "4242")
+    settings = await a_customer_wrote(
+        store, clock, telegram_settings(fake, db_url, redis_url, tmp_path)
+    )
     with redis_client(redis_url) as redis:
         relay = OutboxRelay(store, redis, clock=clock)
         assert await relay.run_once() == 1
@@ -154,9 +163,9 @@ async def test_a_row_recovered_from_a_lost_job_goes_before_the_row_that_waited_b
 ) -> None:
     """Row 1's job was lost; row 2 waited behind it. Recovered, row 1 is due now, after row
     2's due time, and the relay (by due time) put them in one job as [2, 1]."""
-    settings = telegram_settings(fake, db_url, redis_url, tmp_path)
-    clock.now = utcnow()
-    await customers_write(store, clock, "4242")
+    settings = await a_customer_wrote(
+        store, clock, telegram_settings(fake, db_url, redis_url, tmp_path)
+    )
     with redis_client(redis_url) as redis:
         relay = OutboxRelay(store, redis, clock=clock)
         assert await relay.run_once() == 1

@@ -66,6 +66,13 @@ def load_fixture(name: str) -> dict[str, Any]:
     return copy.deepcopy(data)
 
 
+def private_text_with(**fields: Any) -> dict[str, Any]:
+    """The ``private_text`` update, its message's ``fields`` replaced."""
+    update = load_fixture("private_text")
+    update["message"].update(fields)
+    return update
+
+
 def sent_again(name: str) -> dict[str, Any]:
     """The fixture's message sent once more by the user: the next update and message ids."""
     update = load_fixture(name)

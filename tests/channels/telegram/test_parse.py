@@ -17,7 +17,7 @@ from channels.telegram.keyboards import (
 from channels.telegram.parse import Ignored, parse_update
 from channels.telegram.split import LIMIT, split_text
 from gateway.models import Attachment, Channel, InboundMessage
-from tests.channels.telegram.conftest import load_fixture
+from tests.channels.telegram.conftest import load_fixture, private_text_with
 
 
 def parsed(name: str) -> InboundMessage:
@@ -30,7 +30,7 @@ def parsed_from(update: dict[str, Any]) -> InboundMessage:
     return result
 
 
-def test_private_text() -> None:
+def testprivate_text_with() -> None:
     message = parsed("private_text")
     assert message.channel is Channel.TELEGRAM
     assert message.external_id == "888:11"
@@ -231,20 +231,14 @@ def test_malformed_update_is_the_senders_fault() -> None:
         parse_update({"update_id": 1, "message": {"chat": {"id": 1}}})
 
 
-def _private_text(**fields: Any) -> dict[str, Any]:
-    update = load_fixture("private_text")
-    update["message"].update(fields)
-    return update
-
-
 @pytest.mark.parametrize(
     "update",
     [
-        _private_text(**{"from": "x"}),
-        _private_text(entities=["x"]),
-        _private_text(text="", sticker="x"),
-        _private_text(text="", caption="see", caption_entities=["x"]),
-        {"update_id": 5, "edited_message": {**_private_text()["message"], "from": "x"}},
+        private_text_with(**{"from": "x"}),
+        private_text_with(entities=["x"]),
+        private_text_with(text="", sticker="x"),
+        private_text_with(text="", caption="see", caption_entities=["x"]),
+        {"update_id": 5, "edited_message": {**private_text_with()["message"], "from": "x"}},
     ],
     ids=["from", "entity", "sticker", "caption_entity", "edited_from"],
 )

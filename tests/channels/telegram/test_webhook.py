@@ -27,6 +27,7 @@ from tests.channels.telegram.conftest import (
     outbox,
     post_fixture,
     post_update,
+    private_text_with,
     rejected,
     sent_again,
     telegram_settings,
@@ -41,18 +42,12 @@ async def test_a_malformed_update_is_counted_and_acknowledged(gateway: Gateway, 
     assert rejected(app, "malformed_update") == 1
 
 
-def _private_text(**fields: Any) -> dict[str, Any]:
-    update = load_fixture("private_text")
-    update["message"].update(fields)
-    return update
-
-
 @pytest.mark.parametrize(
     "update",
     [
-        _private_text(**{"from": "x"}),
-        _private_text(entities=["x"]),
-        _private_text(text="", sticker="x"),
+        private_text_with(**{"from": "x"}),
+        private_text_with(entities=["x"]),
+        private_text_with(text="", sticker="x"),
     ],
     ids=["from", "entity", "sticker"],
 )
