@@ -120,14 +120,22 @@ async def earlier_owed(
     return waiting
 
 
+def still_owed_by(job_id: str | None) -> ColumnElement[bool]:
+    """Rows the job ``job_id`` still owes: not settled, and queued in it (or queued before rows
+    named their job). A job sets its rows pending again only under this condition: one
+    settled meanwhile, or queued again in a newer job, keeps its state."""
+    owed: ColumnElement[bool] = OutboxRow.status.in_(OWED)
+    if job_id is None:
+        return owed
+    return and_(owed, or_(OutboxRow.job_id.is_(None), OutboxRow.job_id == job_id))
+
+
 async def wait_behind(
     store: Store, waiting: dict[int, Earlier], now: datetime, job_id: str | None
 ) -> None:
     """The ``waiting`` rows pending again, each due when its earlier row's wait says: only rows
-    still owed by this job (one settled meanwhile keeps its state)."""
-    still_ours: ColumnElement[bool] = OutboxRow.status.in_(OWED)
-    if job_id is not None:  # queued in this job, or before rows named their job
-        still_ours = and_(still_ours, or_(OutboxRow.job_id.is_(None), OutboxRow.job_id == job_id))
+    still owed by this job (:func:`still_owed_by`)."""
+    still_ours = still_owed_by(job_id)
     async with store.write() as session:
         for outbox_id, before in waiting.items():
             await session.execute(

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from rq import get_current_job
-from sqlalchemy import ColumnElement, and_, or_, update
+from sqlalchemy import update
 
 from channels.base import (
     ChannelError,
@@ -45,7 +45,7 @@ from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import OutboxRow
 from gateway.store.types import utcnow
-from workers.contact_order import OWED, earlier_owed, wait_behind
+from workers.contact_order import earlier_owed, still_owed_by, wait_behind
 from workers.marks import Marks, Outcome, marks_for
 from workers.outbound import LoadedRow, build_message, load_rows
 from workers.relay import RETRY_INTERVALS
@@ -388,9 +388,7 @@ async def _defer(
     this job: one settled meanwhile keeps its state."""
     await marks.sync()  # what the job marked so far first: this write comes after it
     pending = {"status": OutboxStatus.PENDING.value, "due_at": deferred.due_at, "job_id": None}
-    still_ours: ColumnElement[bool] = OutboxRow.status.in_(OWED)
-    if job_id is not None:  # queued in this job, or before rows named their job
-        still_ours = and_(still_ours, or_(OutboxRow.job_id.is_(None), OutboxRow.job_id == job_id))
+    still_ours = still_owed_by(job_id)
     async with marks.store.write() as session:
         await session.execute(
             update(OutboxRow)

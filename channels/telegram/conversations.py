@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, Table, func, literal, or_, select, text, update
+from sqlalchemy import ColumnElement, String, Table, func, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.telegram.state import part_key
@@ -101,32 +101,31 @@ async def conversation_ticket(
     session: AsyncSession, contact_id: int, chat_id: int
 ) -> Ticket | None:
     """The open ticket the next message in this chat would go to (locked for update)."""
-    ticket: Ticket | None = await session.scalar(
-        select(Ticket)
-        .where(
-            Ticket.contact_id == contact_id,
-            Ticket.channel == CHANNEL,
-            Ticket.thread_key == str(chat_id),
-            Ticket.status.in_([s.value for s in OPEN_STATUSES]),
-        )
-        .order_by(Ticket.id.desc())
-        .limit(1)
-        .with_for_update()
+    return await _open_ticket(
+        session, contact_id, Ticket.channel == CHANNEL, Ticket.thread_key == str(chat_id)
     )
-    return ticket
 
 
 async def open_ticket_numbered(
     session: AsyncSession, contact_id: int, number: str
 ) -> Ticket | None:
     """The contact's open ticket ``number`` (one a message sent as a Reply names), locked."""
+    return await _open_ticket(session, contact_id, Ticket.number == number)
+
+
+async def _open_ticket(
+    session: AsyncSession, contact_id: int, *where: ColumnElement[bool]
+) -> Ticket | None:
+    """The contact's newest open ticket matching ``where``, locked for update."""
     ticket: Ticket | None = await session.scalar(
         select(Ticket)
         .where(
-            Ticket.number == number,
             Ticket.contact_id == contact_id,
             Ticket.status.in_([s.value for s in OPEN_STATUSES]),
+            *where,
         )
+        .order_by(Ticket.id.desc())
+        .limit(1)
         .with_for_update()
     )
     return ticket
