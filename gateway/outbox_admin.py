@@ -49,7 +49,8 @@ async def failed_rows(store: Store) -> list[tuple[int, str, str, str, int, str]]
 
 
 async def retry_row(store: Store, outbox_id: int) -> bool:
-    """Make a parked row due again (the relay picks it up); False if there is none.
+    """Make a parked row due again, its tries counted from zero (the relay picks it up);
+    False if there is none.
 
     Raises:
         HandedToEmail: the row was handed to email, which owes it already.
@@ -64,6 +65,9 @@ async def retry_row(store: Store, outbox_id: int) -> bool:
         row.status = OutboxStatus.PENDING.value
         row.due_at = utcnow()
         row.last_error = None
+        # A fresh start: kept, the tries would leave the row no deferral for a peer's "come
+        # back in N seconds" (``workers.jobs.DEFER_AT_MOST``) and fail it again sooner.
+        row.attempts = 0
         if row.ticket_id is not None and agents_words(row.kind, row.template):
             # The console's "not delivered" on the agent's words goes away, without a reload.
             await show_outcome(session, {row.ticket_id}, row.due_at)

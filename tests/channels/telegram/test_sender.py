@@ -36,7 +36,7 @@ from tests.channels.telegram.conftest import (
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
 from tests.test_outbox_relay import run_worker
 from tests.worker_harness import read_record
-from workers.jobs import deliver_async, deliver_many
+from workers.jobs import DEFER_AT_MOST, deliver_async, deliver_many
 from workers.relay import OutboxRelay
 
 
@@ -364,6 +364,26 @@ async def test_a_refused_later_part_says_what_went_and_a_retry_sends_the_rest(
     assert await retry_row(db, row.id)  # the admin's "outbox retry"
     assert await deliver_async(row.id, settings) == "sent"
     assert [s["text"][0] for s in fake.sent] == ["A", "B"]
+
+
+async def test_an_admins_retry_gives_the_row_its_deferrals_back(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """A row parked after Telegram's flood control outlasted its deferrals kept its tries
+    through "outbox retry": the retried row met the next long 429 with RQ's short retries
+    (5 s, 30 s...) instead of waiting as Telegram asked, and was parked again."""
+    row = await first_notice(gateway, db)
+    async with db.write() as session:
+        await session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == row.id)
+            .values(status="failed", attempts=DEFER_AT_MOST + 3, last_error="flood control")
+        )
+    assert await retry_row(db, row.id)
+    fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 600", retry_after=600)
+    assert await deliver_async(row.id, settings) == "deferred: Telegram flood control"
+    [stored] = [r for r in await outbox(db) if r.id == row.id]
+    assert (stored.status, stored.attempts) == ("pending", 1)
 
 
 async def test_flood_control_before_anything_went_goes_back_to_the_queue(
