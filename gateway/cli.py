@@ -299,11 +299,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=func)
         return sub
 
-    add("up", cmd_up, "Migrate, then run the web server and a worker, supervised (one machine).")
+    add(
+        "up",
+        cmd_up,
+        "Check Redis, migrate, then run serve, worker and cron, supervised (one machine).",
+    )
     serve = add("serve", cmd_serve, "Run the web server (and the outbox relay, unless disabled).")
     serve.add_argument("--host", help="listen address (default GATEWAY_HOST)")
     serve.add_argument("--port", type=int, help="listen port (default GATEWAY_PORT)")
-    worker = add("worker", cmd_worker, "Run an RQ worker for the replies, notices, surveys queues.")
+    worker = add(
+        "worker", cmd_worker, "Run an RQ worker for the sla, replies, notices, surveys queues."
+    )
     worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     worker.add_argument(
         "--class",
