@@ -36,8 +36,11 @@ log = logging.getLogger(__name__)
 OWED = (OutboxStatus.QUEUED.value, OutboxStatus.PENDING.value)
 
 IN_FLIGHT_WAIT = timedelta(seconds=2)
-"""How long a row waits behind an earlier row queued in a job no try has failed yet (it is
-being sent by another worker, or waits its turn in Redis)."""
+"""How long a row waits behind an earlier row just queued in a job no try has failed yet (it
+is being sent by another worker, or waits its turn in Redis). Behind one queued longer it
+waits half as long as that row has been queued (up to :data:`LONGEST_WAIT`): a job Redis lost
+is found only after 5 minutes (``workers/lost_jobs.py``), and looking every 2 s till then
+costs a relay pass and a job each time."""
 
 LONGEST_WAIT = timedelta(seconds=30)
 """The longest a row waits before it looks again: an earlier row waiting for RQ's retry in half
@@ -52,6 +55,7 @@ class Earlier:
     status: str
     due_at: datetime
     attempts: int
+    queued_at: datetime | None
 
     def wait_until(self, now: datetime) -> datetime:
         """When to look again: when a deferred row is due, else soon (a queued row has no time
@@ -59,7 +63,8 @@ class Earlier:
         if self.status == OutboxStatus.PENDING.value and self.due_at > now:
             return self.due_at
         if self.attempts == 0:
-            return now + IN_FLIGHT_WAIT
+            queued_for = now - self.queued_at if self.queued_at is not None else timedelta()
+            return now + min(max(IN_FLIGHT_WAIT, queued_for / 2), LONGEST_WAIT)
         interval = RETRY_INTERVALS[min(self.attempts, len(RETRY_INTERVALS)) - 1]
         return now + min(timedelta(seconds=interval), LONGEST_WAIT)
 
@@ -92,6 +97,7 @@ async def earlier_owed(
             OutboxRow.status,
             OutboxRow.due_at,
             OutboxRow.attempts,
+            OutboxRow.queued_at,
         )
         .where(
             OutboxRow.contact_id.in_({contact for contact, _, _ in first}),
@@ -102,11 +108,11 @@ async def earlier_owed(
         .order_by(OutboxRow.id)
     )
     earliest: dict[tuple[int, str, str], Earlier] = {}
-    for outbox_id, contact, channel, kind, status, due_at, attempts in found.all():
+    for outbox_id, contact, channel, kind, status, due_at, attempts, queued_at in found.all():
         key = (contact, channel, kind)
         if outbox_id in mine or key not in first or key in earliest:
             continue
-        earliest[key] = Earlier(outbox_id, status, due_at, attempts)
+        earliest[key] = Earlier(outbox_id, status, due_at, attempts, queued_at)
     waiting: dict[int, Earlier] = {}
     held: dict[int, Earlier] = {}  # per contact: what its first waiting row of the job waits for
     for item in sorted(loaded, key=lambda item: item.row.id):

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 from rq.job import Job
+from sqlalchemy import update
 
 from channels.base import TransientChannelError
 from gateway.models import Channel, OutboxKind, OutboxStatus
 from gateway.outbox import add_outbox
 from gateway.settings import Settings
 from gateway.store import Store
+from gateway.store.tables import OutboxRow
 from gateway.store.types import utcnow
 from tests.channels.telegram.conftest import telegram_settings
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
@@ -184,3 +186,48 @@ async def test_a_row_recovered_from_a_lost_job_goes_before_the_row_that_waited_b
         done = await deliver_many(ids, settings, job_id=name)
     assert done == {1: "sent", second: "sent"}
     assert "2. Then press reset." in fake.sent[1]["text"]
+
+
+async def test_a_row_behind_one_long_queued_looks_again_less_often(
+    store: Store, db_url: str, redis_url: str, fake: FakeBotAPI, tmp_path: Path, clock: Clock
+) -> None:
+    """Behind a row whose job Redis lost, a row looked again every 2 s (a relay pass and a job
+    each) until the lost job was found, 5 minutes on: 150 jobs for nothing. The longer the
+    earlier row has been queued, the longer the wait, up to 30 s."""
+    settings = await a_customer_wrote(
+        store, clock, telegram_settings(fake, db_url, redis_url, tmp_path)
+    )
+    with redis_client(redis_url) as redis:
+        relay = OutboxRelay(store, redis, clock=clock)
+        assert await relay.run_once() == 1
+        Job.fetch(job_id(1), connection=redis).delete()  # Redis lost the job
+        async with store.write() as session:  # four minutes ago
+            await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == 1)
+                .values(queued_at=utcnow() - timedelta(minutes=4))
+            )
+        second = await owe_progress(store, clock, "2. Then press reset.")
+        assert await relay.run_once() == 1
+        done = await deliver_many([second], settings, job_id=job_id(second))
+    assert done == {second: "waiting behind outbox 1"}
+    [_, waiting] = await outbox(store)
+    assert timedelta(seconds=25) < waiting.due_at - utcnow() <= timedelta(seconds=30)
+
+
+async def test_a_row_behind_one_just_queued_looks_again_soon(
+    store: Store, db_url: str, redis_url: str, fake: FakeBotAPI, tmp_path: Path, clock: Clock
+) -> None:
+    """The earlier row is being sent by another worker, or waits its turn in Redis."""
+    settings = await a_customer_wrote(
+        store, clock, telegram_settings(fake, db_url, redis_url, tmp_path)
+    )
+    with redis_client(redis_url) as redis:
+        relay = OutboxRelay(store, redis, clock=clock)
+        assert await relay.run_once() == 1
+        second = await owe_progress(store, clock, "2. Then press reset.")
+        assert await relay.run_once() == 1
+        done = await deliver_many([second], settings, job_id=job_id(second))
+    assert done == {second: "waiting behind outbox 1"}
+    [_, waiting] = await outbox(store)
+    assert waiting.due_at - utcnow() <= timedelta(seconds=3)
