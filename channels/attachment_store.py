@@ -5,14 +5,19 @@ writes nothing new. A write goes to a temporary file of its own and is renamed i
 reader never sees half a file and two writers of the same bytes at once (two mails with the same
 logo, in two threads) cannot trip over each other's temporary file. Files no message names are
 removed after a day by the attachment sweep (``workers/attachment_sweep.py``).
+
+Bytes that arrive a chunk at a time (a Telegram download) are stored by :func:`store_chunks`,
+which holds one chunk in memory and stops at a size cap, however big the file said it was.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
 import tempfile
+from collections.abc import AsyncIterable
 from pathlib import Path
 
 from channels.base import ChannelError
@@ -22,7 +27,9 @@ from gateway.settings import Settings
 STORED_NAME = r"[0-9a-f]{64}"
 """A stored file's name: the SHA-256 of its bytes (an upload's ``ref``)."""
 _STORED = re.compile(f"^{STORED_NAME}$")
-_TEMPORARY = re.compile(rf"^\.{STORED_NAME}\..*\.tmp$")  # as store_bytes names them
+_PARTIAL = "partial"
+"""The temporary file of :func:`store_chunks`, named before its digest is known."""
+_TEMPORARY = re.compile(rf"^\.({STORED_NAME}|{_PARTIAL})\..*\.tmp$")  # as the writes name them
 
 
 def store_dir(channel: str, settings: Settings) -> Path | None:
@@ -67,6 +74,58 @@ def store_bytes(directory: Path, data: bytes) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+async def store_chunks(
+    directory: Path, chunks: AsyncIterable[bytes], *, max_bytes: int
+) -> Path | None:
+    """Store bytes that arrive a chunk at a time under their digest, as :func:`store_bytes`.
+
+    Each chunk goes to a temporary file as it comes, so memory holds one chunk. None, and
+    nothing stored, once more than ``max_bytes`` have come: the rest is not read.
+    """
+    partial = await asyncio.to_thread(_Partial, directory)
+    try:
+        async for chunk in chunks:
+            if partial.size + len(chunk) > max_bytes:
+                return None
+            await asyncio.to_thread(partial.write, chunk)
+        return await asyncio.to_thread(partial.keep)
+    finally:
+        await asyncio.to_thread(partial.discard)
+
+
+class _Partial:
+    """The temporary file of :func:`store_chunks` (blocking: each step runs in a thread)."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        handle, name = tempfile.mkstemp(dir=directory, prefix=f".{_PARTIAL}.", suffix=".tmp")
+        self.path = Path(name)
+        self.file = os.fdopen(handle, "wb")
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.file.write(chunk)
+        self.digest.update(chunk)
+        self.size += len(chunk)
+
+    def keep(self) -> Path:
+        """Rename the file to its digest, unless those bytes are stored already."""
+        self.file.close()
+        path = self.directory / self.digest.hexdigest()
+        if path.exists():
+            path.touch()  # its age starts over, as in store_bytes
+        else:
+            os.replace(self.path, path)
+        return path
+
+    def discard(self) -> None:
+        """Remove the temporary file, if :meth:`keep` did not rename it."""
+        self.file.close()
+        self.path.unlink(missing_ok=True)
 
 
 def check_stored(attachment: Attachment) -> None:

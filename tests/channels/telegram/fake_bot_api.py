@@ -6,9 +6,10 @@ values JSON-encoded; success is ``{"ok": true, "result": ...}``, an error its HT
 (400 BadRequest, 403 Forbidden, 429 with ``parameters.retry_after`` RetryAfter). Files are served
 at ``/file/bot<token>/<file_path>``.
 
-Extended here with sendPhoto/sendDocument, answerCallbackQuery, getFile and file downloads, and
-failure injection: :meth:`FakeBotAPI.fail_next` (e.g. a 429) and :attr:`FakeBotAPI.blocked`
-(chats that answer 403 "bot was blocked by the user").
+Extended here with sendPhoto/sendDocument, answerCallbackQuery, getFile and file downloads
+(streamed, each counting the bytes it served: :class:`FakeFile`), and failure injection:
+:meth:`FakeBotAPI.fail_next` (e.g. a 429) and :attr:`FakeBotAPI.blocked` (chats that answer 403
+"bot was blocked by the user").
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import itertools
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -46,6 +47,22 @@ class Call:
     at: float
 
 
+@dataclass
+class FakeFile:
+    """A file the fake serves: ``data`` ``repeat`` times over, a chunk per ``data``."""
+
+    path: str
+    data: bytes
+    repeat: int = 1
+    """A large body without holding it: 1,024 times 64 KiB is 64 MiB served."""
+    file_size: int | None = None
+    """What ``getFile`` says (``file_size`` is optional in the Bot API): None, no size."""
+    cut_after: int | None = None
+    """Chunks served before the connection drops (the rest of the body never comes)."""
+    served: int = 0
+    """Bytes written to downloaders so far (a client that stops reading stops it)."""
+
+
 class APIError(Exception):
     def __init__(
         self, code: int, description: str, retry_after: int | None = None, *, after: int = 0
@@ -70,7 +87,7 @@ class FakeBotAPI:
         """Messages the bot sent (sendMessage/sendPhoto/sendDocument): params plus ``method``."""
         self.webhook: dict[str, Any] | None = None
         self.blocked: set[int] = set()
-        self.files: dict[str, tuple[str, bytes]] = {}
+        self.files: dict[str, FakeFile] = {}
         self._failures: dict[str, list[APIError]] = {}
         self._updates: list[dict[str, Any]] = []
         self._polls = 0
@@ -92,8 +109,20 @@ class FakeBotAPI:
         self._tail = update["update_id"] + 1
         self._new_update.set()
 
-    def add_file(self, file_id: str, data: bytes, file_path: str) -> None:
-        self.files[file_id] = (file_path, data)
+    def add_file(
+        self,
+        file_id: str,
+        data: bytes,
+        file_path: str,
+        *,
+        repeat: int = 1,
+        file_size: int | Literal["actual"] | None = "actual",
+    ) -> FakeFile:
+        """Serve ``data`` (``repeat`` times over) at ``file_path``; ``getFile`` says its
+        ``file_size`` truly, or says ``file_size`` (a lie), or says none."""
+        size = len(data) * repeat if file_size == "actual" else file_size
+        self.files[file_id] = FakeFile(file_path, data, repeat, size)
+        return self.files[file_id]
 
     def fail_next(
         self,
@@ -157,13 +186,26 @@ class FakeBotAPI:
             return _error(exc)
         return web.json_response({"ok": True, "result": result})
 
-    async def _download(self, request: web.Request) -> web.Response:
+    async def _download(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["token"] != self.token:
             return web.Response(status=401)
-        for file_path, data in self.files.values():
-            if file_path == request.match_info["path"]:
-                return web.Response(body=data)
+        for file in self.files.values():
+            if file.path == request.match_info["path"]:
+                return await self._serve(request, file)
         return web.Response(status=404)
+
+    async def _serve(self, request: web.Request, file: FakeFile) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = len(file.data) * file.repeat
+        await response.prepare(request)
+        for sent in range(file.repeat):
+            if sent == file.cut_after and request.transport is not None:
+                request.transport.close()
+                return response
+            await response.write(file.data)  # raises once the client has gone
+            file.served += len(file.data)
+        await response.write_eof()
+        return response
 
     async def m_getme(self, p: dict[str, Any]) -> dict[str, Any]:
         return BOT_USER
@@ -238,13 +280,15 @@ class FakeBotAPI:
         file_id = str(p["file_id"])
         if file_id not in self.files:
             raise APIError(400, "Bad Request: invalid file_id")
-        file_path, data = self.files[file_id]
-        return {
+        file = self.files[file_id]
+        result: dict[str, Any] = {
             "file_id": file_id,
             "file_unique_id": "u" + file_id,
-            "file_size": len(data),
-            "file_path": file_path,
+            "file_path": file.path,
         }
+        if file.file_size is not None:
+            result["file_size"] = file.file_size
+        return result
 
     async def m_setwebhook(self, p: dict[str, Any]) -> bool:
         self.webhook = p
