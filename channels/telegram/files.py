@@ -29,7 +29,7 @@ from telegram import Bot
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
 from channels.attachment_store import store_chunks
-from channels.base import ChannelError, TransientChannelError
+from channels.base import TransientChannelError
 from channels.telegram.bot import retry_seconds
 from channels.telegram.parse import FILE_REF_PREFIX
 from gateway.models import Attachment, InboundMessage
@@ -140,8 +140,13 @@ async def _copy_local(source: Path, directory: Path, max_bytes: int) -> Path | N
         async with contextlib.aclosing(_read(source)) as chunks:
             return await store_chunks(directory, chunks, max_bytes=max_bytes)
     except OSError as exc:
-        # The server keeps a bot's files under a directory named by its token: no path here.
-        raise ChannelError(f"copying an attachment: {exc.strerror}") from None
+        # Not a disk we share, most likely: failing the update would lose the customer's words
+        # with the file, each time Telegram sent it again. The server keeps a bot's files under
+        # a directory named by its token: no path here.
+        log.warning(
+            "attachment not readable on the Bot API server's disk", extra={"error": exc.strerror}
+        )
+        return None
 
 
 async def _read(source: Path) -> AsyncGenerator[bytes]:

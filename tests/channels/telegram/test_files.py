@@ -135,6 +135,49 @@ async def test_a_file_a_local_bot_api_server_keeps_is_read_from_its_disk_up_to_t
         assert await store_listing(settings.telegram.attachment_dir) == []
 
 
+async def test_a_local_servers_file_we_may_not_read_is_skipped_and_the_message_kept(
+    fake: FakeBotAPI,
+    db_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    make_gateway: MakeGateway,
+    db: Store,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ``--local`` server's file we see but may not read (the server runs as another user):
+    the update failed with a 500 each time Telegram sent it, and the customer's words were
+    never stored. The file is skipped as one Telegram will not serve is, and its path, which
+    holds the token on a real server, is not logged. (Tests run as root, who may read any
+    file: the refusal is made by hand.)"""
+    caplog.set_level(logging.DEBUG)
+    settings = telegram_settings(fake, db_url, redis_url, tmp_path, attachment_max_bytes=CAP)
+    _, client = await make_gateway(settings)
+    on_disk = tmp_path / TOKEN / "documents" / "file_1.pdf"
+    await asyncio.to_thread(on_disk.parent.mkdir, parents=True)
+    await asyncio.to_thread(on_disk.write_bytes, CHUNK)
+    fake.add_file("doc-1", b"", str(on_disk), file_size=None)
+
+    opened = Path.open
+
+    def refused(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == on_disk:
+            raise PermissionError(13, "Permission denied", str(self))
+        return opened(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refused)
+    assert await post_update(client, document(None)) == 200
+    monkeypatch.undo()
+    [message] = await messages(db)
+    assert message.attachments[0]["ref"] is None
+    assert message.channel_meta["skipped_files"] == [{"filename": "invoice-A1024.pdf", "size": 0}]
+    ours = "\n".join(
+        logging.Formatter().format(r) for r in caplog.records if r.name != "aiohttp.access"
+    )
+    assert "not readable" in ours
+    assert TOKEN.split(":")[1] not in ours
+
+
 async def test_a_download_cut_short_comes_again_and_names_no_token(
     fake: FakeBotAPI,
     db_url: str,
