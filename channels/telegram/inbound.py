@@ -24,7 +24,7 @@ from channels.telegram import conversations
 from channels.telegram.callbacks import on_callback
 from channels.telegram.commands import CommandContext, run_command
 from channels.telegram.files import download_attachments
-from channels.telegram.parse import Ignored, parse_update
+from channels.telegram.parse import Ignored, addressee, parse_update
 from channels.telegram.state import claim_once, claimed
 from channels.telegram.texts import TEXTS
 from gateway.ingest.contacts import identity_key, resolve_contacts
@@ -63,11 +63,15 @@ class TelegramInbound:
         self.settings = settings
         self.clock = clock
         self.attachments_dir = Path(settings.attachment_dir)
+        self._username: str | None = None
 
     async def handle(self, update: Mapping[str, Any]) -> None:
         """Process one update; returns once it may be acknowledged."""
+        username = await self._own_username() if addressee(update) else None
         try:
-            parsed = parse_update(update, max_bytes=self.settings.attachment_max_bytes)
+            parsed = parse_update(
+                update, max_bytes=self.settings.attachment_max_bytes, bot_username=username
+            )
         except ChannelInputError as exc:
             self.metrics.rejected.labels(channel=CHANNEL, reason=exc.reason).inc()
             log.info("telegram update refused", extra={"reason": exc.reason, "detail": exc.detail})
@@ -90,6 +94,15 @@ class TelegramInbound:
             await run_command(self._context(), parsed)
         else:
             await self._message(parsed)
+
+    async def _own_username(self) -> str:
+        """The bot's username, asked of ``getMe`` the first time a command names a bot (not
+        through ``Bot.initialize()``, whose error on a refused token holds the token: see
+        ``bot.py``). If Telegram cannot say, the update fails and comes again."""
+        if self._username is None:
+            me = await self.bot.get_me()
+            self._username = me.username or ""
+        return self._username
 
     async def _heard_from(self, inbound: InboundMessage) -> None:
         """Nobody can send a bot they block anything: a user marked unreachable who presses a

@@ -8,7 +8,8 @@ What comes out, by ``channel_meta``:
 
 - a private message: ``update_id``, ``chat_id``, ``message_id``; plus ``command`` and
   ``command_args`` for ``/start``, ``/status``, ``/new``, ``/human``, ``/help`` (and any other
-  command sent alone, as ``help``); ``contact`` for a shared
+  command sent alone, as ``help``), unless addressed to another bot (``/status@other_bot``:
+  then it is the customer's text); ``contact`` for a shared
   contact; ``location`` (``latitude``, ``longitude``, a venue's ``title`` and ``address``) for
   a shared location, whose text is the place and a map link; ``files`` (Telegram's
   ``file_unique_id`` of each file) for a message with files; ``edit_date`` for an edited
@@ -62,7 +63,7 @@ class Ignored:
 
 
 def parse_update(
-    update: Mapping[str, Any], *, max_bytes: int | None = None
+    update: Mapping[str, Any], *, max_bytes: int | None = None, bot_username: str | None = None
 ) -> InboundMessage | Ignored:
     """Turn one Telegram update into an inbound message, or say why it is ignored.
 
@@ -70,6 +71,9 @@ def parse_update(
         update: the update's JSON.
         max_bytes: the attachment size cap: of the sizes Telegram made of a photo, the largest
             under it is taken (the largest of all when none is, or with no cap).
+        bot_username: our bot's username (``getMe``): a command addressed to another
+            (``/status@other_bot``) is text. Needed only when :func:`addressee` names one;
+            without it every command is taken for ours.
 
     Raises:
         ChannelInputError: the JSON is not an update we can read.
@@ -77,9 +81,13 @@ def parse_update(
     try:
         update_id = int(update["update_id"])
         if "message" in update:
-            return _message(update_id, update["message"], edited=False, max_bytes=max_bytes)
+            return _message(
+                update_id, update["message"], False, max_bytes=max_bytes, bot=bot_username
+            )
         if "edited_message" in update:
-            return _message(update_id, update["edited_message"], edited=True, max_bytes=max_bytes)
+            return _message(
+                update_id, update["edited_message"], True, max_bytes=max_bytes, bot=bot_username
+            )
         if "callback_query" in update:
             return _callback(update_id, update["callback_query"])
         if "my_chat_member" in update:
@@ -95,8 +103,30 @@ def parse_update(
         raise ChannelInputError("malformed_update", type(exc).__name__) from exc
 
 
+def addressee(update: Mapping[str, Any]) -> str | None:
+    """The bot a command starting the update's message is addressed to (``/status@shop_bot``:
+    ``shop_bot``), or None (no command, or one with no ``@``, or an update of another shape).
+
+    Telegram's apps add the name when a command is picked in a chat with several bots, and it
+    stays on when the command is copied into another chat
+    (https://core.telegram.org/bots/features#commands)."""
+    message = update.get("message") or update.get("edited_message")
+    try:
+        found = _command_token(message) if isinstance(message, Mapping) else None
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None  # malformed: parse_update says so
+    if found is None or "@" not in found[0]:
+        return None
+    return found[0].split("@", 1)[1]
+
+
 def _message(
-    update_id: int, message: Mapping[str, Any], *, edited: bool, max_bytes: int | None
+    update_id: int,
+    message: Mapping[str, Any],
+    edited: bool,
+    *,
+    max_bytes: int | None,
+    bot: str | None,
 ) -> InboundMessage | Ignored:
     chat = message["chat"]
     chat_id = int(chat["id"])
@@ -118,7 +148,7 @@ def _message(
     replied = message.get("reply_to_message")
     if replied and "message_id" in replied:
         meta["reply_to"] = int(replied["message_id"])  # this chat's message it answers
-    command = _command(message)
+    command = _command(message, bot)
     if edited:
         if "location" in message:
             # A live location moves by editing its message, every few seconds for up to a
@@ -234,7 +264,7 @@ def _wordless(
     )
 
 
-def _command(message: Mapping[str, Any]) -> tuple[str, int] | None:
+def _command(message: Mapping[str, Any], bot: str | None) -> tuple[str, int] | None:
     """A ``/command`` at the start of the text, marked by a ``bot_command`` entity: its name
     and its length (the words after it are :func:`_command_words`).
 
@@ -242,18 +272,32 @@ def _command(message: Mapping[str, Any]) -> tuple[str, int] | None:
     one (https://core.telegram.org/bots/api#messageentity). One of ours is that command; any
     other alone (``/help``, which Telegram's apps suggest, ``/settings``, ``/cancel``) is
     ``help``: answered with what the bot can do, where stored it opened a ticket of "/help"
-    for an agent. Another with words after it stays a message: "/order42 never came".
+    for an agent. Another with words after it stays a message: "/order42 never came". So does
+    one addressed to a bot other than ``bot`` (usernames compare without case, as Telegram's
+    do): "/status@other_bot" was answered as ours, the customer's words lost.
     """
+    found = _command_token(message)
+    if found is None:
+        return None
+    token, length = found
+    name, _, to = token[1:].partition("@")
+    if to and bot is not None and to.lower() != bot.lower():
+        return None
+    name = name.lower()
+    if name in COMMANDS:
+        return name, length
+    if not str(message.get("text") or "")[length:].strip():
+        return "help", length
+    return None
+
+
+def _command_token(message: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The ``bot_command`` entity starting the text (``/status@shop_bot``), and its length."""
     text = message.get("text") or ""
     for entity in message.get("entities") or ():
         if entity.get("type") == "bot_command" and entity.get("offset") == 0:
             length = int(entity["length"])
-            name = text[1:length].split("@", 1)[0].lower()
-            args = text[length:].strip()
-            if name in COMMANDS:
-                return name, length
-            if not args:
-                return "help", length
+            return text[:length], length
     return None
 
 

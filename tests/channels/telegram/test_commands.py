@@ -601,7 +601,7 @@ async def test_help_and_commands_not_ours_are_answered_and_open_no_ticket(
     "/help" for an agent, and its customer was told to wait for one."""
     _, client = gateway
     await say(client, 611, "/help")
-    await say(client, 611, "/settings@shop_bot", language="zh-hans")
+    await say(client, 611, "/settings@gateway_test_bot", language="zh-hans")
     assert [s["text"].splitlines()[-1] for s in fake.sent] == [
         "/status your tickets · /new start a new question · /human talk to a person",
         "/status 查看您的工单 · /new 开始新的问题 · /human 转人工客服",
@@ -611,3 +611,28 @@ async def test_help_and_commands_not_ours_are_answered_and_open_no_ticket(
     await say(client, 611, "/order42 never arrived")
     await gateway[0][PIPELINE].drain()
     assert [m.text for m in await messages(db)] == ["/order42 never arrived"]
+
+
+async def test_a_command_addressed_to_another_bot_is_the_customers_text(
+    gateway: Gateway, db: Store, fake: FakeBotAPI
+) -> None:
+    """Telegram names the bot a command is for after an ``@`` (``/status@other_bot``, pasted
+    from a group or another bot's chat): it was answered as ours. It is what the customer
+    wrote, stored for the agent like any text; one addressed to us (in any case, as
+    Telegram's usernames go) is still carried out, and our username asked for once."""
+    app, client = gateway
+    await say(client, 777, "/status@other_bot")
+    await app[PIPELINE].drain()
+    assert [m.text for m in await messages(db)] == ["/status@other_bot"]
+    assert len(await tickets(db)) == 1
+    assert not any(s["text"].startswith("Your open tickets") for s in fake.sent)
+
+    fake.sent.clear()
+    await say(client, 777, "/status@Gateway_Test_Bot")
+    await say(client, 777, "/settings@gateway_test_bot")
+    assert [s["text"].splitlines()[0] for s in fake.sent] == [
+        "Your open tickets:",
+        "Just send us your question (text, a photo or a file) and we will answer shortly.",
+    ]
+    assert len(await messages(db)) == 1
+    assert len(fake.calls_of("getMe")) == 1

@@ -14,7 +14,7 @@ from channels.telegram.keyboards import (
     choices_keyboard,
     parse_callback,
 )
-from channels.telegram.parse import Ignored, parse_update
+from channels.telegram.parse import Ignored, addressee, parse_update
 from channels.telegram.split import LIMIT, split_text
 from gateway.models import Attachment, Channel, InboundMessage
 from tests.channels.telegram.conftest import load_fixture, private_text_with
@@ -144,6 +144,23 @@ def test_commands_need_their_entity() -> None:
     assert status.channel_meta["command"] == "status"
     plain = parsed("slash_text_without_entity")
     assert "command" not in plain.channel_meta  # a question that starts with a slash
+
+
+def test_a_command_addressed_to_another_bot_is_text() -> None:
+    update = load_fixture("command_addressed_to_bot")  # /status@gateway_test_bot
+    assert addressee(update) == "gateway_test_bot"
+    ours = parse_update(update, bot_username="Gateway_Test_Bot")
+    assert isinstance(ours, InboundMessage) and ours.channel_meta["command"] == "status"
+    theirs = parse_update(update, bot_username="other_bot")
+    assert isinstance(theirs, InboundMessage) and "command" not in theirs.channel_meta
+    assert theirs.text == "/status@gateway_test_bot"
+    message = update.pop("message")
+    update["edited_message"] = {**message, "text": message["text"] + " please", "edit_date": 1}
+    edit = parse_update(update, bot_username="other_bot")
+    assert isinstance(edit, InboundMessage) and "command_edit" not in edit.channel_meta
+    assert edit.text == "/status@gateway_test_bot please"  # an edit of the stored text
+    assert addressee(load_fixture("command_with_entities")) is None
+    assert addressee({"message": {"entities": "nonsense"}}) is None
 
 
 def test_a_text_links_address_follows_its_words() -> None:
