@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden
 
@@ -26,10 +27,12 @@ from channels.telegram import conversations
 from channels.telegram.state import command_answered, record_answered
 from channels.telegram.texts import status_name, text
 from gateway.ingest.contacts import resolve_contacts
-from gateway.models import InboundMessage
+from gateway.models import DONE_STATUSES, InboundMessage, TicketStatus
 from gateway.pipeline import Pipeline
+from gateway.reopening import reopen
 from gateway.routing import Router
 from gateway.store import Store
+from gateway.store.tables import Ticket
 from workers.templates import render
 
 log = logging.getLogger(__name__)
@@ -146,7 +149,9 @@ async def _human(ctx: CommandContext, inbound: InboundMessage, chat_id: int) -> 
 
     Words after the command are the customer's message, for people: stored on the chat's
     ticket (a new one if none is open) and escalated by the router without asking the
-    knowledge base (``text_from``)."""
+    knowledge base (``text_from``). Sent as a Reply, the command alone escalates the ticket
+    its words would have gone to (ingest's rule): the replied one, reopened if it was done
+    within the reopen window; past it, the chat's open one."""
     words = _words_after(inbound, text_from="human")
     if words is not None:
         await ctx.pipeline.on_message(words)
@@ -155,9 +160,9 @@ async def _human(ctx: CommandContext, inbound: InboundMessage, chat_id: int) -> 
         contact_id = await conversations.contact_of(session, inbound.external_user_id)
         ticket = None
         if contact_id and inbound.ticket_ref:  # sent as a Reply: the ticket it answers
-            ticket = await conversations.open_ticket_numbered(
-                session, contact_id, inbound.ticket_ref
-            )
+            ticket = await conversations.ticket_numbered(session, contact_id, inbound.ticket_ref)
+            if ticket is not None and not _taken_back(ctx, session, ticket):
+                ticket = None
         if contact_id and ticket is None:
             ticket = await conversations.conversation_ticket(session, contact_id, chat_id)
         if ticket is None:
@@ -169,6 +174,22 @@ async def _human(ctx: CommandContext, inbound: InboundMessage, chat_id: int) -> 
         )
     ctx.pipeline.committed.set()  # wake the outbox relay for the notice
     return None
+
+
+def _taken_back(ctx: CommandContext, session: AsyncSession, ticket: Ticket) -> bool:
+    """Whether the replied ticket can be escalated: open, or done within the reopen window
+    and reopened now ("/human" replied to a message of a ticket closed yesterday escalated
+    the chat's other, open ticket, or with none open asked for a question the customer had
+    just pointed at). Past the window, a reply goes to the chat's open ticket: a person is
+    asked for there, as "/human <words>" would put the words there."""
+    if TicketStatus(ticket.status) not in DONE_STATUSES:
+        return True
+    done_at = ticket.closed_at or ticket.resolved_at or ticket.updated_at
+    if ctx.now - done_at > ctx.pipeline.ingest.reopen_window:
+        return False
+    reopen(session, ticket, ctx.now, note="the customer asked for a person (/human) about it")
+    ticket.resolved_by_bot = False  # the customer took the bot's resolution back
+    return True
 
 
 def _words_after(inbound: InboundMessage, *, text_from: str | None = None) -> InboundMessage | None:

@@ -106,11 +106,15 @@ async def conversation_ticket(
     )
 
 
-async def open_ticket_numbered(
-    session: AsyncSession, contact_id: int, number: str
-) -> Ticket | None:
-    """The contact's open ticket ``number`` (one a message sent as a Reply names), locked."""
-    return await _open_ticket(session, contact_id, Ticket.number == number)
+async def ticket_numbered(session: AsyncSession, contact_id: int, number: str) -> Ticket | None:
+    """The contact's ticket ``number`` (one a message sent as a Reply names), open or done,
+    locked; None if it is not theirs."""
+    ticket: Ticket | None = await session.scalar(
+        select(Ticket)
+        .where(Ticket.contact_id == contact_id, Ticket.number == number)
+        .with_for_update()
+    )
+    return ticket
 
 
 async def _open_ticket(

@@ -265,6 +265,62 @@ async def test_human_alone_sent_as_a_reply_escalates_the_replied_ticket(
     assert (first.escalated_at is not None, second.escalated_at) == (True, None)
 
 
+@pytest.mark.parametrize(("closed_days_ago", "goes_to"), [(1, "replied"), (10, "open")])
+async def test_human_alone_replied_to_a_closed_tickets_message_escalates_what_its_words_would(
+    make_gateway: MakeGateway,
+    db: Store,
+    fake: FakeBotAPI,
+    settings: Settings,
+    clock: Clock,
+    closed_days_ago: int,
+    goes_to: str,
+) -> None:
+    """ "/human" sent as a Reply to a message of a ticket closed yesterday escalated the chat's
+    other, open ticket (or, with none open, asked the customer to describe a problem they had
+    just pointed at). It goes where "/human <words>" would put the words: the replied ticket,
+    reopened for people, within the reopen window (7 days); beyond it, the chat's open one."""
+    app, client = await make_gateway(settings, kb=AlwaysAnswers())  # the bot answers both
+    await say(client, 777, "my parcel arrived broken")
+    await app[PIPELINE].drain()
+    await deliver_all(db, settings)
+    notice = fake.sent[0]
+    await close_first_ticket(db, clock.now - timedelta(days=closed_days_ago))
+    await say(client, 777, "/new")
+    await say(client, 777, "where is my invoice?")
+    await app[PIPELINE].drain()
+    fake.sent.clear()
+    assert await post_update(client, replying_to(777, "/human", notice)) == 200
+    first, second = await tickets(db)
+    escalated = first if goes_to == "replied" else second
+    assert [t.number for t in (first, second) if t.escalated_at is not None] == [escalated.number]
+    assert first.status == (TicketStatus.REOPENED if goes_to == "replied" else TicketStatus.CLOSED)
+    assert (await outbox(db))[-1].template == "escalated"
+    assert (await outbox(db))[-1].ticket_id == escalated.id
+    assert fake.sent == []  # the notice goes through the outbox
+
+    await say(client, 777, "/status")
+    assert escalated.number in fake.sent[-1]["text"]
+
+
+async def test_human_alone_replied_to_a_just_closed_ticket_with_nothing_open_reopens_it(
+    make_gateway: MakeGateway, db: Store, fake: FakeBotAPI, settings: Settings, clock: Clock
+) -> None:
+    """With no ticket open, "/human" replied to the closed ticket's message was told
+    "Please describe your question first", about the ticket it named."""
+    app, client = await make_gateway(settings, kb=AlwaysAnswers())
+    await say(client, 777, "my parcel arrived broken")
+    await app[PIPELINE].drain()
+    await deliver_all(db, settings)
+    notice = fake.sent[0]
+    await close_first_ticket(db, clock.now - timedelta(hours=3))
+    fake.sent.clear()
+    assert await post_update(client, replying_to(777, "/human", notice)) == 200
+    [ticket] = await tickets(db)
+    assert (ticket.status, ticket.escalated_at is not None) == (TicketStatus.REOPENED, True)
+    assert fake.sent == []
+    assert [r.template for r in await outbox(db)][-1] == "escalated"
+
+
 async def test_an_edit_of_the_words_after_a_command_corrects_them(
     gateway: Gateway, db: Store, settings: Settings
 ) -> None:
