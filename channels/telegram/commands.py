@@ -72,7 +72,7 @@ async def run_command(ctx: CommandContext, inbound: InboundMessage) -> None:
     elif command == "human":
         answer = await _human(ctx, inbound, chat_id)
     elif command == "help":
-        answer = text("help", inbound.locale)
+        answer = await _help(ctx, inbound)
     else:  # pragma: no cover - parse_update only lets known commands through
         raise ValueError(f"unknown command {command!r}")
     if answer:
@@ -106,6 +106,16 @@ async def _start(ctx: CommandContext, inbound: InboundMessage) -> str:
         # like any message, it makes their identity reachable again.
         await resolve_contacts(session, [inbound], ctx.now)
     return text("welcome", inbound.locale)
+
+
+async def _help(ctx: CommandContext, inbound: InboundMessage) -> str | None:
+    """What the bot does; or, with words after the command ("/help my parcel broke"), those
+    words as the customer's question, answered as any message is (they were dropped)."""
+    words = _words_after(inbound)
+    if words is None:
+        return text("help", inbound.locale)
+    await ctx.pipeline.on_message(words)
+    return None
 
 
 async def _status(ctx: CommandContext, inbound: InboundMessage) -> str:

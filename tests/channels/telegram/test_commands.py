@@ -692,3 +692,26 @@ async def test_a_command_addressed_to_another_bot_is_the_customers_text(
     ]
     assert len(await messages(db)) == 1
     assert len(fake.calls_of("getMe")) == 1
+
+
+async def test_words_after_help_are_the_customers_question(
+    make_gateway: MakeGateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """People ask for help by typing "/help" and their problem: the bot answered with what
+    it does, and the problem was dropped (acknowledged, stored nowhere, seen by no one).
+    The words are the customer's message, as after /human or /new; "/help" alone is still
+    answered with what the bot does."""
+    kb = AsksRecorded()
+    app, client = await make_gateway(settings, kb=kb)
+    asked = text_from(777, "/help my parcel arrived broken")
+    for _ in range(2):  # the second is Telegram redelivering it
+        assert await post_update(client, asked) == 200
+    await app[PIPELINE].drain()
+    [ticket] = await tickets(db)
+    assert [(m.ticket_id, m.text) for m in await messages(db) if m.kind == "incoming"] == [
+        (ticket.id, "my parcel arrived broken")
+    ]
+    assert kb.asked == ["my parcel arrived broken"]
+    assert not any(s["text"].startswith("Just send us your question") for s in fake.sent)
+    await say(client, 777, "/help")
+    assert fake.sent[-1]["text"].startswith("Just send us your question")
