@@ -2,16 +2,19 @@
 
 A press is recorded on its ticket as a system message (``external_id = cb:<query id>``, so a
 redelivered press is recorded once) rather than ingested: it must not reopen a closed ticket the
-way a customer's message does. "No, it did not help" escalates the ticket. A question chosen
-under the bot's "which one?" is the exception: it is what the customer would have typed, so
-it is ingested as their message, and the knowledge base answers it. Every press is
-answered with ``answerCallbackQuery``, which stops the button's spinner in the user's app
+way a customer's message does. "No, it did not help" escalates the ticket. Survey stars rate it
+while it is done, or correct a rating made within the hour (once the customer wrote again, the
+press is only shown to whoever took it up). A question chosen under the bot's "which one?" is
+the exception: it is what the customer would have typed, so it is ingested as their message,
+and the knowledge base answers it. Every press is answered with ``answerCallbackQuery``, which
+stops the button's spinner in the user's app
 (https://core.telegram.org/bots/api#answercallbackquery).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,8 +25,16 @@ from channels.telegram.commands import CommandContext
 from channels.telegram.keyboards import Feedback, FeedbackKind, parse_callback
 from channels.telegram.texts import text
 from gateway import kb_feedback
-from gateway.models import AuthorType, Channel, InboundMessage, MessageKind
-from gateway.store.tables import Ticket, TicketMessage
+from gateway.ingest.survey_replies import REPEAT_WINDOW
+from gateway.models import (
+    DONE_STATUSES,
+    AuthorType,
+    Channel,
+    InboundMessage,
+    MessageKind,
+    TicketStatus,
+)
+from gateway.store.tables import Survey, Ticket, TicketMessage
 from gateway.surveys import record_rating
 
 log = logging.getLogger(__name__)
@@ -131,10 +142,24 @@ async def _record(ctx: CommandContext, inbound: InboundMessage, feedback: Feedba
             escalate = outcome.escalated
         elif escalate:
             await ctx.router.escalate(session, ticket, ctx.now, note=note)
-        if "survey_rating" in extra:
+        if "survey_rating" in extra and await _rates(session, ticket, ctx.now):
             # The rating reaches the ticket; a low one reopens it for the supervisor.
             await record_rating(session, ticket, int(feedback.value), None, ctx.now)
     return escalate
+
+
+async def _rates(session: AsyncSession, ticket: Ticket, now: datetime) -> bool:
+    """Whether survey stars pressed now rate ``ticket``: while it is done, or to correct a
+    rating made within the hour (the low score just pressed reopened it for the supervisor),
+    as a typed digit does. Telegram keeps the stars: pressed after the customer wrote again
+    and an agent took the ticket up, one star reopened it from under that agent. Such a
+    press stays on the ticket for them."""
+    if TicketStatus(ticket.status) in DONE_STATUSES:
+        return True
+    answered_at = await session.scalar(
+        select(Survey.answered_at).where(Survey.ticket_id == ticket.id)
+    )
+    return answered_at is not None and now - answered_at <= REPEAT_WINDOW
 
 
 async def _pressed_on(session: AsyncSession, feedback: Feedback) -> Ticket | None:

@@ -715,3 +715,58 @@ async def test_words_after_help_are_the_customers_question(
     assert not any(s["text"].startswith("Just send us your question") for s in fake.sent)
     await say(client, 777, "/help")
     assert fake.sent[-1]["text"].startswith("Just send us your question")
+
+
+async def test_stars_pressed_once_the_ticket_is_taken_up_again_leave_it_with_its_agent(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings, clock: Clock
+) -> None:
+    """Telegram keeps the survey's stars: pressed after the customer wrote again and an agent
+    took the ticket up, one star reopened it "for the supervisor" from under that agent, as
+    a survey digit edited then did. The press is shown on the ticket; the rating counts only
+    while the ticket is done, as a typed one does."""
+    app, client = gateway
+    old = await surveyed_after_closing(gateway, db, settings, clock.now - timedelta(hours=2))
+    [survey] = [s for s in fake.sent if "reply_markup" in s]
+    stars = survey["reply_markup"]["inline_keyboard"][0]
+    await say(client, 777, "the replacement is broken too")
+    await app[PIPELINE].drain()
+    async with db.write() as session:  # an agent takes it up
+        ticket = await session.get_one(Ticket, old.id)
+        assert ticket.status == TicketStatus.REOPENED
+        ticket.status = TicketStatus.IN_PROGRESS.value
+    press = load_fixture("callback_query")
+    press["callback_query"]["from"] = {"id": 777, "is_bot": False, "first_name": "U777"}
+    press["callback_query"]["message"]["chat"]["id"] = 777
+    press["callback_query"]["data"] = stars[0]["callback_data"]
+    assert await post_update(client, press) == 200
+    [ticket] = await tickets(db)
+    assert ticket.status == TicketStatus.IN_PROGRESS
+    async with db.read() as session:
+        score = await session.scalar(select(Survey.score).where(Survey.ticket_id == old.id))
+    assert score is None
+    assert (await messages(db))[-1].text == "Customer rated the service 1/5"
+
+
+async def test_stars_pressed_again_right_after_a_low_score_correct_it(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings, clock: Clock
+) -> None:
+    """One star pressed for five (the buttons sit side by side) reopens the ticket for the
+    supervisor; five pressed right after still corrects the score, as a digit typed within
+    the hour does, and the follow-up stays."""
+    _, client = gateway
+    old = await surveyed_after_closing(gateway, db, settings, clock.now - timedelta(hours=2))
+    [survey] = [s for s in fake.sent if "reply_markup" in s]
+    stars = survey["reply_markup"]["inline_keyboard"][0]
+    for n, star in enumerate((0, 4)):
+        press = load_fixture("callback_query")
+        press["callback_query"]["id"] = f"press-{n}"
+        press["callback_query"]["from"] = {"id": 777, "is_bot": False, "first_name": "U777"}
+        press["callback_query"]["message"]["chat"]["id"] = 777
+        press["callback_query"]["data"] = stars[star]["callback_data"]
+        assert await post_update(client, press) == 200
+        clock.now += timedelta(minutes=1)
+    [ticket] = await tickets(db)
+    assert ticket.status == TicketStatus.REOPENED  # the low score's follow-up
+    async with db.read() as session:
+        score = await session.scalar(select(Survey.score).where(Survey.ticket_id == old.id))
+    assert score == 5
