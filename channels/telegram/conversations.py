@@ -62,6 +62,18 @@ async def contact_of(session: AsyncSession, user_id: str) -> int | None:
     return None if contact_id is None else await survivor(session, int(contact_id))
 
 
+async def contact_locale(session: AsyncSession, user_id: str) -> str | None:
+    """The language of the contact a Telegram user is (the one their notices are in), if
+    known."""
+    contact_id = await contact_of(session, user_id)
+    if contact_id is None:
+        return None
+    locale: str | None = await session.scalar(
+        select(CONTACTS.c.locale).where(CONTACTS.c.id == contact_id)
+    )
+    return locale
+
+
 async def survivor(session: AsyncSession, contact_id: int) -> int:
     """The contact that ``contact_id`` was merged into, if it was (else itself)."""
     seen = {contact_id}

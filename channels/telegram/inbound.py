@@ -82,6 +82,8 @@ class TelegramInbound:
         meta = parsed.channel_meta
         if {"callback_query_id", "edit_date", "command"} & meta.keys():
             await self._heard_from(parsed)
+        if not parsed.locale and {"callback_query_id", "command"} & meta.keys():
+            parsed = await self._in_known_language(parsed)
         if "member_status" in meta:
             await self._membership(parsed)
         elif "callback_query_id" in meta:
@@ -113,6 +115,14 @@ class TelegramInbound:
         if was_blocked:
             async with self.store.write() as session:
                 await conversations.set_reachable(session, inbound.external_user_id, True)
+
+    async def _in_known_language(self, inbound: InboundMessage) -> InboundMessage:
+        """``inbound`` in its contact's language, which Telegram did not say (``language_code``
+        is optional): the answer to a command or a press was in Chinese while the customer's
+        notices, which follow the contact's language, were in English."""
+        async with self.store.read() as session:
+            locale = await conversations.contact_locale(session, inbound.external_user_id)
+        return inbound if locale is None else inbound.model_copy(update={"locale": locale})
 
     async def _membership(self, inbound: InboundMessage) -> None:
         """The user blocked the bot or unblocked it: their identity follows at once, so notices

@@ -1,7 +1,8 @@
 """What the bot says by itself, in Chinese (the shop's default) and English.
 
-The language is the user's Telegram ``language_code`` (``en``, ``en-US``: English; anything
-else: Chinese), picked as the notice templates do.
+The language is the user's Telegram ``language_code``, picked as the notice templates pick
+theirs (``zh``, ``zh-hans``, or unknown: Chinese; ``en``, ``en-US``, any other: English); when
+Telegram does not send one, the contact's (``inbound.py``).
 """
 
 from __future__ import annotations

@@ -770,3 +770,29 @@ async def test_stars_pressed_again_right_after_a_low_score_correct_it(
     async with db.read() as session:
         score = await session.scalar(select(Survey.score).where(Survey.ticket_id == old.id))
     assert score == 5
+
+
+async def test_a_command_without_a_language_code_is_answered_in_the_contacts_language(
+    gateway: Gateway, db: Store, fake: FakeBotAPI
+) -> None:
+    """Telegram's ``language_code`` is optional: without it an English customer's commands
+    and button presses were answered in Chinese, while their notices, which follow the
+    contact's language, came in English. Nothing known of them at all: Chinese."""
+    app, client = gateway
+    await say(client, 777, "my parcel is late")  # language_code "en": the contact's
+    await app[PIPELINE].drain()
+    fake.sent.clear()
+    for user in (777, 779):
+        update = text_from(user, "/status")
+        del update["message"]["from"]["language_code"]
+        assert await post_update(client, update) == 200
+    assert [s["text"].splitlines()[0] for s in fake.sent] == [
+        "Your open tickets:",
+        "您目前没有处理中的工单。",
+    ]
+    press = load_fixture("callback_query")
+    press["callback_query"]["from"] = {"id": 777, "is_bot": False, "first_name": "U777"}
+    press["callback_query"]["message"]["chat"]["id"] = 777
+    assert await post_update(client, press) == 200
+    [answer] = fake.calls_of("answerCallbackQuery")
+    assert answer.params["text"] == "Thank you for your feedback!"
