@@ -26,6 +26,10 @@ from tests.test_routing import TableKB, outbox
 from tests.test_sla_and_surveys import T0, close_with_survey
 
 WAIT = 0.3
+SLOW_WAIT = 1.5
+"""The wait of a :func:`pipeline`, whose parts arrive in real time, one after another: on a
+loaded machine storing three parts took longer than ``WAIT``, and the group fell quiet
+between them."""
 ANSWERED = [("notice", "ticket_received"), ("reply", "message")]
 ESCALATED = [("notice", "ticket_received"), ("notice", "escalated")]
 
@@ -55,8 +59,10 @@ async def escalations(store: Store) -> int:
         return int(await session.scalar(query.select_from(TicketEvent)) or 0)
 
 
-def pipeline(store: Store, clock: RunningClock, kb: TableKB | None = None) -> Pipeline:
-    router = Router(store, kb or TableKB(), clock=clock, part_wait=WAIT)
+def pipeline(
+    store: Store, clock: RunningClock, kb: TableKB | None = None, *, wait: float = SLOW_WAIT
+) -> Pipeline:
+    router = Router(store, kb or TableKB(), clock=clock, part_wait=wait)
     return Pipeline(make_ingest(store, clock), router)
 
 
@@ -94,9 +100,9 @@ async def test_words_after_many_slow_parts_are_still_waited_for(store: Store) ->
     gateway = pipeline(store, clock)
     first = await gateway.on_message(inbound(**part()))
     for _ in range(2):
-        await asyncio.sleep(WAIT * 0.6)  # the next part's download
+        await asyncio.sleep(SLOW_WAIT * 0.6)  # the next part's download
         await gateway.on_message(inbound(**part()))
-    await asyncio.sleep(WAIT * 0.6)
+    await asyncio.sleep(SLOW_WAIT * 0.6)
     await gateway.on_message(inbound(**part("where is my invoice?")))
     await gateway.drain(later=True)
     assert (await ticket_of(store, first.ticket_id)).escalated_at is None
@@ -113,7 +119,7 @@ async def test_a_redelivered_part_waits_for_the_words_too(store: Store) -> None:
     first = await gateway.on_message(photo)
     assert (await gateway.on_message(photo)).duplicate
     assert (await gateway.router.route(first.message_id)).route is Route.LATER
-    await asyncio.sleep(WAIT / 3)
+    await asyncio.sleep(SLOW_WAIT / 3)
     await gateway.on_message(inbound(**part("where is my invoice?")))
     await gateway.drain(later=True)
     assert (await ticket_of(store, first.ticket_id)).escalated_at is None
@@ -128,7 +134,7 @@ async def test_an_album_without_words_reaches_people_once_when_it_falls_quiet(
     photos = [await gateway.on_message(inbound(**part())) for _ in range(3)]
     outcome = await gateway.router.route(photos[0].message_id)
     assert outcome.route is Route.LATER
-    assert outcome.wait is not None and 0 < outcome.wait <= WAIT
+    assert outcome.wait is not None and 0 < outcome.wait <= SLOW_WAIT
     await gateway.drain(later=True)
     assert (await ticket_of(store, photos[0].ticket_id)).escalated_at is not None
     assert await escalations(store) == 1
