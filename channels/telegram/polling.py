@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import warnings
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from telegram import Bot
 from telegram.error import BadRequest, Conflict, NetworkError, RetryAfter, TimedOut
+from telegram.warnings import PTBUserWarning
 
 from channels.base import TransientChannelError
 from channels.telegram.bot import retry_seconds
@@ -47,6 +49,11 @@ from gateway.store.types import utcnow
 from gateway.tasks import running
 
 log = logging.getLogger(__name__)
+
+# ``do_api_request("getUpdates")`` is asked for on purpose (see ``Poller._get_updates``).
+warnings.filterwarnings(
+    "ignore", message="Please use 'Bot.getUpdates' instead", category=PTBUserWarning
+)
 
 MAX_ATTEMPTS = 5
 """Attempts at an update failing for a reason of its own before it is parked."""
@@ -124,11 +131,7 @@ class Poller:
         offset = await load_offset(self.store)
         while running():
             try:
-                updates = await self.bot.get_updates(
-                    offset=offset or None,
-                    timeout=self.timeout,
-                    allowed_updates=self.allowed_updates,
-                )
+                updates = await self._get_updates(offset)
             except TimedOut:
                 continue
             except (NetworkError, Conflict) as exc:
@@ -137,9 +140,25 @@ class Poller:
                 continue
             self.backoff.reset()
             for update in updates:
-                await self._process(update.to_dict())
-                offset = update.update_id + 1
+                await self._process(update)
+                offset = int(update["update_id"]) + 1
                 await save_offset(self.store, offset, self.clock())
+
+    async def _get_updates(self, offset: int) -> list[dict[str, Any]]:
+        """The updates from ``offset`` on, as Telegram's JSON. Not ``Bot.get_updates``: it
+        parses the whole batch into ``Update`` objects, and one update it cannot parse (a
+        string where an object belongs) failed every poll, holding back every later update of
+        every chat. ``parse_update`` refuses that one update alone, as for the webhook."""
+        api_kwargs: dict[str, Any] = {
+            "timeout": self.timeout,
+            "allowed_updates": self.allowed_updates,
+        }
+        if offset:
+            api_kwargs["offset"] = offset
+        updates: list[dict[str, Any]] = await self.bot.do_api_request(
+            "getUpdates", api_kwargs=api_kwargs
+        )
+        return updates
 
     async def _process(self, update: dict[str, Any]) -> None:
         """Handle one update until it is committed, or park it after ``MAX_ATTEMPTS`` failures

@@ -26,6 +26,7 @@ from tests.channels.telegram.conftest import (
     count,
     load_fixture,
     messages,
+    rejected,
     telegram_settings,
 )
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
@@ -313,3 +314,21 @@ async def test_an_offset_from_before_telegram_renumbered_its_updates_loses_none_
 
 async def _offset_is(db: Store, offset: int) -> bool:
     return await load_offset(db) == offset
+
+
+async def test_an_update_python_telegram_bot_cannot_parse_does_not_stop_polling_forever(
+    fake: FakeBotAPI, polling_settings: Settings, make_gateway: MakeGateway, db: Store
+) -> None:
+    """``Bot.get_updates`` parses the whole batch into ``Update`` objects: one update it could
+    not parse (a string where an object belongs) failed every poll, and no later update of any
+    chat was ever read. The webhook counts and acknowledges the same update."""
+    malformed = update(1)
+    malformed["message"]["from"] = "x"
+    fake.push_update(malformed)
+    fake.push_update(update(2))
+    app, client = await make_gateway(polling_settings)
+
+    await wait_for(lambda: _offset_is(db, 503), within=10)
+    assert [m.text for m in await messages(db)] == ["message 2"]
+    assert rejected(app, "malformed_update") == 1
+    await client.close()
