@@ -134,6 +134,12 @@ class Poller:
                 updates = await self._get_updates(offset)
             except TimedOut:
                 continue
+            except RetryAfter as exc:
+                # Flood control: polling again sooner only lengthens the ban.
+                wait = retry_seconds(exc)
+                log.warning("getUpdates: flood control", extra={"retry_after": wait})
+                await asyncio.sleep(max(self.backoff.next(), wait))
+                continue
             except (NetworkError, Conflict) as exc:
                 log.warning("getUpdates failed", extra={"error": type(exc).__name__})
                 await asyncio.sleep(self.backoff.next())

@@ -332,3 +332,20 @@ async def test_an_update_python_telegram_bot_cannot_parse_does_not_stop_polling_
     assert [m.text for m in await messages(db)] == ["message 2"]
     assert rejected(app, "malformed_update") == 1
     await client.close()
+
+
+async def test_flood_control_on_get_updates_waits_as_asked(
+    fake: FakeBotAPI, polling_settings: Settings, make_gateway: MakeGateway, db: Store
+) -> None:
+    """A 429 on getUpdates was no case of its own: it ended the polling loop, logged as a
+    failure with a traceback, and the next poll came after the backoff's half second, not
+    after the wait Telegram asked for (flood control answers that with a longer ban)."""
+    fake.fail_next("getUpdates", 429, "Too Many Requests: retry after 2", retry_after=2)
+    fake.push_update(update(1))
+    _, client = await make_gateway(polling_settings)
+
+    await wait_for(lambda: _offset_is(db, 502), within=10)
+    first, second = (c.at for c in fake.calls_of("getUpdates")[:2])
+    assert second - first >= 1.95
+    assert [m.text for m in await messages(db)] == ["message 1"]
+    await client.close()
