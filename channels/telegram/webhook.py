@@ -29,10 +29,10 @@ routes = web.RouteTableDef()
 @routes.post(WEBHOOK_PATH)
 async def webhook(request: web.Request) -> web.Response:
     secret = request.app[SETTINGS].telegram.webhook_secret
-    given = request.headers.get(SECRET_HEADER, "")
-    if secret is None or not hmac.compare_digest(
-        given.encode(), secret.get_secret_value().encode()
-    ):
+    # The header's bytes as sent: aiohttp keeps bytes that are not UTF-8 as surrogates, which
+    # a plain ``encode()`` refuses (a 500 for anyone sending one).
+    given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
+    if secret is None or not hmac.compare_digest(given, secret.get_secret_value().encode()):
         request.app[METRICS].rejected.labels(channel="telegram", reason="bad_secret").inc()
         raise web.HTTPUnauthorized()
     try:

@@ -4,6 +4,7 @@ redelivered updates, groups and channels refused, the token kept out of logs."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ from gateway.store import Store
 from gateway.store.tables import Contact, OutboxRow, Ticket, TicketMessage
 from tests.channels.telegram.conftest import (
     TOKEN,
+    WEBHOOK,
     Gateway,
     MakeGateway,
     count,
@@ -145,6 +147,31 @@ async def test_webhook_without_the_right_secret_is_refused_and_stores_nothing(
     assert await post_update(client, load_fixture("private_text"), secret=secret) == 401
     assert await count(db, TicketMessage) == 0
     assert await count(db, Contact) == 0
+    assert rejected(app, "bad_secret") == 1
+
+
+@pytest.mark.parametrize("secret", [b"h\xe9ok", "hé".encode(), b"\xff" * 300])
+async def test_a_secret_header_that_is_not_ascii_is_refused_not_a_500(
+    gateway: Gateway, db: Store, secret: bytes
+) -> None:
+    # aiohttp keeps bytes that are not UTF-8 as surrogates, which ``str.encode`` refuses: the
+    # comparison raised, and anyone could make the webhook answer 500.
+    app, client = gateway
+    body = json.dumps(load_fixture("private_text")).encode()
+    assert client.server.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    writer.write(
+        b"POST " + WEBHOOK.encode() + b" HTTP/1.1\r\nHost: gateway\r\n"
+        b"X-Telegram-Bot-Api-Secret-Token: " + secret + b"\r\n"
+        b"Content-Type: application/json\r\nConnection: close\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    assert status_line.split()[1] == b"401"
+    assert await count(db, TicketMessage) == 0
     assert rejected(app, "bad_secret") == 1
 
 
