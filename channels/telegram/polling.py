@@ -7,12 +7,11 @@ killed at any point resumes where its last commit left off: nothing lost, and wh
 but not yet confirmed comes again and is deduplicated.
 
 An update that fails for a reason of its own (a bug its content meets) is retried with backoff;
-after ``MAX_ATTEMPTS`` it is parked (``parked_inbound``, whole, with the error) so one bad update
-cannot stop the channel. One that fails for a passing reason (Telegram's file server or the
-database away, Telegram's flood control: :data:`PASSING`) is never parked: nothing reads parked
-updates back, so a blip of a few seconds would have lost the message. It is retried until it
-is stored (after the wait a 429 asks for, at least), the offset waiting with it, as Telegram
-redelivers a webhook update until it is answered 200.
+after ``MAX_ATTEMPTS`` it is parked (:mod:`channels.telegram.parked`) so one bad update cannot
+stop the channel. One that fails for a passing reason (Telegram's file server or the database
+away, Telegram's flood control) is never parked: it is retried until it is stored (after the
+wait a 429 asks for, at least), the offset waiting with it, as Telegram redelivers a webhook
+update until it is answered 200.
 
 Only one gateway process polls: the holder of the polling lease (:mod:`gateway.leases`); the
 others wait and take over within ``LEASE_RETRY_SECONDS`` when it stops or dies. Telegram
@@ -23,28 +22,24 @@ pollers could each carry out the same command before either saved its offset.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import warnings
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import InterfaceError, OperationalError
 from telegram import Bot
-from telegram.error import BadRequest, Conflict, NetworkError, RetryAfter, TimedOut
+from telegram.error import Conflict, NetworkError, RetryAfter, TimedOut
 from telegram.warnings import PTBUserWarning
 
 from channels.base import TransientChannelError
 from channels.telegram.bot import retry_seconds
 from channels.telegram.inbound import TelegramInbound
+from channels.telegram.parked import MAX_ATTEMPTS, own_fault, park
 from channels.telegram.state import load_offset, save_offset
 from gateway.backoff import Backoff
 from gateway.leases import Lease, lease_for, run_leased
-from gateway.models import Channel
 from gateway.store import Store
-from gateway.store.tables import ParkedInbound
 from gateway.store.types import utcnow
 from gateway.tasks import running
 
@@ -54,19 +49,6 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings(
     "ignore", message="Please use 'Bot.getUpdates' instead", category=PTBUserWarning
 )
-
-MAX_ATTEMPTS = 5
-"""Attempts at an update failing for a reason of its own before it is parked."""
-
-PASSING = (
-    TransientChannelError,
-    NetworkError,  # PTB's, TimedOut included
-    RetryAfter,  # flood control: a command's answer, say
-    OperationalError,  # the database: connection lost, locked, shutting down
-    InterfaceError,
-    OSError,  # ConnectionError, TimeoutError
-)
-"""Failures that say nothing about the update: it is retried until it is stored."""
 
 LEASE_NAME = "telegram:getUpdates"
 """The polling lease's name (:mod:`gateway.leases`): one process polls at a time."""
@@ -178,40 +160,16 @@ class Poller:
                 return
             except Exception as exc:
                 error = exc
-                # PTB's BadRequest is a NetworkError too, but Telegram refusing is no blip.
-                if not isinstance(exc, PASSING) or isinstance(exc, BadRequest):
+                if own_fault(exc):
                     failures += 1
                     if failures >= MAX_ATTEMPTS:
-                        await self._park(update, exc)
+                        await park(self.store, update, exc, attempts=failures, now=self.clock())
                         return
             log.warning(
                 "telegram update failed, retrying",
                 extra={"update_id": update.get("update_id"), "error": type(error).__name__},
             )
             await asyncio.sleep(max(backoff.next(), _asked_to_wait(error)))
-
-    async def _park(self, update: dict[str, Any], exc: Exception) -> None:
-        log.error("telegram update parked", extra={"update_id": update.get("update_id")})
-        external_id = f"update:{update.get('update_id')}"
-        async with self.store.write() as session:
-            parked = await session.scalar(
-                select(ParkedInbound.id).where(
-                    ParkedInbound.channel == Channel.TELEGRAM.value,
-                    ParkedInbound.external_id == external_id,
-                )
-            )
-            if parked is None:
-                await session.execute(
-                    insert(ParkedInbound).values(
-                        channel=Channel.TELEGRAM.value,
-                        external_id=external_id,
-                        reason="failed",
-                        detail=f"{type(exc).__name__}: {exc}"[:2000],
-                        raw=json.dumps(update).encode(),
-                        attempts=MAX_ATTEMPTS,
-                        created_at=self.clock(),
-                    )
-                )
 
     async def _until_done(self, call: Callable[[], Any]) -> None:
         while running():

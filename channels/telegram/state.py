@@ -63,6 +63,35 @@ async def record_answered(store: Store, chat_id: int, update_id: int, now: datet
     await _record(store, _command_key(chat_id), "update_id", update_id, now)
 
 
+async def count_failure(store: Store, update_id: int, now: datetime) -> int:
+    """One more failure of update ``update_id`` for a reason of its own; the count so far.
+
+    For the webhook, where each of Telegram's deliveries is a request of its own, maybe to
+    another gateway process. The count is kept once the update is parked: a delivery after
+    that (our 200 lost on the way) is parked again at once, a no-op, and acknowledged."""
+    key = _failures_key(update_id)
+    async with store.write() as session:
+        current = await session.scalar(
+            select(STATE.c.value)
+            .where(STATE.c.channel == CHANNEL, STATE.c.key == key)
+            .with_for_update()
+        )
+        failures = 1 if current is None else int(current["failures"]) + 1
+        if current is None:
+            await _insert(session, key, {"failures": failures}, now)
+        else:
+            await session.execute(
+                update(STATE)
+                .where(STATE.c.channel == CHANNEL, STATE.c.key == key)
+                .values(value={"failures": failures}, updated_at=now)
+            )
+    return failures
+
+
+def _failures_key(update_id: int) -> str:
+    return f"failures:{update_id}"
+
+
 def _command_key(chat_id: int) -> str:
     return f"command:{chat_id}"
 

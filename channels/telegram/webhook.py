@@ -4,7 +4,9 @@ Telegram sends the ``secret_token`` we gave ``setWebhook`` in the
 ``X-Telegram-Bot-Api-Secret-Token`` header (https://core.telegram.org/bots/api#setwebhook); a
 request without it, or with another, is refused with 401 and nothing is stored. The path holds
 no token. The answer is 200 only once the update is committed; anything else makes Telegram
-deliver it again, and the dedupe makes that harmless.
+deliver it again, and the dedupe makes that harmless. An update failing for a reason of its own
+on ``MAX_ATTEMPTS`` deliveries is parked and answered 200 (:mod:`channels.telegram.parked`):
+Telegram holds a chat's later updates back while one is unanswered.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from typing import Any
 
 from aiohttp import web
 
-from channels.telegram.inbound import TELEGRAM
+from channels.telegram.inbound import TELEGRAM, TelegramInbound
+from channels.telegram.parked import MAX_ATTEMPTS, own_fault, park
+from channels.telegram.state import count_failure
 from gateway.appkeys import METRICS, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -41,5 +46,23 @@ async def webhook(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="not JSON") from None
     if not isinstance(update, dict):
         raise web.HTTPBadRequest(text="not an update")
-    await request.app[TELEGRAM].handle(update)
+    inbound = request.app[TELEGRAM]
+    try:
+        await inbound.handle(update)
+    except Exception as exc:
+        if not await _given_up(inbound, update, exc):
+            raise  # a 500: Telegram delivers it again
     return web.Response(status=200)
+
+
+async def _given_up(inbound: TelegramInbound, update: dict[str, Any], exc: Exception) -> bool:
+    """Whether ``update``, failing with ``exc``, has failed for a reason of its own too often
+    and is now parked (to be acknowledged)."""
+    update_id = update.get("update_id")
+    if not own_fault(exc) or not isinstance(update_id, int):
+        return False
+    failures = await count_failure(inbound.store, update_id, inbound.clock())
+    if failures < MAX_ATTEMPTS:
+        return False
+    await park(inbound.store, update, exc, attempts=failures, now=inbound.clock())
+    return True

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from channels.telegram.inbound import TELEGRAM
+from channels.telegram import webhook
+from channels.telegram.inbound import TELEGRAM, TelegramInbound
 from gateway.appkeys import METRICS, PIPELINE
 from gateway.settings import Settings
 from gateway.store import Store
-from gateway.store.tables import Contact, OutboxRow, Ticket, TicketMessage
+from gateway.store.tables import Contact, OutboxRow, ParkedInbound, Ticket, TicketMessage
 from tests.channels.telegram.conftest import (
     TOKEN,
     WEBHOOK,
@@ -249,6 +250,49 @@ async def test_killed_after_commit_before_the_200_redelivery_stores_nothing_new(
     assert await count(db, TicketMessage) == 1
     assert await count(db, Ticket) == 1
     assert await count(db, OutboxRow) == 2  # one acknowledgement, one escalation: not doubled
+
+
+async def test_an_update_failing_on_every_delivery_is_parked_and_the_chat_goes_on(
+    gateway: Gateway, db: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update meeting a bug of ours was answered 500 on every delivery: Telegram holds the
+    chat's later updates back until it gives up on that one, hours later. Polling parks such
+    an update after ``MAX_ATTEMPTS``; the webhook now does too, and acknowledges it."""
+    monkeypatch.setattr(webhook, "MAX_ATTEMPTS", 3)
+    real_handle = TelegramInbound.handle
+    poison = load_fixture("private_text")
+
+    async def fails_on_poison(self: TelegramInbound, u: Mapping[str, Any]) -> None:
+        if u["update_id"] == poison["update_id"]:
+            raise RuntimeError("a bug this update meets")
+        await real_handle(self, u)
+
+    monkeypatch.setattr(TelegramInbound, "handle", fails_on_poison)
+    app, client = gateway
+    assert [await post_update(client, poison) for _ in range(3)] == [500, 500, 200]
+    assert await post_update(client, poison) == 200  # Telegram's last try crossed our answer
+    async with db.read() as session:
+        [parked] = (await session.scalars(select(ParkedInbound))).all()
+    assert (parked.channel, parked.external_id) == ("telegram", f"update:{poison['update_id']}")
+    assert json.loads(parked.raw) == poison and "a bug this update meets" in str(parked.detail)
+    assert await post_update(client, sent_again("private_text")) == 200
+    await app[PIPELINE].drain()
+    assert await count(db, TicketMessage) == 1
+
+
+async def test_an_update_failing_for_a_passing_reason_is_never_parked(
+    gateway: Gateway, db: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database away for a minute says nothing about the update: parked, it would be lost.
+    monkeypatch.setattr(webhook, "MAX_ATTEMPTS", 2)
+
+    async def database_away(self: TelegramInbound, u: Mapping[str, Any]) -> None:
+        raise ConnectionRefusedError("database away")
+
+    monkeypatch.setattr(TelegramInbound, "handle", database_away)
+    _, client = gateway
+    assert [await post_fixture(client, "private_text") for _ in range(4)] == [500] * 4
+    assert await count(db, ParkedInbound) == 0
 
 
 async def test_the_token_never_reaches_a_log_line(

@@ -1,0 +1,79 @@
+"""Updates given up on, kept whole in ``parked_inbound``: the step polling and the webhook share.
+
+An update that fails for a reason of its own (a bug its content meets) is tried again, and
+after ``MAX_ATTEMPTS`` parked with the error and acknowledged, so that one bad update cannot
+hold back the chat's later ones (nor, in polling, every chat's). One that fails for a passing
+reason (:data:`PASSING`: Telegram's file server or the database away, flood control) is never
+parked: nothing reads parked updates back, so a blip of a few seconds would lose the message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from telegram.error import BadRequest, NetworkError, RetryAfter
+
+from channels.base import TransientChannelError
+from gateway.models import Channel
+from gateway.store import Store
+from gateway.store.tables import ParkedInbound
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+"""Attempts at an update failing for a reason of its own before it is parked."""
+
+PASSING = (
+    TransientChannelError,
+    NetworkError,  # PTB's, TimedOut included
+    RetryAfter,  # flood control: a command's answer, say
+    OperationalError,  # the database: connection lost, locked, shutting down
+    InterfaceError,
+    OSError,  # ConnectionError, TimeoutError
+)
+"""Failures that say nothing about the update: it is retried until it is stored."""
+
+
+def own_fault(exc: Exception) -> bool:
+    """Whether ``exc`` failed the update for a reason of its own (it may be parked)."""
+    # PTB's BadRequest is a NetworkError too, but Telegram refusing is no blip.
+    return not isinstance(exc, PASSING) or isinstance(exc, BadRequest)
+
+
+async def park(
+    store: Store, update: Mapping[str, Any], exc: Exception, *, attempts: int, now: datetime
+) -> None:
+    """Keep ``update``, which failed ``attempts`` times (last with ``exc``), once."""
+    log.error(
+        "telegram update parked",
+        extra={"update_id": update.get("update_id"), "error": type(exc).__name__},
+    )
+    external_id = f"update:{update.get('update_id')}"
+    try:
+        async with store.write() as session:
+            parked = await session.scalar(
+                select(ParkedInbound.id).where(
+                    ParkedInbound.channel == Channel.TELEGRAM.value,
+                    ParkedInbound.external_id == external_id,
+                )
+            )
+            if parked is None:
+                await session.execute(
+                    insert(ParkedInbound).values(
+                        channel=Channel.TELEGRAM.value,
+                        external_id=external_id,
+                        reason="failed",
+                        detail=f"{type(exc).__name__}: {exc}"[:2000],
+                        raw=json.dumps(update).encode(),
+                        attempts=attempts,
+                        created_at=now,
+                    )
+                )
+    except IntegrityError:  # parked at the same moment by another process
+        pass
