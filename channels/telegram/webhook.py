@@ -42,7 +42,7 @@ async def webhook(request: web.Request) -> web.Response:
         raise web.HTTPUnauthorized()
     try:
         update = json.loads(await request.read())
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
         raise web.HTTPBadRequest(text="not JSON") from None
     if not isinstance(update, dict):
         raise web.HTTPBadRequest(text="not an update")

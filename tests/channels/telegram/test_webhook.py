@@ -22,6 +22,7 @@ from gateway.store.tables import Contact, OutboxRow, ParkedInbound, Ticket, Tick
 from tests.channels.telegram.conftest import (
     TOKEN,
     WEBHOOK,
+    WEBHOOK_SECRET,
     Gateway,
     MakeGateway,
     count,
@@ -174,6 +175,22 @@ async def test_a_secret_header_that_is_not_ascii_is_refused_not_a_500(
     assert status_line.split()[1] == b"401"
     assert await count(db, TicketMessage) == 0
     assert rejected(app, "bad_secret") == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"\xff\xfe{", b"[1, 2]", b"[" * 100_000 + b"]" * 100_000],
+    ids=["text", "not-utf8", "array", "nested-too-deep"],
+)
+async def test_a_body_that_is_no_update_is_a_400_and_stores_nothing(
+    gateway: Gateway, db: Store, body: bytes
+) -> None:
+    # JSON nested deeper than Python's recursion limit raised RecursionError: a 500.
+    _, client = gateway
+    headers = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
+    response = await client.post(WEBHOOK, data=body, headers=headers)
+    assert response.status == 400
+    assert await count(db, TicketMessage) == 0
 
 
 async def test_webhook_requests_are_counted_by_route_and_status_class(gateway: Gateway) -> None:
