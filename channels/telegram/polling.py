@@ -117,10 +117,7 @@ class Poller:
             except TimedOut:
                 continue
             except RetryAfter as exc:
-                # Flood control: polling again sooner only lengthens the ban.
-                wait = retry_seconds(exc)
-                log.warning("getUpdates: flood control", extra={"retry_after": wait})
-                await asyncio.sleep(max(self.backoff.next(), wait))
+                await self._flood_control(exc)
                 continue
             except (NetworkError, Conflict) as exc:
                 log.warning("getUpdates failed", extra={"error": type(exc).__name__})
@@ -179,6 +176,14 @@ class Poller:
             except NetworkError as exc:
                 log.warning("Telegram unreachable", extra={"error": type(exc).__name__})
                 await asyncio.sleep(self.backoff.next())
+            except RetryAfter as exc:
+                await self._flood_control(exc)
+
+    async def _flood_control(self, exc: RetryAfter) -> None:
+        """Wait as long as a 429 asks, at least: asking sooner only lengthens the ban."""
+        wait = retry_seconds(exc)
+        log.warning("Telegram flood control", extra={"retry_after": wait})
+        await asyncio.sleep(max(self.backoff.next(), wait))
 
 
 def _asked_to_wait(error: Exception) -> float:

@@ -349,3 +349,18 @@ async def test_flood_control_on_get_updates_waits_as_asked(
     assert second - first >= 1.95
     assert [m.text for m in await messages(db)] == ["message 1"]
     await client.close()
+
+
+async def test_flood_control_on_delete_webhook_waits_as_asked(
+    fake: FakeBotAPI, polling_settings: Settings, make_gateway: MakeGateway, db: Store
+) -> None:
+    # Polling starts with deleteWebhook; a 429 there was logged as a failure with a traceback
+    # and retried after the backoff's half second.
+    fake.fail_next("deleteWebhook", 429, "Too Many Requests: retry after 2", retry_after=2)
+    fake.push_update(update(1))
+    _, client = await make_gateway(polling_settings)
+
+    await wait_for(lambda: _offset_is(db, 502), within=10)
+    first, second = (c.at for c in fake.calls_of("deleteWebhook")[:2])
+    assert second - first >= 1.95
+    await client.close()
