@@ -5,6 +5,7 @@ Nested sections use ``__``: ``GATEWAY_TELEGRAM__TOKEN`` sets ``settings.telegram
 
 from __future__ import annotations
 
+import re
 from datetime import date, time
 from enum import StrEnum
 from typing import Literal
@@ -135,6 +136,10 @@ class EmailSettings(BaseModel):
         return "localhost"
 
 
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+"""What Telegram takes as a webhook's ``secret_token`` (https://core.telegram.org/bots/api#setwebhook)."""
+
+
 class TelegramSettings(BaseModel):
     """The Telegram channel."""
 
@@ -171,6 +176,15 @@ class TelegramSettings(BaseModel):
     """Messages a second one process's bot sends across all chats (python-telegram-bot's
     ``AIORateLimiter``; Telegram asks bots to stay near 30, https://core.telegram.org/bots/faq);
     0 turns the pacing off. Groups also keep to 20 a minute."""
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram's rule for setWebhook's secret_token: refused there, it failed only at
+        # start-up's setWebhook, in a log line, while the settings looked fine.
+        if value is not None and not _WEBHOOK_SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError("must be 1-256 of the characters A-Z, a-z, 0-9, _ and -")
+        return value
 
     @model_validator(mode="after")
     def _needs_secrets(self) -> TelegramSettings:

@@ -57,6 +57,11 @@ def test_nested_sections_come_from_double_underscore_variables(
             "GATEWAY_TELEGRAM__WEBHOOK_SECRET",
         ),
         (
+            {"telegram": {"webhook_secret": "not allowed: spaces or colons"}},
+            "GATEWAY_TELEGRAM__WEBHOOK_SECRET",
+        ),
+        ({"telegram": {"webhook_secret": "x" * 257}}, "GATEWAY_TELEGRAM__WEBHOOK_SECRET"),
+        (
             {"telegram": {"webhook_max_connections": 101}},
             "GATEWAY_TELEGRAM__WEBHOOK_MAX_CONNECTIONS",
         ),
@@ -82,6 +87,7 @@ def test_a_bad_setting_is_named_by_its_variable(values: dict[str, object], varia
     lines = errors_of(**values)
     assert len(lines) == 1
     assert variable in lines[0]
+    assert "spaces or colons" not in lines[0]  # a secret is not echoed
 
 
 def test_the_cli_fails_at_start_with_one_line_naming_the_variable(tmp_path: object) -> None:
