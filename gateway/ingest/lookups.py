@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import TableValuedAlias
 from sqlalchemy.types import TypeEngine
 
-from gateway.models import InboundMessage
+from gateway.models import DONE_STATUSES, InboundMessage
 from gateway.store import on_postgres
 from gateway.store.tables import Ticket, TicketMessage
 
@@ -79,7 +79,8 @@ def by_channel(keys: Iterable[tuple[str, T]]) -> dict[str, list[T]]:
 async def candidate_rows(
     session: AsyncSession, refs: set[str], conversations: set[ConversationKey]
 ) -> list[dict[str, Any]]:
-    """Tickets numbered in ``refs`` and the latest ticket of each conversation, locked.
+    """Tickets numbered in ``refs``, their open follow-ups, and the latest ticket of each
+    conversation, locked.
 
     On SQLite a superset, per channel, of the conversations' latest tickets (every contact x
     thread of the channel): the caller keeps the ones it asked for.
@@ -87,6 +88,7 @@ async def candidate_rows(
     queries: list[tuple[Select[Any], dict[str, Any]]] = []
     if refs:
         queries.append((_TICKETS_BY_NUMBER, {"refs": list(refs)}))
+        queries.append((_OPEN_FOLLOW_UPS, {"refs": list(refs), "done": _DONE}))
     pairs: dict[str, list[tuple[int, str]]] = {}
     for contact_id, channel, thread_key in conversations:
         pairs.setdefault(channel, []).append((contact_id, thread_key))
@@ -170,6 +172,23 @@ _TICKETS_BY_NUMBER = (
     .order_by(TICKETS.c.id)
     .with_for_update()
 )
+_PARENTS = TICKETS.alias("parent")
+_FOLLOW_UP = TICKETS.alias("follow_up")
+_DONE = sorted(status.value for status in DONE_STATUSES)
+_OPEN_FOLLOW_UPS = (
+    select(_FOLLOW_UP)
+    .join(_PARENTS, _PARENTS.c.id == _FOLLOW_UP.c.parent_id)
+    .where(
+        _PARENTS.c.number.in_(bindparam("refs", expanding=True)),
+        # The parent's contact: ix_tickets_conversation narrows to that customer's tickets.
+        _FOLLOW_UP.c.contact_id == _PARENTS.c.contact_id,
+        _FOLLOW_UP.c.status.not_in(bindparam("done", expanding=True)),
+    )
+    .order_by(_FOLLOW_UP.c.id)
+    .with_for_update(of=_FOLLOW_UP)
+)
+"""The open follow-ups of the tickets numbered in ``:refs``: where a message naming a ticket
+closed beyond the reopen window goes when one is already open for it."""
 _LATEST_TICKETS = (
     select(TICKETS)
     .where(

@@ -186,7 +186,7 @@ async def _plan_tickets(
     sla: SlaPolicy,
 ) -> list[_Planned]:
     """Decide, message by message in order, which ticket each one goes to."""
-    by_number, latest = await _candidate_tickets(session, fresh, contacts)
+    by_number, latest, follow_ups = await _candidate_tickets(session, fresh, contacts)
     surveyed = await awaiting_rating(session, (t.row for t in by_number.values()), fresh, now)
     plans = []
     for message in fresh:
@@ -228,8 +228,15 @@ async def _plan_tickets(
                 # from a conversation with another ticket open goes there: a follow-up of the
                 # old one became the conversation's latest, and the open ticket heard no more.
                 ticket = current
+            elif (current := _open_follow_up(follow_ups, ticket)) is not None:
+                # Email has no conversation to catch it: the customer's second mail naming
+                # the old ticket ("and the lid is cracked too") joins the follow-up the first
+                # one opened, rather than opening one more.
+                ticket = current
             else:
-                ticket, new_ticket = _new_ticket(message, contact, now, sla, parent=ticket), True
+                parent = ticket
+                ticket, new_ticket = _new_ticket(message, contact, now, sla, parent=parent), True
+                follow_ups[parent.row["id"]] = ticket
         if ticket.row["status"] == TicketStatus.WAITING_CUSTOMER:
             # The customer answered: the paused SLA clock runs again, the agent's turn.
             _resume_clock(ticket, now)
@@ -260,6 +267,16 @@ def _open_elsewhere(
     return current
 
 
+def _open_follow_up(
+    follow_ups: dict[int, _TicketState], ticket: _TicketState
+) -> _TicketState | None:
+    """The latest follow-up of ``ticket`` if it is open and its customer's."""
+    current = follow_ups.get(ticket.row["id"])
+    if current is None or current.row["status"] in DONE_STATUSES:
+        return None
+    return current if current.row["contact_id"] == ticket.row["contact_id"] else None
+
+
 def _resume_clock(ticket: _TicketState, now: datetime) -> None:
     row = ticket.row
     ticket.events.append((EventKind.STATUS, row["status"], TicketStatus.IN_PROGRESS))
@@ -275,8 +292,9 @@ async def _candidate_tickets(
     session: AsyncSession,
     fresh: list[InboundMessage],
     contacts: dict[IdentityKey, dict[str, Any]],
-) -> tuple[dict[str, _TicketState], dict[ConversationKey, _TicketState]]:
-    """Tickets named by reference, and each conversation's latest ticket."""
+) -> tuple[dict[str, _TicketState], dict[ConversationKey, _TicketState], dict[int, _TicketState]]:
+    """Tickets named by reference, each conversation's latest ticket, and the latest open
+    follow-up of each ticket named (by the named ticket's id)."""
     states: dict[int, _TicketState] = {}
     refs = {m.ticket_ref for m in fresh if m.ticket_ref}
     conversations = {
@@ -285,8 +303,15 @@ async def _candidate_tickets(
         if m.thread_key is not None
     }
     for found in await candidate_rows(session, refs, conversations):
-        states[found["id"]] = _TicketState(found)
+        states.setdefault(found["id"], _TicketState(found))
     by_number = {s.row["number"]: s for s in states.values()}
+    follow_ups: dict[int, _TicketState] = {}
+    for state in states.values():
+        parent = state.row["parent_id"]
+        if parent is not None and state.row["status"] not in DONE_STATUSES:
+            current = follow_ups.get(parent)
+            if current is None or current.row["id"] < state.row["id"]:
+                follow_ups[parent] = state
     latest: dict[ConversationKey, _TicketState] = {}
     for state in states.values():
         row = state.row
@@ -295,7 +320,7 @@ async def _candidate_tickets(
             current = latest.get(conversation)
             if current is None or current.row["id"] < row["id"]:
                 latest[conversation] = state
-    return by_number, latest
+    return by_number, latest, follow_ups
 
 
 def _new_ticket(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -131,3 +132,45 @@ async def test_same_mail_twice_is_stored_once(mailroom: Mailroom) -> None:
     await ticket_of(mailroom, raw)
     parsed = mailroom.processor.parse(raw)
     assert await mailroom.processor.deliver(parsed) is Outcome.DUPLICATE
+
+
+async def close_long_ago(room: Mailroom, number: str) -> None:
+    long_ago = room.clock.now - timedelta(days=30)
+    async with room.store.write() as session:
+        await session.execute(
+            update(Ticket)
+            .where(Ticket.number == number)
+            .values(status=TicketStatus.CLOSED.value, closed_at=long_ago, resolved_at=long_ago)
+        )
+
+
+async def test_second_reply_to_a_long_closed_ticket_joins_its_open_follow_up(
+    mailroom: Mailroom,
+) -> None:
+    """Regression: every mail naming a ticket closed beyond the reopen window opened a follow-up
+    of its own, so a customer's "and one more thing" a minute later split the new question over
+    two tickets (email has no conversation whose latest ticket would have caught it)."""
+    old = await ticket_of(mailroom, mail(subject="Order 1"))
+    await close_long_ago(mailroom, old)
+    follow_up = await ticket_of(mailroom, mail(subject=f"Re: [{old}] Order 1", text="Broke again"))
+    assert follow_up != old
+    again = mail(subject=f"Re: [{old}] Order 1", text="And the lid is cracked too")
+    assert await ticket_of(mailroom, again) == follow_up
+    async with mailroom.store.read() as session:
+        tickets = (await session.scalars(select(Ticket.number).order_by(Ticket.id))).all()
+    assert tickets == [old, follow_up]
+
+
+async def test_two_replies_to_a_long_closed_ticket_in_one_batch_open_one_follow_up(
+    mailroom: Mailroom,
+) -> None:
+    old = await ticket_of(mailroom, mail(subject="Order 1"))
+    await close_long_ago(mailroom, old)
+    first = mailroom.processor.parse(mail(subject=f"Re: [{old}] Order 1", text="Broke again"))
+    second = mailroom.processor.parse(mail(subject=f"Re: [{old}] Order 1", text="Lid cracked"))
+    assert isinstance(first, ParsedMail) and isinstance(second, ParsedMail)
+    # Side by side, as the listener's group commit puts them in one ingest batch.
+    await asyncio.gather(mailroom.processor.deliver(first), mailroom.processor.deliver(second))
+    async with mailroom.store.read() as session:
+        tickets = (await session.scalars(select(Ticket.number).order_by(Ticket.id))).all()
+    assert len(tickets) == 2
