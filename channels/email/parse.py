@@ -179,6 +179,7 @@ def _parse(
         "date": _date(headers.get("date")),
         "quoted": split.quoted,
         "signature": split.signature,
+        "digest": content_digest(sender, headers.get("date"), subject, text),
     }
     if "reply-to" in headers:
         meta["reply_to"] = _addresses(headers["reply-to"])
@@ -210,6 +211,15 @@ def _parse(
         locale=_locale(subject or "", text, headers.get("content-language")),
         meta=meta,
     )
+
+
+def content_digest(sender: str, date: str | None, subject: str | None, text: str) -> str:
+    """What tells two mails under one Message-ID apart: the same mail delivered twice (another
+    folder, another alias's copy) has the same sender, date, subject and words; a different mail
+    whose client reused the id (RFC 5322 3.6.4 asks for a unique one; some mint one per
+    install) does not."""
+    fields = (sender, (date or "").strip(), subject or "", text)
+    return hashlib.sha256("\0".join(fields).encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def _raw_headers(msg: Message) -> dict[str, str]:

@@ -7,8 +7,12 @@ and acks the mail only after it returns; tests and the benchmark call :meth:`pro
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
+from collections.abc import Mapping
 from enum import Enum, StrEnum
+from typing import Any
 
 from channels.base import ChannelInputError
 from channels.email.bounces import record_bounce
@@ -104,6 +108,14 @@ class MailProcessor:
         result = await self.on_message(
             parsed.inbound(ticket_ref=ticket_ref, attachments=attachments)
         )
+        if result.duplicate and _another_mail(parsed, result.message_row):
+            # Its Message-ID is taken by a different mail: stored under an id of its own,
+            # made from both, so this mail delivered again is still a duplicate.
+            log.info("Message-ID reused by another mail", extra={"id": parsed.external_id})
+            parsed = dataclasses.replace(parsed, external_id=_reused_id(parsed))
+            result = await self.on_message(
+                parsed.inbound(ticket_ref=ticket_ref, attachments=attachments)
+            )
         return Outcome.DUPLICATE if result.duplicate else Outcome.STORED
 
     async def process(self, raw: bytes) -> Outcome:
@@ -113,3 +125,16 @@ class MailProcessor:
         """Count a mail that did not become a ticket message, by reason."""
         if self.metrics is not None:
             self.metrics.rejected.labels(channel=Channel.EMAIL.value, reason=reason).inc()
+
+
+def _another_mail(parsed: ParsedMail, stored: Mapping[str, Any]) -> bool:
+    """The message stored under ``parsed``'s Message-ID is another mail (messages stored
+    before mails carried a digest count as the same)."""
+    meta = stored.get("channel_meta") or {}
+    theirs = meta.get("digest") if isinstance(meta, Mapping) else None
+    return isinstance(theirs, str) and theirs != parsed.meta.get("digest")
+
+
+def _reused_id(parsed: ParsedMail) -> str:
+    key = f"{parsed.external_id}\0{parsed.meta.get('digest')}"
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()

@@ -224,3 +224,28 @@ async def test_mail_arriving_during_the_first_runs_searches_is_read(
     assert await _stored(mailroom, 1)
     assert searches[0] in ("ALL", "UNSEEN")
     assert "\\Seen" in (await dovecot.flags())[1]
+
+
+async def test_a_reused_message_id_does_not_swallow_the_second_mail(
+    mailroom: Mailroom, dovecot: Dovecot
+) -> None:
+    """Regression: ingest dedupes on the Message-ID, so a second, different mail under an id
+    already stored (clients that mint one id for everything, a sender copying another's id)
+    was taken for a redelivery: acked \\Seen, the cursor moved past it, and nobody saw it."""
+    reused = "<1@localhost>"
+    first = mail("ann@example.org", subject="Printer jams", message_id=reused)
+    second = mail("ann@example.org", subject="Invoice", text="Wrong VAT number", message_id=reused)
+    other = mail("bob@example.org", subject="Hello", text="Refund please", message_id=reused)
+    await dovecot.append([first, second, other])
+    async with running(make_listener(mailroom, dovecot)):
+        await eventually(lambda: cursor_at(mailroom, 3))
+    async with mailroom.store.read() as session:
+        texts = sorted((await session.scalars(select(TicketMessage.text))).all())
+    assert texts == ["Refund please", "Where is my order?", "Wrong VAT number"]
+    assert await count(mailroom.store, Ticket) == 3
+
+    # Each of them again (a crash before the cursor was saved): nothing is stored twice.
+    await dovecot.append([second, first, other])
+    async with running(make_listener(mailroom, dovecot)):
+        await eventually(lambda: cursor_at(mailroom, 6))
+    assert await count(mailroom.store, TicketMessage) == 3
