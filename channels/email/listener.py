@@ -52,11 +52,13 @@ LEASE_RETRY_SECONDS = 5.0
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """One batch: the UIDs asked for (ascending), the bytes of those still there, parsed."""
+    """One batch: the UIDs asked for (ascending), the bytes of those still there, parsed, and
+    those the server no longer has (expunged meanwhile)."""
 
     uids: list[int]
     raws: dict[int, bytes]
     parsed: dict[int, Parsed]
+    gone: frozenset[int] = frozenset()
 
 
 def within(uids: list[int], sizes: dict[int, int], budget: int) -> list[int]:
@@ -235,14 +237,32 @@ class MailboxListener:
         if len(uids) > 1:
             uids = within(uids, await session.sizes(uids), FETCH_BYTES)
         raws = await session.fetch(uids)
+        missing = [uid for uid in uids if uid not in raws]
+        gone: set[int] = set()
+        if missing:
+            # Expunged meanwhile, or an answer we could not read: only a search tells which.
+            # A mail still there is not done (RFC 3501 6.4.8: UID SEARCH of a set of UIDs
+            # names only those that exist).
+            there = set(await session.uids("UID " + ",".join(map(str, missing))))
+            gone = {uid for uid in missing if uid not in there}
         order = sorted(raws)
         parsed = await self.processor.parse_many([raws[uid] for uid in order])
-        return Fetched(uids, raws, dict(zip(order, parsed, strict=True)))
+        return Fetched(uids, raws, dict(zip(order, parsed, strict=True)), frozenset(gone))
 
     async def _process_batch(self, session: ImapSession, batch: Fetched) -> set[int]:
         """Deliver a fetched batch; the UIDs that are done (stored, dropped or parked)."""
         raws = batch.raws
-        done: set[int] = {uid for uid in batch.uids if uid not in raws}  # expunged meanwhile
+        done: set[int] = set(batch.gone)
+        for uid in batch.uids:
+            if uid not in raws and uid not in done:
+                # Still in the mailbox, yet not in the answer: tried again like a failure,
+                # parked (without bytes: the mail stays in the mailbox, unread) at the last.
+                self.attempts[uid] += 1
+                log.warning("mail missing from fetch", extra={"uid": uid})
+                if self.attempts[uid] >= self.settings.max_attempts:
+                    detail = "the server kept answering the fetch without it"
+                    await self._park(uid, b"", "fetch_failed", detail, self.attempts[uid])
+                    done.add(uid)
         parsed: dict[int, ParsedMail | Rejected] = {}
         for uid, item in sorted(batch.parsed.items()):
             if isinstance(item, ChannelInputError):

@@ -249,3 +249,53 @@ async def test_a_reused_message_id_does_not_swallow_the_second_mail(
     async with running(make_listener(mailroom, dovecot)):
         await eventually(lambda: cursor_at(mailroom, 6))
     assert await count(mailroom.store, TicketMessage) == 3
+
+
+async def test_a_mail_missing_from_a_fetch_but_still_there_is_not_skipped(
+    mailroom: Mailroom, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: any UID a FETCH answer lacked was taken for expunged and counted done, so
+    the cursor moved past a mail the server still held, or the answer did not parse into
+    (a server that sends a small body as a quoted string, not a literal): lost unread."""
+    await dovecot.append([mail("first@example.org"), mail("second@example.org")])
+    real = ImapSession.fetch
+    short = [2]  # the next two fetches of UID 1 come back without it
+
+    async def fetch(self: ImapSession, uids: list[int]) -> dict[int, bytes]:
+        found = await real(self, uids)
+        if 1 in found and short[0] > 0:
+            short[0] -= 1
+            del found[1]
+        return found
+
+    monkeypatch.setattr(ImapSession, "fetch", fetch)
+    async with running(make_listener(mailroom, dovecot)):
+        await eventually(lambda: cursor_at(mailroom, 2))
+    assert short == [0]
+    assert await count(mailroom.store, TicketMessage) == 2
+    assert all("\\Seen" in f for f in (await dovecot.flags()).values())
+
+
+async def test_a_mail_no_fetch_returns_is_parked_and_stays_unread(
+    mailroom: Mailroom, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await dovecot.append([mail("stuck@example.org"), mail("fine@example.org")])
+    real = ImapSession.fetch
+
+    async def fetch(self: ImapSession, uids: list[int]) -> dict[int, bytes]:
+        found = await real(self, uids)
+        found.pop(1, None)
+        return found
+
+    monkeypatch.setattr(ImapSession, "fetch", fetch)
+    async with running(make_listener(mailroom, dovecot, max_attempts=2)):
+        await eventually(lambda: cursor_at(mailroom, 2))
+    async with mailroom.store.read() as session:
+        [parked] = (await session.scalars(select(ParkedInbound))).all()
+    assert (parked.external_id, parked.reason, parked.attempts) == (
+        "support@example.test/INBOX/1",
+        "fetch_failed",
+        2,
+    )
+    flags = await dovecot.flags()
+    assert "\\Seen" not in flags[1] and "\\Seen" in flags[2]
