@@ -217,7 +217,11 @@ async def _plan_tickets(
         elif ticket.row["status"] in DONE_STATUSES:
             row = ticket.row
             done_at = row["closed_at"] or row["resolved_at"] or row["updated_at"]
-            if now - done_at <= reopen_window and acknowledges(message):
+            if message.auto_submitted:
+                # An out-of-office answer to our "resolved" notice: kept on the ticket, which
+                # stays done (RFC 3834: no person wrote it; nobody is to act on it).
+                pass
+            elif now - done_at <= reopen_window and acknowledges(message):
                 pass  # "Thanks!" after the resolution: kept on the ticket, which stays done
             elif now - done_at <= reopen_window:
                 ticket.events.append((EventKind.REOPENED, row["status"], TicketStatus.REOPENED))

@@ -174,3 +174,31 @@ async def test_two_replies_to_a_long_closed_ticket_in_one_batch_open_one_follow_
     async with mailroom.store.read() as session:
         tickets = (await session.scalars(select(Ticket.number).order_by(Ticket.id))).all()
     assert len(tickets) == 2
+
+
+async def test_an_auto_reply_to_our_mail_does_not_reopen_the_resolved_ticket(
+    mailroom: Mailroom, smtp_sink: Sink
+) -> None:
+    """Regression: an out-of-office answer (or a read receipt) to our "resolved" notice
+    threads onto the ticket, as it should, but reopened it: back in the queue, its SLA clock
+    running, for a mail no person wrote."""
+    first = await ticket_of(mailroom, mail(subject="Order 1"))
+    assert await mailroom.deliver_pending() == ["sent"]
+    ours = str(smtp_sink.mails()[0]["Message-ID"])
+    yesterday = mailroom.clock.now - timedelta(days=1)
+    async with mailroom.store.write() as session:
+        await session.execute(
+            update(Ticket)
+            .where(Ticket.number == first)
+            .values(status=TicketStatus.RESOLVED.value, resolved_at=yesterday)
+        )
+    out_of_office = mail(
+        subject=f"Automatic reply: [{first}] Order 1",
+        text="I am out of the office until Monday.",
+        in_reply_to=ours,
+        headers={"Auto-Submitted": "auto-replied"},
+    )
+    assert await ticket_of(mailroom, out_of_office) == first
+    async with mailroom.store.read() as session:
+        status = await session.scalar(select(Ticket.status).where(Ticket.number == first))
+    assert status == TicketStatus.RESOLVED.value
