@@ -286,6 +286,35 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_inbound(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    from gateway.inbound_admin import drop_parked, parked_inputs, parked_raw
+    from gateway.store import Store
+
+    async def run() -> int:
+        store = Store(settings.database_url)
+        try:
+            if args.inbound_command == "parked":
+                for parked in await parked_inputs(store):
+                    print(parked.line())
+                return 0
+            if args.inbound_command == "raw":
+                raw = await parked_raw(store, args.id)
+                if raw is not None:
+                    sys.stdout.buffer.write(raw)
+                    sys.stdout.flush()
+                    return 0
+            elif await drop_parked(store, args.id):
+                print(f"parked input {args.id} dropped", file=sys.stderr)
+                return 0
+            print(f"error: no parked input {args.id}", file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway", description="Customer-service messaging gateway."
@@ -358,6 +387,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retry.add_argument("id", type=int)
     retry.set_defaults(func=cmd_outbox)
+    inbound = commands.add_parser("inbound", help="Input a channel gave up on (parked).")
+    inbound_commands = inbound.add_subparsers(
+        dest="inbound_command", required=True, metavar="COMMAND"
+    )
+    inbound_commands.add_parser(
+        "parked",
+        help="List parked input: id, channel, external id, reason, attempts, parked at, error.",
+        description="List Telegram updates and mails parked after failing for a reason of their"
+        " own (tab-separated), oldest first.",
+    ).set_defaults(func=cmd_inbound)
+    raw = inbound_commands.add_parser(
+        "raw",
+        help="Print a parked input's bytes as they came.",
+        description="Print a parked input's bytes: a Telegram update's JSON (post it to the"
+        " webhook with the secret header once the cause is fixed), a mail's RFC 5322 bytes"
+        " (append it to the mailbox).",
+    )
+    raw.add_argument("id", type=int)
+    raw.set_defaults(func=cmd_inbound)
+    drop = inbound_commands.add_parser(
+        "drop",
+        help="Remove a parked input from the list, once dealt with.",
+        description="Remove a parked input from the list, once dealt with.",
+    )
+    drop.add_argument("id", type=int)
+    drop.set_defaults(func=cmd_inbound)
     migrate = add("migrate", cmd_migrate, "Apply the database migrations.")
     migrate.add_argument("revision", nargs="?", default="head", help="target (default: head)")
 

@@ -7,7 +7,9 @@ import asyncio
 from aiohttp import web
 
 from gateway.appkeys import METRICS, REDIS, STORE
+from gateway.inbound_admin import parked_counts
 from gateway.metrics import CONTENT_TYPE
+from gateway.models import Channel
 from gateway.outbox import QUEUES
 from workers.relay import outbox_depth
 
@@ -45,6 +47,9 @@ async def metrics(request: web.Request) -> web.Response:
         depth = await asyncio.wait_for(outbox_depth(request.app[STORE]), _CHECK_TIMEOUT)
         for status, count in depth.items():
             registry.outbox_depth.labels(status=status).set(count)
+        parked = await asyncio.wait_for(parked_counts(request.app[STORE]), _CHECK_TIMEOUT)
+        for channel in Channel:  # a channel whose last parked input was dropped shows 0
+            registry.inbound_parked.labels(channel=channel.value).set(parked.get(channel, 0))
     except Exception:  # noqa: S110 - a scrape still answers with what it has
         pass
     try:

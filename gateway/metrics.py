@@ -46,6 +46,12 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        self.inbound_parked = Gauge(
+            "gateway_inbound_parked",
+            "Inbound input a channel gave up on, waiting for a person (gateway inbound parked).",
+            ["channel"],
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "gateway_queue_depth",
             "Jobs waiting in each RQ queue.",

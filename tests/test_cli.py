@@ -28,6 +28,9 @@ COMMANDS = [
     "kb export",
     "outbox failed",
     "outbox retry",
+    "inbound parked",
+    "inbound raw",
+    "inbound drop",
     "attachments sweep",
 ]
 
