@@ -6,7 +6,9 @@ Each mail is fetched with ``BODY.PEEK[]``, handed to the pipeline, and flagged `
 after the pipeline returned (committed): a crash in between makes the next run fetch it again,
 and ingest's dedupe on the Message-ID turns that into a no-op (invariants 1 and 2). Mail is never
 deleted or moved. A mail that keeps failing is retried with backoff and, after
-``max_attempts``, parked with its raw bytes. New mail is awaited with IDLE (re-issued every
+``max_attempts`` failures of its own, parked with its raw bytes (``gateway inbound parked``);
+one failing for a passing reason (:mod:`channels.failures`: the database or a disk away) is
+tried until it is stored. New mail is awaited with IDLE (re-issued every
 ``imap_idle_seconds``, under RFC 2177's 29 minutes), or by polling when the server lacks IDLE.
 
 Only the holder of the mailbox's lease (:mod:`gateway.leases`) reads it: a listener first
@@ -29,6 +31,7 @@ from channels.email.imap import ImapSession
 from channels.email.parse import ParsedMail, Rejected
 from channels.email.parse_pool import Parsed
 from channels.email.process import MailProcessor
+from channels.failures import passing
 from gateway.backoff import Backoff
 from gateway.leases import CHECK_SECONDS, Lease, lease_for, run_leased
 from gateway.settings import EmailSettings
@@ -288,8 +291,9 @@ class MailboxListener:
                         await self.processor.deliver(parsed[uid], ticket_ref=refs[uid])
                     else:
                         await self.processor.deliver(parsed[uid])
-                except Exception as exc:  # any failure is retried, then parked
-                    self.attempts[uid] += 1
+                except Exception as exc:  # retried; parked after max_attempts of its own
+                    if not passing(exc):
+                        self.attempts[uid] += 1
                     log.warning(
                         "mail processing failed",
                         extra={"uid": uid, "attempt": self.attempts[uid], "error": repr(exc)},

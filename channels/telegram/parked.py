@@ -16,10 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from telegram.error import BadRequest, NetworkError, RetryAfter
 
-from channels.base import TransientChannelError
+from channels import failures
 from gateway.models import Channel
 from gateway.store import Store
 from gateway.store.tables import ParkedInbound
@@ -30,12 +30,9 @@ MAX_ATTEMPTS = 5
 """Attempts at an update failing for a reason of its own before it is parked."""
 
 PASSING = (
-    TransientChannelError,
+    *failures.PASSING,
     NetworkError,  # PTB's, TimedOut included
     RetryAfter,  # flood control: a command's answer, say
-    OperationalError,  # the database: connection lost, locked, shutting down
-    InterfaceError,
-    OSError,  # ConnectionError, TimeoutError
 )
 """Failures that say nothing about the update: it is retried until it is stored."""
 

@@ -197,6 +197,31 @@ async def test_failing_mail_is_retried_then_parked_and_the_rest_flows(
     assert "\\Seen" not in flags[1] and "\\Seen" in flags[2]  # kept unread, never deleted
 
 
+async def test_a_mail_failing_for_a_passing_reason_is_not_parked(
+    mailroom: Mailroom, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full attachment disk for half a minute said nothing about the mail, yet after
+    ``max_attempts`` tries it was parked and never read again. Telegram never parks for a
+    passing reason; now neither does email: the mail is tried until it is stored."""
+    await dovecot.append([mail("disk@example.org", message_id="<disk@example.org>")])
+    real = mailroom.processor.deliver
+    tries = []
+
+    async def disk_full_for_a_while(parsed: Any, **lookup: Any) -> Any:
+        tries.append(1)
+        if len(tries) <= 5:
+            raise OSError(28, "No space left on device")
+        return await real(parsed, **lookup)
+
+    monkeypatch.setattr(mailroom.processor, "deliver", disk_full_for_a_while)
+    async with running(make_listener(mailroom, dovecot, max_attempts=3)):
+        await eventually(lambda: cursor_at(mailroom, 1), within=20)
+    assert len(tries) == 6
+    assert await count(mailroom.store, TicketMessage) == 1
+    assert await count(mailroom.store, ParkedInbound) == 0
+    assert "\\Seen" in (await dovecot.flags())[1]
+
+
 def test_fixture_dir_is_world_traversable(dovecot_root: Path) -> None:
     assert dovecot_root.stat().st_mode & 0o005 == 0o005
 
