@@ -20,6 +20,9 @@ _OUT_OF_OFFICE = re.compile(
     r"自动回复|自動回覆|休假|不在办公室|外出)",
     re.I,
 )
+_READ_RECEIPT = re.compile(
+    r"\s*multipart/report\s*;.*\breport-type\s*=\s*\"?disposition-notification", re.I | re.S
+)
 _DAEMONS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon)@", re.I)
 
 
@@ -42,6 +45,9 @@ def auto_submitted_reasons(headers: Mapping[str, str], subject: str, sender: str
         reasons.append("out-of-office")
     if re.match(r"^(no-?reply|do-?not-?reply)@", sender, re.I):
         reasons.append("no-reply-sender")
+    if _READ_RECEIPT.match(headers.get("content-type", "")):
+        # RFC 8098: mail clients send these with no Auto-Submitted; the customer wrote nothing.
+        reasons.append("read-receipt")
     return reasons
 
 

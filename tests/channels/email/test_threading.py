@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from email import policy
+from email.message import EmailMessage
 
 from sqlalchemy import select, update
 
@@ -176,6 +178,27 @@ async def test_two_replies_to_a_long_closed_ticket_in_one_batch_open_one_follow_
     assert len(tickets) == 2
 
 
+def read_receipt(number: str, ours: str) -> bytes:
+    """A message disposition notification (RFC 8098) for our mail ``ours``, as a mail client
+    sends it when the customer opens the mail: no Auto-Submitted header."""
+    msg = EmailMessage()
+    msg["From"] = "ann@example.org"
+    msg["To"] = "support@example.test"
+    msg["Subject"] = f"Read: [{number}] Order 1"
+    msg["Message-ID"] = "<mdn-1@client.example>"
+    msg["In-Reply-To"] = ours
+    msg.set_content("Your message was read on Monday.")
+    report = EmailMessage()
+    report.set_content(
+        f"Final-Recipient: rfc822; ann@example.org\r\nOriginal-Message-ID: {ours}\r\n"
+        "Disposition: manual-action/MDN-sent-manually; displayed\r\n"
+    )
+    msg.add_attachment(report)
+    msg.replace_header("Content-Type", "multipart/report")
+    msg.set_param("report-type", "disposition-notification")
+    return msg.as_bytes(policy=policy.SMTP)
+
+
 async def test_an_auto_reply_to_our_mail_does_not_reopen_the_resolved_ticket(
     mailroom: Mailroom, smtp_sink: Sink
 ) -> None:
@@ -199,6 +222,9 @@ async def test_an_auto_reply_to_our_mail_does_not_reopen_the_resolved_ticket(
         headers={"Auto-Submitted": "auto-replied"},
     )
     assert await ticket_of(mailroom, out_of_office) == first
+    # Outlook's and Thunderbird's read receipts (RFC 8098) carry no Auto-Submitted: the
+    # report's type says what they are.
+    assert await ticket_of(mailroom, read_receipt(first, ours)) == first
     async with mailroom.store.read() as session:
         status = await session.scalar(select(Ticket.status).where(Ticket.number == first))
     assert status == TicketStatus.RESOLVED.value
