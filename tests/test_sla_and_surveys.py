@@ -95,6 +95,13 @@ async def test_the_clock_pauses_while_waiting_for_the_customer(store: Store) -> 
     # Weeks of waiting for the customer: no warning, no breach.
     report = await sweep(store, T0 + timedelta(hours=200), DEFAULT_POLICY)
     assert (report.warned, report.breached) == (0, 0)
+    # Their out-of-office answer is no answer: the clock stays stopped, the customer's turn.
+    clock.now = T0 + timedelta(hours=150)
+    await make_ingest(store, clock)(
+        inbound(external_user_id="u1", thread_key="u1", text="Away", auto_submitted=True)
+    )
+    async with store.read() as session:
+        assert (await session.get_one(Ticket, ticket_id)).status == TicketStatus.WAITING_CUSTOMER
     # The customer answers after 201 hours: the clock runs again, 200 hours later.
     clock.now = T0 + timedelta(hours=201)
     await make_ingest(store, clock)(inbound(external_user_id="u1", thread_key="u1"))

@@ -241,8 +241,9 @@ async def _plan_tickets(
                 parent = ticket
                 ticket, new_ticket = _new_ticket(message, contact, now, sla, parent=parent), True
                 follow_ups[parent.row["id"]] = ticket
-        if ticket.row["status"] == TicketStatus.WAITING_CUSTOMER:
-            # The customer answered: the paused SLA clock runs again, the agent's turn.
+        if ticket.row["status"] == TicketStatus.WAITING_CUSTOMER and not message.auto_submitted:
+            # The customer answered: the paused SLA clock runs again, the agent's turn. Their
+            # out-of-office mail is no answer: it is kept, and the turn stays theirs.
             _resume_clock(ticket, now)
         if conversation is not None and new_ticket:
             # Only a new ticket becomes the conversation's latest, as it would in the store: a
