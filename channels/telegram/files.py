@@ -18,10 +18,10 @@ files do: no error raised or logged here names either.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -135,10 +135,13 @@ async def _fetch(url: str, directory: Path, max_bytes: int) -> Path | None:
 
 async def _copy_local(source: Path, directory: Path, max_bytes: int) -> Path | None:
     """A file a ``--local`` Bot API server keeps on a disk we share, stored; None if over the
-    cap (https://github.com/tdlib/telegram-bot-api#usage)."""
+    cap, or if the server's file may not be read (https://github.com/tdlib/telegram-bot-api#usage).
+
+    Only opening the server's file is forgiven: an ``OSError`` of our own store (its disk full,
+    its directory unusable) passes, and the update fails and comes again rather than being
+    stored without its file."""
     try:
-        async with contextlib.aclosing(_read(source)) as chunks:
-            return await store_chunks(directory, chunks, max_bytes=max_bytes)
+        file = await asyncio.to_thread(source.open, "rb")
     except OSError as exc:
         # Not a disk we share, most likely: failing the update would lose the customer's words
         # with the file, each time Telegram sent it again. The server keeps a bot's files under
@@ -147,12 +150,12 @@ async def _copy_local(source: Path, directory: Path, max_bytes: int) -> Path | N
             "attachment not readable on the Bot API server's disk", extra={"error": exc.strerror}
         )
         return None
-
-
-async def _read(source: Path) -> AsyncGenerator[bytes]:
-    file = await asyncio.to_thread(source.open, "rb")
     try:
-        while chunk := await asyncio.to_thread(file.read, CHUNK):
-            yield chunk
+        return await store_chunks(directory, _read(file), max_bytes=max_bytes)
     finally:
         await asyncio.to_thread(file.close)
+
+
+async def _read(file: BinaryIO) -> AsyncIterator[bytes]:
+    while chunk := await asyncio.to_thread(file.read, CHUNK):
+        yield chunk

@@ -208,3 +208,33 @@ async def test_a_download_cut_short_comes_again_and_names_no_token(
     ours = "\n".join(formatter.format(r) for r in caplog.records if r.name != "aiohttp.access")
     assert "Error handling request" in ours
     assert TOKEN.split(":")[1] not in ours
+
+
+async def test_a_local_servers_file_our_store_cannot_keep_fails_the_update_not_the_file(
+    fake: FakeBotAPI,
+    db_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    make_gateway: MakeGateway,
+    db: Store,
+) -> None:
+    """Our own attachment store failing to write (its disk full, its directory gone or not a
+    directory) is our passing fault, not a file the server will not let us read: it was
+    swallowed with the server's refusals, the update acknowledged, and the customer's file
+    lost for good. The update now fails, and Telegram's next delivery stores the file."""
+    settings = telegram_settings(fake, db_url, redis_url, tmp_path, attachment_max_bytes=CAP)
+    _, client = await make_gateway(settings)
+    on_disk = tmp_path / "bot-api-server" / "documents" / "file_1.pdf"
+    await asyncio.to_thread(on_disk.parent.mkdir, parents=True)
+    await asyncio.to_thread(on_disk.write_bytes, CHUNK)
+    fake.add_file("doc-1", b"", str(on_disk), file_size=None)
+    store = Path(settings.telegram.attachment_dir)
+    await asyncio.to_thread(store.parent.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(store.write_bytes, b"not a directory")
+    assert await post_update(client, document(None)) == 500
+    assert await messages(db) == []
+    await asyncio.to_thread(store.unlink)
+    assert await post_update(client, document(None)) == 200
+    [message] = await messages(db)
+    [attachment] = message.attachments
+    assert await asyncio.to_thread(Path(attachment["ref"]).read_bytes) == CHUNK
