@@ -274,6 +274,9 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
+        # A refused value is left out of the error's text: it may be a secret (a webhook secret
+        # Telegram would not take), and whatever logs the error would write it out.
+        hide_input_in_errors=True,
     )
 
     database_url: str = "sqlite+aiosqlite:///var/gateway.db"

@@ -90,6 +90,15 @@ def test_a_bad_setting_is_named_by_its_variable(values: dict[str, object], varia
     assert "spaces or colons" not in lines[0]  # a secret is not echoed
 
 
+def test_a_refused_secret_is_not_in_the_error_itself() -> None:
+    """``describe_errors`` leaves the value out, but the ``ValidationError`` it reads held it
+    (pydantic's ``input_value``), and whatever logs that error (an RQ job's ``Settings()``,
+    a traceback) wrote the webhook secret out in full."""
+    with pytest.raises(ValidationError) as info:
+        make_settings(telegram={"webhook_secret": "hunter2 but with spaces"})
+    assert "hunter2" not in str(info.value)
+
+
 def test_the_cli_fails_at_start_with_one_line_naming_the_variable(tmp_path: object) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update(GATEWAY_DATABASE_URL="postgres:/nonsense", GATEWAY_SECRET_KEY="x" * 20)
