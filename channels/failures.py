@@ -9,7 +9,8 @@ tried until it is stored.
 
 from __future__ import annotations
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from channels.base import TransientChannelError
 
@@ -18,10 +19,25 @@ PASSING: tuple[type[BaseException], ...] = (
     OperationalError,  # the database: connection lost, locked, shutting down
     InterfaceError,
     OSError,  # ConnectionError, TimeoutError, a full disk
+    PoolTimeout,  # every pooled connection busy (a burst)
 )
 """Failures that say nothing about the input: it is retried until it is stored."""
+
+_PASSING_SQLSTATES = ("08", "40", "53", "57", "55P03")
+"""PostgreSQL's passing failures, which asyncpg's errors reach us as, a plain ``DBAPIError``
+(https://www.postgresql.org/docs/current/errcodes-appendix.html): classes 08 (connection),
+40 (serialization failure, deadlock), 53 (insufficient resources), 57 (statement_timeout,
+the server shutting down); 55P03, a lock not had within ``lock_timeout`` (a migration
+holding the table)."""
 
 
 def passing(exc: BaseException) -> bool:
     """Whether ``exc`` failed the input for a passing reason (never a reason to park it)."""
-    return isinstance(exc, PASSING)
+    if isinstance(exc, PASSING):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:  # the server ended the connection: the pool opens another
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(_PASSING_SQLSTATES)

@@ -3,8 +3,8 @@
 An update that fails for a reason of its own (a bug its content meets) is tried again, and
 after ``MAX_ATTEMPTS`` parked with the error and acknowledged, so that one bad update cannot
 hold back the chat's later ones (nor, in polling, every chat's). One that fails for a passing
-reason (:data:`PASSING`: Telegram's file server or the database away, flood control) is never
-parked: nothing reads parked updates back, so a blip of a few seconds would lose the message.
+reason (:func:`channels.failures.passing` and :data:`PASSING`: the database away, flood
+control) is never parked: a blip of a few seconds would leave the message to a person.
 """
 
 from __future__ import annotations
@@ -30,17 +30,19 @@ MAX_ATTEMPTS = 5
 """Attempts at an update failing for a reason of its own before it is parked."""
 
 PASSING = (
-    *failures.PASSING,
     NetworkError,  # PTB's, TimedOut included
     RetryAfter,  # flood control: a command's answer, say
 )
-"""Failures that say nothing about the update: it is retried until it is stored."""
+"""Telegram's failures that say nothing about the update, besides those of every channel
+(:func:`channels.failures.passing`): it is retried until it is stored."""
 
 
 def own_fault(exc: Exception) -> bool:
     """Whether ``exc`` failed the update for a reason of its own (it may be parked)."""
     # PTB's BadRequest is a NetworkError too, but Telegram refusing is no blip.
-    return not isinstance(exc, PASSING) or isinstance(exc, BadRequest)
+    if isinstance(exc, BadRequest):
+        return True
+    return not isinstance(exc, PASSING) and not failures.passing(exc)
 
 
 async def park(

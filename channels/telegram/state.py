@@ -70,6 +70,16 @@ async def count_failure(store: Store, update_id: int, now: datetime) -> int:
     another gateway process. The count is kept once the update is parked: a delivery after
     that (our 200 lost on the way) is parked again at once, a no-op, and acknowledged."""
     key = _failures_key(update_id)
+    try:
+        return await _add_failure(store, key, now)
+    except IntegrityError:
+        # Another process inserted the first count between our read and insert (on
+        # PostgreSQL, ``FOR UPDATE`` locks no row that is not there yet): it is there now,
+        # and locked while we count on it.
+        return await _add_failure(store, key, now)
+
+
+async def _add_failure(store: Store, key: str, now: datetime) -> int:
     async with store.write() as session:
         current = await session.scalar(
             select(STATE.c.value)

@@ -10,15 +10,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import func, select
 
 from channels.telegram import webhook
 from channels.telegram.inbound import TELEGRAM, TelegramInbound
+from channels.telegram.state import count_failure
 from gateway.appkeys import METRICS, PIPELINE
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import Contact, OutboxRow, ParkedInbound, Ticket, TicketMessage
+from gateway.store.types import utcnow
 from tests.channels.telegram.conftest import (
     TOKEN,
     WEBHOOK,
@@ -420,3 +423,48 @@ async def test_webhook_max_connections_is_passed_to_set_webhook(
     )
     assert fake.webhook is not None
     assert int(fake.webhook["max_connections"]) == 100
+
+
+@pytest.mark.parametrize(
+    "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_an_update_meeting_a_passing_postgres_error_is_not_parked(
+    db_url: str,
+    settings: Settings,
+    make_gateway: MakeGateway,
+    db: Store,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL's passing failures (a lock not had within ``lock_timeout`` while a migration
+    holds the table, a deadlock, a connection the server ended) reach us as a plain
+    ``DBAPIError``, which was taken for the update's own fault: after ``MAX_ATTEMPTS``
+    deliveries the update was parked and acknowledged, and the customer's message lost."""
+    monkeypatch.setattr(webhook, "MAX_ATTEMPTS", 2)
+    dsn = "postgresql://" + db_url.split("://", 1)[1]
+    admin = await asyncpg.connect(dsn)
+    try:
+        name = await admin.fetchval("SELECT current_database()")
+        await admin.execute(f"ALTER DATABASE {name} SET lock_timeout = '100ms'")
+        app, client = await make_gateway(settings)
+        async with admin.transaction():
+            await admin.execute("LOCK TABLE ticket_messages IN ACCESS EXCLUSIVE MODE")
+            assert [await post_fixture(client, "private_text") for _ in range(3)] == [500] * 3
+        assert await count(db, ParkedInbound) == 0
+        assert await post_fixture(client, "private_text") == 200
+        await app[PIPELINE].drain()
+        assert await count(db, TicketMessage) == 1
+    finally:
+        await admin.close()
+
+
+async def test_deliveries_failing_at_once_in_two_processes_are_both_counted(
+    store: Store,
+) -> None:
+    """Two processes counting an update's first failure at once both found no row and both
+    inserted one: on PostgreSQL the second insert failed on the unique key (a 500 with an
+    ``IntegrityError`` logged over the update's own error) and its failure went uncounted."""
+    for update_id in range(1000, 1005):
+        counts = await asyncio.gather(
+            count_failure(store, update_id, utcnow()), count_failure(store, update_id, utcnow())
+        )
+        assert sorted(counts) == [1, 2]
