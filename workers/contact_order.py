@@ -63,7 +63,11 @@ class Earlier:
         if self.status == OutboxStatus.PENDING.value and self.due_at > now:
             return self.due_at
         if self.attempts == 0:
-            queued_for = now - self.queued_at if self.queued_at is not None else timedelta()
+            # Only a row queued now has been queued for as long as queued_at says: one pending
+            # again (an admin's retry, a lost job recovered) keeps the time of its last queueing.
+            queued_for = timedelta()
+            if self.status == OutboxStatus.QUEUED.value and self.queued_at is not None:
+                queued_for = now - self.queued_at
             return now + min(max(IN_FLIGHT_WAIT, queued_for / 2), LONGEST_WAIT)
         interval = RETRY_INTERVALS[min(self.attempts, len(RETRY_INTERVALS)) - 1]
         return now + min(timedelta(seconds=interval), LONGEST_WAIT)

@@ -212,7 +212,7 @@ async def test_a_row_behind_one_long_queued_looks_again_less_often(
         done = await deliver_many([second], settings, job_id=job_id(second))
     assert done == {second: "waiting behind outbox 1"}
     [_, waiting] = await outbox(store)
-    assert timedelta(seconds=25) < waiting.due_at - utcnow() <= timedelta(seconds=30)
+    assert timedelta(seconds=20) < waiting.due_at - utcnow() <= timedelta(seconds=30)
 
 
 async def test_a_row_behind_one_just_queued_looks_again_soon(
