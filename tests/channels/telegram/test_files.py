@@ -43,6 +43,22 @@ async def store_listing(directory: str) -> list[str]:
     return sorted(p.name for p in await asyncio.to_thread(path.iterdir)) if exists else []
 
 
+async def on_local_server(fake: FakeBotAPI, directory: Path, data: bytes) -> Path:
+    """``data`` as a ``--local`` Bot API server keeps a file: on its disk, ``getFile`` naming
+    the absolute path (https://github.com/tdlib/telegram-bot-api#usage)."""
+    on_disk = directory / "documents" / "file_1.pdf"
+    await asyncio.to_thread(on_disk.parent.mkdir, parents=True)
+    await asyncio.to_thread(on_disk.write_bytes, data)
+    fake.add_file("doc-1", b"", str(on_disk), file_size=None)
+    return on_disk
+
+
+def our_log(caplog: pytest.LogCaptureFixture) -> str:
+    """What we logged (the fake Bot API's own access log shows the token, as Telegram's would)."""
+    formatter = logging.Formatter()
+    return "\n".join(formatter.format(r) for r in caplog.records if r.name != "aiohttp.access")
+
+
 @pytest.mark.parametrize("file_size", [None, 100], ids=["no_size", "false_size"])
 async def test_a_file_larger_than_it_says_is_not_read_past_the_cap(
     file_size: int | None,
@@ -118,10 +134,7 @@ async def test_a_file_a_local_bot_api_server_keeps_is_read_from_its_disk_up_to_t
     read whole."""
     settings = telegram_settings(fake, db_url, redis_url, tmp_path, attachment_max_bytes=CAP)
     _, client = await make_gateway(settings)
-    on_disk = tmp_path / "bot-api-server" / "documents" / "file_1.pdf"
-    await asyncio.to_thread(on_disk.parent.mkdir, parents=True)
-    await asyncio.to_thread(on_disk.write_bytes, CHUNK[: CAP // 4] * repeat)
-    fake.add_file("doc-1", b"", str(on_disk), file_size=None)
+    await on_local_server(fake, tmp_path / "bot-api-server", CHUNK[: CAP // 4] * repeat)
     assert await post_update(client, document(None)) == 200
     [message] = await messages(db)
     [attachment] = message.attachments
@@ -153,10 +166,7 @@ async def test_a_local_servers_file_we_may_not_read_is_skipped_and_the_message_k
     caplog.set_level(logging.DEBUG)
     settings = telegram_settings(fake, db_url, redis_url, tmp_path, attachment_max_bytes=CAP)
     _, client = await make_gateway(settings)
-    on_disk = tmp_path / TOKEN / "documents" / "file_1.pdf"
-    await asyncio.to_thread(on_disk.parent.mkdir, parents=True)
-    await asyncio.to_thread(on_disk.write_bytes, CHUNK)
-    fake.add_file("doc-1", b"", str(on_disk), file_size=None)
+    on_disk = await on_local_server(fake, tmp_path / TOKEN, CHUNK)
 
     opened = Path.open
 
@@ -171,9 +181,7 @@ async def test_a_local_servers_file_we_may_not_read_is_skipped_and_the_message_k
     [message] = await messages(db)
     assert message.attachments[0]["ref"] is None
     assert message.channel_meta["skipped_files"] == [{"filename": "invoice-A1024.pdf", "size": 0}]
-    ours = "\n".join(
-        logging.Formatter().format(r) for r in caplog.records if r.name != "aiohttp.access"
-    )
+    ours = our_log(caplog)
     assert "not readable" in ours
     assert TOKEN.split(":")[1] not in ours
 
@@ -203,9 +211,7 @@ async def test_a_download_cut_short_comes_again_and_names_no_token(
     assert await post_update(client, document(None)) == 200
     [message] = await messages(db)
     assert message.attachments[0]["size"] == len(CHUNK) * 4
-    # The fake Bot API's own access log shows the token, as Telegram's would; ours must not.
-    formatter = logging.Formatter()
-    ours = "\n".join(formatter.format(r) for r in caplog.records if r.name != "aiohttp.access")
+    ours = our_log(caplog)
     assert "Error handling request" in ours
     assert TOKEN.split(":")[1] not in ours
 
@@ -224,10 +230,7 @@ async def test_a_local_servers_file_our_store_cannot_keep_fails_the_update_not_t
     lost for good. The update now fails, and Telegram's next delivery stores the file."""
     settings = telegram_settings(fake, db_url, redis_url, tmp_path, attachment_max_bytes=CAP)
     _, client = await make_gateway(settings)
-    on_disk = tmp_path / "bot-api-server" / "documents" / "file_1.pdf"
-    await asyncio.to_thread(on_disk.parent.mkdir, parents=True)
-    await asyncio.to_thread(on_disk.write_bytes, CHUNK)
-    fake.add_file("doc-1", b"", str(on_disk), file_size=None)
+    await on_local_server(fake, tmp_path / "bot-api-server", CHUNK)
     store = Path(settings.telegram.attachment_dir)
     await asyncio.to_thread(store.parent.mkdir, parents=True, exist_ok=True)
     await asyncio.to_thread(store.write_bytes, b"not a directory")
