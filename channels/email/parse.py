@@ -12,6 +12,7 @@ import hashlib
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import UTC
 from email import policy
 from email.message import Message
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
@@ -179,7 +180,7 @@ def _parse(
         "date": _date(headers.get("date")),
         "quoted": split.quoted,
         "signature": split.signature,
-        "digest": content_digest(sender, headers.get("date"), subject, text),
+        "digest": content_digest(sender, _date_key(headers.get("date")), subject, text),
     }
     if "reply-to" in headers:
         meta["reply_to"] = _addresses(headers["reply-to"])
@@ -279,6 +280,23 @@ def _date(value: str | None) -> str | None:
         return parsedate_to_datetime(value.strip()).isoformat()
     except (ValueError, TypeError, IndexError, OverflowError):
         return None
+
+
+def _date_key(value: str | None) -> str | None:
+    """The instant a Date header names, however a relay folded or wrote it (RFC 5322 3.3:
+    ``GMT`` and ``+0000``, a trailing comment); the header unfolded if it names none."""
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (ValueError, TypeError, IndexError, OverflowError):
+        return " ".join(value.split())
+    if when.tzinfo is None:  # "-0000": UTC, the sender's zone unknown (RFC 5322 3.3)
+        when = when.replace(tzinfo=UTC)
+    try:
+        return when.astimezone(UTC).isoformat()
+    except (ValueError, OverflowError):  # a year 1 with a zone east of UTC
+        return " ".join(value.split())
 
 
 def _subject_ref(subject: str | None) -> str | None:

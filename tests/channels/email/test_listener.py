@@ -324,3 +324,20 @@ async def test_a_mail_no_fetch_returns_is_parked_and_stays_unread(
     )
     flags = await dovecot.flags()
     assert "\\Seen" not in flags[1] and "\\Seen" in flags[2]
+
+
+async def test_a_copy_whose_date_header_was_refolded_is_not_stored_twice(
+    mailroom: Mailroom, dovecot: Dovecot
+) -> None:
+    """Regression: the reused-Message-ID digest hashed the Date header's raw text, so one mail
+    whose copy a relay had re-folded or re-written (``+0000`` for ``GMT``, a ``(UTC)`` comment:
+    RFC 5322 3.3, the same instant) looked like another mail and was stored a second time."""
+    first = mail("ann@example.org", message_id="<same@client.example>")
+    date = next(line for line in first.split(b"\r\n") if line.startswith(b"Date: "))
+    day, _, rest = date.partition(b" 2026 ")
+    refolded = first.replace(date, day + b" 2026\r\n " + rest.replace(b"+0000", b"GMT"))
+    commented = first.replace(date, date + b" (UTC)")
+    await dovecot.append([first, refolded, commented])
+    async with running(make_listener(mailroom, dovecot)):
+        await eventually(lambda: cursor_at(mailroom, 3))
+    assert await count(mailroom.store, TicketMessage) == 1
