@@ -217,7 +217,7 @@ async def _plan_tickets(
         elif ticket.row["status"] in DONE_STATUSES:
             row = ticket.row
             done_at = row["closed_at"] or row["resolved_at"] or row["updated_at"]
-            if message.auto_submitted:
+            if _no_one_wrote(message):
                 # An out-of-office answer to our "resolved" notice: kept on the ticket, which
                 # stays done (RFC 3834: no person wrote it; nobody is to act on it).
                 pass
@@ -241,7 +241,7 @@ async def _plan_tickets(
                 parent = ticket
                 ticket, new_ticket = _new_ticket(message, contact, now, sla, parent=parent), True
                 follow_ups[parent.row["id"]] = ticket
-        if ticket.row["status"] == TicketStatus.WAITING_CUSTOMER and not message.auto_submitted:
+        if ticket.row["status"] == TicketStatus.WAITING_CUSTOMER and not _no_one_wrote(message):
             # The customer answered: the paused SLA clock runs again, the agent's turn. Their
             # out-of-office mail is no answer: it is kept, and the turn stays theirs.
             _resume_clock(ticket, now)
@@ -270,6 +270,23 @@ def _open_elsewhere(
     if current is None or current is ticket or current.row["status"] in DONE_STATUSES:
         return None
     return current
+
+
+_RELAYED = frozenset({"list", "precedence:list"})
+"""Why a person's mail can look automatic: a list relayed it (a support address that is a
+Google Group or a Mailman list adds List-Id and ``Precedence: list`` to every mail)."""
+
+
+def _no_one_wrote(message: InboundMessage) -> bool:
+    """An automatic message (RFC 3834: an out-of-office, a read receipt) that nobody is to act
+    on; not a person's mail that only came through a list, which gets no automatic answer
+    either but is an answer."""
+    if not message.auto_submitted:
+        return False
+    reasons = message.channel_meta.get("auto_reasons")
+    if not isinstance(reasons, list | tuple) or not reasons:
+        return True
+    return any(reason not in _RELAYED for reason in reasons)
 
 
 def _open_follow_up(

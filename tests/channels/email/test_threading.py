@@ -228,3 +228,36 @@ async def test_an_auto_reply_to_our_mail_does_not_reopen_the_resolved_ticket(
     async with mailroom.store.read() as session:
         status = await session.scalar(select(Ticket.status).where(Ticket.number == first))
     assert status == TicketStatus.RESOLVED.value
+
+
+async def test_a_persons_reply_through_a_list_alias_reopens_the_resolved_ticket(
+    mailroom: Mailroom, smtp_sink: Sink
+) -> None:
+    """Regression: the auto-reply rule took every mail with a List-Id or ``Precedence: list``
+    for one, and a support address that is a group (Google Groups, Mailman) adds both to
+    every mail: a customer's "it broke again" a day after the resolution was kept on the
+    resolved ticket, which stayed done, and nobody answered it."""
+    first = await ticket_of(mailroom, mail(subject="Order 1"))
+    assert await mailroom.deliver_pending() == ["sent"]
+    ours = str(smtp_sink.mails()[0]["Message-ID"])
+    yesterday = mailroom.clock.now - timedelta(days=1)
+    async with mailroom.store.write() as session:
+        await session.execute(
+            update(Ticket)
+            .where(Ticket.number == first)
+            .values(status=TicketStatus.RESOLVED.value, resolved_at=yesterday)
+        )
+    via_group = mail(
+        subject=f"Re: [{first}] Order 1",
+        text="It broke again this morning.",
+        in_reply_to=ours,
+        headers={
+            "List-Id": "<support.example.test>",
+            "List-Unsubscribe": "<mailto:support+unsubscribe@example.test>",
+            "Precedence": "list",
+        },
+    )
+    assert await ticket_of(mailroom, via_group) == first
+    async with mailroom.store.read() as session:
+        status = await session.scalar(select(Ticket.status).where(Ticket.number == first))
+    assert status == TicketStatus.REOPENED.value
