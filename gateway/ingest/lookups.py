@@ -85,10 +85,17 @@ async def candidate_rows(
     On SQLite a superset, per channel, of the conversations' latest tickets (every contact x
     thread of the channel): the caller keeps the ones it asked for.
     """
-    queries: list[tuple[Select[Any], dict[str, Any]]] = []
+    rows: list[dict[str, Any]] = []
     if refs:
-        queries.append((_TICKETS_BY_NUMBER, {"refs": list(refs)}))
-        queries.append((_OPEN_FOLLOW_UPS, {"refs": list(refs), "done": _DONE}))
+        named = await session.execute(_TICKETS_BY_NUMBER, {"refs": list(refs)})
+        rows.extend(dict(found) for found in named.mappings())
+        # Only a done ticket can have a follow-up to join: most mail answers an open one,
+        # and its batch reads no more.
+        done = sorted({row["number"] for row in rows if row["status"] in _DONE})
+        if done:
+            follow_ups = await session.execute(_OPEN_FOLLOW_UPS, {"refs": done, "done": _DONE})
+            rows.extend(dict(found) for found in follow_ups.mappings())
+    queries: list[tuple[Select[Any], dict[str, Any]]] = []
     pairs: dict[str, list[tuple[int, str]]] = {}
     for contact_id, channel, thread_key in conversations:
         pairs.setdefault(channel, []).append((contact_id, thread_key))
@@ -103,7 +110,6 @@ async def candidate_rows(
             contacts, threads = list(dict.fromkeys(contacts)), list(dict.fromkeys(threads))
         values = {"channel": channel, "contacts": contacts, "threads": threads}
         queries.append((query, values))
-    rows: list[dict[str, Any]] = []
     for query, values in queries:
         rows.extend(dict(found) for found in (await session.execute(query, values)).mappings())
     return rows

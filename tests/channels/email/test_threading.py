@@ -6,8 +6,9 @@ import asyncio
 from datetime import timedelta
 from email import policy
 from email.message import EmailMessage
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from channels.email.ids import Signer
 from channels.email.parse import ParsedMail
@@ -261,3 +262,23 @@ async def test_a_persons_reply_through_a_list_alias_reopens_the_resolved_ticket(
     async with mailroom.store.read() as session:
         status = await session.scalar(select(Ticket.status).where(Ticket.number == first))
     assert status == TicketStatus.REOPENED.value
+
+
+async def test_a_reply_to_an_open_ticket_reads_no_follow_ups(mailroom: Mailroom) -> None:
+    """Regression: every batch naming a ticket read the named tickets' open follow-ups, one
+    more query on ingest's hot path (most mail answers an open ticket), though only a ticket
+    closed beyond the reopen window can have one worth joining."""
+    first = await ticket_of(mailroom, mail(subject="Order 1"))
+    statements: list[str] = []
+
+    def seen(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    engine = mailroom.store.write_engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert await ticket_of(mailroom, mail(subject=f"Re: [{first}] Order 1")) == first
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert statements
+    assert not [s for s in statements if "follow_up" in s]
