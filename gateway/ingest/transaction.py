@@ -232,10 +232,14 @@ async def _plan_tickets(
                 # from a conversation with another ticket open goes there: a follow-up of the
                 # old one became the conversation's latest, and the open ticket heard no more.
                 ticket = current
-            elif (current := _open_follow_up(follow_ups, ticket)) is not None:
+            elif (
+                conversation is None
+                and (current := _open_follow_up(follow_ups, ticket)) is not None
+            ):
                 # Email has no conversation to catch it: the customer's second mail naming
                 # the old ticket ("and the lid is cracked too") joins the follow-up the first
-                # one opened, rather than opening one more.
+                # one opened, rather than opening one more. A message of a conversation was
+                # placed above: its conversation has no ticket open (a Telegram /new).
                 ticket = current
             else:
                 parent = ticket
