@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -53,22 +54,28 @@ async def park(
     now: datetime,
 ) -> None:
     """Keep a mail we gave up on, whole, with why (once per ``external_id``)."""
+    # A different mail under a Message-ID already parked (a client minting one id for all its
+    # mail) is parked under an id made from both, or its bytes would be kept nowhere.
+    own = "sha256:" + hashlib.sha256(external_id.encode() + b"\0" + raw).hexdigest()
     try:
         async with store.write() as session:
-            existing = await session.scalar(
-                select(ParkedInbound).where(
-                    ParkedInbound.channel == Channel.EMAIL.value,
-                    ParkedInbound.external_id == external_id,
+            for key in (external_id, own):
+                existing = await session.scalar(
+                    select(ParkedInbound).where(
+                        ParkedInbound.channel == Channel.EMAIL.value,
+                        ParkedInbound.external_id == key,
+                    )
                 )
-            )
-            if existing is not None:
-                existing.attempts += attempts
-                existing.detail = detail
-                return
+                if existing is None:
+                    break
+                if existing.raw == raw or not raw:  # this mail again
+                    existing.attempts += attempts
+                    existing.detail = detail
+                    return
             session.add(
                 ParkedInbound(
                     channel=Channel.EMAIL.value,
-                    external_id=external_id,
+                    external_id=key,
                     reason=reason[:60],
                     detail=detail,
                     raw=raw,

@@ -341,3 +341,26 @@ async def test_a_copy_whose_date_header_was_refolded_is_not_stored_twice(
     async with running(make_listener(mailroom, dovecot)):
         await eventually(lambda: cursor_at(mailroom, 3))
     assert await count(mailroom.store, TicketMessage) == 1
+
+
+async def test_two_failing_mails_under_one_message_id_are_both_parked_whole(
+    mailroom: Mailroom, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a mail was parked under its Message-ID once, and a second, different mail
+    under the same id (a client that mints one id for everything) only added its attempts to
+    the first's row: its bytes were kept nowhere, the cursor moved past it, and the
+    admin fed the first mail in again, never the second."""
+    reused = "<poison@example.org>"
+    first = mail("ann@example.org", subject="Printer jams", message_id=reused)
+    second = mail("ann@example.org", subject="Invoice", text="Wrong VAT", message_id=reused)
+    await dovecot.append([first, second])
+
+    async def failing(parsed: Any, **lookup: Any) -> Any:
+        raise RuntimeError("a bug their content meets")
+
+    monkeypatch.setattr(mailroom.processor, "deliver", failing)
+    async with running(make_listener(mailroom, dovecot, max_attempts=1)):
+        await eventually(lambda: cursor_at(mailroom, 2))
+    async with mailroom.store.read() as session:
+        raws = (await session.scalars(select(ParkedInbound.raw))).all()
+    assert sorted(raws) == sorted([first, second])
