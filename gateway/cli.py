@@ -300,10 +300,13 @@ def cmd_inbound(args: argparse.Namespace) -> int:
                 return 0
             if args.inbound_command == "raw":
                 raw = await parked_raw(store, args.id)
-                if raw is not None:
+                if raw:
                     sys.stdout.buffer.write(raw)
                     sys.stdout.flush()
                     return 0
+                if raw is not None:  # a mail the server would not hand over: none were kept
+                    print(f"error: parked input {args.id} has no bytes kept", file=sys.stderr)
+                    return 1
             elif await drop_parked(store, args.id):
                 print(f"parked input {args.id} dropped", file=sys.stderr)
                 return 0
