@@ -26,7 +26,7 @@ from tests.test_routing import TableKB, outbox
 from tests.test_sla_and_surveys import T0, close_with_survey
 
 WAIT = 0.3
-SLOW_WAIT = 1.5
+SLOW_WAIT = 3.0
 """The wait of a :func:`pipeline`, whose parts arrive in real time, one after another: on a
 loaded machine storing three parts took longer than ``WAIT``, and the group fell quiet
 between them."""
@@ -183,11 +183,11 @@ async def test_a_shutdown_mid_album_leaves_the_part_to_the_sweep(
     # Review E: the shutdown's drain waited out the part's wait and escalated it, for words
     # that could only reach the next process (which then answered them as well).
     clock = RunningClock()
-    old = pipeline(store, clock)
+    old = pipeline(store, clock, wait=10.0)  # "young" below holds on a stalled machine too
     first = await old.on_message(inbound(**part()))
     await old.drain()  # the gateway stops: the part waits for no one
     assert await unrouted(store) == 1
-    new = pipeline(store, clock)
+    new = pipeline(store, clock, wait=10.0)
     if words:
         await new.on_message(inbound(**part("where is my invoice?")))
         await new.drain()
