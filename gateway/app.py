@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
@@ -18,7 +17,6 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import Counter
-from sqlalchemy.exc import SQLAlchemyError
 
 from channels.registry import MOUNTS, enabled
 from gateway.api import (
@@ -34,24 +32,17 @@ from gateway.api import (
 from gateway.api.access import access
 from gateway.api.openapi import openapi_routes
 from gateway.appkeys import METRICS, PIPELINE, REDIS, ROUTER, SETTINGS, STORE
+from gateway.assembly import build_pipeline, close_kb, stored_kb
 from gateway.console import routes as console_routes
-from gateway.dispatch import LeastLoaded
 from gateway.health import routes as health_routes
-from gateway.ingest import Ingest
-from gateway.knowledge import enabled_entries
 from gateway.metrics import Metrics
-from gateway.pipeline import Pipeline
 from gateway.routing import Router
 from gateway.settings import Settings
-from gateway.sla import SlaPolicy
 from gateway.store import Store
 from gateway.store.types import utcnow
 from gateway.survey_page import routes as survey_routes
 from gateway.tasks import running
-from knowledge_base.base import KnowledgeBase, NeverMatches
-from knowledge_base.entry import KBEntry
-from knowledge_base.service import MatcherKB
-from knowledge_base.swappable import SwappableKB
+from knowledge_base.base import KnowledgeBase
 from workers.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -99,18 +90,14 @@ def _resources(
     async def resources(app: web.Application) -> AsyncIterator[None]:
         store = Store(settings.database_url)
         if kb is None:
-            kb_in_use = await _stored_kb(store)
+            kb_in_use = await stored_kb(store)
         else:
             kb_in_use = kb
         redis_client = aioredis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=2, socket_timeout=5
         )
-        sla = SlaPolicy.from_settings(settings.sla)
-        ingest = Ingest(
-            store, zone=settings.zone, reopen_days=settings.reopen_days, clock=clock, sla=sla
-        )
-        router = Router(store, kb_in_use, dispatcher=LeastLoaded(sla), clock=clock)
-        pipeline = Pipeline(ingest, router, metrics=metrics)
+        pipeline = build_pipeline(settings, store, kb_in_use, metrics=metrics, clock=clock)
+        router = pipeline.router
         app[STORE] = store
         app[REDIS] = redis_client
         app[ROUTER] = router
@@ -144,37 +131,9 @@ def _resources(
                 relay_redis.close()
             await redis_client.aclose()
             await store.close()
-            if isinstance(kb_in_use, SwappableKB):
-                await kb_in_use.close()
-            elif isinstance(kb_in_use, MatcherKB):
-                kb_in_use.close()
+            await close_kb(kb_in_use)
 
     return resources
-
-
-async def _stored_kb(store: Store) -> KnowledgeBase:
-    """The matcher over the store's enabled entries (built before serving), or none to match.
-
-    Wrapped in a :class:`SwappableKB`, which the admin API refreshes after each edit.
-    """
-
-    async def load() -> tuple[KBEntry, ...]:
-        return await enabled_entries(store)
-
-    try:
-        entries = await enabled_entries(store)
-    except (SQLAlchemyError, OSError):
-        log.exception("knowledge base not loaded: the store is not ready")
-        return SwappableKB(NeverMatches(), load)
-    if not entries:
-        return SwappableKB(NeverMatches(), load)
-    started = time.perf_counter()
-    built = await MatcherKB.build(entries)
-    log.info(
-        "knowledge base ready",
-        extra={"entries": len(entries), "seconds": round(time.perf_counter() - started, 1)},
-    )
-    return SwappableKB(built, load)
 
 
 async def _sweep(router: Router, *, every: float = 30.0) -> None:
