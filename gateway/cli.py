@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 from aiohttp import web
@@ -17,6 +18,9 @@ from pydantic import ValidationError
 
 from gateway.logs import configure_logging
 from gateway.settings import Settings, describe_errors
+
+if TYPE_CHECKING:
+    from gateway.store import Store
 
 REDIS_HINT = "start it with: redis-server --daemonize yes --port 6379 (or set GATEWAY_REDIS_URL)"
 
@@ -294,6 +298,8 @@ def cmd_inbound(args: argparse.Namespace) -> int:
     async def run() -> int:
         store = Store(settings.database_url)
         try:
+            if args.inbound_command == "replay":
+                return await _replay(settings, store, args.id)
             if args.inbound_command == "parked":
                 for parked in await parked_inputs(store):
                     print(parked.line())
@@ -316,6 +322,18 @@ def cmd_inbound(args: argparse.Namespace) -> int:
             await store.close()
 
     return asyncio.run(run())
+
+
+async def _replay(settings: Settings, store: Store, parked_id: int) -> int:
+    from gateway.inbound_replay import NotReplayed, replay
+
+    try:
+        done = await replay(settings, store, parked_id)
+    except NotReplayed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"parked input {parked_id} replayed ({done.channel}: {done.outcome})", file=sys.stderr)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -403,9 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     raw = inbound_commands.add_parser(
         "raw",
         help="Print a parked input's bytes as they came.",
-        description="Print a parked input's bytes: a Telegram update's JSON (post it to the"
-        " webhook with the secret header once the cause is fixed), a mail's RFC 5322 bytes"
-        " (append it to the mailbox).",
+        description="Print a parked input's bytes as they came: a Telegram update's JSON, a"
+        " mail's RFC 5322 bytes (`gateway inbound replay ID` feeds one in again).",
     )
     raw.add_argument("id", type=int)
     raw.set_defaults(func=cmd_inbound)
@@ -416,6 +433,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     drop.add_argument("id", type=int)
     drop.set_defaults(func=cmd_inbound)
+    replay = inbound_commands.add_parser(
+        "replay",
+        help="Feed a parked input in again, once its cause is fixed; dropped if that succeeds.",
+        description="Run a parked Telegram update or mail through its channel again (stored,"
+        " answered or escalated as the gateway would; its replies leave through the running"
+        " gateway's outbox). Taken off the list once that succeeds; it stays parked, with the"
+        " error printed, if it fails again. Stores nothing twice.",
+    )
+    replay.add_argument("id", type=int)
+    replay.set_defaults(func=cmd_inbound)
     migrate = add("migrate", cmd_migrate, "Apply the database migrations.")
     migrate.add_argument("revision", nargs="?", default="head", help="target (default: head)")
 

@@ -5,9 +5,9 @@ A Telegram update or a mail that kept failing for a reason of its own (a bug its
 is parked whole, with the error, so it cannot hold back what comes after it. Nothing reads it
 back by itself: it waits for a person, who lists it (``gateway inbound parked``, and
 ``gateway_inbound_parked{channel}`` in ``/metrics`` says one is there), fixes the cause, and
-feeds its raw bytes in again (``gateway inbound raw ID``: a Telegram update posted to the
-webhook with its secret header, a mail appended to the mailbox), then drops it from the list
-(``gateway inbound drop ID``). Neither way stores it twice: it was never stored, and a second
+feeds it in again (``gateway inbound replay ID``: :mod:`gateway.inbound_replay`), which takes
+it off the list. ``gateway inbound raw ID`` prints its bytes, ``gateway inbound drop ID``
+drops one dealt with otherwise. It is never stored twice: it was never stored, and a second
 copy is deduplicated as any redelivery.
 """
 

@@ -29,6 +29,7 @@ COMMANDS = [
     "outbox failed",
     "outbox retry",
     "inbound parked",
+    "inbound replay",
     "inbound raw",
     "inbound drop",
     "attachments sweep",

@@ -1,0 +1,124 @@
+"""``gateway inbound replay ID``: a parked input fed in again through its channel, once the cause
+it failed for is fixed, and taken off the list when that succeeds.
+
+Zammad's operators re-process the mails it could not (``process_unprocessable_mails``); ours
+had to post a parked Telegram update to the webhook with its secret header, or append a mail
+to the mailbox, by hand. Replaying runs the input through the same step the webhook, the
+poller and the mailbox listener use (:class:`TelegramInbound`, :class:`MailProcessor`), on
+this process's own pipeline (:mod:`gateway.assembly`): it is stored, answered from the
+knowledge base or escalated as it would have been, and what it sends out goes into the outbox
+for the running gateway's relay. Replaying twice, or an input the gateway has stored since,
+stores nothing new: both steps deduplicate as for any redelivery.
+
+An input that fails again stays parked, with the error printed; so does a mail the parser
+refuses (its reason printed), and one whose bytes were never kept (the server would not hand
+them over: it is still in the mailbox, unread).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from channels.base import ChannelInputError
+from channels.email.process import MailProcessor
+from channels.telegram.bot import open_bot
+from channels.telegram.inbound import TelegramInbound
+from gateway.assembly import build_pipeline, close_kb, stored_kb
+from gateway.inbound_admin import drop_parked
+from gateway.metrics import Metrics
+from gateway.models import Channel
+from gateway.pipeline import Pipeline
+from gateway.settings import Settings
+from gateway.store import Store
+from gateway.store.tables import ParkedInbound
+
+
+class NotReplayed(Exception):
+    """The input was not fed in again; it stays parked. The message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """What feeding the input in again did (it is no longer parked)."""
+
+    channel: str
+    outcome: str  # "handled" for an update; a mail's outcome: stored, duplicate, bounce, dropped
+
+
+async def replay(settings: Settings, store: Store, parked_id: int) -> Replayed:
+    """Feed parked input ``parked_id`` in again and drop it from the list once that is
+    committed (routing included); raises :class:`NotReplayed` otherwise."""
+    async with store.read() as session:
+        row = await session.execute(
+            select(ParkedInbound.channel, ParkedInbound.raw).where(ParkedInbound.id == parked_id)
+        )
+        found = row.one_or_none()
+    if found is None:
+        raise NotReplayed(f"no parked input {parked_id}")
+    channel, raw = found
+    if not raw:
+        raise NotReplayed(
+            f"parked input {parked_id} has no bytes kept (the server would not hand them over; "
+            "the mail is still in the mailbox, unread)"
+        )
+    if channel not in (Channel.TELEGRAM.value, Channel.EMAIL.value):
+        raise NotReplayed(f"parked input {parked_id} is of channel {channel!r}: not replayable")
+    kb = await stored_kb(store)
+    pipeline = build_pipeline(settings, store, kb, metrics=Metrics())
+    try:
+        if channel == Channel.TELEGRAM.value:
+            outcome = await _update(settings, store, pipeline, raw)
+        else:
+            outcome = await _mail(settings, store, pipeline, raw)
+        # Routed too before it leaves the list: an answer or an escalation is part of it.
+        await pipeline.drain()
+    except NotReplayed as exc:
+        raise NotReplayed(f"{exc} (parked input {parked_id} stays parked)") from exc
+    finally:
+        await close_kb(kb)
+    await drop_parked(store, parked_id)
+    return Replayed(channel, outcome)
+
+
+async def _update(settings: Settings, store: Store, pipeline: Pipeline, raw: bytes) -> str:
+    config = settings.telegram
+    if config.token is None:
+        raise NotReplayed("GATEWAY_TELEGRAM__TOKEN is not set: a Telegram update needs the bot")
+    try:
+        update = json.loads(raw)
+    except ValueError:
+        raise NotReplayed("the parked update is not JSON") from None
+    if not isinstance(update, dict):
+        raise NotReplayed("the parked update is not a JSON object")
+    async with open_bot(config) as bot:
+        inbound = TelegramInbound(
+            pipeline=pipeline,
+            store=store,
+            router=pipeline.router,
+            metrics=pipeline.metrics or Metrics(),
+            bot=bot,
+            settings=config,
+        )
+        try:
+            await inbound.handle(update)
+        except Exception as exc:
+            # An error of PTB's or httpx's may quote a Bot API URL, which holds the token.
+            said = str(exc).replace(config.token.get_secret_value(), "<token>")
+            raise NotReplayed(f"the update failed again: {type(exc).__name__}: {said}") from exc
+    return "handled"
+
+
+async def _mail(settings: Settings, store: Store, pipeline: Pipeline, raw: bytes) -> str:
+    processor = MailProcessor(settings, store, pipeline.on_message, parse_workers=0)
+    try:
+        outcome = await processor.process(raw)
+    except ChannelInputError as exc:
+        raise NotReplayed(f"the mail is refused: {exc.reason}: {exc.detail}") from exc
+    except Exception as exc:
+        raise NotReplayed(f"the mail failed again: {type(exc).__name__}: {exc}") from exc
+    finally:
+        processor.close()
+    return outcome.value
