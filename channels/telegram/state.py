@@ -1,6 +1,7 @@
 """The channel's durable cursors in ``channel_state``: the polling offset, each chat's last
 answered command, things done once, the later parts of the bot's split deliveries, and the
-parts a delivery stopped part-way had sent (its next attempt sends only the rest).
+parts a delivery stopped part-way had sent (its next attempt sends only the rest). How long
+each is kept, and the sweep of those past their use: :mod:`channels.telegram.retention`.
 
 Rows are keyed ``(channel='telegram', key)``. The offset is written only after the updates before
 it are committed, so a restart resumes exactly where the last commit left off (Telegram redelivers
@@ -38,6 +39,10 @@ from gateway.store.tables import ChannelState
 STATE: Table = ChannelState.__table__  # type: ignore[assignment]
 CHANNEL = Channel.TELEGRAM.value
 OFFSET_KEY = "offset"
+# The prefixes of the keys :mod:`channels.telegram.retention` sweeps (one row per item).
+FAILURES_PREFIX = "failures:"
+COMMAND_PREFIX = "command:"
+PROGRESS_PREFIX = "progress:"
 
 
 async def load_offset(store: Store) -> int:
@@ -99,11 +104,11 @@ async def _add_failure(store: Store, key: str, now: datetime) -> int:
 
 
 def _failures_key(update_id: int) -> str:
-    return f"failures:{update_id}"
+    return f"{FAILURES_PREFIX}{update_id}"
 
 
 def _command_key(chat_id: int) -> str:
-    return f"command:{chat_id}"
+    return f"{COMMAND_PREFIX}{chat_id}"
 
 
 def part_key(chat_id: int, message_id: int) -> str:
@@ -113,7 +118,7 @@ def part_key(chat_id: int, message_id: int) -> str:
 
 def progress_key(outbox_id: int) -> str:
     """The key holding the parts an unfinished delivery of outbox row ``outbox_id`` sent."""
-    return f"progress:{outbox_id}"
+    return f"{PROGRESS_PREFIX}{outbox_id}"
 
 
 async def record_parts(
