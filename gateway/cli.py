@@ -220,22 +220,9 @@ def cmd_kb_export(args: argparse.Namespace) -> int:
 def cmd_cron(args: argparse.Namespace) -> int:
     settings = load_settings()
     require_redis(settings)
-    from rq.cron import CronScheduler
+    from workers.cron import cron_scheduler
 
-    from workers.attachment_sweep import EVERY, attachment_sweep_job
-    from workers.attachment_sweep import QUEUE as ATTACHMENTS_QUEUE
-    from workers.sla_sweep import QUEUE, sla_sweep_job
-
-    scheduler = CronScheduler(connection=redis.Redis.from_url(settings.redis_url))
-    # Every 30 s: a breach is flagged well within a minute of its deadline.
-    scheduler.register(sla_sweep_job, queue_name=QUEUE, interval=30, job_timeout=120)
-    scheduler.register(
-        attachment_sweep_job,
-        queue_name=ATTACHMENTS_QUEUE,
-        interval=int(EVERY.total_seconds()),
-        job_timeout=1800,
-    )
-    scheduler.start()  # type: ignore[no-untyped-call]
+    cron_scheduler(settings).start()  # type: ignore[no-untyped-call]
     return 0
 
 
@@ -372,8 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "cron",
         cmd_cron,
-        "Run RQ's cron scheduler: the SLA sweep every 30 seconds, the attachment sweep every"
-        " 6 hours.",
+        "Run RQ's cron scheduler: the SLA sweep every 30 seconds, the attachment and"
+        " channel-state sweeps every 6 hours.",
     )
     attachments = commands.add_parser("attachments", help="The attachment store.")
     attachments_commands = attachments.add_subparsers(
