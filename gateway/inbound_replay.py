@@ -10,9 +10,10 @@ knowledge base or escalated as it would have been, and what it sends out goes in
 for the running gateway's relay. Replaying twice, or an input the gateway has stored since,
 stores nothing new: both steps deduplicate as for any redelivery.
 
-An input that fails again stays parked, with the error printed; so does a mail the parser
-refuses (its reason printed), and one whose bytes were never kept (the server would not hand
-them over: it is still in the mailbox, unread).
+An input that fails again stays parked, with the error printed; so does one its channel
+refuses (the reason printed: a mail the parser cannot read, an update from a group), and a
+mail whose bytes were never kept (the server would not hand them over: it is still in the
+mailbox, unread). ``gateway inbound drop ID`` takes such an input off the list.
 """
 
 from __future__ import annotations
@@ -108,7 +109,22 @@ async def _update(settings: Settings, store: Store, pipeline: Pipeline, raw: byt
             # An error of PTB's or httpx's may quote a Bot API URL, which holds the token.
             said = str(exc).replace(config.token.get_secret_value(), "<token>")
             raise NotReplayed(f"the update failed again: {type(exc).__name__}: {said}") from exc
+    # ``handle`` refuses an update it cannot use (counted, as the webhook's are) without
+    # raising: its bytes stay parked, for whoever fixes the parser, rather than go unseen.
+    refused = _refusals(inbound.metrics)
+    if refused:
+        raise NotReplayed(f"the update is refused: {', '.join(refused)}")
     return "handled"
+
+
+def _refusals(metrics: Metrics) -> list[str]:
+    """The reasons ``metrics`` counted inbound refusals for (none: the input was taken)."""
+    return [
+        sample.labels["reason"]
+        for family in metrics.rejected.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total") and sample.value > 0
+    ]
 
 
 async def _mail(settings: Settings, store: Store, pipeline: Pipeline, raw: bytes) -> str:

@@ -160,3 +160,19 @@ async def test_a_dropped_update_leaves_the_list(
     assert await cli(settings, tmp_path, "parked") == (0, "")
     assert (await cli(settings, tmp_path, "drop", str(parked.id)))[0] == 1  # nothing left
     assert await count(db, TicketMessage) == 0
+
+
+async def test_an_update_the_channel_refuses_stays_parked(
+    gateway: Gateway,
+    db: Store,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``handle`` refuses a group's message without raising: replayed, it was said to be
+    handled and its bytes went, though nothing took it."""
+    _, client = gateway
+    await park_failing(client, load_fixture("group_message"), monkeypatch, "a bug")
+    [parked] = await parked_inputs(db)
+    with pytest.raises(NotReplayed, match=r"^the update is refused: group \(parked input"):
+        await replay(settings, db, parked.id)
+    assert [p.id for p in await parked_inputs(db)] == [parked.id]
