@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -38,10 +38,15 @@ async def load_rows(session: AsyncSession, outbox_ids: list[int]) -> list[Loaded
         ContactIdentity.channel == OutboxRow.channel,
         ContactIdentity.reachable.is_(True),
     )
+    user = ContactIdentity.external_user_id
+    on_thread = or_(
+        user == Ticket.thread_key,
+        # A conversation its user left for a new one keeps them in its key, ``<user>/<ticket>``
+        # (Telegram's ``/new``); compared by prefix, not LIKE, whose wildcards ids may hold.
+        func.substr(Ticket.thread_key, 1, func.length(user) + 1) == user + "/",
+    )
     recipient = func.coalesce(
-        reachable.where(ContactIdentity.external_user_id == Ticket.thread_key)
-        .limit(1)
-        .scalar_subquery(),
+        reachable.where(on_thread).limit(1).scalar_subquery(),
         reachable.order_by(ContactIdentity.id.desc()).limit(1).scalar_subquery(),
     )
     # What the customer last wrote on this channel: replies thread onto it.

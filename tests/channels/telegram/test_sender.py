@@ -276,6 +276,25 @@ async def test_a_notice_goes_to_the_chat_of_its_ticket_when_the_contact_has_two(
     assert [s["chat_id"] for s in fake.sent] == [888]
 
 
+async def test_a_ticket_the_chat_left_with_new_is_still_answered_in_that_chat(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """``/new`` gives the chat's earlier tickets a thread key of their own (``<chat>/<number>``):
+    their notices and replies no longer found the chat they came from, and a contact with two
+    Telegram accounts read them in the other one (where a Reply found no ticket)."""
+    row = await first_notice(gateway, db)  # Li writes from chat 888
+    await add_identity(db, row, "telegram", "999")
+    _, client = gateway
+    new = sent_again("private_text")
+    new["message"]["text"] = "/new"
+    new["message"]["entities"] = [{"offset": 0, "length": 4, "type": "bot_command"}]
+    assert await post_update(client, new) == 200
+    fake.sent.clear()  # the command's answer
+    await as_agent_reply(db, row, "您的订单已发货")
+    assert await deliver_async(row.id, settings) == "sent"
+    assert [s["chat_id"] for s in fake.sent] == [888]
+
+
 async def as_agent_reply(db: Store, row: OutboxRow, text: str) -> None:
     """Make outbox ``row`` the delivery of an agent's reply saying ``text``."""
     async with db.write() as session:
