@@ -14,6 +14,7 @@
   rest is waited for longer (:data:`LATER_PART_PATIENCE`), network errors included. A delivery
   that stops part-way all the same records the parts it sent (``state.record_parts``): RQ's
   retry, or an admin's, sends only the rest, and a failure's reason says how many went.
+- A 413 (an upload over the Bot API's limit) is final, though PTB raises it as a network error.
 - ``Forbidden`` (403, the user blocked the bot): the identity is marked unreachable and the row
   fails (:class:`RecipientUnreachable`): retrying cannot help; the delivery job hands a notice
   or survey to the contact's email when they have one.
@@ -39,6 +40,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from functools import partial
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 import httpx
@@ -204,6 +206,10 @@ class TelegramSender:
                 f"Telegram refused the message: {exc.message}{_so_far(ids, parts)}"
             ) from None
         except NetworkError as exc:  # includes TimedOut
+            if _too_large(exc):
+                raise ChannelError(
+                    f"Telegram refused the file as too large: {exc.message}{_so_far(ids, parts)}"
+                ) from None
             raise TransientChannelError(
                 f"Telegram unreachable: {type(exc).__name__}{_so_far(ids, parts)}"
             ) from None
@@ -259,6 +265,8 @@ class TelegramSender:
             except BadRequest:
                 raise  # a NetworkError to PTB, but final
             except NetworkError as exc:  # TimedOut too: that part may have gone, not the rest
+                if _too_large(exc):
+                    raise  # final too: the same upload is refused again
                 wait = min(2.0**failures, 8.0)
                 failures += 1
                 if not started or failures > 10 or waited + wait > LATER_PART_PATIENCE:
@@ -340,6 +348,14 @@ def _parts(msg: OutboundMessage) -> list[_Part]:
     ]
     parts.extend(partial(_send_file, attachment=attachment) for attachment in msg.attachments)
     return parts
+
+
+def _too_large(exc: NetworkError) -> bool:
+    """A 413: the Bot API refuses an upload over its limit (50 MB,
+    https://core.telegram.org/bots/api#sending-files). python-telegram-bot raises any status
+    it has no class for as a ``NetworkError`` and keeps no code, only Telegram's description,
+    which is the status's phrase (as is PTB's own text when the body is not JSON)."""
+    return HTTPStatus.REQUEST_ENTITY_TOO_LARGE.phrase.lower() in exc.message.lower()
 
 
 def _so_far(ids: list[int], parts: list[_Part]) -> str:

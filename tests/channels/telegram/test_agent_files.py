@@ -136,6 +136,28 @@ async def test_a_reply_of_files_only_and_photos_telegram_refuses_go_as_documents
     ]
 
 
+async def test_a_file_over_telegrams_upload_limit_fails_at_once_with_the_reason(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """The Bot API refuses an upload over its limit with a 413, which python-telegram-bot
+    raises as a NetworkError: the file was uploaded again on every try for some 40 minutes,
+    and the agent read at last "Telegram unreachable" for a file that can never go."""
+    _, client = gateway
+    number = await a_ticket(gateway, db)
+    headers = await log_in(client, db)
+    pdf = await (await upload(client, headers, number, "scan.pdf", PDF, "application/pdf")).json()
+    reply = await client.post(
+        f"/api/v1/tickets/{number}/replies", json={"attachments": [pdf]}, headers=headers
+    )
+    assert reply.status == 201, await reply.text()
+    fake.fail_next("sendDocument", 413, "Request Entity Too Large")
+
+    [row] = [r for r in await outbox(db) if r.kind == "reply"]
+    result = await deliver_async(row.id, settings)
+    assert result == "failed: Telegram refused the file as too large: Request Entity Too Large"
+    assert len(fake.calls_of("sendDocument")) == 1
+
+
 async def test_an_agents_video_song_and_voice_note_play_in_the_chat(
     gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
 ) -> None:
