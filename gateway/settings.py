@@ -169,9 +169,10 @@ class TelegramSettings(BaseModel):
     """The attachment store (shared with email): ``<dir>/<sha256>``, ``ref`` = that path."""
     poll_timeout: int = Field(default=30, ge=0, le=50)
     """Long-poll seconds of each ``getUpdates`` in polling mode."""
-    max_retry_wait: float = Field(default=5.0, ge=0)
+    max_retry_wait: float = Field(default=5.0, ge=0, le=60)
     """A ``RetryAfter`` up to this many seconds is waited out inside one send; longer ones go
-    back to the queue with the delay Telegram asked for."""
+    back to the queue with the delay Telegram asked for. At most a minute: a job delivers up to
+    20 rows within RQ's 180 s, and a worker killed in the wait delivers none of the rest."""
     rate_per_second: float = Field(default=30, ge=0)
     """Messages a second one process's bot sends across all chats (python-telegram-bot's
     ``AIORateLimiter``; Telegram asks bots to stay near 30, https://core.telegram.org/bots/faq);

@@ -65,6 +65,7 @@ def test_nested_sections_come_from_double_underscore_variables(
             {"telegram": {"webhook_max_connections": 101}},
             "GATEWAY_TELEGRAM__WEBHOOK_MAX_CONNECTIONS",
         ),
+        ({"telegram": {"max_retry_wait": 600}}, "GATEWAY_TELEGRAM__MAX_RETRY_WAIT"),
         ({"email": {"enabled": True, "address": "s@x.test"}}, "GATEWAY_EMAIL__IMAP_USER"),
         ({"secret_key": None}, "GATEWAY_SECRET_KEY"),
         (
