@@ -19,6 +19,7 @@ from gateway.models import AgentRole
 STATIC = Path(__file__).with_name("static")
 ASSETS = {
     "console.js": "text/javascript",
+    "media.js": "text/javascript",
     "attach.js": "text/javascript",
     "i18n.js": "text/javascript",
     "console.css": "text/css",

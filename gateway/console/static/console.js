@@ -414,18 +414,8 @@
       note.setAttribute("role", "alert");
       item.appendChild(note);
     }
-    if (m.attachments && m.attachments.length) {
-      var files = el("ul", "msg-attachments");
-      files.setAttribute("aria-label", t("attachments"));
-      m.attachments.forEach(function (a) {
-        var size = typeof a.size === "number" ? " (" + kilobytes(a.size) + ")" : "";
-        var item = files.appendChild(el("li", "attachment"));
-        var name = item.appendChild(el(a.stored ? "a" : "span", null, String(a.filename || "?")));
-        if (a.stored) name.href = "/api/v1/tickets/" + encodeURIComponent(detail.ticket.number) + "/messages/" + m.id + "/attachments/" + Number(a.index);
-        item.appendChild(document.createTextNode(size));
-      });
-      item.appendChild(files);
-    }
+    var files = window.GW_MEDIA.attachments(m, detail.ticket.number, t);  // media.js
+    if (files) item.appendChild(files);
     return item;
   }
   /* An event's value in words: statuses and priorities translated, agent ids as names. */

@@ -1,0 +1,54 @@
+/* What a message carries besides its words, as the thread shows it: its files (a photo as a
+ * picture, every file as a download link with its name and size) and a shared location's map
+ * link. console.js builds the message around what this returns.
+ *
+ * Same rule as console.js: file names and the customer's words go on the page with textContent
+ * or as attribute values only, and a map link's address is made of numbers only, never taken
+ * from the message.
+ */
+"use strict";
+(function () {
+  /* Shown as pictures: raster types a browser decodes without running anything (an SVG can
+     carry script, so it stays a link; the download route serves it as bytes anyway). */
+  var PICTURES = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+  function kilobytes(bytes) { return Math.ceil(bytes / 1024) + " KB"; }
+  function mediaType(a) { return String(a.content_type || "").split(";")[0].trim().toLowerCase(); }
+  function fileUrl(number, m, a) {
+    return "/api/v1/tickets/" + encodeURIComponent(number) + "/messages/" + Number(m.id) +
+      "/attachments/" + Number(a.index);
+  }
+
+  /* The message's files, or null: each a download link (a name without a link when the channel
+     kept no bytes), a photo also as a picture; a click on it shows it larger, another smaller. */
+  function attachments(m, number, t) {
+    if (!m.attachments || !m.attachments.length) return null;
+    var files = el("ul", "msg-attachments");
+    files.setAttribute("aria-label", t("attachments"));
+    m.attachments.forEach(function (a) {
+      var item = files.appendChild(el("li", "attachment"));
+      var name = String(a.filename || "?");
+      if (a.stored && PICTURES.indexOf(mediaType(a)) >= 0) {
+        item.classList.add("attachment-photo");
+        var photo = item.appendChild(el("img", "msg-photo"));
+        photo.alt = name;
+        photo.loading = "lazy";
+        photo.src = fileUrl(number, m, a);
+        photo.addEventListener("click", function () { photo.classList.toggle("msg-photo-large"); });
+        item.appendChild(el("br"));
+      }
+      var link = item.appendChild(el(a.stored ? "a" : "span", null, name));
+      if (a.stored) link.href = fileUrl(number, m, a);
+      if (typeof a.size === "number") item.appendChild(document.createTextNode(" (" + kilobytes(a.size) + ")"));
+    });
+    return files;
+  }
+
+  window.GW_MEDIA = { attachments: attachments };
+})();

@@ -1,0 +1,165 @@
+"""What a Telegram customer sent, as an agent sees it in the thread (Chromium): the updates go
+through the real webhook, their files through a fake Bot API, into the console of a real app."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from gateway.appkeys import PIPELINE
+from gateway.models import AgentRole
+from tests.api.conftest import add_agent
+from tests.channels.telegram.conftest import (
+    TOKEN,
+    WEBHOOK,
+    WEBHOOK_SECRET,
+    load_fixture,
+)
+from tests.channels.telegram.conftest import fake as fake  # the fake Bot API, on loopback
+from tests.channels.telegram.fake_bot_api import FakeBotAPI
+from tests.console.conftest import ConsoleApp, Dialogs, StartConsole, console_login, needs_chromium
+
+LOADED_WIDTH = "img => img.decode().then(() => img.naturalWidth)"
+"""An image's width in pixels once its bytes came and decoded (fails if they cannot)."""
+IMG = '<img src=x onerror="alert(1);window.__xss=1">'
+# What the page renders does not depend on the database.
+pytestmark = [needs_chromium, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
+
+Post = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def png(width: int, height: int) -> bytes:
+    """A red PNG of this size: a photo's bytes (browsers tell an image's format by its bytes)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+async def telegram_console(
+    start_console: StartConsole, fake: FakeBotAPI, tmp_path: Path
+) -> ConsoleApp:
+    """The app with Telegram on (webhook, files from ``fake``) and Li, an online agent."""
+    console_app = await start_console(
+        telegram={
+            "enabled": True,
+            "token": TOKEN,
+            "webhook_secret": WEBHOOK_SECRET,
+            "base_url": f"http://127.0.0.1:{fake.port}",
+            "attachment_dir": str(tmp_path / "attachments"),
+        }
+    )
+    await add_agent(console_app.store, "li@shop.test", AgentRole.AGENT)
+    return console_app
+
+
+async def post(console_app: ConsoleApp, *updates: dict[str, Any]) -> None:
+    """Telegram delivers ``updates`` to the webhook, one after the other."""
+    async with aiohttp.ClientSession() as http:
+        for update in updates:
+            async with http.post(
+                console_app.base + WEBHOOK,
+                json=update,
+                headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET},
+            ) as response:
+                assert response.status == 200, await response.text()
+    await console_app.app[PIPELINE].drain()
+
+
+async def open_first_ticket(console_app: ConsoleApp, browser: Browser) -> Page:
+    """Li's console (English), the one ticket open."""
+    page = await browser.new_page(locale="en-US", viewport={"width": 1280, "height": 900})
+    Dialogs().watch(page)
+    await console_login(page, console_app.base, "li@shop.test")
+    await page.locator("#queue-list .ticket-row").first.click(timeout=10_000)
+    await expect(page.locator("#ticket-view")).to_be_visible()
+    return page
+
+
+async def test_a_photo_shows_in_the_thread_with_its_caption(
+    start_console: StartConsole, fake: FakeBotAPI, browser: Browser, tmp_path: Path
+) -> None:
+    """Before, a photo was a link named ``photo_pb.jpg`` that downloaded it: to see what the
+    customer showed ("the casing came broken") the agent saved it and opened it elsewhere."""
+    console_app = await telegram_console(start_console, fake, tmp_path)
+    fake.add_file("photo-big", png(3, 2), "photos/file_1.jpg")
+    await post(console_app, load_fixture("photo_with_caption"))
+    page = await open_first_ticket(console_app, browser)
+
+    message = page.locator("#thread .msg-customer")
+    await expect(message.locator(".msg-text")).to_have_text("收到的商品外壳破了")
+    photo = message.locator("img.msg-photo")
+    await expect(photo).to_have_count(1)
+    await expect(photo).to_have_attribute("alt", "photo_pb.jpg")
+    # Loaded through the download route with the agent's session: the picture itself.
+    assert await photo.evaluate(LOADED_WIDTH) == 3
+    # The file stays downloadable by name, with its size.
+    await expect(message.locator(".attachment a")).to_have_text("photo_pb.jpg")
+    await expect(message.locator(".attachment")).to_contain_text("(1 KB)")
+    # A click shows it larger, another smaller again.
+    await photo.click()
+    await expect(photo).to_have_class("msg-photo msg-photo-large")
+    await photo.click()
+    await expect(photo).to_have_class("msg-photo")
+
+
+async def test_only_plain_images_show_and_their_names_stay_text(
+    start_console: StartConsole, fake: FakeBotAPI, browser: Browser, tmp_path: Path
+) -> None:
+    """A document the customer names and types: an image (PNG) shows, its hostile name only as
+    text and ``alt``; an SVG (it can carry script) and a PDF stay links."""
+    console_app = await telegram_console(start_console, fake, tmp_path)
+    documents = (
+        ("doc-png", f"{IMG}.png", "image/png", png(4, 4)),
+        ("doc-svg", "drawing.svg", "image/svg+xml", b"<svg xmlns='http://www.w3.org/2000/svg'/>"),
+        ("doc-pdf", "invoice.pdf", "application/pdf", b"%PDF-1.4\n"),
+    )
+    updates = []
+    for n, (file_id, name, media_type, data) in enumerate(documents):
+        fake.add_file(file_id, data, f"documents/{file_id}")
+        update = load_fixture("document")
+        update["update_id"] += n
+        update["message"]["message_id"] += n
+        update["message"]["document"] = {
+            "file_id": file_id,
+            "file_unique_id": file_id,
+            "file_name": name,
+            "mime_type": media_type,
+            "file_size": len(data),
+        }
+        updates.append(update)
+    await post(console_app, *updates)
+    dialogs = Dialogs()
+    page = await open_first_ticket(console_app, browser)
+    dialogs.watch(page)
+
+    messages = page.locator("#thread .msg-customer")
+    await expect(messages).to_have_count(3)
+    photo = page.locator("#thread img.msg-photo")
+    await expect(photo).to_have_count(1)  # the PNG only
+    await expect(photo).to_have_attribute("alt", f"{IMG}.png")
+    assert await photo.evaluate(LOADED_WIDTH) == 4
+    await expect(messages.nth(0).locator(".attachment a")).to_have_text(f"{IMG}.png")
+    await expect(messages.nth(1).locator(".attachment a")).to_have_text("drawing.svg")
+    await expect(messages.nth(2).locator(".attachment a")).to_have_text("invoice.pdf")
+    await page.wait_for_timeout(300)
+    assert dialogs.seen == []
+    assert await page.evaluate("window.__xss === undefined")
+    assert await page.locator("img").count() == 1
+    assert await page.locator("svg, iframe, object, embed").count() == 0
