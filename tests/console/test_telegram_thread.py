@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,11 @@ IMG = '<img src=x onerror="alert(1);window.__xss=1">'
 # What the page renders does not depend on the database.
 pytestmark = [needs_chromium, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 
-Post = Callable[[dict[str, Any]], Awaitable[None]]
+
+def osm(latitude: str, longitude: str) -> str:
+    """OpenStreetMap's page of a point, as the Telegram channel writes it (parse.py)."""
+    point = f"mlat={latitude}&mlon={longitude}#map=17/{latitude}/{longitude}"
+    return f"https://www.openstreetmap.org/?{point}"
 
 
 def png(width: int, height: int) -> bytes:
@@ -163,3 +166,41 @@ async def test_only_plain_images_show_and_their_names_stay_text(
     assert await page.evaluate("window.__xss === undefined")
     assert await page.locator("img").count() == 1
     assert await page.locator("svg, iframe, object, embed").count() == 0
+
+
+async def test_a_shared_location_is_a_map_link(
+    start_console: StartConsole, fake: FakeBotAPI, browser: Browser, tmp_path: Path
+) -> None:
+    """Before, a location was its place and an OpenStreetMap address as plain text: the agent
+    copied the address into a browser to see where the customer was. The link is made from the
+    coordinates alone; a venue's name (the customer's client sends it) stays text."""
+    console_app = await telegram_console(start_console, fake, tmp_path)
+    venue = load_fixture("venue")
+    venue["message"]["venue"]["title"] = f"javascript:alert(1) {IMG}"
+    await post(console_app, load_fixture("location"), venue)
+    dialogs = Dialogs()
+    page = await open_first_ticket(console_app, browser)
+    dialogs.watch(page)
+
+    messages = page.locator("#thread .msg-customer")
+    await expect(messages).to_have_count(2)
+    point = messages.nth(0)
+    await expect(point.locator(".msg-text")).to_have_text("📍 31.230416, 121.473701")
+    link = point.locator("a.msg-map")
+    await expect(link).to_have_text("Open map")
+    await expect(link).to_have_attribute("href", osm("31.230416", "121.473701"))
+    await expect(link).to_have_attribute("target", "_blank")
+    await expect(link).to_have_attribute("rel", "noopener noreferrer")
+
+    place = messages.nth(1)
+    await expect(place.locator(".msg-text")).to_have_text(
+        f"📍 javascript:alert(1) {IMG}, 1 Century Avenue, Pudong"
+    )
+    await expect(place.locator("a.msg-map")).to_have_attribute(
+        "href", osm("31.239692", "121.499755")
+    )
+    assert await page.locator("#thread a[href^='javascript']").count() == 0
+    await page.wait_for_timeout(300)
+    assert dialogs.seen == []
+    assert await page.evaluate("window.__xss === undefined")
+    assert await page.locator("img, svg, iframe").count() == 0

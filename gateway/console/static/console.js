@@ -404,7 +404,9 @@
     if (m.channel_meta && typeof m.channel_meta.subject === "string") {
       item.appendChild(el("div", "msg-subject", m.channel_meta.subject));
     }
-    item.appendChild(el("div", "msg-text", m.text));
+    item.appendChild(window.GW_MEDIA.text(m));  // media.js: words, files, a map link
+    var map = window.GW_MEDIA.mapLink(m, t);
+    if (map) item.appendChild(map);
     if (m.delivery && m.delivery.status === "failed") {
       /* An agent's words that never reached the customer, and why: they failed in the outbox,
          seen by admins only, while the agent took the customer as answered. (Pending is not
@@ -414,7 +416,7 @@
       note.setAttribute("role", "alert");
       item.appendChild(note);
     }
-    var files = window.GW_MEDIA.attachments(m, detail.ticket.number, t);  // media.js
+    var files = window.GW_MEDIA.attachments(m, detail.ticket.number, t);
     if (files) item.appendChild(files);
     return item;
   }

@@ -1,6 +1,6 @@
 /* What a message carries besides its words, as the thread shows it: its files (a photo as a
  * picture, every file as a download link with its name and size) and a shared location's map
- * link. console.js builds the message around what this returns.
+ * link (OpenStreetMap, where the Telegram channel's text points too). console.js builds the message around what this returns.
  *
  * Same rule as console.js: file names and the customer's words go on the page with textContent
  * or as attribute values only, and a map link's address is made of numbers only, never taken
@@ -50,5 +50,43 @@
     return files;
   }
 
-  window.GW_MEDIA = { attachments: attachments };
+  /* A shared location's coordinates (channel_meta.location, Telegram's), or null: numbers only,
+     and on the globe. */
+  function coordinates(m) {
+    var place = m.channel_meta && m.channel_meta.location;
+    if (!place || typeof place !== "object") return null;
+    var lat = place.latitude, lon = place.longitude;
+    if (typeof lat !== "number" || typeof lon !== "number" || !isFinite(lat) || !isFinite(lon)) return null;
+    if (Math.abs(lat) > 90 || Math.abs(lon) > 180) return null;
+    return { lat: lat.toFixed(6), lon: lon.toFixed(6) };
+  }
+  function mapUrl(at) {
+    return "https://www.openstreetmap.org/?mlat=" + at.lat + "&mlon=" + at.lon +
+      "#map=17/" + at.lat + "/" + at.lon;
+  }
+
+  /* The message's words. A location's are its place and the map address it was stored with
+     (channels/telegram/parse.py): the address is left out here, mapLink() links it. */
+  function text(m) {
+    var words = String(m.text || "");
+    var at = coordinates(m);
+    if (at) {
+      var lines = words.split("\n");
+      if (lines[lines.length - 1] === mapUrl(at)) words = lines.slice(0, -1).join("\n");
+    }
+    return el("div", "msg-text", words);
+  }
+
+  /* A shared location as a link to the map (a new tab), or null. */
+  function mapLink(m, t) {
+    var at = coordinates(m);
+    if (!at) return null;
+    var link = el("a", "msg-map", t("open_map"));
+    link.href = mapUrl(at);
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+    return link;
+  }
+
+  window.GW_MEDIA = { attachments: attachments, text: text, mapLink: mapLink };
 })();
