@@ -83,7 +83,9 @@ async def run_command(ctx: CommandContext, inbound: InboundMessage) -> None:
             # Telegram deliver it again to the same refusal, holding up the poller (every chat
             # waits behind its retries) or this chat's webhook queue.
             async with ctx.store.write() as session:
-                await conversations.set_reachable(session, inbound.external_user_id, False)
+                await conversations.set_reachable(
+                    session, inbound.external_user_id, False, now=ctx.now
+                )
             log.info(
                 "command not answered: the user blocked the bot", extra={"update_id": update_id}
             )

@@ -19,7 +19,7 @@ from gateway.contact_merge import merge_contact
 from gateway.ingest.acknowledgements import is_acknowledgement
 from gateway.ingest.survey_replies import survey_score
 from gateway.ingest.transaction import sender_lock_key
-from gateway.models import DONE_STATUSES, OPEN_STATUSES, Channel, InboundMessage
+from gateway.models import DONE_STATUSES, OPEN_STATUSES, Channel, InboundMessage, TicketStatus
 from gateway.reopening import EditTakeUp, take_up_edit
 from gateway.store import on_postgres
 from gateway.store.tables import (
@@ -445,13 +445,34 @@ async def merge_by_phone(session: AsyncSession, contact_id: int, phone: str) -> 
     return keep
 
 
-async def set_reachable(session: AsyncSession, user_id: str, reachable: bool) -> None:
+async def set_reachable(
+    session: AsyncSession, user_id: str, reachable: bool, *, now: datetime
+) -> None:
     """Mark the user's identity unreachable (they blocked the bot) or reachable again."""
-    await session.execute(
+    changed = await session.execute(
         update(IDENTITIES)
-        .where(IDENTITIES.c.channel == CHANNEL, IDENTITIES.c.external_user_id == user_id)
+        .where(
+            IDENTITIES.c.channel == CHANNEL,
+            IDENTITIES.c.external_user_id == user_id,
+            IDENTITIES.c.reachable != reachable,
+        )
         .values(reachable=reachable)
+        .returning(IDENTITIES.c.contact_id)
     )
+    contact_ids = set(changed.scalars())
+    if contact_ids:
+        # The console reloads an open ticket when its updated_at moves: an agent sees at once
+        # that the customer blocked the bot (and where their notices go now), not only once
+        # something else changed the ticket.
+        await session.execute(
+            update(TICKETS)
+            .where(
+                TICKETS.c.contact_id.in_(contact_ids),
+                TICKETS.c.status != TicketStatus.CLOSED.value,
+                TICKETS.c.updated_at < now,
+            )
+            .values(updated_at=now)
+        )
 
 
 async def blocked(session: AsyncSession, user_id: str) -> bool:

@@ -114,7 +114,9 @@ class TelegramInbound:
             was_blocked = await conversations.blocked(session, inbound.external_user_id)
         if was_blocked:
             async with self.store.write() as session:
-                await conversations.set_reachable(session, inbound.external_user_id, True)
+                await conversations.set_reachable(
+                    session, inbound.external_user_id, True, now=self.clock()
+                )
 
     async def _in_known_language(self, inbound: InboundMessage) -> InboundMessage:
         """``inbound`` in its contact's language, which Telegram did not say (``language_code``
@@ -130,7 +132,9 @@ class TelegramInbound:
         replies reach them again from the unblock on (not only once they write)."""
         unblocked = inbound.channel_meta["member_status"] != "kicked"
         async with self.store.write() as session:
-            await conversations.set_reachable(session, inbound.external_user_id, unblocked)
+            await conversations.set_reachable(
+                session, inbound.external_user_id, unblocked, now=self.clock()
+            )
 
     def _context(self) -> CommandContext:
         return CommandContext(self.store, self.router, self.pipeline, self.bot, self.clock())

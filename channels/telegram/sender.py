@@ -327,7 +327,7 @@ class TelegramSender:
     async def _blocked(self, msg: OutboundMessage) -> None:
         """Mark the identity unreachable (the job hands a notice or survey to email)."""
         async with self._store() as store, store.write() as session:
-            await conversations.set_reachable(session, msg.recipient, False)
+            await conversations.set_reachable(session, msg.recipient, False, now=utcnow())
 
 
 _Part = Callable[[Bot, int], Awaitable[Message]]

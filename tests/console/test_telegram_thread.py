@@ -11,9 +11,11 @@ from typing import Any
 import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, expect
+from sqlalchemy import delete, select
 
 from gateway.appkeys import PIPELINE
 from gateway.models import AgentRole
+from gateway.store.tables import ContactIdentity, Ticket
 from tests.api.conftest import add_agent
 from tests.channels.telegram.conftest import (
     TOKEN,
@@ -204,3 +206,33 @@ async def test_a_shared_location_is_a_map_link(
     assert dialogs.seen == []
     assert await page.evaluate("window.__xss === undefined")
     assert await page.locator("img, svg, iframe").count() == 0
+
+
+async def test_a_customer_blocking_the_bot_shows_at_once_with_where_notices_go(
+    start_console: StartConsole, fake: FakeBotAPI, browser: Browser, tmp_path: Path
+) -> None:
+    """Before, a block (Telegram's ``my_chat_member``) marked the identity unreachable and
+    moved no ticket: an agent with the ticket open saw "Telegram" until something else
+    changed it, then "Telegram (unreachable)", nothing saying the customer's notices and
+    surveys would now go to the address they had written from."""
+    console_app = await telegram_console(start_console, fake, tmp_path)
+    fake.add_file("photo-big", png(3, 2), "photos/file_1.jpg")
+    await post(console_app, load_fixture("photo_with_caption"))
+    async with console_app.store.write() as session:
+        contact_id = await session.scalar(select(Ticket.contact_id))
+        assert contact_id is not None
+        # 小李 wrote from this address too (a verified email joins the same contact).
+        session.add(
+            ContactIdentity(contact_id=contact_id, channel="email", external_user_id="li@ex.com")
+        )
+    page = await open_first_ticket(console_app, browser)
+    await expect(page.locator("#profile-channels")).to_have_text("Email, Telegram")
+
+    await post(console_app, load_fixture("bot_blocked"))
+    await expect(page.locator("#profile-channels")).to_have_text(
+        "Email, Telegram (unreachable; notices by email)", timeout=10_000
+    )
+    async with console_app.store.write() as session:
+        await session.execute(delete(ContactIdentity).where(ContactIdentity.channel == "email"))
+    await page.reload()
+    await expect(page.locator("#profile-channels")).to_have_text("Telegram (unreachable)")

@@ -90,7 +90,7 @@ async def test_a_reply_that_cannot_be_delivered_says_so_live(
     # The customer blocks the bot (Telegram's my_chat_member "kicked" does this), then the
     # delivery job takes the reply.
     async with store.write() as session:
-        await set_reachable(session, "888", False)
+        await set_reachable(session, "888", False, now=utcnow())
         row_id = await session.scalar(select(OutboxRow.id).where(OutboxRow.kind == "reply"))
     assert row_id is not None
     # The worker's settings name a bot (on a closed loopback port: the reply is never sent).
