@@ -236,3 +236,49 @@ async def test_a_customer_blocking_the_bot_shows_at_once_with_where_notices_go(
         await session.execute(delete(ContactIdentity).where(ContactIdentity.channel == "email"))
     await page.reload()
     await expect(page.locator("#profile-channels")).to_have_text("Telegram (unreachable)")
+
+
+async def test_an_albums_photos_show_together_with_its_caption(
+    start_console: StartConsole, fake: FakeBotAPI, browser: Browser, tmp_path: Path
+) -> None:
+    """Telegram sends an album as a message a photo, the caption on one of them. Before, the
+    thread showed each as a message of its own, the caption beside one photo and the others
+    alone, where Telegram shows the customer one message."""
+    console_app = await telegram_console(start_console, fake, tmp_path)
+    updates = [load_fixture("location")]  # opens the ticket (it goes to people at once)
+    for n, caption in enumerate((None, f"two broken parts {IMG}")):
+        fake.add_file(f"album-{n}", png(5 + n, 5), f"photos/album_{n}.jpg")
+        update = load_fixture("photo_with_caption")
+        message = update["message"]
+        update["update_id"] = 2000 + n
+        message.update(
+            message_id=40 + n,
+            chat=load_fixture("location")["message"]["chat"],
+            media_group_id="13579",
+            photo=[{"file_id": f"album-{n}", "file_unique_id": f"a{n}", "width": 5, "height": 5}],
+        )
+        message["from"] = load_fixture("location")["message"]["from"]
+        message.pop("caption")
+        if caption:
+            message["caption"] = caption  # on the second photo: Telegram may put it on any
+        updates.append(update)
+    later = load_fixture("location")
+    later["update_id"], later["message"]["message_id"] = 2010, 50
+    updates.append(later)
+    await post(console_app, *updates)
+    dialogs = Dialogs()
+    page = await open_first_ticket(console_app, browser)
+    dialogs.watch(page)
+
+    messages = page.locator("#thread .msg-customer")
+    await expect(messages).to_have_count(3)  # the location, the album, the location again
+    album = messages.nth(1)
+    await expect(album.locator(".msg-text")).to_have_text(f"two broken parts {IMG}")
+    photos = album.locator("img.msg-photo")
+    await expect(photos).to_have_count(2)
+    assert [await photos.nth(i).evaluate(LOADED_WIDTH) for i in range(2)] == [5, 6]
+    await expect(album.locator(".attachment a")).to_have_text(["photo_a0.jpg", "photo_a1.jpg"])
+    await page.wait_for_timeout(300)
+    assert dialogs.seen == []
+    assert await page.evaluate("window.__xss === undefined")
+    assert await page.locator("img").count() == 2

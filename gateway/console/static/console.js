@@ -380,8 +380,10 @@
     var d = new Date(iso);
     return isNaN(d) ? "" : d.toLocaleString(state.lang);
   }
-  function messageItem(m, detail) {
-    var item = el("li", "msg " + authorClass(m));
+  /* One message of the thread; ``parts`` is one message, or an album's (media.js). */
+  function messageItem(parts, detail) {
+    var m = parts[0];
+    var item = el("li", "msg " + authorClass(m) + (parts.length > 1 ? " msg-album" : ""));
     item.setAttribute("data-message-id", String(m.id));
     item.setAttribute("data-author", m.author_type);
     item.setAttribute("data-kind", m.kind);
@@ -392,7 +394,10 @@
     head.appendChild(el("span", "msg-author", who));
     if (m.kind === "note") head.appendChild(el("span", "msg-tag", t("note_label")));
     if (m.channel_meta && m.channel_meta.progress) head.appendChild(el("span", "msg-tag", t("progress_label")));
-    var edits = m.channel_meta && Array.isArray(m.channel_meta.edits) ? m.channel_meta.edits : [];
+    var edits = [];
+    parts.forEach(function (p) {
+      if (p.channel_meta && Array.isArray(p.channel_meta.edits)) edits = edits.concat(p.channel_meta.edits);
+    });
     if (edits.length) {
       /* The customer changed the message (a Telegram edit): say so, and what it said before. */
       var edited = head.appendChild(el("span", "msg-tag msg-edited", t("edited_label")));
@@ -404,7 +409,7 @@
     if (m.channel_meta && typeof m.channel_meta.subject === "string") {
       item.appendChild(el("div", "msg-subject", m.channel_meta.subject));
     }
-    item.appendChild(window.GW_MEDIA.text(m));  // media.js: words, files, a map link
+    item.appendChild(window.GW_MEDIA.text(parts));  // media.js: words, files, a map link
     var map = window.GW_MEDIA.mapLink(m, t);
     if (map) item.appendChild(map);
     if (m.delivery && m.delivery.status === "failed") {
@@ -416,7 +421,7 @@
       note.setAttribute("role", "alert");
       item.appendChild(note);
     }
-    var files = window.GW_MEDIA.attachments(m, detail.ticket.number, t);
+    var files = window.GW_MEDIA.attachments(parts, detail.ticket.number, t);
     if (files) item.appendChild(files);
     return item;
   }
@@ -461,7 +466,9 @@
     var thread = $("thread");
     var atBottom = thread.scrollTop + thread.clientHeight >= thread.scrollHeight - 20;
     clear(thread);
-    var entries = detail.messages.map(function (m) { return { at: m.created_at, node: messageItem(m, detail) }; })
+    var entries = window.GW_MEDIA.albums(detail.messages).map(function (parts) {
+      return { at: parts[0].created_at, node: messageItem(parts, detail) };
+    })
       .concat(detail.events.map(function (e) { return { at: e.created_at, node: eventItem(e) }; }));
     entries.sort(function (a, b) { return Date.parse(a.at) - Date.parse(b.at); });
     entries.forEach(function (entry) { thread.appendChild(entry.node); });

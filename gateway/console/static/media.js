@@ -1,6 +1,7 @@
 /* What a message carries besides its words, as the thread shows it: its files (a photo as a
  * picture, every file as a download link with its name and size) and a shared location's map
- * link (OpenStreetMap, where the Telegram channel's text points too). console.js builds the message around what this returns.
+ * link (OpenStreetMap, where the Telegram channel's text points too); an album's parts as one
+ * message. console.js builds each message around what this returns.
  *
  * Same rule as console.js: file names and the customer's words go on the page with textContent
  * or as attribute values only, and a map link's address is made of numbers only, never taken
@@ -25,13 +26,34 @@
       "/attachments/" + Number(a.index);
   }
 
-  /* The message's files, or null: each a download link (a name without a link when the channel
-     kept no bytes), a photo also as a picture; a click on it shows it larger, another smaller. */
-  function attachments(m, number, t) {
-    if (!m.attachments || !m.attachments.length) return null;
+  /* The thread's messages as the customer sent them, each entry a list of messages: an album's
+     parts (channel_meta.part_of, Telegram's media group: a message a photo, the caption on any
+     one of them) as one entry where its first part is, every other message alone. */
+  function albums(messages) {
+    var entries = [], groups = new Map();
+    messages.forEach(function (m) {
+      var partOf = m.author_type === "customer" && m.channel_meta ? m.channel_meta.part_of : null;
+      if (typeof partOf === "string" && groups.has(partOf)) { groups.get(partOf).push(m); return; }
+      var parts = [m];
+      if (typeof partOf === "string") groups.set(partOf, parts);
+      entries.push(parts);
+    });
+    return entries;
+  }
+
+  /* The files of a message (or of an album's parts), or null: each a download link (a name
+     without a link when the channel kept no bytes), a photo also as a picture; a click on it
+     shows it larger, another smaller. */
+  function attachments(parts, number, t) {
+    var listed = [];
+    parts.forEach(function (m) {
+      (m.attachments || []).forEach(function (a) { listed.push({ m: m, a: a }); });
+    });
+    if (!listed.length) return null;
     var files = el("ul", "msg-attachments");
     files.setAttribute("aria-label", t("attachments"));
-    m.attachments.forEach(function (a) {
+    listed.forEach(function (file) {
+      var m = file.m, a = file.a;
       var item = files.appendChild(el("li", "attachment"));
       var name = String(a.filename || "?");
       if (a.stored && PICTURES.indexOf(mediaType(a)) >= 0) {
@@ -65,16 +87,20 @@
       "#map=17/" + at.lat + "/" + at.lon;
   }
 
-  /* The message's words. A location's are its place and the map address it was stored with
-     (channels/telegram/parse.py): the address is left out here, mapLink() links it. */
-  function text(m) {
-    var words = String(m.text || "");
-    var at = coordinates(m);
-    if (at) {
-      var lines = words.split("\n");
-      if (lines[lines.length - 1] === mapUrl(at)) words = lines.slice(0, -1).join("\n");
-    }
-    return el("div", "msg-text", words);
+  /* The words of a message (an album's: its caption). A location's are its place and the map
+     address it was stored with (channels/telegram/parse.py): the address is left out here,
+     mapLink() links it. */
+  function text(parts) {
+    var words = parts.map(function (m) {
+      var said = String(m.text || "");
+      var at = coordinates(m);
+      if (at) {
+        var lines = said.split("\n");
+        if (lines[lines.length - 1] === mapUrl(at)) said = lines.slice(0, -1).join("\n");
+      }
+      return said;
+    }).filter(function (said) { return parts.length === 1 || said !== ""; });
+    return el("div", "msg-text", words.join("\n"));
   }
 
   /* A shared location as a link to the map (a new tab), or null. */
@@ -88,5 +114,5 @@
     return link;
   }
 
-  window.GW_MEDIA = { attachments: attachments, text: text, mapLink: mapLink };
+  window.GW_MEDIA = { albums: albums, attachments: attachments, text: text, mapLink: mapLink };
 })();
