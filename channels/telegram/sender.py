@@ -40,7 +40,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from functools import partial
-from http import HTTPStatus
 from typing import Any, TypeVar
 
 import httpx
@@ -350,12 +349,20 @@ def _parts(msg: OutboundMessage) -> list[_Part]:
     return parts
 
 
+_TOO_LARGE = ("request entity too large", "content too large", "payload too large", "(413)")
+"""How a 413 reads: the Bot API's description, and python-telegram-bot's own text when the body
+is not JSON (``HTTPStatus(413).phrase`` and the code): "Request Entity Too Large" up to
+Python 3.12, "Content Too Large" from 3.13 (RFC 9110); "Payload Too Large" is RFC 7231's."""
+
+
 def _too_large(exc: NetworkError) -> bool:
     """A 413: the Bot API refuses an upload over its limit (50 MB,
     https://core.telegram.org/bots/api#sending-files). python-telegram-bot raises any status
-    it has no class for as a ``NetworkError`` and keeps no code, only Telegram's description,
-    which is the status's phrase (as is PTB's own text when the body is not JSON)."""
-    return HTTPStatus.REQUEST_ENTITY_TOO_LARGE.phrase.lower() in exc.message.lower()
+    it has no class for as a ``NetworkError`` and keeps no code, only Telegram's description.
+    Not compared with this Python's ``HTTPStatus`` phrase: Telegram's words do not change with
+    it."""
+    said = exc.message.lower()
+    return any(words in said for words in _TOO_LARGE)
 
 
 def _so_far(ids: list[int], parts: list[_Part]) -> str:

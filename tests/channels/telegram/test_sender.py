@@ -10,6 +10,7 @@ import pytest
 from redis import Redis
 from rq import Queue
 from sqlalchemy import insert, update
+from telegram.error import NetworkError
 
 from channels.attachment_store import read_stored
 from channels.base import TransientChannelError
@@ -646,3 +647,21 @@ async def test_a_replys_files_are_read_one_at_a_time_as_their_turn_comes(
     assert await deliver_async(row.id, settings) == "sent"
     assert [s["method"] for s in fake.sent] == ["sendMessage"] + ["sendDocument"] * 3
     assert sent_when_read == [1, 2, 3]  # each once the parts before it went
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "Request Entity Too Large",  # the Bot API's description (JSON), on every Python
+        # python-telegram-bot's own words when the body is not JSON (a proxy's page): the
+        # status's phrase, which Python 3.13 renamed after RFC 9110.
+        "Request Entity Too Large (413). Parsing the server response b'<html>' failed",
+        "Content Too Large (413). Parsing the server response b'<html>' failed",
+    ],
+)
+def test_a_413_is_known_as_final_whatever_python_calls_it(said: str) -> None:
+    """The check compared with ``HTTPStatus(413).phrase``, which is "Content Too Large" from
+    Python 3.13 on: there, the Bot API's "Request Entity Too Large" went unrecognised, and a
+    file over the limit was uploaded again on every retry, as before the 413 was made final."""
+    assert sender._too_large(NetworkError(said))
+    assert not sender._too_large(NetworkError("httpx.ConnectError: All connection attempts failed"))
