@@ -463,16 +463,24 @@ async def set_reachable(
     if contact_ids:
         # The console reloads an open ticket when its updated_at moves: an agent sees at once
         # that the customer blocked the bot (and where their notices go now), not only once
-        # something else changed the ticket.
-        await session.execute(
-            update(TICKETS)
+        # something else changed the ticket. Locked in id order first, as routing and ingest
+        # lock tickets: an UPDATE takes its rows in whatever order it finds them, and could
+        # deadlock with a batch holding two of this contact's tickets (PostgreSQL).
+        locked = await session.scalars(
+            select(TICKETS.c.id)
             .where(
                 TICKETS.c.contact_id.in_(contact_ids),
                 TICKETS.c.status != TicketStatus.CLOSED.value,
                 TICKETS.c.updated_at < now,
             )
-            .values(updated_at=now)
+            .order_by(TICKETS.c.id)
+            .with_for_update()
         )
+        ids = list(locked)
+        if ids:
+            await session.execute(
+                update(TICKETS).where(TICKETS.c.id.in_(ids)).values(updated_at=now)
+            )
 
 
 async def blocked(session: AsyncSession, user_id: str) -> bool:
