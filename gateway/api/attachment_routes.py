@@ -5,6 +5,9 @@ the message's ``Attachment.ref`` is that path). An agent downloads a file of a t
 see; the response is always a download (``Content-Disposition: attachment``, RFC 6266, with an
 RFC 5987 ``filename*`` for names that are not ASCII), never rendered by the browser: script-capable
 types are served as ``application/octet-stream``, with ``nosniff`` and a sandboxing CSP.
+The console's thread embeds the inert image, audio and video ones (``<img>``, ``<audio>``,
+``<video>``), which the disposition does not stop; ``FileResponse`` answers a player's Range
+requests (206, ``Accept-Ranges: bytes``).
 """
 
 from __future__ import annotations

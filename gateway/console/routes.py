@@ -31,9 +31,11 @@ ASSETS = {
 }
 # Defence in depth behind textContent: no inline script and no foreign origin can run, so even a
 # rendering bug could not execute a customer's markup (CSP Level 3, https://www.w3.org/TR/CSP3/).
+# media-src: the thread's players (a voice note, a video) load from the download route only.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "media-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
 )
 _HEADERS = {
     "Content-Security-Policy": CSP,

@@ -26,6 +26,7 @@ from tests.channels.telegram.conftest import (
 from tests.channels.telegram.conftest import fake as fake  # the fake Bot API, on loopback
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
 from tests.console.conftest import ConsoleApp, Dialogs, StartConsole, console_login, needs_chromium
+from tests.console.media_bytes import mp4_h264, ogg_opus
 
 LOADED_WIDTH = "img => img.decode().then(() => img.naturalWidth)"
 """An image's width in pixels once its bytes came and decoded (fails if they cannot)."""
@@ -282,3 +283,71 @@ async def test_an_albums_photos_show_together_with_its_caption(
     assert dialogs.seen == []
     assert await page.evaluate("window.__xss === undefined")
     assert await page.locator("img").count() == 2
+
+
+METADATA = """media => new Promise((resolve, reject) => {
+  const failed = () => reject(new Error("media error " + (media.error ? media.error.code : "?")));
+  if (media.readyState >= 1) return resolve(media.readyState);
+  if (media.error) return failed();
+  media.addEventListener("loadedmetadata", () => resolve(media.readyState));
+  media.addEventListener("error", failed);
+  setTimeout(() => reject(new Error("no metadata: readyState " + media.readyState)), 10000);
+})"""
+"""A player's readyState once it has read its file's length (fails if it could not, or not
+within 10 s: a load the page's CSP blocks may never say so)."""
+RANGE = """media => fetch(media.src, {headers: {Range: "bytes=0-15"}}).then(r => [r.status,
+  r.headers.get("content-type"), r.headers.get("content-range"), r.headers.get("accept-ranges")])"""
+"""What the download route answers a player's first Range request for the file."""
+
+
+async def test_a_voice_note_and_a_video_play_in_the_thread(
+    start_console: StartConsole, fake: FakeBotAPI, browser: Browser, tmp_path: Path
+) -> None:
+    """Before, a voice note was a link named ``voice_v1.ogg`` and a video ``broken-hinge.mp4``:
+    to hear what the customer said the agent downloaded it and played it elsewhere. Now each
+    plays in the thread (the console's CSP let no media load: it had no ``media-src``)."""
+    console_app = await telegram_console(start_console, fake, tmp_path)
+    voice_bytes, video_bytes = ogg_opus(), mp4_h264()
+    fake.add_file("voice-1", voice_bytes, "voice/file_1.oga")
+    fake.add_file("video-1", video_bytes, "videos/file_2.mp4")
+    fake.add_file("voice-amr", b"#!AMR\n" + bytes(32), "voice/file_3.amr")
+    video = load_fixture("video_with_caption")
+    video["message"]["video"]["file_name"] = f"{IMG}.mp4"
+    amr = load_fixture("voice")  # a type no browser plays: a link only
+    amr["update_id"], amr["message"]["message_id"] = 1100, 100
+    amr["message"]["voice"].update(file_id="voice-amr", file_unique_id="v9", mime_type="audio/amr")
+    await post(console_app, load_fixture("voice"), video, amr)
+    dialogs = Dialogs()
+    page = await open_first_ticket(console_app, browser)
+    dialogs.watch(page)
+
+    messages = page.locator("#thread .msg-customer")
+    await expect(messages).to_have_count(3)
+    voice = messages.nth(0).locator("audio.msg-media")
+    await expect(voice).to_have_count(1)
+    link = messages.nth(0).locator(".attachment a")
+    await expect(link).to_have_text("voice_v1.ogg")  # still downloadable beside the player
+    await expect(voice).to_have_attribute("src", await link.get_attribute("href") or "")
+    await expect(voice).to_have_attribute("controls", "")
+    await expect(voice).to_have_attribute("preload", "metadata")
+    assert await voice.evaluate(METADATA) >= 1
+    assert await voice.evaluate("a => Math.round(a.duration)") == 1  # the real file's length
+    voice_range = f"bytes 0-15/{len(voice_bytes)}"
+    assert await voice.evaluate(RANGE) == [206, "audio/ogg", voice_range, "bytes"]
+
+    clip = messages.nth(1).locator("video.msg-media")
+    await expect(clip).to_have_count(1)
+    await expect(messages.nth(1).locator(".msg-text")).to_have_text("The hinge broke on day two")
+    await expect(clip).to_have_attribute("title", f"{IMG}.mp4")  # the name as a value only
+    await expect(messages.nth(1).locator(".attachment a")).to_have_text(f"{IMG}.mp4")
+    assert await clip.evaluate(METADATA) >= 1
+    assert await clip.evaluate("v => v.videoWidth") == 16
+    video_range = f"bytes 0-15/{len(video_bytes)}"
+    assert await clip.evaluate(RANGE) == [206, "video/mp4", video_range, "bytes"]
+
+    await expect(messages.nth(2).locator(".attachment a")).to_have_text("voice_v9.ogg")
+    await expect(messages.nth(2).locator("audio, video")).to_have_count(0)
+    await page.wait_for_timeout(300)
+    assert dialogs.seen == []
+    assert await page.evaluate("window.__xss === undefined")
+    assert await page.locator("img").count() == 0

@@ -1,5 +1,6 @@
 /* What a message carries besides its words, as the thread shows it: its files (a photo as a
- * picture, every file as a download link with its name and size) and a shared location's map
+ * picture, a voice note, audio or video as a player, every file as a download link with its
+ * name and size) and a shared location's map
  * link (OpenStreetMap, where the Telegram channel's text points too); an album's parts as one
  * message. console.js builds each message around what this returns.
  *
@@ -12,6 +13,15 @@
   /* Shown as pictures: raster types a browser decodes without running anything (an SVG can
      carry script, so it stays a link; the download route serves it as bytes anyway). */
   var PICTURES = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+  /* Played: audio and video (a Telegram voice note is OGG Opus, a video or round video note
+     MP4) the browser says it may play; a type it cannot stays a link only, not a dead player.
+     preload="metadata": the length shows, the rest downloads when the agent presses play. */
+  function player(type) {
+    var kind = type.indexOf("audio/") === 0 ? "audio" : type.indexOf("video/") === 0 ? "video" : null;
+    if (!kind) return null;
+    var node = document.createElement(kind);
+    return node.canPlayType(type) ? node : null;
+  }
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -42,8 +52,8 @@
   }
 
   /* The files of a message (or of an album's parts), or null: each a download link (a name
-     without a link when the channel kept no bytes), a photo also as a picture; a click on it
-     shows it larger, another smaller. */
+     without a link when the channel kept no bytes), a photo also as a picture (a click on it
+     shows it larger, another smaller), audio and video also as a player. */
   function attachments(parts, number, t) {
     var listed = [];
     parts.forEach(function (m) {
@@ -63,6 +73,17 @@
         photo.loading = "lazy";
         photo.src = fileUrl(number, m, a);
         photo.addEventListener("click", function () { photo.classList.toggle("msg-photo-large"); });
+        item.appendChild(el("br"));
+      }
+      var media = a.stored ? player(mediaType(a)) : null;
+      if (media) {
+        item.classList.add("attachment-media");
+        media.className = "msg-media";
+        media.controls = true;
+        media.preload = "metadata";
+        media.title = name;
+        media.src = fileUrl(number, m, a);
+        item.appendChild(media);
         item.appendChild(el("br"));
       }
       var link = item.appendChild(el(a.stored ? "a" : "span", null, name));
