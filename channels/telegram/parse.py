@@ -15,6 +15,8 @@ What comes out, by ``channel_meta``:
   ``file_unique_id`` of each file) for a message with files; ``edit_date`` for an edited
   message (same ``external_id`` as the original; a live location's moves and edited commands
   are ignored);
+- ``username``, the sender's Telegram username without its ``@``, when they have one (it is
+  optional and can change: the console shows the latest, an agent finds the person by it);
 - ``reply_to`` when the user replied to one of the chat's messages (Telegram's "Reply");
 - ``part_of``, Telegram's ``media_group_id``, for a photo or file sent in an album: Telegram
   sends a message per item, the caption on one of them, and the router routes the caption for
@@ -143,6 +145,9 @@ def _message(
         "chat_id": chat_id,
         "message_id": int(message["message_id"]),
     }
+    username = sender.get("username")
+    if isinstance(username, str) and username:
+        meta["username"] = username
     if message.get("media_group_id"):
         meta["part_of"] = str(message["media_group_id"])
     replied = message.get("reply_to_message")

@@ -20,6 +20,7 @@ STATIC = Path(__file__).with_name("static")
 ASSETS = {
     "console.js": "text/javascript",
     "media.js": "text/javascript",
+    "profile.js": "text/javascript",
     "attach.js": "text/javascript",
     "i18n.js": "text/javascript",
     "console.css": "text/css",

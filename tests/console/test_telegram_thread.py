@@ -351,3 +351,49 @@ async def test_a_voice_note_and_a_video_play_in_the_thread(
     assert dialogs.seen == []
     assert await page.evaluate("window.__xss === undefined")
     assert await page.locator("img").count() == 0
+
+
+async def test_the_profile_shows_the_customers_telegram_username(
+    start_console: StartConsole, fake: FakeBotAPI, browser: Browser, tmp_path: Path
+) -> None:
+    """Before, the profile said "Telegram" and nothing else: Telegram gives the sender's
+    @username with each message, and an agent who had to find the person in Telegram (to call
+    them there, to tell two 小李 apart) could not. The latest name they wrote with shows, a link
+    to their t.me page only when it is a username by Telegram's rule."""
+    console_app = await telegram_console(start_console, fake, tmp_path)
+    fake.add_file("photo-big", png(3, 2), "photos/file_1.jpg")
+
+    def said(n: int, username: str | None) -> dict[str, Any]:
+        update = load_fixture("private_text")
+        update["update_id"], update["message"]["message_id"] = 1100 + n, 100 + n
+        if username is not None:
+            update["message"]["from"]["username"] = username
+        return update
+
+    photo = load_fixture("photo_with_caption")
+    photo["message"]["from"]["username"] = "xiao_li_old"
+    # The name changed since the photo; the last message came with none (it says nothing).
+    await post(console_app, photo, said(1, "li_xiao"), said(2, None))
+    dialogs = Dialogs()
+    page = await open_first_ticket(console_app, browser)
+    dialogs.watch(page)
+
+    channels = page.locator("#profile-channels")
+    await expect(channels).to_have_text("Telegram (@li_xiao)")
+    link = channels.locator("a.profile-handle")
+    await expect(link).to_have_text("@li_xiao")
+    await expect(link).to_have_attribute("href", "https://t.me/li_xiao")
+    await expect(link).to_have_attribute("target", "_blank")
+    await expect(link).to_have_attribute("rel", "noopener noreferrer")
+
+    await post(console_app, load_fixture("bot_blocked"))
+    await expect(channels).to_have_text("Telegram (@li_xiao; unreachable)", timeout=10_000)
+
+    # Not a Telegram username (a client's bug, a forged update): text, and no link made of it.
+    await post(console_app, said(3, f"javascript:alert(1) {IMG}"))
+    await expect(channels).to_contain_text(f"Telegram (@javascript:alert(1) {IMG}", timeout=10_000)
+    await expect(link).to_have_count(0)
+    await page.wait_for_timeout(300)
+    assert dialogs.seen == []
+    assert await page.evaluate("window.__xss === undefined")
+    assert await page.locator("#profile img, #profile a[href^='javascript']").count() == 0

@@ -483,15 +483,7 @@
     $("profile-name").textContent = c.name || "—";
     $("profile-email").textContent = c.email || "—";
     $("profile-phone").textContent = c.phone || "—";
-    var unreachable = c.unreachable || [];
-    /* Notices and surveys owed on a channel the customer cannot be written to on (a Telegram
-       user who blocked the bot) go to an email address they wrote from, if there is one
-       (gateway/outbox_fallback.py); an agent's replies do not. */
-    var byEmail = c.channels.indexOf("email") >= 0 && unreachable.indexOf("email") < 0;
-    $("profile-channels").textContent = c.channels.map(function (ch) {
-      if (unreachable.indexOf(ch) < 0) return t("channel." + ch);
-      return t("channel." + ch) + " (" + t("unreachable") + (byEmail ? "; " + t("notices_by_email") : "") + ")";
-    }).join(", ") || "—";
+    window.GW_PROFILE.channels($("profile-channels"), detail, t);  // profile.js: names, reach
     $("profile-vip").textContent = c.vip ? t("yes") : t("no");
     var list = $("profile-tickets");
     clear(list);

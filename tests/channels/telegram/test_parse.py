@@ -42,6 +42,16 @@ def testprivate_text_with() -> None:
     assert dict(message.channel_meta) == {"update_id": 1001, "chat_id": 888, "message_id": 11}
 
 
+def test_the_senders_username_is_kept_when_they_have_one() -> None:
+    # An agent could not find the customer in Telegram: the username came and was dropped.
+    update = load_fixture("private_text")
+    update["message"]["from"]["username"] = "li_xiao"
+    assert parsed_from(update).channel_meta["username"] == "li_xiao"
+    update["message"]["from"]["username"] = ""
+    assert "username" not in parsed_from(update).channel_meta
+    assert "username" not in parsed("private_text").channel_meta  # optional in the Bot API
+
+
 def test_photo_with_caption_takes_the_largest_size() -> None:
     message = parsed("photo_with_caption")
     assert message.text == "收到的商品外壳破了"
