@@ -8,9 +8,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+
 from gateway.ingest import Ingest
 from gateway.models import Channel, InboundMessage
 from gateway.store import Store
+from gateway.store.tables import OutboxRow
 
 _ids = itertools.count(1)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -59,3 +62,12 @@ def make_ingest(
     store: Store, clock: Callable[[], datetime] | None = None, *, zone: ZoneInfo = SHANGHAI
 ) -> Ingest:
     return Ingest(store, zone=zone, reopen_days=7, clock=clock or Clock())
+
+
+async def owed(store: Store, count: int) -> list[int]:
+    """``count`` contacts write in: one acknowledgement owed to each (its outbox row's id)."""
+    ingest = make_ingest(store)
+    for n in range(count):
+        await ingest(inbound(external_user_id=f"user-{n}", thread_key=f"chat-{n}"))
+    async with store.read() as session:
+        return list((await session.scalars(select(OutboxRow.id).order_by(OutboxRow.id))).all())

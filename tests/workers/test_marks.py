@@ -13,17 +13,8 @@ from sqlalchemy import select
 from gateway.models import OutboxStatus
 from gateway.store import Store
 from gateway.store.tables import OutboxRow
-from tests.factories import inbound, make_ingest
+from tests.factories import owed
 from workers.marks import Marks, Outcome, marks_for
-
-
-async def owed(store: Store, count: int) -> list[int]:
-    """``count`` contacts write in: one acknowledgement owed to each."""
-    ingest = make_ingest(store)
-    for n in range(count):
-        await ingest(inbound(external_user_id=f"user-{n}", thread_key=f"chat-{n}"))
-    async with store.read() as session:
-        return list((await session.scalars(select(OutboxRow.id).order_by(OutboxRow.id))).all())
 
 
 async def marked(store: Store) -> dict[int, tuple[str, str | None, int]]:

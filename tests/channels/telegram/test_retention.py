@@ -23,7 +23,7 @@ from channels.telegram.state import (
 from gateway.models import OutboxStatus
 from gateway.store import Store
 from gateway.store.tables import OutboxRow, Ticket
-from tests.factories import NOON, inbound, make_ingest
+from tests.factories import NOON, owed
 
 LONG_AGO = NOON - KEPT_FOR - timedelta(hours=1)
 LATELY = NOON - timedelta(hours=1)
@@ -33,15 +33,6 @@ CHAT = 4242
 async def keys(store: Store) -> set[str]:
     async with store.read() as session:
         return set((await session.scalars(select(STATE.c.key))).all())
-
-
-async def owed(store: Store, count: int) -> list[int]:
-    """``count`` contacts write in: one acknowledgement owed to each (its outbox row's id)."""
-    ingest = make_ingest(store)
-    for n in range(count):
-        await ingest(inbound(external_user_id=f"user-{n}", thread_key=f"chat-{n}"))
-    async with store.read() as session:
-        return list((await session.scalars(select(OutboxRow.id).order_by(OutboxRow.id))).all())
 
 
 async def settle(store: Store, outbox_id: int, status: OutboxStatus) -> None:
