@@ -108,7 +108,8 @@ def _index(request: web.Request, name: str) -> int:
 @api.route(
     "GET",
     "/api/v1/tickets/{number}/messages/{message_id}/attachments/{index}",
-    summary="Download a message's attachment (always as a file, never shown inline)",
+    summary="Download a message's attachment (Content-Disposition: attachment; the console"
+    " embeds images, audio and video)",
     role=AgentRole.AGENT,
 )
 async def download_attachment(request: web.Request) -> web.StreamResponse:
