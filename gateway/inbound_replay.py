@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 
@@ -35,6 +36,7 @@ from gateway.pipeline import Pipeline
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import ParkedInbound
+from knowledge_base.base import KnowledgeBase
 
 
 class NotReplayed(Exception):
@@ -67,11 +69,15 @@ async def replay(settings: Settings, store: Store, parked_id: int) -> Replayed:
         )
     if channel not in (Channel.TELEGRAM.value, Channel.EMAIL.value):
         raise NotReplayed(f"parked input {parked_id} is of channel {channel!r}: not replayable")
-    kb = await stored_kb(store)
-    pipeline = build_pipeline(settings, store, kb, metrics=Metrics())
+    metrics = Metrics()
+    kb: KnowledgeBase | None = None
     try:
-        if channel == Channel.TELEGRAM.value:
-            outcome = await _update(settings, store, pipeline, raw)
+        # An update the bot cannot take is refused before the matcher is built (seconds).
+        update = _decoded(settings, raw) if channel == Channel.TELEGRAM.value else None
+        kb = await stored_kb(store)
+        pipeline = build_pipeline(settings, store, kb, metrics=metrics)
+        if update is not None:
+            outcome = await _update(settings, store, pipeline, metrics, update)
         else:
             outcome = await _mail(settings, store, pipeline, raw)
         # Routed too before it leaves the list: an answer or an escalation is part of it.
@@ -79,14 +85,15 @@ async def replay(settings: Settings, store: Store, parked_id: int) -> Replayed:
     except NotReplayed as exc:
         raise NotReplayed(f"{exc} (parked input {parked_id} stays parked)") from exc
     finally:
-        await close_kb(kb)
+        if kb is not None:
+            await close_kb(kb)
     await drop_parked(store, parked_id)
     return Replayed(channel, outcome)
 
 
-async def _update(settings: Settings, store: Store, pipeline: Pipeline, raw: bytes) -> str:
-    config = settings.telegram
-    if config.token is None:
+def _decoded(settings: Settings, raw: bytes) -> dict[str, Any]:
+    """The parked update, if the settings have a bot to handle it with."""
+    if settings.telegram.token is None:
         raise NotReplayed("GATEWAY_TELEGRAM__TOKEN is not set: a Telegram update needs the bot")
     try:
         update = json.loads(raw)
@@ -94,24 +101,36 @@ async def _update(settings: Settings, store: Store, pipeline: Pipeline, raw: byt
         raise NotReplayed("the parked update is not JSON") from None
     if not isinstance(update, dict):
         raise NotReplayed("the parked update is not a JSON object")
+    return update
+
+
+async def _update(
+    settings: Settings,
+    store: Store,
+    pipeline: Pipeline,
+    metrics: Metrics,
+    update: dict[str, Any],
+) -> str:
+    config = settings.telegram
     async with open_bot(config) as bot:
         inbound = TelegramInbound(
             pipeline=pipeline,
             store=store,
             router=pipeline.router,
-            metrics=pipeline.metrics or Metrics(),
+            metrics=metrics,
             bot=bot,
             settings=config,
         )
         try:
             await inbound.handle(update)
         except Exception as exc:
-            # An error of PTB's or httpx's may quote a Bot API URL, which holds the token.
-            said = str(exc).replace(config.token.get_secret_value(), "<token>")
+            said = str(exc)
+            if config.token is not None:  # PTB's or httpx's error may quote a Bot API URL
+                said = said.replace(config.token.get_secret_value(), "<token>")
             raise NotReplayed(f"the update failed again: {type(exc).__name__}: {said}") from exc
     # ``handle`` refuses an update it cannot use (counted, as the webhook's are) without
     # raising: its bytes stay parked, for whoever fixes the parser, rather than go unseen.
-    refused = _refusals(inbound.metrics)
+    refused = _refusals(metrics)
     if refused:
         raise NotReplayed(f"the update is refused: {', '.join(refused)}")
     return "handled"

@@ -12,7 +12,7 @@ import hashlib
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from email import policy
 from email.message import Message
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
@@ -171,16 +171,17 @@ def _parse(
     references = _ids(headers.get("references", ""))
     to = _addresses(headers.get("to", ""))
     cc = _addresses(headers.get("cc", ""))
+    when = _date(headers.get("date"))
     meta: dict[str, Any] = {
         "message_id": message_id,
         "in_reply_to": in_reply_to,
         "references": references,
         "to": to,
         "cc": cc,
-        "date": _date(headers.get("date")),
+        "date": when.isoformat() if when is not None else None,
         "quoted": split.quoted,
         "signature": split.signature,
-        "digest": content_digest(sender, _date_key(headers.get("date")), subject, text),
+        "digest": content_digest(sender, _date_key(headers.get("date"), when), subject, text),
     }
     if "reply-to" in headers:
         meta["reply_to"] = _addresses(headers["reply-to"])
@@ -273,23 +274,23 @@ def _addresses(value: str) -> list[str]:
     return [a.lower() for _, a in pairs if _ADDRESS.match(a)][:100]
 
 
-def _date(value: str | None) -> str | None:
+def _date(value: str | None) -> datetime | None:
+    """The Date header's moment, or None if it names none."""
     if not value:
         return None
     try:
-        return parsedate_to_datetime(value.strip()).isoformat()
+        return parsedate_to_datetime(value.strip())
     except (ValueError, TypeError, IndexError, OverflowError):
         return None
 
 
-def _date_key(value: str | None) -> str | None:
-    """The instant a Date header names, however a relay folded or wrote it (RFC 5322 3.3:
-    ``GMT`` and ``+0000``, a trailing comment); the header unfolded if it names none."""
+def _date_key(value: str | None, when: datetime | None) -> str | None:
+    """The instant a Date header names (``when``, its parse), however a relay folded or wrote it
+    (RFC 5322 3.3: ``GMT`` and ``+0000``, a trailing comment); the header unfolded if it names
+    none."""
     if not value:
         return None
-    try:
-        when = parsedate_to_datetime(value.strip())
-    except (ValueError, TypeError, IndexError, OverflowError):
+    if when is None:
         return " ".join(value.split())
     if when.tzinfo is None:  # "-0000": UTC, the sender's zone unknown (RFC 5322 3.3)
         when = when.replace(tzinfo=UTC)

@@ -95,7 +95,6 @@ async def candidate_rows(
         if done:
             follow_ups = await session.execute(_OPEN_FOLLOW_UPS, {"refs": done, "done": _DONE})
             rows.extend(dict(found) for found in follow_ups.mappings())
-    queries: list[tuple[Select[Any], dict[str, Any]]] = []
     pairs: dict[str, list[tuple[int, str]]] = {}
     for contact_id, channel, thread_key in conversations:
         pairs.setdefault(channel, []).append((contact_id, thread_key))
@@ -109,8 +108,6 @@ async def candidate_rows(
             query = _LATEST_TICKETS  # two IN lists, each deduplicated
             contacts, threads = list(dict.fromkeys(contacts)), list(dict.fromkeys(threads))
         values = {"channel": channel, "contacts": contacts, "threads": threads}
-        queries.append((query, values))
-    for query, values in queries:
         rows.extend(dict(found) for found in (await session.execute(query, values)).mappings())
     return rows
 

@@ -200,12 +200,9 @@ def read_receipt(number: str, ours: str) -> bytes:
     return msg.as_bytes(policy=policy.SMTP)
 
 
-async def test_an_auto_reply_to_our_mail_does_not_reopen_the_resolved_ticket(
-    mailroom: Mailroom, smtp_sink: Sink
-) -> None:
-    """Regression: an out-of-office answer (or a read receipt) to our "resolved" notice
-    threads onto the ticket, as it should, but reopened it: back in the queue, its SLA clock
-    running, for a mail no person wrote."""
+async def resolved_yesterday(mailroom: Mailroom, smtp_sink: Sink) -> tuple[str, str]:
+    """A ticket whose acknowledgement went out, resolved a day ago: its number, and the
+    Message-ID of our mail a customer's client answers."""
     first = await ticket_of(mailroom, mail(subject="Order 1"))
     assert await mailroom.deliver_pending() == ["sent"]
     ours = str(smtp_sink.mails()[0]["Message-ID"])
@@ -216,6 +213,16 @@ async def test_an_auto_reply_to_our_mail_does_not_reopen_the_resolved_ticket(
             .where(Ticket.number == first)
             .values(status=TicketStatus.RESOLVED.value, resolved_at=yesterday)
         )
+    return first, ours
+
+
+async def test_an_auto_reply_to_our_mail_does_not_reopen_the_resolved_ticket(
+    mailroom: Mailroom, smtp_sink: Sink
+) -> None:
+    """Regression: an out-of-office answer (or a read receipt) to our "resolved" notice
+    threads onto the ticket, as it should, but reopened it: back in the queue, its SLA clock
+    running, for a mail no person wrote."""
+    first, ours = await resolved_yesterday(mailroom, smtp_sink)
     out_of_office = mail(
         subject=f"Automatic reply: [{first}] Order 1",
         text="I am out of the office until Monday.",
@@ -238,16 +245,7 @@ async def test_a_persons_reply_through_a_list_alias_reopens_the_resolved_ticket(
     for one, and a support address that is a group (Google Groups, Mailman) adds both to
     every mail: a customer's "it broke again" a day after the resolution was kept on the
     resolved ticket, which stayed done, and nobody answered it."""
-    first = await ticket_of(mailroom, mail(subject="Order 1"))
-    assert await mailroom.deliver_pending() == ["sent"]
-    ours = str(smtp_sink.mails()[0]["Message-ID"])
-    yesterday = mailroom.clock.now - timedelta(days=1)
-    async with mailroom.store.write() as session:
-        await session.execute(
-            update(Ticket)
-            .where(Ticket.number == first)
-            .values(status=TicketStatus.RESOLVED.value, resolved_at=yesterday)
-        )
+    first, ours = await resolved_yesterday(mailroom, smtp_sink)
     via_group = mail(
         subject=f"Re: [{first}] Order 1",
         text="It broke again this morning.",
