@@ -22,10 +22,12 @@ What comes out, by ``channel_meta``:
   sends a message per item, the caption on one of them, and the router routes the caption for
   them all (``gateway/parts.py``);
 - a sticker is a file (WebP, WebM or Telegram's .tgs) with its emoji as the text;
-- ``text_from`` (``"location"``, ``"sticker"``, or ``"contact"`` for someone else's contact
-  card, whose text is their name and number) when the text was made here, not written:
-  the router does not put it to the knowledge base (nor the words after ``/human``, which
-  ``commands.py`` stores with ``text_from = "human"``: written for people);
+- ``dice`` (``emoji``, ``value``) for a thrown dice, whose text is "🎲 5"; ``poll``
+  (``question``, ``options``) for a poll, whose text is its question and an option a line;
+- ``text_from`` (``"location"``, ``"sticker"``, ``"dice"``, ``"poll"``, or ``"contact"`` for
+  someone else's contact card, whose text is their name and number) when the text was made
+  here, not written: the router does not put it to the knowledge base (nor the words after
+  ``/human``, which ``commands.py`` stores with ``text_from = "human"``: written for people);
 - a callback query from one of our inline keyboards: ``callback_query_id``, ``callback_data``;
 - the user blocking or unblocking the bot (``my_chat_member`` in a private chat):
   ``member_status``, the bot's new status in the chat (``"kicked"`` or ``"member"``).
@@ -179,6 +181,12 @@ def _message(
     elif not text and "sticker" in message:
         text = str(message["sticker"].get("emoji") or "")
         meta["text_from"] = "sticker"
+    elif not text and "dice" in message:
+        text, meta["dice"] = _dice(message["dice"])
+        meta["text_from"] = "dice"
+    elif not text and "poll" in message:
+        text, meta["poll"] = _poll(message["poll"])
+        meta["text_from"] = "poll"
     if command is not None and not edited:
         meta["command"] = command[0]
         meta["command_args"] = _command_words(text, command[1])
@@ -221,6 +229,23 @@ def _message(
         attachments=attachments,
         channel_meta=meta,
     )
+
+
+def _dice(dice: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A dice (or dart, ball, slot machine) the user threw: its emoji and the value Telegram
+    drew (https://core.telegram.org/bots/api#dice), as the line an agent reads ("🎲 5")."""
+    emoji, value = str(dice["emoji"]), int(dice["value"])
+    return f"{emoji} {value}", {"emoji": emoji, "value": value}
+
+
+def _poll(poll: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A poll the user sent: its question and options (https://core.telegram.org/bots/api#poll),
+    a line each, as an agent reads it; votes are not followed (a poll's later updates come
+    only for the bot's own polls)."""
+    question = str(poll["question"])
+    options = [str(option["text"]) for option in poll["options"]]
+    text = "\n".join([f"📊 {question}", *(f"- {option}" for option in options)])
+    return text, {"question": question, "options": options}
 
 
 def _callback(update_id: int, query: Mapping[str, Any]) -> InboundMessage:

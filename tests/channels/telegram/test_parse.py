@@ -133,9 +133,11 @@ def test_a_sticker_is_a_file_with_its_emoji_as_the_text() -> None:
 
 
 def test_a_message_with_nothing_we_read_is_ignored() -> None:
+    """A service message (the user set the chat's auto-delete timer): nothing anyone wrote.
+    (A dice was the example here: it is stored now, ``test_polls_and_dice.py``.)"""
     update = load_fixture("private_text")
     del update["message"]["text"]
-    update["message"]["dice"] = {"emoji": "🎲", "value": 4}
+    update["message"]["message_auto_delete_timer_changed"] = {"message_auto_delete_time": 86400}
     assert parse_update(update) == Ignored(1001, "unsupported_message")
 
 
