@@ -27,9 +27,9 @@ class ChannelError(Exception):
 
 class RecipientUnreachable(ChannelError):
     """The recipient cannot be written to on this channel any more (a Telegram user who blocked
-    the bot). The sender has marked their identity unreachable; retrying cannot help, another
-    channel may: the delivery job hands a notice or survey to the contact's email
-    (``gateway/outbox_fallback.py``)."""
+    the bot or deleted their account). The sender has marked their identity unreachable;
+    retrying cannot help, another channel may: the delivery job hands a notice or survey to the
+    contact's email (``gateway/outbox_fallback.py``)."""
 
 
 class TransientChannelError(ChannelError):

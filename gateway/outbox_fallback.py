@@ -1,11 +1,12 @@
 """A notice or survey that cannot reach its contact on its channel goes to their email instead.
 
-A Telegram user who blocked the bot cannot be written to there, yet their ticket goes on: it is
-escalated, answered, closed, surveyed. Every notice and survey owed to them from then on, not
-only the one that met the block, is owed on their email when they have one we can write to: an
-email identity (they wrote to us from that address), never an address only typed into a form,
-which anyone could have typed. Replies are not handed over: an agent wrote them for the
-conversation on that channel, and the agent sees the failed delivery.
+A Telegram user who blocked the bot (or deleted their account) cannot be written to there,
+yet their ticket goes on: it is escalated, answered, closed, surveyed. Every notice and survey
+owed to them from then on, not only the one that met the block, is owed on their email when
+they have one we can write to: an email identity (they wrote to us from that address), never
+an address only typed into a form, which anyone could have typed. Replies are not handed
+over: an agent wrote them for the conversation on that channel, and the agent sees the failed
+delivery.
 
 The delivery job calls :func:`hand_to_email` for a row it cannot deliver because of its
 recipient (``channels.base.RecipientUnreachable``, or no reachable identity on the row's

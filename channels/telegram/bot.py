@@ -29,7 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from telegram import Bot
-from telegram.error import RetryAfter
+from telegram.error import Forbidden, RetryAfter
 from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
@@ -98,3 +98,19 @@ def retry_seconds(exc: RetryAfter) -> float:
     # PTB 22 keeps the delay as a timedelta; reading ``retry_after`` as a number is deprecated.
     delay = exc._retry_after
     return delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+
+
+def forbidden_reason(exc: Forbidden) -> str:
+    """Why Telegram forbids the bot to write to a user (a 403), in words for agents and admins.
+
+    Telegram says which only in its description: "Forbidden: bot was blocked by the user", or
+    "Forbidden: user is deactivated" for an account its owner deleted. Either way the identity
+    is unreachable, but they differ in what follows: a user who blocked the bot can unblock it
+    and write again (which marks them reachable), a deleted account never comes back.
+    """
+    said = exc.message.lower()
+    if "deactivated" in said:
+        return "the user's Telegram account was deleted"
+    if "blocked" in said:
+        return "the user blocked the bot"
+    return "Telegram forbids the bot to write to the user"

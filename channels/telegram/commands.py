@@ -7,10 +7,10 @@ question the user just asked, not something the gateway owes later. A failed ans
 update unacknowledged, so Telegram asks again; every command is safe to repeat. Once answered,
 the command's ``update_id`` is recorded for its chat: an update Telegram delivers again because
 its acknowledgement was lost (the gateway stopped between the answer and the 200) is not
-answered twice. An answer refused because the user blocked the bot (403) is final: no
-redelivery could reach them, so the identity is marked unreachable, as a refused notice marks
-it, and the command counts as answered. So is one refused as a bad request (400, logged): a
-redelivery would be refused the same way.
+answered twice. An answer refused because the user blocked the bot or deleted their account
+(403) is final: no redelivery could reach them, so the identity is marked unreachable, as a
+refused notice marks it, and the command counts as answered. So is one refused as a bad
+request (400, logged): a redelivery would be refused the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from telegram import Bot
 from telegram.error import BadRequest, Forbidden
 
 from channels.telegram import conversations
+from channels.telegram.bot import forbidden_reason
 from channels.telegram.state import command_answered, record_answered
 from channels.telegram.texts import status_name, text
 from gateway.ingest.contacts import resolve_contacts
@@ -78,21 +79,21 @@ async def run_command(ctx: CommandContext, inbound: InboundMessage) -> None:
     if answer:
         try:
             await ctx.bot.send_message(chat_id, answer)
-        except Forbidden:
-            # Blocked between the command and its answer. Failing the update would only have
-            # Telegram deliver it again to the same refusal, holding up the poller (every chat
-            # waits behind its retries) or this chat's webhook queue.
+        except Forbidden as exc:
+            # Blocked, or the account deleted, between the command and its answer. Failing the
+            # update would only have Telegram deliver it again to the same refusal, holding up
+            # the poller (every chat waits behind its retries) or this chat's webhook queue.
             async with ctx.store.write() as session:
                 await conversations.set_reachable(
                     session, inbound.external_user_id, False, now=ctx.now
                 )
             log.info(
-                "command not answered: the user blocked the bot", extra={"update_id": update_id}
+                "command not answered: %s", forbidden_reason(exc), extra={"update_id": update_id}
             )
         except BadRequest as exc:
-            # Refused for good ("chat not found", a deleted account): the same answer would be
-            # refused on every redelivery, while the chat's later updates (every chat's, when
-            # polling) wait behind it. Failures that may pass (5xx, timeouts) still raise.
+            # Refused for good ("chat not found"): the same answer would be refused on every
+            # redelivery, while the chat's later updates (every chat's, when polling) wait
+            # behind it. Failures that may pass (5xx, timeouts) still raise.
             log.warning(
                 "command not answered: Telegram refused the answer",
                 extra={"update_id": update_id, "error": exc.message},

@@ -448,7 +448,8 @@ async def merge_by_phone(session: AsyncSession, contact_id: int, phone: str) -> 
 async def set_reachable(
     session: AsyncSession, user_id: str, reachable: bool, *, now: datetime
 ) -> None:
-    """Mark the user's identity unreachable (they blocked the bot) or reachable again."""
+    """Mark the user's identity unreachable (they blocked the bot, or deleted their account) or
+    reachable again (they wrote: only a user who blocked the bot can)."""
     changed = await session.execute(
         update(IDENTITIES)
         .where(
@@ -462,7 +463,7 @@ async def set_reachable(
     contact_ids = set(changed.scalars())
     if contact_ids:
         # The console reloads an open ticket when its updated_at moves: an agent sees at once
-        # that the customer blocked the bot (and where their notices go now), not only once
+        # that the customer cannot be written to (and where their notices go now), not once
         # something else changed the ticket. Locked in id order first, as routing and ingest
         # lock tickets: an UPDATE takes its rows in whatever order it finds them, and could
         # deadlock with a batch holding two of this contact's tickets (PostgreSQL).
@@ -484,7 +485,8 @@ async def set_reachable(
 
 
 async def blocked(session: AsyncSession, user_id: str) -> bool:
-    """Whether the user's identity is marked unreachable (they blocked the bot)."""
+    """Whether the user's identity is marked unreachable (they blocked the bot: a deleted
+    account, the other reason, sends nothing to be heard from)."""
     reachable = await session.scalar(
         select(IDENTITIES.c.reachable).where(
             IDENTITIES.c.channel == CHANNEL, IDENTITIES.c.external_user_id == user_id

@@ -15,9 +15,10 @@
   that stops part-way all the same records the parts it sent (``state.record_parts``): RQ's
   retry, or an admin's, sends only the rest, and a failure's reason says how many went.
 - A 413 (an upload over the Bot API's limit) is final, though PTB raises it as a network error.
-- ``Forbidden`` (403, the user blocked the bot): the identity is marked unreachable and the row
-  fails (:class:`RecipientUnreachable`): retrying cannot help; the delivery job hands a notice
-  or survey to the contact's email when they have one.
+- ``Forbidden`` (403: the user blocked the bot, or deleted their account): the identity is
+  marked unreachable and the row fails (:class:`RecipientUnreachable`) with the reason
+  (``bot.forbidden_reason``): retrying cannot help; the delivery job hands a notice or survey
+  to the contact's email when they have one.
 - Hand-over (``channels.base.HandsOver``): the Bot API has no idempotency key, so the moment a
   message leaves is the last one we can mark. An httpx event hook gives each ``sendMessage`` of
   a delivery httpcore's ``trace`` callback, which runs the job's hand-over just before the
@@ -49,7 +50,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from channels.attachment_store import check_stored, read_stored
 from channels.base import ChannelError, Handover, RecipientUnreachable, TransientChannelError
 from channels.telegram import conversations
-from channels.telegram.bot import open_bot, retry_seconds
+from channels.telegram.bot import forbidden_reason, open_bot, retry_seconds
 from channels.telegram.keyboards import choices_keyboard, helpful_keyboard, rating_keyboard
 from channels.telegram.split import split_text
 from channels.telegram.state import load_progress, record_parts
@@ -194,8 +195,9 @@ class TelegramSender:
                     await self._parts_sent(msg, chat_id, ids[recorded:], progress=ids)
                 raise
         except Forbidden as exc:
-            await self._blocked(msg)
-            raise RecipientUnreachable(f"the user blocked the bot: {exc.message}") from None
+            reason = forbidden_reason(exc)
+            await self._unreachable(msg, reason)
+            raise RecipientUnreachable(f"{reason}: {exc.message}") from None
         except RetryAfter as exc:
             raise TransientChannelError(
                 f"Telegram flood control{_so_far(ids, parts)}", retry_after=retry_seconds(exc)
@@ -323,8 +325,9 @@ class TelegramSender:
             return False
         return True
 
-    async def _blocked(self, msg: OutboundMessage) -> None:
+    async def _unreachable(self, msg: OutboundMessage, reason: str) -> None:
         """Mark the identity unreachable (the job hands a notice or survey to email)."""
+        log.info("telegram user unreachable", extra={"outbox_id": msg.outbox_id, "reason": reason})
         async with self._store() as store, store.write() as session:
             await conversations.set_reachable(session, msg.recipient, False, now=utcnow())
 

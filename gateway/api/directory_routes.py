@@ -68,7 +68,8 @@ async def _contact_out(request: web.Request, contact_id: int) -> ContactOut:
 
 async def contact_out(session: AsyncSession, contact: Contact) -> ContactOut:
     """``contact`` as agents see it: with the channels it writes on, and those of them no
-    identity of it can be written to on any more (a Telegram user who blocked the bot)."""
+    identity of it can be written to on any more (a Telegram user who blocked the bot or
+    deleted their account)."""
     identities = await session.execute(
         select(ContactIdentity.channel, ContactIdentity.reachable).where(
             ContactIdentity.contact_id == contact.id

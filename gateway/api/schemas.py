@@ -178,7 +178,8 @@ class DeliveryOut(BaseModel):
     status: Literal["pending", "sent", "failed"]
     """``pending`` until the channel took it (or a retry is due), ``failed`` for good."""
     error: str | None = None
-    """Why it failed, or why the last try did (the user blocked the bot, say)."""
+    """Why it failed, or why the last try did (the user blocked the bot, or deleted their
+    Telegram account, say)."""
 
 
 class MessageOut(BaseModel):
@@ -224,7 +225,8 @@ class ContactOut(BaseModel):
     vip: bool
     channels: list[str] = []
     unreachable: list[str] = []
-    """Channels the contact cannot be written to on (a Telegram user who blocked the bot)."""
+    """Channels the contact cannot be written to on (a Telegram user who blocked the bot or
+    deleted their account)."""
 
 
 class TicketDetail(BaseModel):

@@ -48,7 +48,8 @@
     var c = detail.contact;
     var unreachable = c.unreachable || [];
     /* Notices and surveys owed on a channel the customer cannot be written to on (a Telegram
-       user who blocked the bot) go to an email address they wrote from, if there is one
+       user who blocked the bot or deleted their account: the API does not say which, so
+       neither does this) go to an email address they wrote from, if there is one
        (gateway/outbox_fallback.py); an agent's replies do not. */
     var byEmail = c.channels.indexOf("email") >= 0 && unreachable.indexOf("email") < 0;
     node.textContent = "";

@@ -8,8 +8,9 @@ at ``/file/bot<token>/<file_path>``.
 
 Extended here with sendPhoto/sendDocument, answerCallbackQuery, getFile and file downloads
 (streamed, each counting the bytes it served: :class:`FakeFile`), and failure injection:
-:meth:`FakeBotAPI.fail_next` (e.g. a 429) and :attr:`FakeBotAPI.blocked` (chats that answer 403
-"bot was blocked by the user").
+:meth:`FakeBotAPI.fail_next` (e.g. a 429), :attr:`FakeBotAPI.blocked` (chats that answer 403
+"bot was blocked by the user") and :attr:`FakeBotAPI.deactivated` (403 "user is deactivated":
+the account was deleted).
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class FakeBotAPI:
         """Messages the bot sent (sendMessage/sendPhoto/sendDocument): params plus ``method``."""
         self.webhook: dict[str, Any] | None = None
         self.blocked: set[int] = set()
+        self.deactivated: set[int] = set()
         self.files: dict[str, FakeFile] = {}
         self._failures: dict[str, list[APIError]] = {}
         self._updates: list[dict[str, Any]] = []
@@ -242,6 +244,8 @@ class FakeBotAPI:
         chat_id = int(p["chat_id"])
         if chat_id in self.blocked:
             raise APIError(403, "Forbidden: bot was blocked by the user")
+        if chat_id in self.deactivated:
+            raise APIError(403, "Forbidden: user is deactivated")
         message = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
