@@ -30,6 +30,9 @@ from tests.conftest import make_settings
 from tests.factories import Clock
 from workers.jobs import deliver_async
 
+# The helper modules the tests import assert too: keep pytest's detailed messages for them.
+pytest.register_assert_rewrite("tests.channels.telegram.private_chat")
+
 TOKEN = "123456:TEST-token-never-in-logs"
 WEBHOOK_SECRET = "hook-secret-0123456789"
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "telegram"

@@ -27,7 +27,7 @@ from tests.channels.telegram.conftest import (
     tickets,
 )
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
-from tests.channels.telegram.test_commands import replying_to, say
+from tests.channels.telegram.private_chat import replying_to, say
 from workers.jobs import deliver_async
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
