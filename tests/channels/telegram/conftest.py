@@ -31,7 +31,9 @@ from tests.factories import Clock
 from workers.jobs import deliver_async
 
 # The helper modules the tests import assert too: keep pytest's detailed messages for them.
-pytest.register_assert_rewrite("tests.channels.telegram.private_chat")
+pytest.register_assert_rewrite(
+    "tests.channels.telegram.private_chat", "tests.channels.telegram.deliveries"
+)
 
 TOKEN = "123456:TEST-token-never-in-logs"
 WEBHOOK_SECRET = "hook-secret-0123456789"
