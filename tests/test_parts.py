@@ -23,7 +23,7 @@ from gateway.store import Store
 from gateway.store.tables import Ticket, TicketEvent, TicketMessage
 from tests.factories import RunningClock, inbound, make_ingest
 from tests.test_routing import TableKB, outbox
-from tests.test_sla_and_surveys import T0, close_with_survey
+from tests.timed_tickets import T0, close_with_survey
 
 WAIT = 0.3
 SLOW_WAIT = 3.0
