@@ -17,8 +17,14 @@ from gateway.console.live import live_queue
 from gateway.models import AgentRole
 
 STATIC = Path(__file__).with_name("static")
+# Every file index.html loads, and nothing else (tests/console/test_assets.py holds both ways).
 ASSETS = {
     "console.js": "text/javascript",
+    "queue.js": "text/javascript",
+    "live.js": "text/javascript",
+    "thread.js": "text/javascript",
+    "composer.js": "text/javascript",
+    "session.js": "text/javascript",
     "media.js": "text/javascript",
     "profile.js": "text/javascript",
     "attach.js": "text/javascript",

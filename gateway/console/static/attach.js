@@ -1,7 +1,7 @@
 /* Files an agent attaches to a reply (never to a note or a progress update): chosen with the
  * attach button, listed under the reply box with their size and a remove button, and uploaded
  * one after the other when the reply is sent (POST /api/v1/tickets/{number}/attachments, one
- * "file" part each); console.js then sends the reply with their refs. A failed upload shows the
+ * "file" part each); composer.js then sends the reply with their refs. A failed upload shows the
  * API's reason and sends nothing; the files already uploaded keep their refs, so a retry sends
  * only the rest. The list belongs to one ticket: opening another one empties it. Web chat
  * tickets cannot carry files, so the button is hidden there.

@@ -2,7 +2,7 @@
  * picture, a voice note, audio or video as a player, every file as a download link with its
  * name and size) and a shared location's map
  * link (OpenStreetMap, where the Telegram channel's text points too); an album's parts as one
- * message. console.js builds each message around what this returns.
+ * message. thread.js builds each message around what this returns.
  *
  * Same rule as console.js: file names and the customer's words go on the page with textContent
  * or as attribute values only, and a map link's address is made of numbers only, never taken

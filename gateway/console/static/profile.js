@@ -1,7 +1,7 @@
 /* The customer's channels as the desk's profile shows them: each channel they wrote from, the
  * name they have there (channel_meta.username of their latest message on it that has one:
  * Telegram's @username, so an agent can find the person in Telegram), and whether it still
- * reaches them. console.js calls channels() when it shows a ticket.
+ * reaches them. thread.js calls channels() when it shows a ticket.
  *
  * Same rule as console.js: the customer's words go on the page with textContent only. A name
  * becomes a link only when it matches the channel's own rule for names, so nothing else ever
