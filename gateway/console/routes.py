@@ -33,6 +33,8 @@ ASSETS = {
     "admin.js": "text/javascript",
     "kb.js": "text/javascript",
     "admin.css": "text/css",
+    "report_drill.js": "text/javascript",
+    "report_charts.js": "text/javascript",
     "reports.js": "text/javascript",
     "reports.css": "text/css",
 }

@@ -30,6 +30,12 @@
     if (text !== undefined && text !== null) node.textContent = String(text);
     return node;
   }
+  /* An element showing the word for ``key``, relabelled when the language changes (data-i18n). */
+  function words(tag, key, cls) {
+    var node = el(tag, cls, t(key));
+    node.setAttribute("data-i18n", key);
+    return node;
+  }
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
   function kilobytes(bytes) { return Math.ceil(bytes / 1024) + " KB"; }
 
@@ -89,7 +95,8 @@
   /* The hook other pages use (admin.js, kb.js, reports.js): each builds its own view and a nav
    * button with data-go="name"; show(name) switches to it (their CSS hides the others).
    * ``state`` is the desk's, for the desk's own files. */
-  window.GW_CONSOLE = { api: api, t: t, el: el, clear: clear, toast: toast, failed: failed, show: show,
-    openTicket: openTicket, kilobytes: kilobytes, me: function () { return state.me; }, state: state };
+  window.GW_CONSOLE = { api: api, t: t, el: el, words: words, clear: clear, toast: toast,
+    failed: failed, show: show, openTicket: openTicket, kilobytes: kilobytes,
+    me: function () { return state.me; }, state: state };
   $("page-nav").addEventListener("click", function (e) { if (e.target.dataset.go) show(e.target.dataset.go); });
 })();
