@@ -6,9 +6,10 @@ Each mail is fetched with ``BODY.PEEK[]``, handed to the pipeline, and flagged `
 after the pipeline returned (committed): a crash in between makes the next run fetch it again,
 and ingest's dedupe on the Message-ID turns that into a no-op (invariants 1 and 2). Mail is never
 deleted or moved. A mail that keeps failing is retried with backoff and, after
-``max_attempts`` failures of its own, parked with its raw bytes (``gateway inbound parked``);
-one failing for a passing reason (:mod:`channels.failures`: the database or a disk away) is
-tried until it is stored. New mail is awaited with IDLE (re-issued every
+``max_attempts`` failures of its own (or :data:`channels.failures.STATEMENT_TIMEOUTS` of the
+database's statement timeout), parked with its raw bytes (``gateway inbound parked``); one
+failing for a passing reason (:mod:`channels.failures`: the database or a disk away) is tried
+until it is stored. New mail is awaited with IDLE (re-issued every
 ``imap_idle_seconds``, under RFC 2177's 29 minutes), or by polling when the server lacks IDLE.
 
 Only the holder of the mailbox's lease (:mod:`gateway.leases`) reads it: a listener first
@@ -31,7 +32,7 @@ from channels.email.imap import ImapSession
 from channels.email.parse import ParsedMail, Rejected
 from channels.email.parse_pool import Parsed
 from channels.email.process import MailProcessor
-from channels.failures import passing
+from channels.failures import Failure, Tally, classify
 from gateway.backoff import Backoff
 from gateway.leases import CHECK_SECONDS, Lease, lease_for, run_leased
 from gateway.settings import EmailSettings
@@ -100,7 +101,7 @@ class MailboxListener:
         # The lease is named like the cursor: one reader per cursor.
         self.lease = lease or lease_for(store.url, self.key, check_seconds=lease_check)
         self.lease_retry = lease_retry
-        self.attempts: dict[int, int] = defaultdict(int)
+        self.attempts: dict[int, Tally] = defaultdict(Tally)
         self.connected = asyncio.Event()
         """Set while logged in and selected (tests wait on it)."""
         self.drained = 0
@@ -260,11 +261,11 @@ class MailboxListener:
             if uid not in raws and uid not in done:
                 # Still in the mailbox, yet not in the answer: tried again like a failure,
                 # parked (without bytes: the mail stays in the mailbox, unread) at the last.
-                self.attempts[uid] += 1
+                tally = self.attempts[uid] = self.attempts[uid].add(Failure.OWN)
                 log.warning("mail missing from fetch", extra={"uid": uid})
-                if self.attempts[uid] >= self.settings.max_attempts:
+                if tally.spent(self.settings.max_attempts):
                     detail = "the server kept answering the fetch without it"
-                    await self._park(uid, b"", "fetch_failed", detail, self.attempts[uid])
+                    await self._park(uid, b"", "fetch_failed", detail, tally.attempts)
                     done.add(uid)
         parsed: dict[int, ParsedMail | Rejected] = {}
         for uid, item in sorted(batch.parsed.items()):
@@ -291,16 +292,15 @@ class MailboxListener:
                         await self.processor.deliver(parsed[uid], ticket_ref=refs[uid])
                     else:
                         await self.processor.deliver(parsed[uid])
-                except Exception as exc:  # retried; parked after max_attempts of its own
-                    if not passing(exc):
-                        self.attempts[uid] += 1
+                except Exception as exc:  # retried; parked once its tally is spent
+                    tally = self.attempts[uid] = self.attempts[uid].add(classify(exc))
                     log.warning(
                         "mail processing failed",
-                        extra={"uid": uid, "attempt": self.attempts[uid], "error": repr(exc)},
+                        extra={"uid": uid, "attempt": tally.attempts, "error": repr(exc)},
                     )
-                    if self.attempts[uid] >= self.settings.max_attempts:
+                    if tally.spent(self.settings.max_attempts):
                         await self._park(
-                            uid, raws[uid], "processing_failed", repr(exc), self.attempts[uid]
+                            uid, raws[uid], "processing_failed", repr(exc), tally.attempts
                         )
                         done.add(uid)
                     continue

@@ -2,9 +2,11 @@
 
 An update that fails for a reason of its own (a bug its content meets) is tried again, and
 after ``MAX_ATTEMPTS`` parked with the error and acknowledged, so that one bad update cannot
-hold back the chat's later ones (nor, in polling, every chat's). One that fails for a passing
-reason (:func:`channels.failures.passing` and :data:`PASSING`: the database away, flood
-control) is never parked: a blip of a few seconds would leave the message to a person.
+hold back the chat's later ones (nor, in polling, every chat's); one whose storing keeps
+hitting the database's statement timeout, after :data:`channels.failures.STATEMENT_TIMEOUTS`.
+One that fails for a passing reason (:func:`channels.failures.classify` and :data:`PASSING`:
+the database away, flood control) is never parked: a blip of a few seconds would leave the
+message to a person.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from telegram.error import BadRequest, NetworkError, RetryAfter
 
 from channels import failures
+from channels.failures import Failure
 from gateway.models import Channel
 from gateway.store import Store
 from gateway.store.tables import ParkedInbound
@@ -34,15 +37,17 @@ PASSING = (
     RetryAfter,  # flood control: a command's answer, say
 )
 """Telegram's failures that say nothing about the update, besides those of every channel
-(:func:`channels.failures.passing`): it is retried until it is stored."""
+(:func:`channels.failures.classify`): it is retried until it is stored."""
 
 
-def own_fault(exc: Exception) -> bool:
-    """Whether ``exc`` failed the update for a reason of its own (it may be parked)."""
+def classify(exc: Exception) -> Failure:
+    """What ``exc``, failing the update, says about it (whether and when it may be parked)."""
     # PTB's BadRequest is a NetworkError too, but Telegram refusing is no blip.
     if isinstance(exc, BadRequest):
-        return True
-    return not isinstance(exc, PASSING) and not failures.passing(exc)
+        return Failure.OWN
+    if isinstance(exc, PASSING):
+        return Failure.PASSING
+    return failures.classify(exc)
 
 
 async def park(

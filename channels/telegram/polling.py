@@ -8,10 +8,11 @@ but not yet confirmed comes again and is deduplicated.
 
 An update that fails for a reason of its own (a bug its content meets) is retried with backoff;
 after ``MAX_ATTEMPTS`` it is parked (:mod:`channels.telegram.parked`) so one bad update cannot
-stop the channel. One that fails for a passing reason (Telegram's file server or the database
-away, Telegram's flood control) is never parked: it is retried until it is stored (after the
-wait a 429 asks for, at least), the offset waiting with it, as Telegram redelivers a webhook
-update until it is answered 200.
+stop the channel; one whose storing keeps hitting the database's statement timeout, after
+:data:`channels.failures.STATEMENT_TIMEOUTS`. One that fails for a passing reason (Telegram's
+file server or the database away, Telegram's flood control) is never parked: it is retried
+until it is stored (after the wait a 429 asks for, at least), the offset waiting with it, as
+Telegram redelivers a webhook update until it is answered 200.
 
 Only one gateway process polls: the holder of the polling lease (:mod:`gateway.leases`); the
 others wait and take over within ``LEASE_RETRY_SECONDS`` when it stops or dies. Telegram
@@ -33,9 +34,10 @@ from telegram.error import Conflict, NetworkError, RetryAfter, TimedOut
 from telegram.warnings import PTBUserWarning
 
 from channels.base import TransientChannelError
+from channels.failures import Tally
 from channels.telegram.bot import retry_seconds
 from channels.telegram.inbound import TelegramInbound
-from channels.telegram.parked import MAX_ATTEMPTS, own_fault, park
+from channels.telegram.parked import MAX_ATTEMPTS, classify, park
 from channels.telegram.state import load_offset, save_offset
 from gateway.backoff import Backoff
 from gateway.leases import Lease, lease_for, run_leased
@@ -147,9 +149,9 @@ class Poller:
 
     async def _process(self, update: dict[str, Any]) -> None:
         """Handle one update until it is committed, or park it after ``MAX_ATTEMPTS`` failures
-        of its own (see the module's doc)."""
+        of its own or ``STATEMENT_TIMEOUTS`` statement timeouts (see the module's doc)."""
         backoff = Backoff(base=0.2, cap=30.0)
-        failures = 0
+        tally = Tally()
         error: Exception
         while True:
             try:
@@ -157,11 +159,10 @@ class Poller:
                 return
             except Exception as exc:
                 error = exc
-                if own_fault(exc):
-                    failures += 1
-                    if failures >= MAX_ATTEMPTS:
-                        await park(self.store, update, exc, attempts=failures, now=self.clock())
-                        return
+                tally = tally.add(classify(exc))
+                if tally.spent(MAX_ATTEMPTS):
+                    await park(self.store, update, exc, attempts=tally.attempts, now=self.clock())
+                    return
             log.warning(
                 "telegram update failed, retrying",
                 extra={"update_id": update.get("update_id"), "error": type(error).__name__},

@@ -13,8 +13,9 @@ groups'):
   case: the row holds the chat's last command only, and a command is recorded only once
   answered, which a parked one was not.
 - ``failures:<update_id>``: how often a webhook update failed, to park it after
-  ``MAX_ATTEMPTS``. It matters while Telegram may deliver the update again (24 hours, as
-  above), and was never removed: every update that failed once and then succeeded left one.
+  ``MAX_ATTEMPTS`` (or ``STATEMENT_TIMEOUTS``). It matters while Telegram may deliver the
+  update again (24 hours, as above), and was never removed: every update that failed once and
+  then succeeded left one.
   Removed :data:`KEPT_FOR` after its last count. Removing it also keeps an old count from
   meeting a new update of the same id once Telegram renumbers its updates, which it does
   after a week without any (https://core.telegram.org/bots/api#update).

@@ -32,6 +32,7 @@ from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels.failures import Failure, Tally
 from gateway.models import Channel
 from gateway.store import Store
 from gateway.store.tables import ChannelState
@@ -68,39 +69,49 @@ async def record_answered(store: Store, chat_id: int, update_id: int, now: datet
     await _record(store, _command_key(chat_id), "update_id", update_id, now)
 
 
-async def count_failure(store: Store, update_id: int, now: datetime) -> int:
-    """One more failure of update ``update_id`` for a reason of its own; the count so far.
+async def count_failure(
+    store: Store, update_id: int, now: datetime, *, failure: Failure = Failure.OWN
+) -> Tally:
+    """One more ``failure`` of update ``update_id`` that counts toward parking it; the tally
+    so far (:class:`channels.failures.Tally`).
 
     For the webhook, where each of Telegram's deliveries is a request of its own, maybe to
     another gateway process. The count is kept once the update is parked: a delivery after
     that (our 200 lost on the way) is parked again at once, a no-op, and acknowledged."""
     key = _failures_key(update_id)
     try:
-        return await _add_failure(store, key, now)
+        return await _add_failure(store, key, failure, now)
     except IntegrityError:
         # Another process inserted the first count between our read and insert (on
         # PostgreSQL, ``FOR UPDATE`` locks no row that is not there yet): it is there now,
         # and locked while we count on it.
-        return await _add_failure(store, key, now)
+        return await _add_failure(store, key, failure, now)
 
 
-async def _add_failure(store: Store, key: str, now: datetime) -> int:
+async def _add_failure(store: Store, key: str, failure: Failure, now: datetime) -> Tally:
     async with store.write() as session:
         current = await session.scalar(
             select(STATE.c.value)
             .where(STATE.c.channel == CHANNEL, STATE.c.key == key)
             .with_for_update()
         )
-        failures = 1 if current is None else int(current["failures"]) + 1
+        before = Tally() if current is None else _tally(current)
+        tally = before.add(failure)
+        # "failures" counts those of the update's own, as before statement timeouts counted.
+        value = {"failures": tally.own, "statement_timeouts": tally.statement_timeouts}
         if current is None:
-            await _insert(session, key, {"failures": failures}, now)
+            await _insert(session, key, value, now)
         else:
             await session.execute(
                 update(STATE)
                 .where(STATE.c.channel == CHANNEL, STATE.c.key == key)
-                .values(value={"failures": failures}, updated_at=now)
+                .values(value=value, updated_at=now)
             )
-    return failures
+    return tally
+
+
+def _tally(value: dict[str, Any]) -> Tally:
+    return Tally(int(value["failures"]), int(value.get("statement_timeouts", 0)))
 
 
 def _failures_key(update_id: int) -> str:

@@ -5,8 +5,10 @@ Telegram sends the ``secret_token`` we gave ``setWebhook`` in the
 request without it, or with another, is refused with 401 and nothing is stored. The path holds
 no token. The answer is 200 only once the update is committed; anything else makes Telegram
 deliver it again, and the dedupe makes that harmless. An update failing for a reason of its own
-on ``MAX_ATTEMPTS`` deliveries is parked and answered 200 (:mod:`channels.telegram.parked`):
-Telegram holds a chat's later updates back while one is unanswered.
+on ``MAX_ATTEMPTS`` deliveries, or hitting the database's statement timeout on
+``STATEMENT_TIMEOUTS`` (:mod:`channels.failures`), is parked and answered 200
+(:mod:`channels.telegram.parked`): Telegram holds a chat's later updates back while one is
+unanswered.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Any
 
 from aiohttp import web
 
+from channels.failures import Failure
 from channels.telegram.inbound import TELEGRAM, TelegramInbound
-from channels.telegram.parked import MAX_ATTEMPTS, own_fault, park
+from channels.telegram.parked import MAX_ATTEMPTS, classify, park
 from channels.telegram.state import count_failure
 from gateway.appkeys import METRICS, SETTINGS
 
@@ -56,13 +59,14 @@ async def webhook(request: web.Request) -> web.Response:
 
 
 async def _given_up(inbound: TelegramInbound, update: dict[str, Any], exc: Exception) -> bool:
-    """Whether ``update``, failing with ``exc``, has failed for a reason of its own too often
-    and is now parked (to be acknowledged)."""
+    """Whether ``update``, failing with ``exc``, has failed too often for a reason that
+    counts toward parking it, and is now parked (to be acknowledged)."""
     update_id = update.get("update_id")
-    if not own_fault(exc) or not isinstance(update_id, int):
+    failure = classify(exc)
+    if failure is Failure.PASSING or not isinstance(update_id, int):
         return False
-    failures = await count_failure(inbound.store, update_id, inbound.clock())
-    if failures < MAX_ATTEMPTS:
+    tally = await count_failure(inbound.store, update_id, inbound.clock(), failure=failure)
+    if not tally.spent(MAX_ATTEMPTS):
         return False
-    await park(inbound.store, update, exc, attempts=failures, now=inbound.clock())
+    await park(inbound.store, update, exc, attempts=tally.attempts, now=inbound.clock())
     return True
