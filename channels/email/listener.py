@@ -203,6 +203,10 @@ class MailboxListener:
                         return cursor
                     ahead = asyncio.create_task(self._fetch(session, batch.uids[-1]))
                     done = await self._process_batch(session, batch)
+                    if batch.uids[0] in done:
+                        # Past the mail that failed: the next failure, another mail's or a
+                        # passing one's, waits from the base delay again, not the grown one.
+                        self.backoff.reset()
                     cursor = await self._advance(cursor, batch.uids, done)
                     if len(done) < len(batch.uids):
                         break

@@ -222,6 +222,47 @@ async def test_a_mail_failing_for_a_passing_reason_is_not_parked(
     assert "\\Seen" in (await dovecot.flags())[1]
 
 
+class RecordedBackoff(Backoff):
+    """A backoff that keeps the delays it gave."""
+
+    def __init__(self) -> None:
+        super().__init__(base=0.1, cap=0.8, jitter=0.0)
+        self.given: list[float] = []
+
+    def next(self) -> float:
+        delay = super().next()
+        self.given.append(delay)
+        return delay
+
+
+async def test_a_stored_mail_resets_the_wait_before_the_next_failure(
+    mailroom: Mailroom, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait grew with one mail's failures and never shrank once it was stored: a later
+    mail's first failure (a database blip) waited up to the cap, a minute in production."""
+    await dovecot.append([mail("first@example.org", message_id="<first@example.org>")])
+    real = mailroom.processor.deliver
+    failing = {"<first@example.org>": 3, "<second@example.org>": 1}
+
+    async def flaky(parsed: Any, **lookup: Any) -> Any:
+        if failing.get(parsed.external_id, 0) > 0:
+            failing[parsed.external_id] -= 1
+            raise OSError(28, "No space left on device")
+        return await real(parsed, **lookup)
+
+    monkeypatch.setattr(mailroom.processor, "deliver", flaky)
+    settings = mailroom.settings.email.model_copy(update={"imap_port": dovecot.port})
+    backoff = RecordedBackoff()
+    listener = MailboxListener(settings, mailroom.store, mailroom.processor, backoff=backoff)
+    async with running(listener):
+        await eventually(lambda: cursor_at(mailroom, 1))
+        assert backoff.given == [0.1, 0.2, 0.4]
+        await dovecot.append([mail("second@example.org", message_id="<second@example.org>")])
+        await eventually(lambda: cursor_at(mailroom, 2))
+    assert backoff.given == [0.1, 0.2, 0.4, 0.1]
+    assert await count(mailroom.store, TicketMessage) == 2
+
+
 def test_fixture_dir_is_world_traversable(dovecot_root: Path) -> None:
     assert dovecot_root.stat().st_mode & 0o005 == 0o005
 
