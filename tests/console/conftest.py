@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
+from playwright.async_api import Browser, Dialog, Page, expect
 from sqlalchemy import select
 
 from gateway.app import create_app
@@ -21,7 +21,8 @@ from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import OutboxRow
 from tests.api.conftest import desk as desk  # the agent API's app, for the socket tests
-from tests.chromium import ARGS, CHROMIUM
+from tests.chromium import CHROMIUM
+from tests.chromium import browser as browser  # fails a test on the page's JS errors
 from tests.conftest import make_settings
 from workers.jobs import deliver_async
 
@@ -29,14 +30,6 @@ MakeServer = Callable[[web.Application], Awaitable[TestServer]]
 PASSWORD = "a long enough password"
 
 needs_chromium = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs chromium")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield browser
-        await browser.close()
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
+from playwright.async_api import Browser, Dialog, Page, expect
 from sqlalchemy import select
 
 from channels.webchat.hub import publish
@@ -31,7 +31,8 @@ from knowledge_base.encoder import HashingEncoder
 from knowledge_base.loaders import load_entries
 from knowledge_base.service import MatcherKB
 from tests.channels.webchat.conftest import agent_reply, chat_settings, courier
-from tests.chromium import ARGS, ARTIFACTS, CHROMIUM
+from tests.chromium import ARTIFACTS, CHROMIUM
+from tests.chromium import browser as browser  # fails a test on the page's JS errors
 
 ROOT = Path(__file__).parents[3]
 XSS = "<img src=x onerror=alert(1)>"
@@ -47,14 +48,6 @@ async def demo_kb() -> AsyncIterator[MatcherKB]:
     kb = await MatcherKB.build(entries, encoder=HashingEncoder())
     yield kb
     kb.close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield browser
-        await browser.close()
 
 
 async def open_panel(page: Page) -> None:
