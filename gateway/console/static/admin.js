@@ -41,18 +41,13 @@
     agent_active: "Active (may log in, gets tickets)",
     "role.agent": "Agent", "role.supervisor": "Supervisor", "role.admin": "Admin"
   });
-  var t = C.t, el = C.el;
+  var t = C.t, el = C.el, words = C.words;
   var data = { teams: [], categories: [], agents: [], canned: [] };
   /* What each form edits when it is not adding: the row's id, or null. */
   var editing = { team: null, category: null, canned: null, agent: null };
   var ROLES = ["agent", "supervisor", "admin"];
 
   function at(role) { var me = C.me(); return !!me && RANK[me.role] >= RANK[role]; }
-  function words(tag, key, cls) {
-    var node = el(tag, cls, t(key));
-    node.setAttribute("data-i18n", key);
-    return node;
-  }
   function control(tag, id, attrs) {
     var node = document.createElement(tag);
     node.id = id;
@@ -336,7 +331,7 @@
   }
 
   /* The building blocks, for the knowledge-base page (kb.js). */
-  window.GW_FORMS = { at: at, words: words, control: control, field: field, table: table, cells: cells };
+  window.GW_FORMS = { at: at, control: control, field: field, table: table, cells: cells };
 
   /* ---------- hooks into the console ---------- */
   function entered() {

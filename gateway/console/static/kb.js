@@ -42,7 +42,7 @@
     return isNaN(d) ? "" : d.toLocaleString(document.documentElement.lang);
   }
   function choice(select, value, key) {
-    var option = F.words("option", key);
+    var option = C.words("option", key);
     option.value = value;
     select.appendChild(option);
   }
@@ -51,13 +51,13 @@
   function build() {
     var page = F.control("section", "kb-view", { "class": "page-view kb" });
     var list = el("div", "kb-list");
-    list.appendChild(F.words("h2", "kb_entries"));
+    list.appendChild(C.words("h2", "kb_entries"));
     var bar = el("div", "kb-toolbar");
     bar.appendChild(F.control("input", "kb-search", { type: "search", "data-i18n-placeholder": "kb_search" }));
     var filter = F.control("select", "kb-filter");
     choice(filter, "", "kb_all"); choice(filter, "true", "kb_enabled_only"); choice(filter, "false", "kb_disabled_only");
     bar.appendChild(filter);
-    var create = F.words("button", "kb_new");
+    var create = C.words("button", "kb_new");
     create.type = "button"; create.id = "kb-new";
     bar.appendChild(create);
     list.appendChild(bar);
@@ -76,22 +76,22 @@
     fields.appendChild(F.field("kb_category", F.control("input", "kb-category", { maxlength: "200" })));
     var enabled = el("label", "field check");
     enabled.appendChild(F.control("input", "kb-enabled", { type: "checkbox" }));
-    enabled.appendChild(F.words("span", "kb_enabled"));
+    enabled.appendChild(C.words("span", "kb_enabled"));
     fields.appendChild(enabled);
     editor.appendChild(fields);
     var actions = el("div", "kb-actions");
     [["kb-save", "kb_save", "submit", ""], ["kb-delete", "kb_delete", "button", "danger"],
       ["kb-cancel", "kb_cancel", "button", "secondary"]].forEach(function (b) {
-      var button = F.words("button", b[1], b[3]);
+      var button = C.words("button", b[1], b[3]);
       button.id = b[0]; button.type = b[2];
       actions.appendChild(button);
     });
     editor.appendChild(actions);
-    editor.appendChild(F.words("p", "kb_read_only", "muted kb-read-only"));
+    editor.appendChild(C.words("p", "kb_read_only", "muted kb-read-only"));
     editor.appendChild(F.control("p", "kb-error", { "class": "error", role: "alert" }));
 
     var misses = el("div", "kb-misses");
-    misses.appendChild(F.words("h2", "kb_misses"));
+    misses.appendChild(C.words("h2", "kb_misses"));
     var kind = F.control("select", "kb-miss-kind");
     choice(kind, "", "kb_all"); choice(kind, "unanswered", "miss.unanswered"); choice(kind, "not_helpful", "miss.not_helpful");
     misses.appendChild(kind);
@@ -157,7 +157,7 @@
       row.setAttribute("data-kind", miss.kind);
       var cell = el("td");
       if (F.at("admin")) {
-        var add = F.words("button", "kb_add_from", "secondary kb-add-from");
+        var add = C.words("button", "kb_add_from", "secondary kb-add-from");
         add.type = "button";
         add.addEventListener("click", function () { edit(null, miss.question); });
         cell.appendChild(add);
