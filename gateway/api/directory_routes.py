@@ -28,8 +28,17 @@ from gateway.api.schemas import (
     TeamOut,
 )
 from gateway.appkeys import STORE
-from gateway.models import AgentRole
-from gateway.store.tables import Agent, CannedResponse, Category, Contact, ContactIdentity, Team
+from gateway.models import AgentRole, MessageKind
+from gateway.store.tables import (
+    Agent,
+    CannedResponse,
+    Category,
+    Contact,
+    ContactIdentity,
+    Team,
+    Ticket,
+    TicketMessage,
+)
 from gateway.store.types import utcnow
 
 api = ApiTable()
@@ -84,8 +93,44 @@ async def contact_out(session: AsyncSession, contact: Contact) -> ContactOut:
             **fields,
             "channels": sorted(reachable),
             "unreachable": sorted(c for c, can in reachable.items() if not can),
+            "usernames": await latest_usernames(session, contact.id),
         }
     )
+
+
+async def latest_usernames(session: AsyncSession, contact_id: int) -> dict[str, str]:
+    """The name the contact goes by on each channel that has names (Telegram's @username,
+    ``channel_meta["username"]``), from their latest incoming message there that carries one,
+    on any of their tickets: the ticket on screen may be from another channel, or older than
+    the name.
+
+    One query: the contact's tickets by ``ix_tickets_conversation`` (contact_id first), their
+    messages by ticket_id's index, the latest per channel by a window over those rows."""
+    name = TicketMessage.channel_meta["username"].as_string()
+    latest = (
+        select(
+            TicketMessage.channel,
+            name.label("username"),
+            func.row_number()
+            .over(
+                partition_by=TicketMessage.channel,
+                order_by=(TicketMessage.created_at.desc(), TicketMessage.id.desc()),
+            )
+            .label("nth"),
+        )
+        .join(Ticket, Ticket.id == TicketMessage.ticket_id)
+        .where(
+            Ticket.contact_id == contact_id,
+            TicketMessage.kind == MessageKind.INCOMING.value,
+            name.is_not(None),
+            name != "",
+        )
+        .subquery()
+    )
+    rows = await session.execute(
+        select(latest.c.channel, latest.c.username).where(latest.c.nth == 1)
+    )
+    return {channel: username for channel, username in rows.all()}
 
 
 @api.route(

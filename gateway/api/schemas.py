@@ -215,7 +215,8 @@ class EventOut(BaseModel):
 
 
 class ContactOut(BaseModel):
-    model_config = _OUT
+    # _OUT, and its field docstrings as the OpenAPI document's descriptions of them.
+    model_config = ConfigDict(frozen=True, from_attributes=True, use_attribute_docstrings=True)
     id: int
     name: str | None
     email: str | None
@@ -227,6 +228,11 @@ class ContactOut(BaseModel):
     unreachable: list[str] = []
     """Channels the contact cannot be written to on (a Telegram user who blocked the bot or
     deleted their account)."""
+    usernames: dict[str, str] = {}
+    """The contact's latest known username on each channel that has them, by channel
+    (Telegram's @username without the @: ``{"telegram": "li_xiao"}``), from their latest incoming
+    message on that channel that carried one, on any of their tickets. The customer chose it:
+    show it as text."""
 
 
 class TicketDetail(BaseModel):

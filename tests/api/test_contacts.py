@@ -1,5 +1,6 @@
 """A supervisor merges two contacts of one person: identities, tickets and known fields move to
-the one kept, with the proof of the email and phone they bring."""
+the one kept, with the proof of the email and phone they bring; every ticket of a contact shows
+the names they go by on their channels."""
 
 from __future__ import annotations
 
@@ -49,3 +50,43 @@ async def test_a_supervisor_merges_two_contacts_of_one_person(desk: Desk) -> Non
     assert len(owed) == 4 and set(owed) == {keep}  # each ticket: received, escalated
     again = await supervisor.send("POST", f"/api/v1/contacts/{keep}/merge", {"other_id": other})
     assert again.status == 404  # merged already
+
+
+async def test_every_ticket_of_a_contact_shows_their_latest_telegram_username(desk: Desk) -> None:
+    """The console read the @username from the messages of the ticket on screen: a ticket from
+    another channel, or one older than the name, showed none though the contact has one."""
+    by_form = await desk.customer_says(
+        inbound(
+            channel=Channel.WEBCHAT,
+            external_user_id="session-1",
+            thread_key="session-1",
+            email="ann@example.test",
+        )
+    )
+    by_telegram = await desk.customer_says(inbound(external_user_id="777"))  # no name yet
+    for meta in ({"username": "li_old"}, {"username": "li_xiao"}, {}):
+        # A name, a new name, then none: a username is optional, so a message without one
+        # does not say the contact dropped it.
+        assert by_telegram == await desk.customer_says(
+            inbound(external_user_id="777", channel_meta=meta)
+        )
+    async with desk.store.read() as session:
+        tickets = {t.number: t.contact_id for t in (await session.scalars(select(Ticket))).all()}
+    keep = tickets[by_form]
+    supervisor = await desk.login("lead@shop.test", AgentRole.SUPERVISOR)
+    merged = await supervisor.send(
+        "POST", f"/api/v1/contacts/{keep}/merge", {"other_id": tickets[by_telegram]}
+    )
+    assert merged.status == 200, await merged.text()
+    assert (await merged.json())["usernames"] == {"telegram": "li_xiao"}
+    agent = await desk.login("agent@shop.test", AgentRole.AGENT)
+    for number in (by_form, by_telegram):
+        detail = await (await agent.get(f"/api/v1/tickets/{number}")).json()
+        assert detail["contact"]["usernames"] == {"telegram": "li_xiao"}, number
+
+
+async def test_a_contact_without_a_username_has_none(desk: Desk) -> None:
+    number = await desk.customer_says(inbound(channel_meta={"username": ""}))
+    agent = await desk.login("agent@shop.test", AgentRole.AGENT)
+    detail = await (await agent.get(f"/api/v1/tickets/{number}")).json()
+    assert detail["contact"]["usernames"] == {}

@@ -397,3 +397,32 @@ async def test_the_profile_shows_the_customers_telegram_username(
     assert dialogs.seen == []
     assert await page.evaluate("window.__xss === undefined")
     assert await page.locator("#profile img, #profile a[href^='javascript']").count() == 0
+
+
+async def test_a_ticket_older_than_the_username_shows_it_too(
+    start_console: StartConsole, fake: FakeBotAPI, browser: Browser, tmp_path: Path
+) -> None:
+    """The profile read the @username from the messages of the ticket on screen, so a ticket
+    the customer wrote before they had one (or on another channel) showed none, though their
+    newer ticket carried it. The name comes with the contact now."""
+    console_app = await telegram_console(start_console, fake, tmp_path)
+    first = load_fixture("private_text")  # no username then
+    again = load_fixture("private_text")
+    again["update_id"], again["message"]["message_id"] = 1101, 101
+    again["message"]["from"]["username"] = "li_xiao"
+    again["message"]["text"] = "/new the charger is broken too"
+    again["message"]["entities"] = [{"offset": 0, "length": 4, "type": "bot_command"}]
+    await post(console_app, first, again)
+    async with console_app.store.read() as session:
+        older, newer = (await session.scalars(select(Ticket.number).order_by(Ticket.id))).all()
+    page = await open_first_ticket(console_app, browser)
+    await page.locator("#queue-list .ticket-row", has_text=older).click()
+    await expect(page.locator("#ticket-view")).to_have_attribute("data-number", older)
+    channels = page.locator("#profile-channels")
+    await expect(channels).to_have_text("Telegram (@li_xiao)")
+    await expect(channels.locator("a.profile-handle")).to_have_attribute(
+        "href", "https://t.me/li_xiao"
+    )
+    await page.locator("#queue-list .ticket-row", has_text=newer).click()
+    await expect(page.locator("#ticket-view")).to_have_attribute("data-number", newer)
+    await expect(channels).to_have_text("Telegram (@li_xiao)")

@@ -1,7 +1,8 @@
 /* The customer's channels as the desk's profile shows them: each channel they wrote from, the
- * name they have there (channel_meta.username of their latest message on it that has one:
- * Telegram's @username, so an agent can find the person in Telegram), and whether it still
- * reaches them. thread.js calls channels() when it shows a ticket.
+ * name they have there (the contact's ``usernames`` from the API: Telegram's @username of their
+ * latest message on it that carried one, on any of their tickets, so an agent can find the
+ * person in Telegram), and whether it still reaches them. thread.js calls channels() when it
+ * shows a ticket.
  *
  * Same rule as console.js: the customer's words go on the page with textContent only. A name
  * becomes a link only when it matches the channel's own rule for names, so nothing else ever
@@ -16,16 +17,11 @@
     telegram: { name: /^[A-Za-z0-9_]{5,32}$/, url: "https://t.me/" }
   };
 
-  /* The name the customer had on ``channel`` in their latest message of the thread that says
-     one, or null. */
-  function username(messages, channel) {
-    for (var i = messages.length - 1; i >= 0; i--) {
-      var m = messages[i];
-      if (m.author_type !== "customer" || m.channel !== channel || !m.channel_meta) continue;
-      var name = m.channel_meta.username;
-      if (typeof name === "string" && name) return name;
-    }
-    return null;
+  /* The name the contact goes by on ``channel`` (the API's ``usernames``), or null. */
+  function username(contact, channel) {
+    var names = contact.usernames || {};
+    var name = Object.prototype.hasOwnProperty.call(names, channel) ? names[channel] : null;
+    return typeof name === "string" && name ? name : null;
   }
 
   /* "@name" as a link to the person's page (a new tab) when the name is one by the channel's
@@ -58,7 +54,7 @@
       node.appendChild(document.createTextNode(t("channel." + ch)));
       var note = unreachable.indexOf(ch) < 0 ? "" :
         t("unreachable") + (byEmail ? "; " + t("notices_by_email") : "");
-      var name = username(detail.messages || [], ch);
+      var name = username(c, ch);
       if (!name && !note) return;
       node.appendChild(document.createTextNode(" ("));
       if (name) node.appendChild(handle(ch, name));
