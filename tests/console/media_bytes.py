@@ -3,12 +3,21 @@ by its bytes, so a player test needs bytes it can parse, not a name.
 
 - :func:`ogg_opus`: a Telegram voice note's format, OGG Opus (RFC 7845), of silent frames;
 - :func:`mp4_h264`: a Telegram video's, MP4 (ISO/IEC 14496-12) with one H.264 frame, a 16x16
-  grey I_PCM picture (ITU-T H.264 7.3: the samples are raw bytes, no transform to get right).
+  grey I_PCM picture (ITU-T H.264 7.3: the samples are raw bytes, no transform to get right);
+- :func:`sticker_webm` and :func:`sticker_webp`: a Telegram video sticker's format (WebM, VP9)
+  and a still sticker's (WebP), 512 pixels square, made by Chromium's own encoders (a canvas
+  and MediaRecorder): a VP9 or VP8 frame by hand needs the codec's probability tables.
 """
 
 from __future__ import annotations
 
+import base64
 import struct
+
+from playwright.async_api import Browser
+
+STICKER_SIDE = 512
+"""Telegram's stickers are 512 pixels on their longer side (https://core.telegram.org/stickers)."""
 
 # --------------------------------------------------------------------------- OGG Opus
 
@@ -211,3 +220,57 @@ def mp4_h264() -> bytes:
     )
     moov = _box(b"moov", mvhd, _box(b"trak", tkhd, mdia))
     return ftyp + _box(b"mdat", sample) + moov
+
+
+# --------------------------------------------------------------------------- Stickers
+
+_CANVAS = f"""
+const canvas = document.createElement("canvas");
+canvas.width = canvas.height = {STICKER_SIDE};
+const paint = (n) => {{
+  const g = canvas.getContext("2d");
+  g.fillStyle = `hsl(${{n * 40}}, 80%, 50%)`;
+  g.fillRect(0, 0, canvas.width, canvas.height);
+}};
+"""
+_WEBM = (
+    "async () => {"
+    + _CANVAS
+    + """
+  paint(0);
+  const recorder = new MediaRecorder(canvas.captureStream(25), {
+    mimeType: "video/webm;codecs=vp9",
+  });
+  const chunks = [];
+  recorder.ondataavailable = (e) => chunks.push(e.data);
+  const stopped = new Promise((resolve) => { recorder.onstop = resolve; });
+  recorder.start();
+  for (let n = 1; n <= 8; n++) {
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    paint(n);
+  }
+  recorder.stop();
+  await stopped;
+  const bytes = new Uint8Array(await new Blob(chunks).arrayBuffer());
+  return btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(""));
+}"""
+)
+_WEBP = "() => {" + _CANVAS + 'paint(3); return canvas.toDataURL("image/webp").split(",")[1]; }'
+
+
+async def sticker_webm(browser: Browser) -> bytes:
+    """Half a second of a square changing colour: WebM with VP9, as Telegram's video stickers."""
+    page = await browser.new_page()
+    try:
+        return base64.b64decode(await page.evaluate(_WEBM))
+    finally:
+        await page.close()
+
+
+async def sticker_webp(browser: Browser) -> bytes:
+    """One square of colour as WebP, as Telegram's still stickers."""
+    page = await browser.new_page()
+    try:
+        return base64.b64decode(await page.evaluate(_WEBP))
+    finally:
+        await page.close()

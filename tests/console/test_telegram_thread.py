@@ -26,7 +26,7 @@ from tests.channels.telegram.conftest import (
 from tests.channels.telegram.conftest import fake as fake  # the fake Bot API, on loopback
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
 from tests.console.conftest import ConsoleApp, Dialogs, StartConsole, console_login, needs_chromium
-from tests.console.media_bytes import mp4_h264, ogg_opus
+from tests.console.media_bytes import STICKER_SIDE, mp4_h264, ogg_opus, sticker_webm, sticker_webp
 
 LOADED_WIDTH = "img => img.decode().then(() => img.naturalWidth)"
 """An image's width in pixels once its bytes came and decoded (fails if they cannot)."""
@@ -426,3 +426,52 @@ async def test_a_ticket_older_than_the_username_shows_it_too(
     await page.locator("#queue-list .ticket-row", has_text=newer).click()
     await expect(page.locator("#ticket-view")).to_have_attribute("data-number", newer)
     await expect(channels).to_have_text("Telegram (@li_xiao)")
+
+
+PLAYS = """video => new Promise((resolve, reject) => {
+  let last = 0, moved = false;
+  video.addEventListener("timeupdate", () => {
+    if (video.currentTime > last) moved = true;
+    else if (moved && video.currentTime < last) resolve("looped");
+    last = video.currentTime;
+  });
+  setTimeout(() => reject(new Error("at " + video.currentTime + ", paused " + video.paused)), 8000);
+})"""
+"""Resolves once a video played on and started over."""
+
+
+async def test_a_video_sticker_plays_by_itself_like_in_telegram(
+    start_console: StartConsole, fake: FakeBotAPI, browser: Browser, tmp_path: Path
+) -> None:
+    """A video sticker (WebM) showed as a video player with controls, a black box with a play
+    button where Telegram shows a small moving picture. It plays by itself now, muted, looping,
+    without controls, as large as a still sticker; an animated .tgs one (Lottie, which only
+    Telegram's apps play) stays a link."""
+    console_app = await telegram_console(start_console, fake, tmp_path)
+    fake.add_file("sticker-1", await sticker_webp(browser), "stickers/file_4.webp")
+    fake.add_file("sticker-2", await sticker_webm(browser), "stickers/file_5.webm")
+    fake.add_file("sticker-3", b"\x1f\x8b\x08" + bytes(29), "stickers/file_6.tgs")
+    animated = load_fixture("sticker")
+    animated["update_id"], animated["message"]["message_id"] = 1100, 100
+    animated["message"]["sticker"].update(
+        is_animated=True, file_id="sticker-3", file_unique_id="st3"
+    )
+    await post(console_app, load_fixture("sticker"), load_fixture("video_sticker"), animated)
+    page = await open_first_ticket(console_app, browser)
+
+    messages = page.locator("#thread .msg-customer")
+    await expect(messages).to_have_count(3)
+    still = messages.nth(0).locator("img.msg-photo")
+    assert await still.evaluate(LOADED_WIDTH) == STICKER_SIDE
+    sticker = messages.nth(1).locator("video.msg-sticker")
+    await expect(sticker).to_have_count(1)
+    await expect(messages.nth(1).locator(".msg-text")).to_have_text("🎉")
+    how = "v => [v.controls, v.muted, v.loop, v.autoplay, v.hasAttribute('playsinline')]"
+    assert await sticker.evaluate(how) == [False, True, True, True, True]
+    assert await sticker.evaluate(PLAYS) == "looped"  # by itself: nobody pressed play
+    size = "e => [e.getBoundingClientRect().width, e.getBoundingClientRect().height]"
+    assert await sticker.evaluate(size) == await still.evaluate(size) == [180, 180]
+    await expect(messages.nth(1).locator(".attachment a")).to_have_text("sticker_st2.webm")
+
+    await expect(messages.nth(2).locator(".attachment a")).to_have_text("sticker_st3.tgs")
+    await expect(messages.nth(2).locator("img, video")).to_have_count(0)

@@ -1,6 +1,6 @@
 /* What a message carries besides its words, as the thread shows it: its files (a photo as a
- * picture, a voice note, audio or video as a player, every file as a download link with its
- * name and size) and a shared location's map
+ * picture, a voice note, audio or video as a player, a Telegram video sticker playing by itself,
+ * every file as a download link with its name and size) and a shared location's map
  * link (OpenStreetMap, where the Telegram channel's text points too); an album's parts as one
  * message. thread.js builds each message around what this returns.
  *
@@ -21,6 +21,22 @@
     if (!kind) return null;
     var node = document.createElement(kind);
     return node.canPlayType(type) ? node : null;
+  }
+  /* A Telegram video sticker: a sticker message's (channel_meta.text_from, parse.py) WebM file.
+     Telegram's animated .tgs stickers are Lottie, which only its apps play: a link. */
+  function videoSticker(m, a) {
+    return !!m.channel_meta && m.channel_meta.text_from === "sticker" && mediaType(a) === "video/webm";
+  }
+  /* Shown as Telegram shows a video sticker: a small picture that moves by itself, sized like a
+     still sticker's picture. Muted and inline, so browsers let it start without a click
+     (https://developer.chrome.com/blog/autoplay); no controls: it is a sticker, not a clip. */
+  function asSticker(video) {
+    video.className = "msg-sticker";
+    video.muted = video.defaultMuted = true;
+    video.loop = video.autoplay = true;
+    video.playsInline = true;
+    video.setAttribute("playsinline", "");
+    video.preload = "auto";
   }
 
   function el(tag, cls, text) {
@@ -78,9 +94,13 @@
       var media = a.stored ? player(mediaType(a)) : null;
       if (media) {
         item.classList.add("attachment-media");
-        media.className = "msg-media";
-        media.controls = true;
-        media.preload = "metadata";
+        if (media.tagName === "VIDEO" && videoSticker(m, a)) {
+          asSticker(media);
+        } else {
+          media.className = "msg-media";
+          media.controls = true;
+          media.preload = "metadata";
+        }
         media.title = name;
         media.src = fileUrl(number, m, a);
         item.appendChild(media);
