@@ -260,17 +260,18 @@ _WEBP = "() => {" + _CANVAS + 'paint(3); return canvas.toDataURL("image/webp").s
 
 async def sticker_webm(browser: Browser) -> bytes:
     """Half a second of a square changing colour: WebM with VP9, as Telegram's video stickers."""
-    page = await browser.new_page()
-    try:
-        return base64.b64decode(await page.evaluate(_WEBM))
-    finally:
-        await page.close()
+    return await _made_in_page(browser, _WEBM)
 
 
 async def sticker_webp(browser: Browser) -> bytes:
     """One square of colour as WebP, as Telegram's still stickers."""
+    return await _made_in_page(browser, _WEBP)
+
+
+async def _made_in_page(browser: Browser, script: str) -> bytes:
+    """The bytes ``script`` returns as base64, run in a blank page of ``browser``."""
     page = await browser.new_page()
     try:
-        return base64.b64decode(await page.evaluate(_WEBP))
+        return base64.b64decode(await page.evaluate(script))
     finally:
         await page.close()
