@@ -168,7 +168,8 @@ class Ticket(Base):
     channel: Mapped[str] = mapped_column(String(20))
     thread_key: Mapped[str | None] = mapped_column(String(255))
     subject: Mapped[str | None] = mapped_column(String(500))
-    status: Mapped[str] = mapped_column(String(20), index=True)
+    # Looked up by ix_tickets_queue, which starts with it.
+    status: Mapped[str] = mapped_column(String(20))
     priority: Mapped[str] = mapped_column(String(20))
     need_type: Mapped[str] = mapped_column(String(20))
     category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
@@ -239,7 +240,8 @@ class TicketEvent(Base):
     __tablename__ = "ticket_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    # Looked up by ix_ticket_events_ticket_time, which starts with it.
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
     kind: Mapped[str] = mapped_column(String(20))
     old_value: Mapped[str | None] = mapped_column(String(200))
     new_value: Mapped[str | None] = mapped_column(String(200))
