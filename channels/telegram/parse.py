@@ -22,12 +22,20 @@ What comes out, by ``channel_meta``:
   sends a message per item, the caption on one of them, and the router routes the caption for
   them all (``gateway/parts.py``);
 - a sticker is a file (WebP, WebM or Telegram's .tgs) with its emoji as the text;
-- ``dice`` (``emoji``, ``value``) for a thrown dice, whose text is "🎲 5"; ``poll``
-  (``question``, ``options``) for a poll, whose text is its question and an option a line;
-- ``text_from`` (``"location"``, ``"sticker"``, ``"dice"``, ``"poll"``, or ``"contact"`` for
-  someone else's contact card, whose text is their name and number) when the text was made
-  here, not written: the router does not put it to the knowledge base (nor the words after
-  ``/human``, which ``commands.py`` stores with ``text_from = "human"``: written for people);
+- what is neither words nor a file (``content_kinds.py``), under its kind's name, its text
+  the lines an agent reads: ``dice`` (``emoji``, ``value``), "🎲 5"; ``poll`` (``question``,
+  ``options``), its question and an option a line; a forwarded ``story``, whose it is; a
+  ``checklist``, its title and a line a task, ticked when done; ``paid_media``, how many and
+  the price; a ``game``, an ``invoice``, a ``giveaway`` or ``giveaway_winners``, people or a
+  chat shared (``users_shared``, ``chat_shared``), a ``gift`` or ``unique_gift``,
+  ``web_app_data``. A message of a kind we do not know is stored as one ("... cannot show yet
+  (<field>)", ``unknown_kind``: its ``fields``); a service message (a pin, a payment, a
+  timer) is ignored, as ``unsupported_message``;
+- ``text_from`` (``"location"``, ``"sticker"``, each of those kinds' names, or ``"contact"``
+  for someone else's contact card, whose text is their name and number) when the text was
+  made here, not written: the router does not put it to the knowledge base (nor the words
+  after ``/human``, which ``commands.py`` stores with ``text_from = "human"``: written for
+  people);
 - a callback query from one of our inline keyboards: ``callback_query_id``, ``callback_data``;
 - the user blocking or unblocking the bot (``my_chat_member`` in a private chat):
   ``member_status``, the bot's new status in the chat (``"kicked"`` or ``"member"``).
@@ -44,6 +52,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from channels.base import ChannelInputError
+from channels.telegram.content_kinds import Shown, shown, unknown
 from gateway.models import Attachment, Channel, InboundMessage
 
 COMMANDS = frozenset({"start", "status", "new", "human", "help"})
@@ -181,12 +190,9 @@ def _message(
     elif not text and "sticker" in message:
         text = str(message["sticker"].get("emoji") or "")
         meta["text_from"] = "sticker"
-    elif not text and "dice" in message:
-        text, meta["dice"] = _dice(message["dice"])
-        meta["text_from"] = "dice"
-    elif not text and "poll" in message:
-        text, meta["poll"] = _poll(message["poll"])
-        meta["text_from"] = "poll"
+    elif (content := shown(message)) is not None:
+        # A paid media's caption, the only words one of these can carry, follows its line.
+        text = _made(meta, content, text)
     if command is not None and not edited:
         meta["command"] = command[0]
         meta["command_args"] = _command_words(text, command[1])
@@ -215,7 +221,12 @@ def _message(
         # Telegram's lasting ids of the files: an edit that replaces the file changes them.
         meta["files"] = file_ids
     if not text and not attachments and "contact" not in message:
-        return Ignored(update_id, "unsupported_message")
+        content = unknown(message)
+        if content is None:
+            return Ignored(update_id, "unsupported_message")  # a service message
+        # Something the customer sent that we cannot show: stored, so an agent sees that they
+        # wrote and can ask, where it was dropped.
+        text = _made(meta, content, "")
     return InboundMessage(
         channel=Channel.TELEGRAM,
         external_id=f"{chat_id}:{meta['message_id']}",
@@ -231,21 +242,12 @@ def _message(
     )
 
 
-def _dice(dice: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """A dice (or dart, ball, slot machine) the user threw: its emoji and the value Telegram
-    drew (https://core.telegram.org/bots/api#dice), as the line an agent reads ("🎲 5")."""
-    emoji, value = str(dice["emoji"]), int(dice["value"])
-    return f"{emoji} {value}", {"emoji": emoji, "value": value}
-
-
-def _poll(poll: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """A poll the user sent: its question and options (https://core.telegram.org/bots/api#poll),
-    a line each, as an agent reads it; votes are not followed (a poll's later updates come
-    only for the bot's own polls)."""
-    question = str(poll["question"])
-    options = [str(option["text"]) for option in poll["options"]]
-    text = "\n".join([f"📊 {question}", *(f"- {option}" for option in options)])
-    return text, {"question": question, "options": options}
+def _made(meta: dict[str, Any], content: Shown, written: str) -> str:
+    """The text of a message whose content is made into words here: they are marked so
+    (``text_from``: for people, not the knowledge base), the content kept under its kind."""
+    meta[content.kind] = content.meta
+    meta["text_from"] = content.kind
+    return f"{content.text}\n{written}" if written else content.text
 
 
 def _callback(update_id: int, query: Mapping[str, Any]) -> InboundMessage:
