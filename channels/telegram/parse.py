@@ -15,8 +15,9 @@ What comes out, by ``channel_meta``:
   ``file_unique_id`` of each file) for a message with files; ``edit_date`` for an edited
   message (same ``external_id`` as the original; a live location's moves and edited commands
   are ignored);
-- ``username``, the sender's Telegram username without its ``@``, when they have one (it is
-  optional and can change: the console shows the latest, an agent finds the person by it);
+- ``username``, the sender's Telegram username without its ``@``, or ``""`` when they have
+  none (it is optional and can change: the console shows their latest message's, so one
+  removed is no longer shown; an agent finds the person by it);
 - ``reply_to`` when the user replied to one of the chat's messages (Telegram's "Reply");
 - ``part_of``, Telegram's ``media_group_id``, for a photo or file sent in an album: Telegram
   sends a message per item, the caption on one of them, and the router routes the caption for
@@ -156,9 +157,7 @@ def _message(
         "chat_id": chat_id,
         "message_id": int(message["message_id"]),
     }
-    username = sender.get("username")
-    if isinstance(username, str) and username:
-        meta["username"] = username
+    meta["username"] = _username(sender)
     if message.get("media_group_id"):
         meta["part_of"] = str(message["media_group_id"])
     replied = message.get("reply_to_message")
@@ -292,7 +291,9 @@ def _wordless(
         thread_key=str(chat_id),
         sender_name=_name(sender),
         locale=sender.get("language_code"),
-        channel_meta=meta,
+        # The username too: a press can be stored as the customer's message (a question
+        # picked from a list), the latest, which then decides the name shown.
+        channel_meta={**meta, "username": _username(sender)},
     )
 
 
@@ -438,6 +439,13 @@ def _file(item: Mapping[str, Any], filename: str, content_type: str) -> Attachme
         size=int(item.get("file_size") or 0),
         ref=FILE_REF_PREFIX + str(item["file_id"]),
     )
+
+
+def _username(user: Mapping[str, Any]) -> str:
+    """The user's Telegram username without its ``@``, or "" when they have none: said either
+    way, so the latest message shows a name removed (``directory_routes.latest_usernames``)."""
+    username = user.get("username")
+    return username if isinstance(username, str) else ""
 
 
 def _name(user: Mapping[str, Any]) -> str | None:

@@ -100,12 +100,16 @@ async def contact_out(session: AsyncSession, contact: Contact) -> ContactOut:
 
 async def latest_usernames(session: AsyncSession, contact_id: int) -> dict[str, str]:
     """The name the contact goes by on each channel that has names (Telegram's @username,
-    ``channel_meta["username"]``), from their latest incoming message there that carries one,
+    ``channel_meta["username"]``), from their latest incoming message there that says one,
     on any of their tickets: the ticket on screen may be from another channel, or older than
-    the name.
+    the name. A message says ``""`` for no name: a name the customer removed is not shown. One
+    without the key (stored before Telegram's messages always said) says nothing, and an older
+    one decides.
 
     One query: the contact's tickets by ``ix_tickets_conversation`` (contact_id first), their
     messages by ticket_id's index, the latest per channel by a window over those rows."""
+    # NULL when the key is missing, on SQLite (json_extract) as on PostgreSQL (->>); "" is
+    # the value "", not missing, on both.
     name = TicketMessage.channel_meta["username"].as_string()
     latest = (
         select(
@@ -123,14 +127,13 @@ async def latest_usernames(session: AsyncSession, contact_id: int) -> dict[str, 
             Ticket.contact_id == contact_id,
             TicketMessage.kind == MessageKind.INCOMING.value,
             name.is_not(None),
-            name != "",
         )
         .subquery()
     )
     rows = await session.execute(
         select(latest.c.channel, latest.c.username).where(latest.c.nth == 1)
     )
-    return {channel: username for channel, username in rows.all()}
+    return {channel: username for channel, username in rows.all() if username}
 
 
 @api.route(

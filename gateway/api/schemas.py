@@ -231,8 +231,8 @@ class ContactOut(BaseModel):
     usernames: dict[str, str] = {}
     """The contact's latest known username on each channel that has them, by channel
     (Telegram's @username without the @: ``{"telegram": "li_xiao"}``), from their latest incoming
-    message on that channel that carried one, on any of their tickets. The customer chose it:
-    show it as text."""
+    message on that channel that says one, on any of their tickets; no entry when it says they
+    have none (they removed it). The customer chose it: show it as text."""
 
 
 class TicketDetail(BaseModel):

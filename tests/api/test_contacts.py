@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from gateway.models import AgentRole, Channel
+from channels.telegram.parse import parse_update
+from gateway.models import AgentRole, Channel, InboundMessage
 from gateway.store.tables import Contact, OutboxRow, Ticket
 from tests.api.conftest import Desk
+from tests.channels.telegram.conftest import load_fixture
 from tests.factories import inbound
 
 
@@ -65,8 +67,8 @@ async def test_every_ticket_of_a_contact_shows_their_latest_telegram_username(de
     )
     by_telegram = await desk.customer_says(inbound(external_user_id="777"))  # no name yet
     for meta in ({"username": "li_old"}, {"username": "li_xiao"}, {}):
-        # A name, a new name, then none: a username is optional, so a message without one
-        # does not say the contact dropped it.
+        # A name, a new name, then a message without the key (stored before Telegram's
+        # parse said "" for none): it says nothing, and the name before it stays.
         assert by_telegram == await desk.customer_says(
             inbound(external_user_id="777", channel_meta=meta)
         )
@@ -90,3 +92,26 @@ async def test_a_contact_without_a_username_has_none(desk: Desk) -> None:
     agent = await desk.login("agent@shop.test", AgentRole.AGENT)
     detail = await (await agent.get(f"/api/v1/tickets/{number}")).json()
     assert detail["contact"]["usernames"] == {}
+
+
+async def test_a_telegram_username_the_customer_removed_is_no_longer_shown(desk: Desk) -> None:
+    """A customer who removed their @username still showed the old one on every ticket: their
+    messages without one were taken to say nothing. Telegram's message is parsed as it comes
+    (``username`` "" for none), and the latest decides; a name taken again shows again."""
+    agent = await desk.login("agent@shop.test", AgentRole.AGENT)
+
+    async def writes(n: int, username: str | None) -> dict[str, str]:
+        update = load_fixture("private_text")
+        update["update_id"], update["message"]["message_id"] = 1100 + n, 100 + n
+        if username is not None:
+            update["message"]["from"]["username"] = username
+        message = parse_update(update)
+        assert isinstance(message, InboundMessage)
+        number = await desk.customer_says(message)
+        detail = await (await agent.get(f"/api/v1/tickets/{number}")).json()
+        usernames: dict[str, str] = detail["contact"]["usernames"]
+        return usernames
+
+    assert await writes(1, "li_old") == {"telegram": "li_old"}
+    assert await writes(2, None) == {}
+    assert await writes(3, "li_new") == {"telegram": "li_new"}

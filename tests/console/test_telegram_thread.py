@@ -358,8 +358,9 @@ async def test_the_profile_shows_the_customers_telegram_username(
 ) -> None:
     """Before, the profile said "Telegram" and nothing else: Telegram gives the sender's
     @username with each message, and an agent who had to find the person in Telegram (to call
-    them there, to tell two 小李 apart) could not. The latest name they wrote with shows, a link
-    to their t.me page only when it is a username by Telegram's rule."""
+    them there, to tell two 小李 apart) could not. The latest name they wrote with shows (none
+    once they removed it), a link to their t.me page only when it is a username by Telegram's
+    rule."""
     console_app = await telegram_console(start_console, fake, tmp_path)
     fake.add_file("photo-big", png(3, 2), "photos/file_1.jpg")
 
@@ -372,8 +373,7 @@ async def test_the_profile_shows_the_customers_telegram_username(
 
     photo = load_fixture("photo_with_caption")
     photo["message"]["from"]["username"] = "xiao_li_old"
-    # The name changed since the photo; the last message came with none (it says nothing).
-    await post(console_app, photo, said(1, "li_xiao"), said(2, None))
+    await post(console_app, photo, said(1, "li_xiao"))  # the name changed since the photo
     dialogs = Dialogs()
     page = await open_first_ticket(console_app, browser)
     dialogs.watch(page)
@@ -397,6 +397,10 @@ async def test_the_profile_shows_the_customers_telegram_username(
     assert dialogs.seen == []
     assert await page.evaluate("window.__xss === undefined")
     assert await page.locator("#profile img, #profile a[href^='javascript']").count() == 0
+
+    # They removed their username: their latest message says so, and no bare "@" is left.
+    await post(console_app, said(4, None))
+    await expect(channels).to_have_text("Telegram", timeout=10_000)
 
 
 async def test_a_ticket_older_than_the_username_shows_it_too(

@@ -1,7 +1,7 @@
 /* The customer's channels as the desk's profile shows them: each channel they wrote from, the
  * name they have there (the contact's ``usernames`` from the API: Telegram's @username of their
- * latest message on it that carried one, on any of their tickets, so an agent can find the
- * person in Telegram), and whether it still reaches them. thread.js calls channels() when it
+ * latest message on it, on any of their tickets, none once they removed it, so an agent can
+ * find the person in Telegram), and whether it still reaches them. thread.js calls channels() when it
  * shows a ticket.
  *
  * Same rule as console.js: the customer's words go on the page with textContent only. A name

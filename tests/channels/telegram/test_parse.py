@@ -39,17 +39,25 @@ def testprivate_text_with() -> None:
     assert message.text == "我的订单 #A1024 还没有发货，请帮我查一下"
     assert message.sender_name == "小李"
     assert message.locale == "zh-hans"
-    assert dict(message.channel_meta) == {"update_id": 1001, "chat_id": 888, "message_id": 11}
+    assert dict(message.channel_meta) == {
+        "update_id": 1001,
+        "chat_id": 888,
+        "message_id": 11,
+        "username": "",
+    }
 
 
-def test_the_senders_username_is_kept_when_they_have_one() -> None:
+def test_the_senders_username_is_kept_and_none_is_said() -> None:
     # An agent could not find the customer in Telegram: the username came and was dropped.
     update = load_fixture("private_text")
     update["message"]["from"]["username"] = "li_xiao"
     assert parsed_from(update).channel_meta["username"] == "li_xiao"
-    update["message"]["from"]["username"] = ""
-    assert "username" not in parsed_from(update).channel_meta
-    assert "username" not in parsed("private_text").channel_meta  # optional in the Bot API
+    # One they removed still showed: a message without one was taken to say nothing.
+    assert parsed("private_text").channel_meta["username"] == ""  # optional in the Bot API
+    press = load_fixture("callback_query")
+    assert parsed_from(press).channel_meta["username"] == ""
+    press["callback_query"]["from"]["username"] = "li_xiao"
+    assert parsed_from(press).channel_meta["username"] == "li_xiao"
 
 
 def test_photo_with_caption_takes_the_largest_size() -> None:
