@@ -19,6 +19,7 @@ from gateway.contact_merge import merge_contact
 from gateway.events import record_event
 from gateway.models import (
     DONE_STATUSES,
+    REPLY_TO_MESSAGE,
     Attachment,
     AuthorType,
     Channel,
@@ -193,12 +194,22 @@ async def reply(
     text: str,
     now: datetime,
     attachments: Sequence[Attachment] = (),
+    *,
+    reply_to: int | None = None,
 ) -> TicketMessage:
     """Answer the customer on their channel, with files from the attachment store; the first
-    answer stops the first-response clock."""
+    answer stops the first-response clock.
+
+    ``reply_to`` names the customer's message answered (one of this ticket's incoming
+    messages): the delivery quotes it and threads on it instead of the latest one. Any other
+    message is a :class:`DeskError` naming the field, before anything is written.
+    """
+    meta: dict[str, object] = {}
+    if reply_to is not None:
+        meta[REPLY_TO_MESSAGE] = await _customers_message(session, ticket, reply_to)
     await _ensure_holder(session, ticket, actor, now)
     message = _agent_message(
-        session, ticket, actor, text, MessageKind.OUTGOING, now, attachments=attachments
+        session, ticket, actor, text, MessageKind.OUTGOING, now, meta, attachments
     )
     if ticket.first_response_at is None:
         ticket.first_response_at = now
@@ -206,6 +217,27 @@ async def reply(
     await session.flush()
     owe_reply(session, ticket, message.id, now)
     return message
+
+
+async def _customers_message(session: AsyncSession, ticket: Ticket, message_id: int) -> int:
+    """``message_id`` if it is one of the ticket's incoming messages, else a 400 on
+    ``reply_to``. One answer for every other case (another ticket's message, a note, none):
+    the API says nothing of messages outside the ticket."""
+    found = await session.scalar(
+        select(TicketMessage.id).where(
+            TicketMessage.id == message_id,
+            TicketMessage.ticket_id == ticket.id,
+            TicketMessage.kind == MessageKind.INCOMING.value,
+        )
+    )
+    if found is None:
+        raise DeskError(
+            400,
+            "invalid",
+            f"message {message_id} is not a message of the customer on this ticket",
+            field="reply_to",
+        )
+    return found
 
 
 async def note(

@@ -171,6 +171,13 @@ class InboundMessage(BaseModel):
         return value.replace("\x00", "") if value and "\x00" in value else value
 
 
+REPLY_TO_MESSAGE = "reply_to_message"
+"""The ``channel_meta`` key of an agent's reply that names the customer's message it answers
+(our message id; the agent API's ``reply_to``). Not ``reply_to``: a customer's Telegram message
+keeps there the Telegram id of the message they answered, an email the addresses of its
+Reply-To."""
+
+
 class OutboundMessage(BaseModel):
     """Something to deliver on a customer's channel; built by a worker from an outbox row."""
 
@@ -190,8 +197,13 @@ class OutboundMessage(BaseModel):
     subject: str | None = None
     """The ticket's subject, for channels that have one (email)."""
     reply_meta: Mapping[str, Any] = Field(default_factory=dict)
-    """``channel_meta`` of the customer's latest message on this channel, to thread the answer
-    (an email's Message-ID and References, a Telegram message id)."""
+    """``channel_meta`` of the customer's message on this channel the answer threads on (an
+    email's Message-ID and References, a Telegram message id): the one the agent chose to
+    answer (``quote``), else their latest."""
+    quote: bool = False
+    """The agent chose the message ``reply_meta`` belongs to (a reply naming ``reply_to``): a
+    channel that can show which message is answered does (a Telegram reply quotes it). False,
+    ``reply_meta`` only threads (email), as for every notice and survey."""
     locale: str | None = None
     attachments: tuple[Attachment, ...] = ()
     channel_meta: Mapping[str, Any] = Field(default_factory=dict)

@@ -8,11 +8,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from gateway.models import Attachment, Channel, MessageKind, OutboundMessage, OutboxKind
+from gateway.models import (
+    REPLY_TO_MESSAGE,
+    Attachment,
+    Channel,
+    MessageKind,
+    OutboundMessage,
+    OutboxKind,
+)
 from gateway.settings import Settings
 from gateway.store.tables import Contact, ContactIdentity, OutboxRow, Ticket, TicketMessage
 from gateway.store.types import utcnow
@@ -62,6 +69,14 @@ async def load_rows(session: AsyncSession, outbox_ids: list[int]) -> list[Loaded
         .scalar_subquery()
     )
     stored = aliased(TicketMessage)  # the row's own message: a reply's text and files
+    # The customer's message an agent's reply names (``reply_to``): it threads on that one.
+    # Only one that came on the row's channel: another channel's ids mean nothing here.
+    quoted = aliased(TicketMessage)
+    on_quoted = and_(
+        quoted.id == stored.channel_meta[REPLY_TO_MESSAGE].as_integer(),
+        quoted.ticket_id == OutboxRow.ticket_id,
+        quoted.channel == OutboxRow.channel,
+    )
     found = await session.execute(
         select(
             OutboxRow,
@@ -71,10 +86,13 @@ async def load_rows(session: AsyncSession, outbox_ids: list[int]) -> list[Loaded
             latest_meta,
             stored.text,
             stored.attachments,
+            quoted.id,
+            quoted.channel_meta,
         )
         .join(Contact, Contact.id == OutboxRow.contact_id)
         .outerjoin(Ticket, Ticket.id == OutboxRow.ticket_id)
         .outerjoin(stored, stored.id == OutboxRow.message_id)
+        .outerjoin(quoted, on_quoted)
         .where(OutboxRow.id.in_(outbox_ids))
     )
     by_id = {row[0].id: LoadedRow(*row) for row in found.all()}
@@ -90,6 +108,9 @@ class LoadedRow:
     latest_meta: dict[str, object] | None
     stored_text: str | None
     stored_files: list[dict[str, object]] | None
+    quoted_id: int | None
+    """The customer's message the reply answers, when the agent named one on this channel."""
+    quoted_meta: dict[str, object] | None
 
 
 def build_message(loaded: LoadedRow, settings: Settings) -> OutboundMessage | None:
@@ -97,10 +118,14 @@ def build_message(loaded: LoadedRow, settings: Settings) -> OutboundMessage | No
     if loaded.recipient is None:
         return None
     attachments: tuple[Attachment, ...] = ()
+    reply_meta = dict(loaded.latest_meta or {}) if ticket is not None else {}
+    quote = False
     if row.kind == OutboxKind.REPLY.value and row.message_id is not None:
         # A reply carries its stored message; a notice's message_id only names its cause.
         text = loaded.stored_text or ""
         attachments = tuple(Attachment.model_validate(a) for a in loaded.stored_files or ())
+        if loaded.quoted_id is not None:
+            reply_meta, quote = dict(loaded.quoted_meta or {}), True
     else:
         values = {
             "number": ticket.number if ticket else "",
@@ -123,7 +148,8 @@ def build_message(loaded: LoadedRow, settings: Settings) -> OutboundMessage | No
         template=row.template,
         message_id=row.message_id if row.kind == OutboxKind.REPLY.value else None,
         subject=ticket.subject if ticket else None,
-        reply_meta=dict(loaded.latest_meta or {}) if ticket is not None else {},
+        reply_meta=reply_meta,
+        quote=quote,
         locale=contact.locale,
         attachments=attachments,
         channel_meta=dict(row.payload),

@@ -7,6 +7,9 @@
   star keyboard; their presses come back as callback queries (``callbacks.py``).
 - Agents' attachments are read from the attachment store and sent as photos, videos, songs
   or voice notes (which Telegram shows or plays), anything else as documents.
+- An agent's reply that names the customer's message it answers (``OutboundMessage.quote``)
+  quotes it in the delivery's first message (``reply_parameters``); other replies quote
+  nothing.
 - ``RetryAfter`` (HTTP 429, https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this):
   a short wait is waited out here; a longer one goes back to RQ as a
   :class:`TransientChannelError` carrying the delay. Timeouts and network errors are transient too.
@@ -44,7 +47,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import httpx
-from telegram import Bot, InlineKeyboardMarkup, Message
+from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from channels.attachment_store import check_stored, read_stored
@@ -338,18 +341,45 @@ _Part = Callable[[Bot, int], Awaitable[Message]]
 
 def _parts(msg: OutboundMessage) -> list[_Part]:
     """The delivery's messages, in order: its text (cut to Telegram's length, the keyboard on
-    the last piece), then its files. The same message gives the same parts on every attempt."""
+    the last piece), then its files; the first one quotes the message the agent answers, as a
+    person's reply does in Telegram's apps. The same message gives the same parts on every
+    attempt."""
     body = msg.text
     if msg.channel_meta.get("kb_choices") and body.strip():
         body = f"{text('which_one', msg.locale)}\n{body}"
     chunks = split_text(body) if body.strip() else []
     markup = _keyboard(msg)
+    quoted = _quoted(msg)
     parts: list[_Part] = [
-        partial(_send_text, words=chunk, markup=markup if index == len(chunks) - 1 else None)
+        partial(
+            _send_text,
+            words=chunk,
+            markup=markup if index == len(chunks) - 1 else None,
+            reply=quoted if index == 0 else None,
+        )
         for index, chunk in enumerate(chunks)
     ]
-    parts.extend(partial(_send_file, attachment=attachment) for attachment in msg.attachments)
+    quoted = None if parts else quoted  # files alone: the first file quotes
+    parts.extend(
+        partial(_send_file, attachment=attachment, reply=quoted if index == 0 else None)
+        for index, attachment in enumerate(msg.attachments)
+    )
     return parts
+
+
+def _quoted(msg: OutboundMessage) -> ReplyParameters | None:
+    """The customer's message the agent answers, as the Bot API's reply parameters
+    (https://core.telegram.org/bots/api#replyparameters), when the agent chose one.
+
+    Its ``message_id`` must be one of this chat's: a private chat's message ids are its own
+    count, so one from the contact's other Telegram account would quote an unrelated message.
+    ``allow_sending_without_reply``: a message the customer deleted since must not fail the
+    answer to it (without it Telegram refuses the send, "message to be replied not found").
+    """
+    message_id, chat_id = msg.reply_meta.get("message_id"), msg.reply_meta.get("chat_id")
+    if not msg.quote or not isinstance(message_id, int) or str(chat_id) != msg.recipient:
+        return None
+    return ReplyParameters(message_id=message_id, allow_sending_without_reply=True)
 
 
 _TOO_LARGE = ("request entity too large", "content too large", "payload too large", "(413)")
@@ -374,9 +404,14 @@ def _so_far(ids: list[int], parts: list[_Part]) -> str:
 
 
 async def _send_text(
-    bot: Bot, chat_id: int, *, words: str, markup: InlineKeyboardMarkup | None
+    bot: Bot,
+    chat_id: int,
+    *,
+    words: str,
+    markup: InlineKeyboardMarkup | None,
+    reply: ReplyParameters | None = None,
 ) -> Message:
-    return await bot.send_message(chat_id, words, reply_markup=markup)
+    return await bot.send_message(chat_id, words, reply_markup=markup, reply_parameters=reply)
 
 
 def _keyboard(msg: OutboundMessage) -> InlineKeyboardMarkup | None:
@@ -406,17 +441,23 @@ async def _check_files(files: tuple[Attachment, ...]) -> None:
         await asyncio.to_thread(check_all)
 
 
-async def _send_file(bot: Bot, chat_id: int, attachment: Attachment) -> Message:
+async def _send_file(
+    bot: Bot, chat_id: int, attachment: Attachment, reply: ReplyParameters | None = None
+) -> Message:
     """A photo, video, song or voice note as Telegram shows and plays it; anything else, or
     one Telegram refuses that way, as a document (a file to download)."""
     data = await asyncio.to_thread(read_stored, attachment)
     media = _media_method(bot, attachment.content_type, len(data))
     write, read = upload_timeouts(len(data))
+    sending: dict[str, Any] = {
+        "filename": attachment.filename,
+        "write_timeout": write,
+        "read_timeout": read,
+        "reply_parameters": reply,
+    }
     if media is not None:
         try:
-            return await media(
-                chat_id, data, filename=attachment.filename, write_timeout=write, read_timeout=read
-            )
+            return await media(chat_id, data, **sending)
         except BadRequest as exc:
             # Refused that way (a photo's sides, a user who takes no voice notes): nothing was
             # sent, so it goes as a file.
@@ -424,9 +465,7 @@ async def _send_file(bot: Bot, chat_id: int, attachment: Attachment) -> Message:
                 "media refused, sending it as a document",
                 extra={"content_type": attachment.content_type, "error": exc.message},
             )
-    return await bot.send_document(
-        chat_id, data, filename=attachment.filename, write_timeout=write, read_timeout=read
-    )
+    return await bot.send_document(chat_id, data, **sending)
 
 
 UPLOAD_BYTES_PER_SECOND = 512 * 1024

@@ -276,6 +276,10 @@ class ReplyIn(BaseModel):
 
     model_config = _IN
     attachments: list[AttachmentRef] = Field(default_factory=list, max_length=10)
+    reply_to: RowId | None = None
+    """The customer's message this answers (a message of this ticket, from the customer): the
+    reply quotes it where the channel can (Telegram) and threads on it (email). Left out, the
+    reply threads on the customer's latest message, as before."""
     text: str = Field(default="", max_length=20_000, validate_default=True)
 
     @field_validator("text")

@@ -294,7 +294,9 @@ async def reply(request: web.Request) -> web.Response:
         files = await asyncio.to_thread(
             stored_attachments, body.attachments, ticket.channel, settings
         )
-        return await desk.reply(session, ticket, actor, body.text, now, attachments=files)
+        return await desk.reply(
+            session, ticket, actor, body.text, now, attachments=files, reply_to=body.reply_to
+        )
 
     ticket, message, name = await _act(request, answer)
     return respond(

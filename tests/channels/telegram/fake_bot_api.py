@@ -7,7 +7,9 @@ values JSON-encoded; success is ``{"ok": true, "result": ...}``, an error its HT
 at ``/file/bot<token>/<file_path>``.
 
 Extended here with sendPhoto/sendDocument, answerCallbackQuery, getFile and file downloads
-(streamed, each counting the bytes it served: :class:`FakeFile`), and failure injection:
+(streamed, each counting the bytes it served: :class:`FakeFile`), replies to a chat's message
+(``reply_parameters``, refused as Telegram does when the message is gone:
+:attr:`FakeBotAPI.deleted`), and failure injection:
 :meth:`FakeBotAPI.fail_next` (e.g. a 429), :attr:`FakeBotAPI.blocked` (chats that answer 403
 "bot was blocked by the user") and :attr:`FakeBotAPI.deactivated` (403 "user is deactivated":
 the account was deleted).
@@ -89,6 +91,9 @@ class FakeBotAPI:
         self.webhook: dict[str, Any] | None = None
         self.blocked: set[int] = set()
         self.deactivated: set[int] = set()
+        self.deleted: set[tuple[int, int]] = set()
+        """``(chat_id, message_id)`` of messages deleted from their chat: a reply to one is
+        refused unless ``allow_sending_without_reply``, and is sent as no reply if allowed."""
         self.files: dict[str, FakeFile] = {}
         self._failures: dict[str, list[APIError]] = {}
         self._updates: list[dict[str, Any]] = []
@@ -252,8 +257,29 @@ class FakeBotAPI:
             "chat": {"id": chat_id, "type": "private"},
             "from": BOT_USER,
         }
+        replied = self._replied(chat_id, p.get("reply_parameters"))
+        if replied is not None:
+            message["reply_to_message"] = {
+                "message_id": replied,
+                "date": message["date"],
+                "chat": message["chat"],
+            }
         self.sent.append({"method": method, **p, "message_id": message["message_id"]})
         return message
+
+    def _replied(self, chat_id: int, reply: Any) -> int | None:
+        """The message a send's ``reply_parameters`` answers, if it is still there
+        (https://core.telegram.org/bots/api#replyparameters): the Bot API's checks of it. It
+        arrives as a JSON object, serialised in a form field like ``reply_markup``."""
+        if reply is None:
+            return None
+        if not isinstance(reply, dict) or not isinstance(reply.get("message_id"), int):
+            raise APIError(400, "Bad Request: can't parse reply parameters JSON object")
+        if (chat_id, reply["message_id"]) not in self.deleted:
+            return int(reply["message_id"])
+        if reply.get("allow_sending_without_reply") is True:
+            return None
+        raise APIError(400, "Bad Request: message to be replied not found")
 
     async def m_sendmessage(self, p: dict[str, Any]) -> dict[str, Any]:
         if not p.get("text"):
