@@ -1,15 +1,39 @@
 /* The reply box under the open ticket: a reply to the customer (with the files attach.js holds),
  * an internal note or a progress update, and canned responses found by typing "/shortcut".
- * thread.js shows the ticket again after each send.
+ * thread.js shows the ticket again after each send. A reply answers the customer's message the
+ * agent chose with its "Reply" action (thread.js's gw:reply-to), shown above the box until it
+ * is sent or cancelled (x), or another ticket opens.
  *
  * Writes state.claimedHere (a reply claims the ticket here) and state.cannedTimer. Same rule as
- * console.js: canned texts go on the page with textContent only.
+ * console.js: canned texts and the quoted words go on the page with textContent only.
  */
 "use strict";
 (function () {
   var C = window.GW_CONSOLE, state = C.state, t = C.t, el = C.el, Thread = window.GW_THREAD;
 
   function $(id) { return document.getElementById(id); }
+
+  /* ---------- the message a reply answers ---------- */
+  var replyTo = null;  // { id, number, snippet }: the customer's message, on ticket ``number``
+  function answer(chosen) {
+    replyTo = chosen;
+    $("reply-to-text").textContent = chosen ? chosen.snippet : "";
+    $("reply-to").hidden = !chosen;
+  }
+  function labelCancel() {
+    $("reply-to-cancel").title = t("reply_cancel");
+    $("reply-to-cancel").setAttribute("aria-label", t("reply_cancel"));
+  }
+  document.addEventListener("gw:reply-to", function (event) {
+    answer(event.detail);
+    $("composer").focus();
+  });
+  document.addEventListener("gw:ticket", function (event) {
+    if (replyTo && event.detail.number !== replyTo.number) answer(null);
+  });
+  document.addEventListener("gw:lang", labelCancel);
+  $("reply-to-cancel").addEventListener("click", function () { answer(null); });
+  labelCancel();
 
   /* ---------- replies, notes, progress updates ---------- */
   function send(kind) {
@@ -21,10 +45,13 @@
     var path = Thread.path("/" + kind);
     // The files first (their refs go in the reply); if one fails, attach.js says why and
     // nothing is sent: the text and the files stay for another try.
+    var answered = kind === "replies" && replyTo && replyTo.number === state.current ? replyTo : null;
     (files ? files.upload(Thread.path("/attachments")) : Promise.resolve([])).then(function (refs) {
       var body = refs.length ? { text: text, attachments: refs } : { text: text };
+      if (answered) body.reply_to = answered.id;
       Thread.refreshAfter(C.api("POST", path, body).then(function (created) {
         $("composer").value = ""; $("canned-list").hidden = true; if (files) files.clear();
+        if (answered && replyTo === answered) answer(null);
         C.toast(t("sent")); return created;
       }));
     }, function () { return null; });

@@ -3,6 +3,8 @@
  * and events in time order; media.js draws what a message carries) and the customer's profile
  * (profile.js names their channels). The agents and teams directory feeds the transfer form
  * and the names in the queue and the thread. composer.js sends through refreshAfter() and path().
+ * A customer's message has a "Reply" action (the event gw:reply-to, which composer.js takes up);
+ * an agent's reply to one shows its words quoted above its own.
  *
  * Writes state.current, state.detail, state.agents, state.teams, state.claimedHere (a claim) and
  * state.tickets (a changed row). Same rule as console.js: textContent only.
@@ -41,6 +43,39 @@
     var d = new Date(iso);
     return isNaN(d) ? "" : d.toLocaleString(state.lang);
   }
+  /* A message's words on one line, cut to about 80 characters, for a quote; without words (a
+     photo, a voice note), its first file's name. ``parts``: one message, or an album's. */
+  function snippet(parts) {
+    var words = window.GW_MEDIA.text(parts).textContent.replace(/\s+/g, " ").trim();
+    if (!words) {
+      var files = parts.reduce(function (all, m) { return all.concat(m.attachments || []); }, []);
+      words = files.length ? String(files[0].filename || "") : "";
+    }
+    var chars = Array.from(words);  // by code point: an emoji is never cut in half
+    return chars.length > 80 ? chars.slice(0, 80).join("") + "…" : words;
+  }
+  /* The "Reply" action of a customer's message: the composer answers that one (an album: the
+     part with the caption, which Telegram's apps quote too). */
+  function replyAction(parts) {
+    var chosen = parts.find(function (p) { return String(p.text || "").trim(); }) || parts[0];
+    var button = el("button", "msg-reply", t("reply_action"));
+    button.type = "button";
+    button.addEventListener("click", function () {
+      document.dispatchEvent(new CustomEvent("gw:reply-to",
+        { detail: { id: chosen.id, number: state.current, snippet: snippet(parts) } }));
+    });
+    return button;
+  }
+  /* What an agent's reply answers (channel_meta.reply_to_message, a message of this thread),
+     quoted above its words; or null. */
+  function quoteOf(m, detail) {
+    var id = m.channel_meta && m.channel_meta.reply_to_message;
+    var quoted = typeof id === "number" && detail.messages.find(function (o) { return o.id === id; });
+    if (!quoted) return null;
+    var quote = el("blockquote", "msg-quote", snippet([quoted]));
+    quote.setAttribute("data-quoted-id", String(id));
+    return quote;
+  }
   /* One message of the thread; ``parts`` is one message, or an album's (media.js). */
   function messageItem(parts, detail) {
     var m = parts[0];
@@ -66,10 +101,13 @@
     }
     head.appendChild(el("span", "chan", t("channel." + m.channel)));
     head.appendChild(el("time", "msg-time", stamp(m.created_at)));
+    if (m.author_type === "customer" && m.kind === "incoming") head.appendChild(replyAction(parts));
     item.appendChild(head);
     if (m.channel_meta && typeof m.channel_meta.subject === "string") {
       item.appendChild(el("div", "msg-subject", m.channel_meta.subject));
     }
+    var quote = quoteOf(m, detail);
+    if (quote) item.appendChild(quote);
     item.appendChild(window.GW_MEDIA.text(parts));  // media.js: words, files, a map link
     var map = window.GW_MEDIA.mapLink(m, t);
     if (map) item.appendChild(map);
