@@ -4,7 +4,8 @@ python-telegram-bot's ``Bot`` is held as a collaborator, never subclassed. Inbou
 arrive by webhook (``webhook.py``) or long polling (``polling.py``) and go through one step
 (``inbound.py``): the pure ``parse_update`` (``parse.py``), then ingest, a command
 (``commands.py``), an edit, or a button press (``callbacks.py``). Outbound, ``TelegramSender``
-(``sender.py``) delivers outbox rows. ``mount`` adds it all to the web application.
+(``sender.py``, the messages of each made by ``delivery_parts.py``) delivers outbox rows.
+``mount`` adds it all to the web application.
 """
 
 from __future__ import annotations

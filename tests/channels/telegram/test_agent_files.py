@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from channels.telegram import sender
+from channels.telegram import delivery_parts
 from gateway.api.reply_files import TELEGRAM_UPLOAD_BYTES
 from gateway.appkeys import PIPELINE
 from gateway.models import AgentRole
@@ -120,7 +120,7 @@ async def test_a_reply_of_files_only_and_photos_telegram_refuses_go_as_documents
     headers = await log_in(client, db)
     big = await (await upload(client, headers, number, "big.png", PNG * 2, "image/png")).json()
     odd = await (await upload(client, headers, number, "odd.jpg", PNG, "image/jpeg")).json()
-    monkeypatch.setattr(sender, "PHOTO_BYTES", len(PNG))
+    monkeypatch.setattr(delivery_parts, "PHOTO_BYTES", len(PNG))
     reply = await client.post(
         f"/api/v1/tickets/{number}/replies", json={"attachments": [big, odd]}, headers=headers
     )
@@ -239,7 +239,10 @@ async def test_a_reply_to_a_later_part_of_an_agents_answer_goes_to_its_ticket(
 def test_the_largest_file_an_agent_may_attach_gets_time_to_upload_within_a_job() -> None:
     """PTB gives any upload 20 s: a 50 MB file timed out on every try below 2.5 MB/s, and RQ
     parked the reply. Its send now gets time for 512 KiB/s, and still ends within RQ's 180 s."""
-    small, largest = sender.upload_timeouts(1024), sender.upload_timeouts(TELEGRAM_UPLOAD_BYTES)
+    small, largest = (
+        delivery_parts.upload_timeouts(1024),
+        delivery_parts.upload_timeouts(TELEGRAM_UPLOAD_BYTES),
+    )
     assert small == pytest.approx((20, 20), abs=0.01)
     write, read = largest
     assert write >= TELEGRAM_UPLOAD_BYTES / (512 * 1024)

@@ -11,7 +11,7 @@ from sqlalchemy import update
 from telegram.error import NetworkError
 
 from channels.attachment_store import read_stored
-from channels.telegram import sender
+from channels.telegram import delivery_parts, sender
 from channels.telegram.sender import TelegramSender
 from gateway.models import Attachment, OutboxKind
 from gateway.outbox_admin import retry_row
@@ -133,7 +133,7 @@ async def test_a_replys_files_are_read_one_at_a_time_as_their_turn_comes(
         sent_when_read.append(len(fake.sent))
         return read_stored(attachment)
 
-    monkeypatch.setattr(sender, "read_stored", counting)
+    monkeypatch.setattr(delivery_parts, "read_stored", counting)
     assert await deliver_async(row.id, settings) == "sent"
     assert [s["method"] for s in fake.sent] == ["sendMessage"] + ["sendDocument"] * 3
     assert sent_when_read == [1, 2, 3]  # each once the parts before it went
