@@ -7,18 +7,15 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from channels.telegram import delivery_parts
 from gateway.api.reply_files import TELEGRAM_UPLOAD_BYTES
 from gateway.appkeys import PIPELINE
-from gateway.models import AgentRole
 from gateway.settings import Settings
 from gateway.store import Store
-from tests.api.conftest import PASSWORD, add_agent
+from tests.channels.telegram.agents import PNG, log_in, upload
 from tests.channels.telegram.conftest import (
-    Client,
     Gateway,
     messages,
     outbox,
@@ -30,26 +27,7 @@ from tests.channels.telegram.fake_bot_api import FakeBotAPI
 from tests.channels.telegram.private_chat import replying_to, say
 from workers.jobs import deliver_async
 
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 PDF = b"%PDF-1.7 the invoice"
-
-
-async def log_in(client: Client, store: Store) -> dict[str, str]:
-    """Log an agent in on ``client``; the headers its state changes need."""
-    await add_agent(store, "ann@example.com", AgentRole.AGENT)
-    response = await client.post(
-        "/api/v1/auth/login", json={"email": "ann@example.com", "password": PASSWORD}
-    )
-    assert response.status == 200, await response.text()
-    return {"X-CSRF-Token": (await response.json())["csrf_token"]}
-
-
-async def upload(
-    client: Client, headers: dict[str, str], number: str, name: str, data: bytes, media: str
-) -> Any:
-    form = aiohttp.FormData()
-    form.add_field("file", data, filename=name, content_type=media)
-    return await client.post(f"/api/v1/tickets/{number}/attachments", data=form, headers=headers)
 
 
 async def a_ticket(gateway: Gateway, db: Store) -> str:

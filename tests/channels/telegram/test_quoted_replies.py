@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
 from sqlalchemy import select
 
 from channels.telegram.sender import TelegramSender
@@ -15,9 +14,8 @@ from gateway.models import AgentRole
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import Ticket, TicketMessage
-from tests.api.conftest import PASSWORD, add_agent
+from tests.channels.telegram.agents import PNG, log_in, upload
 from tests.channels.telegram.conftest import (
-    Client,
     Gateway,
     count,
     outbox,
@@ -27,8 +25,6 @@ from tests.channels.telegram.deliveries import outbound
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
 from tests.channels.telegram.private_chat import text_from
 from workers.jobs import deliver_async
-
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 
 
 class Desk:
@@ -74,17 +70,8 @@ class Desk:
         return await deliver_async(row.id, settings)
 
 
-async def log_in(client: Client, db: Store) -> dict[str, str]:
-    await add_agent(db, "ann@example.com", AgentRole.SUPERVISOR)
-    response = await client.post(
-        "/api/v1/auth/login", json={"email": "ann@example.com", "password": PASSWORD}
-    )
-    assert response.status == 200, await response.text()
-    return {"X-CSRF-Token": (await response.json())["csrf_token"]}
-
-
 async def a_desk(gateway: Gateway, db: Store) -> Desk:
-    return Desk(gateway, db, await log_in(gateway[1], db))
+    return Desk(gateway, db, await log_in(gateway[1], db, AgentRole.SUPERVISOR))
 
 
 def quoting(telegram_id: int) -> dict[str, Any]:
@@ -137,12 +124,8 @@ async def test_only_the_first_message_of_a_long_reply_or_of_files_quotes(
     assert head["reply_parameters"] == quoting(first_tg)
     assert "reply_parameters" not in tail
 
-    form = aiohttp.FormData()
-    form.add_field("file", PNG, filename="label.png", content_type="image/png")
     number = await desk.number(first)
-    uploaded = await desk.client.post(
-        f"/api/v1/tickets/{number}/attachments", data=form, headers=desk.headers
-    )
+    uploaded = await upload(desk.client, desk.headers, number, "label.png", PNG, "image/png")
     assert uploaded.status == 201, await uploaded.text()
     files = await desk.reply(first, {"attachments": [await uploaded.json()], "reply_to": first})
     assert await desk.deliver(files, settings) == "sent"
