@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from channels.attachment_store import STORED_NAME
 from gateway.models import (
@@ -20,7 +27,18 @@ from gateway.models import (
 
 _IN = ConfigDict(extra="forbid", frozen=True)
 
-RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+def _not_bool(value: Any) -> Any:
+    """JSON's ``true`` is no number: pydantic reads it as 1 for an ``int``, so an
+    ``"assignee_id": true`` assigned agent 1 and a ``"reply_to": true`` quoted message 1."""
+    if isinstance(value, bool):
+        raise ValueError("a number is needed, not true or false")
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_not_bool)]
+"""An integer a client sends: a number (or, in a query string, its digits), never a boolean."""
+RowId = Annotated[Whole, Field(ge=1, le=2**31 - 1)]
 """A row's id as a client names it: within the columns' 32-bit range, so one beyond it is a
 400 naming the field (PostgreSQL refused to bind it: a 500), not a search for nothing."""
 MAX_PAGE = 1_000_000
@@ -259,7 +277,7 @@ class AttachmentRef(BaseModel):
     """The stored file: the SHA-256 of its bytes."""
     filename: str = Field(min_length=1, max_length=255)
     content_type: str = Field(default="application/octet-stream", max_length=255)
-    size: int | None = Field(default=None, ge=0)
+    size: Whole | None = Field(default=None, ge=0)
     """As the upload answered; the stored file's own size is what the message keeps."""
 
 
@@ -432,7 +450,7 @@ class AgentPatch(BaseModel):
     model_config = _IN
     role: AgentRole = AgentRole.AGENT
     team_id: RowId | None = None
-    capacity: int = Field(default=10, ge=0, le=1000)
+    capacity: Whole = Field(default=10, ge=0, le=1000)
     active: bool = True
 
 

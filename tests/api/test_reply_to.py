@@ -100,6 +100,7 @@ async def test_reply_to_anything_but_this_tickets_customer_message_is_refused_st
         2**31 - 1,  # no such message
         0,
         "abc",
+        True,  # JSON's true, which pydantic read as message 1 (here, a customer message)
     ]
     before = await stored_counts(desk)
     for refused in refused_ids:

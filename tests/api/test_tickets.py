@@ -211,8 +211,13 @@ async def test_a_bad_patch_names_the_field_and_changes_nothing(desk: Desk) -> No
     assert (bad.status, (await bad.json())["field"]) == (400, "priority")
     unknown = await ann.send("PATCH", f"/api/v1/tickets/{number}", {"colour": "red"})
     assert (unknown.status, (await unknown.json())["field"]) == (400, "colour")
+    # JSON's true is not agent 1: pydantic read it as 1 and assigned the first agent.
+    before = await (await ann.get(f"/api/v1/tickets/{number}")).json()
+    truthy = await ann.send("PATCH", f"/api/v1/tickets/{number}", {"assignee_id": True})
+    assert (truthy.status, (await truthy.json())["field"]) == (400, "assignee_id")
     detail = await (await ann.get(f"/api/v1/tickets/{number}")).json()
     assert detail["ticket"]["priority"] == "normal"
+    assert detail["ticket"]["assignee_id"] == before["ticket"]["assignee_id"]
 
 
 async def test_agents_see_only_their_own_tickets_and_their_queue(desk: Desk) -> None:
