@@ -64,6 +64,12 @@ listener's (1 s doubling to 60 s) to 4 minutes; the webhook's tries are Telegram
 redeliveries, at a pace it does not document. And not many more, because while an input is
 tried again a polled bot's every chat, a webhook's chat, or a mailbox waits behind it."""
 
+TIMED_OUT = "statement_timeout"
+"""The ``reason`` an input parked for its statement timeouts (not for faults of its own) is kept
+with in ``parked_inbound``. Most often the database was slow for everyone a while, so the
+running gateway replays such inputs by itself once it answers normally again
+(:mod:`gateway.replay_sweep`); an operator need not notice them first."""
+
 
 def classify(exc: BaseException) -> Failure:
     """What ``exc``, failing an input, says about that input."""
@@ -100,6 +106,11 @@ class Tally:
         """Whether the input is to be parked: ``max_attempts`` failures of its own, or
         :data:`STATEMENT_TIMEOUTS` statement timeouts."""
         return self.own >= max_attempts or self.statement_timeouts >= STATEMENT_TIMEOUTS
+
+    def timed_out(self, max_attempts: int) -> bool:
+        """Whether the input is parked for its statement timeouts alone: spent, with fewer than
+        ``max_attempts`` failures of its own (parked as :data:`TIMED_OUT`)."""
+        return self.statement_timeouts >= STATEMENT_TIMEOUTS and self.own < max_attempts
 
     @property
     def attempts(self) -> int:

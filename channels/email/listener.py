@@ -7,9 +7,10 @@ after the pipeline returned (committed): a crash in between makes the next run f
 and ingest's dedupe on the Message-ID turns that into a no-op (invariants 1 and 2). Mail is never
 deleted or moved. A mail that keeps failing is retried with backoff and, after
 ``max_attempts`` failures of its own (or :data:`channels.failures.STATEMENT_TIMEOUTS` of the
-database's statement timeout), parked with its raw bytes (``gateway inbound parked``); one
-failing for a passing reason (:mod:`channels.failures`: the database or a disk away) is tried
-until it is stored. New mail is awaited with IDLE (re-issued every
+database's statement timeout: then with the reason ``statement_timeout``, which the gateway
+replays by itself, :mod:`gateway.replay_sweep`), parked with its raw bytes (``gateway inbound
+parked``); one failing for a passing reason (:mod:`channels.failures`: the database or a disk
+away) is tried until it is stored. New mail is awaited with IDLE (re-issued every
 ``imap_idle_seconds``, under RFC 2177's 29 minutes), or by polling when the server lacks IDLE.
 
 Only the holder of the mailbox's lease (:mod:`gateway.leases`) reads it: a listener first
@@ -32,7 +33,7 @@ from channels.email.imap import ImapSession
 from channels.email.parse import ParsedMail, Rejected
 from channels.email.parse_pool import Parsed
 from channels.email.process import MailProcessor
-from channels.failures import Failure, Tally, classify
+from channels.failures import TIMED_OUT, Failure, Tally, classify
 from gateway.backoff import Backoff
 from gateway.leases import CHECK_SECONDS, Lease, lease_for, run_leased
 from gateway.settings import EmailSettings
@@ -303,9 +304,10 @@ class MailboxListener:
                         extra={"uid": uid, "attempt": tally.attempts, "error": repr(exc)},
                     )
                     if tally.spent(self.settings.max_attempts):
-                        await self._park(
-                            uid, raws[uid], "processing_failed", repr(exc), tally.attempts
-                        )
+                        # Timed out alone: the sweep replays it (gateway.replay_sweep).
+                        timed_out = tally.timed_out(self.settings.max_attempts)
+                        reason = TIMED_OUT if timed_out else "processing_failed"
+                        await self._park(uid, raws[uid], reason, repr(exc), tally.attempts)
                         done.add(uid)
                     continue
                 self.attempts.pop(uid, None)

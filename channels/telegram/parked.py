@@ -6,7 +6,9 @@ hold back the chat's later ones (nor, in polling, every chat's); one whose stori
 hitting the database's statement timeout, after :data:`channels.failures.STATEMENT_TIMEOUTS`.
 One that fails for a passing reason (:func:`channels.failures.classify` and :data:`PASSING`:
 the database away, flood control) is never parked: a blip of a few seconds would leave the
-message to a person.
+message to a person. An update parked for its statement timeouts alone is kept with the reason
+:data:`channels.failures.TIMED_OUT` (else ``failed``), which the gateway replays by itself once
+the database answers normally again (:mod:`gateway.replay_sweep`).
 """
 
 from __future__ import annotations
@@ -51,9 +53,16 @@ def classify(exc: Exception) -> Failure:
 
 
 async def park(
-    store: Store, update: Mapping[str, Any], exc: Exception, *, attempts: int, now: datetime
+    store: Store,
+    update: Mapping[str, Any],
+    exc: Exception,
+    *,
+    attempts: int,
+    now: datetime,
+    timed_out: bool = False,
 ) -> None:
-    """Keep ``update``, which failed ``attempts`` times (last with ``exc``), once."""
+    """Keep ``update``, which failed ``attempts`` times (last with ``exc``), once;
+    ``timed_out``: for statement timeouts alone (:meth:`channels.failures.Tally.timed_out`)."""
     log.error(
         "telegram update parked",
         extra={"update_id": update.get("update_id"), "error": type(exc).__name__},
@@ -72,7 +81,7 @@ async def park(
                     insert(ParkedInbound).values(
                         channel=Channel.TELEGRAM.value,
                         external_id=external_id,
-                        reason="failed",
+                        reason=failures.TIMED_OUT if timed_out else "failed",
                         detail=f"{type(exc).__name__}: {exc}"[:2000],
                         raw=json.dumps(update).encode(),
                         attempts=attempts,

@@ -161,7 +161,14 @@ class Poller:
                 error = exc
                 tally = tally.add(classify(exc))
                 if tally.spent(MAX_ATTEMPTS):
-                    await park(self.store, update, exc, attempts=tally.attempts, now=self.clock())
+                    await park(
+                        self.store,
+                        update,
+                        exc,
+                        attempts=tally.attempts,
+                        now=self.clock(),
+                        timed_out=tally.timed_out(MAX_ATTEMPTS),
+                    )
                     return
             log.warning(
                 "telegram update failed, retrying",

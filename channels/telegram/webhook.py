@@ -68,5 +68,12 @@ async def _given_up(inbound: TelegramInbound, update: dict[str, Any], exc: Excep
     tally = await count_failure(inbound.store, update_id, inbound.clock(), failure=failure)
     if not tally.spent(MAX_ATTEMPTS):
         return False
-    await park(inbound.store, update, exc, attempts=tally.attempts, now=inbound.clock())
+    await park(
+        inbound.store,
+        update,
+        exc,
+        attempts=tally.attempts,
+        now=inbound.clock(),
+        timed_out=tally.timed_out(MAX_ATTEMPTS),
+    )
     return True

@@ -40,7 +40,7 @@ async def test_a_mail_timing_out_every_time_is_parked_and_the_rest_flows(
                 await eventually(lambda: cursor_at(mailroom, 2), within=60)
             [parked] = await parked_inputs(mailroom.store)
             assert (parked.reason, parked.attempts) == (
-                "processing_failed",
+                "statement_timeout",
                 failures.STATEMENT_TIMEOUTS,
             )
             assert "statement timeout" in (parked.detail or "")

@@ -72,7 +72,7 @@ async def test_an_update_timing_out_on_every_delivery_is_parked_and_replayed(
             [parked] = await parked_inputs(db)
             assert (parked.external_id, parked.reason, parked.attempts) == (
                 "update:701",
-                "failed",
+                "statement_timeout",
                 failures.STATEMENT_TIMEOUTS,
             )
             assert "statement timeout" in (parked.detail or "")
@@ -110,7 +110,11 @@ async def test_a_polled_update_timing_out_every_time_is_parked_and_polling_goes_
     assert [m.text for m in await messages(db)] == ["and then this"]
     async with db.read() as session:
         [parked] = (await session.scalars(select(ParkedInbound))).all()
-    assert (parked.external_id, parked.attempts) == ("update:701", failures.STATEMENT_TIMEOUTS)
+    assert (parked.external_id, parked.reason, parked.attempts) == (
+        "update:701",
+        failures.TIMED_OUT,
+        failures.STATEMENT_TIMEOUTS,
+    )
     assert pg_faults.SLOW.encode() in parked.raw
 
 
