@@ -14,15 +14,20 @@ An input that fails again stays parked, with the error printed; so does one its 
 refuses (the reason printed: a mail the parser cannot read, an update from a group), and a
 mail whose bytes were never kept (the server would not hand them over: it is still in the
 mailbox, unread). ``gateway inbound drop ID`` takes such an input off the list.
+
+The running gateway feeds inputs parked for statement timeouts in by itself, through the same
+:func:`feed` on its own pipeline and bot (:mod:`gateway.replay_sweep`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from telegram import Bot
 
 from channels.base import ChannelInputError
 from channels.email.process import MailProcessor
@@ -37,6 +42,9 @@ from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import ParkedInbound
 from knowledge_base.base import KnowledgeBase
+
+REPLAYABLE = (Channel.TELEGRAM.value, Channel.EMAIL.value)
+"""The channels whose parked input can be fed in again."""
 
 
 class NotReplayed(Exception):
@@ -54,6 +62,36 @@ class Replayed:
 async def replay(settings: Settings, store: Store, parked_id: int) -> Replayed:
     """Feed parked input ``parked_id`` in again and drop it from the list once that is
     committed (routing included); raises :class:`NotReplayed` otherwise."""
+    channel, raw = await parked_input(store, parked_id)
+    metrics = Metrics()
+    kb: KnowledgeBase | None = None
+    try:
+        if channel == Channel.TELEGRAM.value:
+            # An update the bot cannot take is refused before the matcher is built (seconds).
+            _decoded(settings, raw)
+        kb = await stored_kb(store)
+        pipeline = build_pipeline(settings, store, kb, metrics=metrics)
+        async with contextlib.AsyncExitStack() as stack:
+            bot = None
+            if channel == Channel.TELEGRAM.value:
+                bot = await stack.enter_async_context(open_bot(settings.telegram))
+            outcome = await feed(
+                channel, raw, settings=settings, store=store, pipeline=pipeline, bot=bot
+            )
+        # Routed too before it leaves the list: an answer or an escalation is part of it.
+        await pipeline.drain()
+    except NotReplayed as exc:
+        raise NotReplayed(f"{exc} (parked input {parked_id} stays parked)") from exc
+    finally:
+        if kb is not None:
+            await close_kb(kb)
+    await drop_parked(store, parked_id)
+    return Replayed(channel, outcome)
+
+
+async def parked_input(store: Store, parked_id: int) -> tuple[str, bytes]:
+    """The channel and bytes of parked input ``parked_id``, if it can be fed in again;
+    raises :class:`NotReplayed` otherwise."""
     async with store.read() as session:
         row = await session.execute(
             select(ParkedInbound.channel, ParkedInbound.raw).where(ParkedInbound.id == parked_id)
@@ -67,28 +105,37 @@ async def replay(settings: Settings, store: Store, parked_id: int) -> Replayed:
             f"parked input {parked_id} has no bytes kept (the server would not hand them over; "
             "the mail is still in the mailbox, unread)"
         )
-    if channel not in (Channel.TELEGRAM.value, Channel.EMAIL.value):
+    if channel not in REPLAYABLE:
         raise NotReplayed(f"parked input {parked_id} is of channel {channel!r}: not replayable")
-    metrics = Metrics()
-    kb: KnowledgeBase | None = None
-    try:
-        # An update the bot cannot take is refused before the matcher is built (seconds).
-        update = _decoded(settings, raw) if channel == Channel.TELEGRAM.value else None
-        kb = await stored_kb(store)
-        pipeline = build_pipeline(settings, store, kb, metrics=metrics)
-        if update is not None:
-            outcome = await _update(settings, store, pipeline, metrics, update)
-        else:
-            outcome = await _mail(settings, store, pipeline, raw)
-        # Routed too before it leaves the list: an answer or an escalation is part of it.
-        await pipeline.drain()
-    except NotReplayed as exc:
-        raise NotReplayed(f"{exc} (parked input {parked_id} stays parked)") from exc
-    finally:
-        if kb is not None:
-            await close_kb(kb)
-    await drop_parked(store, parked_id)
-    return Replayed(channel, outcome)
+    return channel, raw
+
+
+async def feed(
+    channel: str,
+    raw: bytes,
+    *,
+    settings: Settings,
+    store: Store,
+    pipeline: Pipeline,
+    bot: Bot | None,
+) -> str:
+    """Run a parked input's bytes through its channel's own step on ``pipeline``, which
+    returns once it is committed (its routing runs on in the pipeline); the outcome.
+
+    The one step both ``gateway inbound replay`` (a pipeline and bot of its own) and the
+    running gateway's sweep (:mod:`gateway.replay_sweep`, the app's) take. Raises
+    :class:`NotReplayed` if the input failed again (the failure is its ``__cause__``) or its
+    channel refuses it; ``bot`` is the Telegram bot an update is handled with (None: none
+    configured, and an update is not replayed).
+    """
+    if channel == Channel.TELEGRAM.value:
+        update = _decoded(settings, raw)
+        if bot is None:
+            raise NotReplayed("the Telegram channel is not running here: an update needs the bot")
+        return await _update(settings, store, pipeline, bot, update)
+    if channel == Channel.EMAIL.value:
+        return await _mail(settings, store, pipeline, raw)
+    raise NotReplayed(f"channel {channel!r} is not replayable")
 
 
 def _decoded(settings: Settings, raw: bytes) -> dict[str, Any]:
@@ -105,29 +152,27 @@ def _decoded(settings: Settings, raw: bytes) -> dict[str, Any]:
 
 
 async def _update(
-    settings: Settings,
-    store: Store,
-    pipeline: Pipeline,
-    metrics: Metrics,
-    update: dict[str, Any],
+    settings: Settings, store: Store, pipeline: Pipeline, bot: Bot, update: dict[str, Any]
 ) -> str:
     config = settings.telegram
-    async with open_bot(config) as bot:
-        inbound = TelegramInbound(
-            pipeline=pipeline,
-            store=store,
-            router=pipeline.router,
-            metrics=metrics,
-            bot=bot,
-            settings=config,
-        )
-        try:
-            await inbound.handle(update)
-        except Exception as exc:
-            said = str(exc)
-            if config.token is not None:  # PTB's or httpx's error may quote a Bot API URL
-                said = said.replace(config.token.get_secret_value(), "<token>")
-            raise NotReplayed(f"the update failed again: {type(exc).__name__}: {said}") from exc
+    # Metrics of its own: a refusal is told by what they count (the app's count everyone's).
+    metrics = Metrics()
+    inbound = TelegramInbound(
+        pipeline=pipeline,
+        store=store,
+        router=pipeline.router,
+        metrics=metrics,
+        bot=bot,
+        settings=config,
+        clock=pipeline.ingest.clock,
+    )
+    try:
+        await inbound.handle(update)
+    except Exception as exc:
+        said = str(exc)
+        if config.token is not None:  # PTB's or httpx's error may quote a Bot API URL
+            said = said.replace(config.token.get_secret_value(), "<token>")
+        raise NotReplayed(f"the update failed again: {type(exc).__name__}: {said}") from exc
     # ``handle`` refuses an update it cannot use (counted, as the webhook's are) without
     # raising: its bytes stay parked, for whoever fixes the parser, rather than go unseen.
     refused = _refusals(metrics)
@@ -147,6 +192,8 @@ def _refusals(metrics: Metrics) -> list[str]:
 
 
 async def _mail(settings: Settings, store: Store, pipeline: Pipeline, raw: bytes) -> str:
+    if settings.secret_key is None:  # the processor checks the ids we signed with it
+        raise NotReplayed("GATEWAY_SECRET_KEY is not set: a mail needs it")
     processor = MailProcessor(settings, store, pipeline.on_message, parse_workers=0)
     try:
         outcome = await processor.process(raw)
