@@ -314,6 +314,9 @@ class ParkedInbound(Base):
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
+    auto_replays: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Times the gateway replayed it by itself (:mod:`gateway.replay_sweep`), which gives up on
+    it at ``MAX_AUTO_REPLAYS``, leaving it to a person."""
 
     __table_args__ = (UniqueConstraint("channel", "external_id"),)
 
