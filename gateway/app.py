@@ -36,6 +36,7 @@ from gateway.assembly import build_pipeline, close_kb, stored_kb
 from gateway.console import routes as console_routes
 from gateway.health import routes as health_routes
 from gateway.metrics import Metrics
+from gateway.replay_sweep import replay_sweep
 from gateway.routing import Router
 from gateway.settings import Settings
 from gateway.store import Store
@@ -81,6 +82,8 @@ def create_app(
     for channel, mount in MOUNTS.items():
         if enabled(settings, channel):
             mount(app, settings)
+    # After the channels: it replays through their steps (the Telegram bot).
+    app.cleanup_ctx.append(replay_sweep(settings))
     return app
 
 

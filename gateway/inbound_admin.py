@@ -2,13 +2,14 @@
 drop it once dealt with.
 
 A Telegram update or a mail that kept failing for a reason of its own (a bug its content meets)
-is parked whole, with the error, so it cannot hold back what comes after it. Nothing reads it
-back by itself: it waits for a person, who lists it (``gateway inbound parked``, and
-``gateway_inbound_parked{channel}`` in ``/metrics`` says one is there), fixes the cause, and
-feeds it in again (``gateway inbound replay ID``: :mod:`gateway.inbound_replay`), which takes
-it off the list. ``gateway inbound raw ID`` prints its bytes, ``gateway inbound drop ID``
-drops one dealt with otherwise. It is never stored twice: it was never stored, and a second
-copy is deduplicated as any redelivery.
+is parked whole, with the error, so it cannot hold back what comes after it. Unless it was
+parked for statement timeouts alone (the running gateway replays those by itself, a few times:
+:mod:`gateway.replay_sweep`), nothing reads it back by itself: it waits for a person, who lists
+it (``gateway inbound parked``, and ``gateway_inbound_parked{channel}`` in ``/metrics`` says one
+is there), fixes the cause, and feeds it in again (``gateway inbound replay ID``:
+:mod:`gateway.inbound_replay`), which takes it off the list. ``gateway inbound raw ID`` prints
+its bytes, ``gateway inbound drop ID`` drops one dealt with otherwise. It is never stored
+twice: it was never stored, and a second copy is deduplicated as any redelivery.
 """
 
 from __future__ import annotations

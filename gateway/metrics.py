@@ -52,6 +52,13 @@ class Metrics:
             ["channel"],
             registry=self.registry,
         )
+        self.replayed = Counter(
+            "gateway_inbound_replayed",
+            "Parked inputs the gateway replayed by itself, by channel and outcome"
+            " (replayed: stored and off the list; failed: still parked).",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "gateway_queue_depth",
             "Jobs waiting in each RQ queue.",

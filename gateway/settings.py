@@ -298,6 +298,9 @@ class Settings(BaseSettings):
     outbox_relay: bool = True
     """Run the outbox relay inside ``gateway serve`` (safe with several processes)."""
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    parked_replay_seconds: float = Field(default=60.0, gt=0)
+    """How often ``gateway serve`` replays inputs parked for statement timeouts, and how long
+    one stays parked before it is (:mod:`gateway.replay_sweep`)."""
     webchat: WebchatSettings = WebchatSettings()
     email: EmailSettings = EmailSettings()
     telegram: TelegramSettings = TelegramSettings()

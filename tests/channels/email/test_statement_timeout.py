@@ -5,14 +5,20 @@ PostgreSQL, its failures caused as :mod:`tests.pg_faults` describes."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from channels import failures
+from gateway.assembly import build_pipeline
 from gateway.inbound_admin import parked_inputs
 from gateway.inbound_replay import replay
+from gateway.metrics import Metrics
+from gateway.replay_sweep import Pass, ReplaySweep
 from gateway.store.tables import ParkedInbound, TicketMessage
+from gateway.store.types import utcnow
+from knowledge_base.base import NeverMatches
 from tests import pg_faults
 from tests.channels.email.conftest import Dovecot, Mailroom
 from tests.channels.email.mailmaker import mail
@@ -50,6 +56,37 @@ async def test_a_mail_timing_out_every_time_is_parked_and_the_rest_flows(
         # The cause fixed (the query made fast), an admin replays it.
         await replay(mailroom.settings, mailroom.store, parked.id)
     assert await count(mailroom.store, TicketMessage) == 2
+    assert await parked_inputs(mailroom.store) == []
+
+
+async def test_a_mail_parked_while_the_database_was_slow_comes_back_by_itself(
+    db_url: str, mailroom: Mailroom, dovecot: Dovecot
+) -> None:
+    """Parked for statement timeouts, a customer's mail waited for an operator to notice it
+    and run ``gateway inbound replay``; the gateway's sweep now replays it once the database
+    answers normally again (its sweep's pipeline and clock: a minute on)."""
+    await dovecot.append([mail("slow@example.org", text=f"written slowly {pg_faults.SLOW}")])
+    pipeline = build_pipeline(mailroom.settings, mailroom.store, NeverMatches())
+    sweep = ReplaySweep(
+        mailroom.settings,
+        mailroom.store,
+        pipeline,
+        bot=None,
+        metrics=Metrics(),
+        every=60,
+        clock=lambda: utcnow() + timedelta(minutes=1),
+    )
+    async with pg_faults.admin(db_url) as admin:
+        listener = make_listener(mailroom, dovecot, max_attempts=2)
+        async with pg_faults.slow_for_its_content(admin), running(listener):
+            await eventually(lambda: cursor_at(mailroom, 1), within=60)
+        [parked] = await parked_inputs(mailroom.store)
+        assert parked.reason == failures.TIMED_OUT
+        [replayed] = (await sweep.sweep()).replayed
+        assert replayed == parked.id
+        assert await sweep.sweep() == Pass()
+        await pipeline.drain()
+    assert await count(mailroom.store, TicketMessage) == 1
     assert await parked_inputs(mailroom.store) == []
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from gateway.appkeys import PIPELINE
 from gateway.backoff import Backoff
 from gateway.inbound_admin import parked_inputs
 from gateway.inbound_replay import replay
+from gateway.replay_sweep import REPLAY_SWEEP, Pass
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import ParkedInbound, TicketMessage
@@ -32,6 +34,7 @@ from tests.channels.telegram.conftest import (
     telegram_settings,
 )
 from tests.channels.telegram.fake_bot_api import FakeBotAPI
+from tests.factories import Clock
 
 pytestmark = pytest.mark.parametrize(
     "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
@@ -152,3 +155,36 @@ async def test_passing_postgres_failures_never_park_an_update(
         assert await post_update(client, message) == 200
         await app[PIPELINE].drain()
     assert await count(db, TicketMessage) == 1
+
+
+async def test_updates_parked_while_the_database_was_slow_come_back_by_themselves(
+    db_url: str,
+    settings: Settings,
+    make_gateway: MakeGateway,
+    db: Store,
+    clock: Clock,
+) -> None:
+    """Parked for statement timeouts, a customer's message waited for an operator to notice
+    it and run ``gateway inbound replay``: the gateway's sweep now replays it once the
+    database answers normally again."""
+    message = update(1, f"written while the database was slow {pg_faults.SLOW}")
+    async with pg_faults.admin(db_url) as admin:
+        app, client = await make_gateway(settings)
+        sweep = app[REPLAY_SWEEP]
+        async with pg_faults.slow_for_its_content(admin):
+            tries = [await post_update(client, message) for _ in range(failures.STATEMENT_TIMEOUTS)]
+            assert tries[-1] == 200
+            clock.now += timedelta(minutes=1)
+            # Still slow: the replay times out again, is counted, and ends the pass.
+            done = await sweep.sweep()
+            assert (done.replayed, len(done.failed)) == ((), 1)
+        [parked] = await parked_inputs(db)
+        assert parked.reason == failures.TIMED_OUT
+        clock.now += timedelta(minutes=1)
+        [replayed] = (await sweep.sweep()).replayed
+        assert replayed == parked.id
+        clock.now += timedelta(minutes=1)
+        assert await sweep.sweep() == Pass()
+        await app[PIPELINE].drain()
+    assert [m.text for m in await messages(db)] == [message["message"]["text"]]
+    assert await parked_inputs(db) == []
