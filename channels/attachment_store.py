@@ -33,7 +33,9 @@ _TEMPORARY = re.compile(rf"^\.({STORED_NAME}|{_PARTIAL})\..*\.tmp$")  # as the w
 
 
 def store_dir(channel: str, settings: Settings) -> Path | None:
-    """Where the channel keeps attachments; None if it carries none (web chat)."""
+    """Where the channel keeps attachments; None if it carries none."""
+    if channel == Channel.WEBCHAT.value:
+        return Path(settings.webchat.attachment_dir)
     if channel == Channel.TELEGRAM.value:
         return Path(settings.telegram.attachment_dir)
     if channel == Channel.EMAIL.value:

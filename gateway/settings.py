@@ -56,6 +56,11 @@ class WebchatSettings(BaseModel):
     """How long ``GET /api/v1/webchat/messages`` waits for something new."""
     history_limit: int = Field(default=200, gt=0)
     """Most messages one resume returns (the latest ones)."""
+    attachment_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    """Largest file a customer uploads in the widget, or an agent sends to a web chat (413 past
+    it): a screenshot or a phone photo, not a video library."""
+    attachment_dir: str = "var/attachments"
+    """The attachment store (shared with email and Telegram): ``<dir>/<sha256>``."""
 
 
 class MailSecurity(StrEnum):

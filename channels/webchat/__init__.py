@@ -3,6 +3,7 @@
 - ``tokens.py``: signed session tokens; ``sessions.py``: opening a session.
 - ``frames.py``: the wire format; ``conversation.py``: what a session may do with the store.
 - ``socket.py``: the WebSocket; ``http.py``: sessions, fallback, widget and demo routes.
+- ``files.py``: the files a message names; ``file_routes.py``: the customer's uploads.
 - ``hub.py``: Redis pub/sub fan-out between gateway processes; ``sender.py``: the outbound side.
 - ``ratelimit.py``: token buckets; ``security.py``: origins, CORS, tokens on requests.
 - ``static/``: ``widget.js``, ``widget.css``, ``demo.html``.

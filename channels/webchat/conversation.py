@@ -7,14 +7,17 @@ for contact A can never read or touch contact B's tickets (invariant 5).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels.webchat.files import stored_uploads
 from channels.webchat.frames import (
     ErrorCode,
     FeedbackFrame,
@@ -27,7 +30,7 @@ from channels.webchat.tokens import SessionClaims
 from gateway import kb_feedback
 from gateway.ingest import IngestResult
 from gateway.metrics import Metrics
-from gateway.models import AuthorType, Channel, InboundMessage, MessageKind
+from gateway.models import Attachment, AuthorType, Channel, InboundMessage, MessageKind
 from gateway.pipeline import Pipeline
 from gateway.routing import Router
 from gateway.store import Store
@@ -63,13 +66,25 @@ def external_id(session_id: str, client_id: str) -> str:
 class Conversation:
     """One session's view of the store."""
 
-    def __init__(self, claims: SessionClaims, services: Services) -> None:
+    def __init__(self, claims: SessionClaims, services: Services, *, files: Path) -> None:
         self.claims = claims
         self.services = services
+        self.files = files
+        """The web chat's attachment store, where the session's uploads are."""
 
     async def send(self, frame: MessageFrame) -> dict[str, Any]:
-        """Store the customer's message; returns the ack frame (only once it is committed)."""
+        """Store the customer's message; returns the ack frame (only once it is committed).
+
+        The files it names must have been uploaded (``file_routes.py``); checked before
+        anything is stored, so a refused message leaves nothing behind.
+        """
         claims = self.claims
+        attachments: tuple[Attachment, ...] = ()
+        if frame.attachments:
+            # is_file() and stat() touch the disk: not on the event loop.
+            attachments = await asyncio.to_thread(
+                stored_uploads, frame.attachments, self.files, client_id=frame.client_id
+            )
         inbound = InboundMessage(
             channel=Channel.WEBCHAT,
             external_id=external_id(claims.session_id, frame.client_id),
@@ -77,6 +92,7 @@ class Conversation:
             thread_key=claims.session_id,
             text=frame.text,
             locale=claims.locale,
+            attachments=attachments,
             channel_meta={"client_id": frame.client_id},
         )
         try:

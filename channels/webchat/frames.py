@@ -2,8 +2,10 @@
 
 Pure functions, no I/O. Client frames (JSON objects, one per WebSocket text message):
 
-- ``{"type":"message","client_id":"<uuid>","text":"...","handoff":false}``: ``client_id`` is
-  the idempotency key; ``handoff: true`` is the widget's "talk to a person" button.
+- ``{"type":"message","client_id":"<uuid>","text":"...","handoff":false,"attachments":[..]}``:
+  ``client_id`` is the idempotency key; ``handoff: true`` is the widget's "talk to a person"
+  button; ``attachments`` names files uploaded first (``{"file": "<sha256>", "name": ..}``,
+  ``files.py``), and with one the text may be empty.
 - ``{"type":"typing"}``
 - ``{"type":"resume","after":<last message id seen>}``
 - ``{"type":"feedback","message_id":..,"helpful":true|false}``
@@ -19,7 +21,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from channels.attachment_store import STORED_NAME
+
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_FILE = re.compile(f"^{STORED_NAME}$")  # an upload's name in the store: its SHA-256
+MAX_FILES = 10
+"""Files one message names at most (as many as an agent's reply carries)."""
+_MAX_NAME_CHARS = 255
 _TICKET = re.compile(r"^G\d{8,16}$")
 MAX_COMMENT_CHARS = 2000
 
@@ -54,10 +62,20 @@ class FrameError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file a message names: what an upload answered (its digest, name and media type)."""
+
+    file: str
+    name: str
+    media_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class MessageFrame:
     client_id: str
     text: str
     handoff: bool = False
+    attachments: tuple[FileRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +135,8 @@ def parse_payload(data: dict[str, Any], *, max_text_bytes: int) -> ClientFrame:
                 field="text",
                 client_id=client_id,
             )
-        if not text.strip():
+        attachments = _file_refs(data.get("attachments"), client_id)
+        if not text.strip() and not attachments:
             raise FrameError(ErrorCode.INVALID, "text is empty", field="text", client_id=client_id)
         handoff = data.get("handoff", False)
         if not isinstance(handoff, bool):
@@ -127,7 +146,7 @@ def parse_payload(data: dict[str, Any], *, max_text_bytes: int) -> ClientFrame:
                 field="handoff",
                 client_id=client_id,
             )
-        return MessageFrame(client_id, text, handoff)
+        return MessageFrame(client_id, text, handoff, attachments)
     if kind == "typing":
         return TypingFrame()
     if kind == "resume":
@@ -186,6 +205,32 @@ def parse_payload(data: dict[str, Any], *, max_text_bytes: int) -> ClientFrame:
 
 def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _file_refs(raw: object, client_id: str) -> tuple[FileRef, ...]:
+    """A message's ``attachments``: uploads named by digest (whether they are stored is the
+    conversation's to check)."""
+    if raw is None:
+        return ()
+
+    def refused(detail: str) -> FrameError:
+        return FrameError(ErrorCode.INVALID, detail, field="attachments", client_id=client_id)
+
+    if not isinstance(raw, list) or len(raw) > MAX_FILES:
+        raise refused(f"attachments must be a list of at most {MAX_FILES} uploaded files")
+    refs = []
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("file"), str):
+            raise refused('each attachment is {"file": "<sha256>", "name": ...} from an upload')
+        if not _FILE.match(item["file"]):
+            raise refused("an attachment's file must be the 64 hex digits an upload answered")
+        name, media_type = item.get("name", ""), item.get("media_type")
+        if not isinstance(name, str) or len(name) > _MAX_NAME_CHARS:
+            raise refused(f"an attachment's name must be text of at most {_MAX_NAME_CHARS} chars")
+        if media_type is not None and (not isinstance(media_type, str) or len(media_type) > 255):
+            raise refused("an attachment's media_type must be a media type")
+        refs.append(FileRef(item["file"], name, media_type))
+    return tuple(refs)
 
 
 def _client_id(data: dict[str, Any], *, required: bool) -> str | None:

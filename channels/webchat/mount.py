@@ -8,6 +8,7 @@ from functools import partial
 
 from aiohttp import web
 
+from channels.webchat import file_routes
 from channels.webchat.conversation import Services, live_frame
 from channels.webchat.http import demo_page, routes
 from channels.webchat.hub import Hub
@@ -21,6 +22,7 @@ from gateway.settings import Settings
 def mount(app: web.Application, settings: Settings) -> None:
     """Add the web chat to ``app`` (called by ``create_app`` when the channel is enabled)."""
     app.add_routes(routes)
+    app.add_routes(file_routes.routes)
     app.router.add_get("/api/v1/webchat/ws", websocket)
     if settings.demo:
         app.router.add_get("/", demo_page)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 
@@ -29,7 +30,7 @@ class WebchatState:
     """Open sockets, closed with 1001 at shutdown."""
 
     def conversation(self, claims: SessionClaims) -> Conversation:
-        return Conversation(claims, self.services)
+        return Conversation(claims, self.services, files=Path(self.settings.attachment_dir))
 
 
 WEBCHAT = web.AppKey("webchat", WebchatState)

@@ -24,7 +24,7 @@ from channels.attachment_store import store_bytes, store_dir
 from gateway.api.access import principal
 from gateway.api.endpoints import ApiTable
 from gateway.api.errors import ApiError, respond
-from gateway.api.reply_files import clean_filename, clean_media_type, upload_limit
+from gateway.api.reply_files import TEXT_ONLY, clean_filename, clean_media_type, upload_limit
 from gateway.api.schemas import Uploaded
 from gateway.api.ticket_routes import visible_to
 from gateway.appkeys import SETTINGS, STORE
@@ -85,7 +85,7 @@ async def upload_attachment(request: web.Request) -> web.Response:
     if channel is None:  # a ticket the agent may not see looks like one that does not exist
         raise ApiError(404, "not_found", f"no ticket {number[:40]!r}")
     directory = store_dir(channel, settings)
-    if directory is None:
+    if directory is None or channel in TEXT_ONLY:
         raise ApiError(400, "invalid", f"{channel} replies carry text only", field="file")
     part, data = await _read_file(request, upload_limit(channel, settings))
     path = await asyncio.to_thread(store_bytes, directory, data)

@@ -2,7 +2,7 @@
 
 A file is kept in the attachment store of the ticket's channel (the directory its inbound files
 go to, ``<dir>/<sha256>``), so the download route and the channel's sender find it as they find
-a customer's. The web chat carries text only: its tickets take no file.
+a customer's. Web chat replies carry text only (``TEXT_ONLY``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ from gateway.settings import Settings
 TELEGRAM_UPLOAD_BYTES = 50 * 1024 * 1024
 """The Bot API takes files of up to 50 MB sent by upload
 (https://core.telegram.org/bots/api#sending-files)."""
+
+TEXT_ONLY = frozenset({Channel.WEBCHAT.value})
+"""Channels whose replies take no file yet (the web chat keeps its customers' uploads, but
+does not show an agent's files to them)."""
 
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*$")
 
@@ -54,7 +58,7 @@ def stored_attachments(
     if not refs:
         return []
     directory = store_dir(channel, settings)
-    if directory is None:
+    if directory is None or channel in TEXT_ONLY:
         raise ApiError(400, "invalid", f"{channel} replies carry text only", field="attachments")
     directory = directory.resolve()
     found = []

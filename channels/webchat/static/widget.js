@@ -3,6 +3,8 @@
  *   <script src="https://HOST/widget.js" data-locale="zh-CN" defer></script>
  * adds a chat button and panel to the page. Protocol: channels/webchat/frames.py.
  * Customer and agent text is only ever set with textContent, never parsed as HTML.
+ * Files (the paperclip) are uploaded first (POST /api/v1/webchat/attachments), then named in a
+ * message; the gateway's files are fetched with the session token in a header, never in a URL.
  */
 (function () {
   "use strict";
@@ -24,7 +26,9 @@
       offline: "连接已断开，正在重试…", you: "我", bot: "智能助手", agent: "客服",
       rateTitle: "请为本次服务评分", star: "星", comment: "留言（可选）", submit: "提交评价",
       rated: "感谢您的评价！", tooLarge: "消息太长了，请缩短后再发送。",
-      rateLimited: "发送太快了，请稍候再试。", failed: "发送失败，将自动重试。", log: "聊天记录"
+      rateLimited: "发送太快了，请稍候再试。", failed: "发送失败，将自动重试。", log: "聊天记录",
+      attach: "发送文件", fileTooLarge: "文件太大，无法发送。", uploadFailed: "文件上传失败：",
+      files: "附件"
     },
     en: {
       open: "Chat with us", title: "Customer service", close: "Close", send: "Send",
@@ -36,7 +40,9 @@
       star: "star", comment: "Comment (optional)", submit: "Send rating",
       rated: "Thank you for your rating!", tooLarge: "That message is too long; please shorten it.",
       rateLimited: "You are sending too fast; please wait a moment.",
-      failed: "Not sent yet; retrying automatically.", log: "Conversation"
+      failed: "Not sent yet; retrying automatically.", log: "Conversation",
+      attach: "Send a file", fileTooLarge: "That file is too large to send.",
+      uploadFailed: "The file could not be uploaded: ", files: "Files"
     }
   };
   var T = TEXTS[locale];
@@ -86,6 +92,9 @@
   var form = el("form", { "class": "gw-form" });
   var input = el("textarea", { id: "gw-chat-input", "class": "gw-input", rows: "2", "aria-label": T.input, placeholder: T.placeholder, maxlength: "4000" });
   var sendButton = el("button", { id: "gw-chat-send", "class": "gw-send", type: "submit" }, T.send);
+  var attachButton = el("button", { id: "gw-chat-attach", "class": "gw-attach", type: "button", title: T.attach, "aria-label": T.attach }, "\uD83D\uDCCE");
+  var fileInput = el("input", { id: "gw-chat-file", "class": "gw-file-input", type: "file", tabindex: "-1", "aria-hidden": "true" });
+  form.appendChild(attachButton); form.appendChild(fileInput);
   form.appendChild(input); form.appendChild(sendButton);
   panel.appendChild(header); panel.appendChild(log); panel.appendChild(typing);
   panel.appendChild(humanButton); panel.appendChild(form);
@@ -100,6 +109,7 @@
   var resumedUpTo = 0;                        // history complete up to this id
   var ws = null, attempts = 0, retryTimer = null, lastTyping = 0, typingTimer = null;
   var polling = false, connecting = false;
+  var previews = {};                          // client id -> [object URL] of files chosen here
 
   function setState(state) {
     status.setAttribute("data-state", state);
@@ -118,11 +128,93 @@
     if (!row) {
       row = el("div", { "class": "gw-msg gw-customer", "data-client-id": item.client_id });
       row.appendChild(el("span", { "class": "gw-name" }, T.you));
-      row.appendChild(el("p", { "class": "gw-text" }, item.text));
+      if (item.text) row.appendChild(el("p", { "class": "gw-text" }, item.text));
+      var files = fileList(item.attachments, previews[item.client_id]);
+      if (files) row.appendChild(files);
       log.appendChild(row); shownClient[item.client_id] = row; scroll();
     }
     row.setAttribute("data-state", state);
     return row;
+  }
+
+  // ---- files -----------------------------------------------------------------------------------
+  var PICTURES = ["image/png", "image/jpeg", "image/gif", "image/webp"];  // never SVG: it can script
+
+  /* A URL this page may use for a file: the local copy of one chosen here, or the gateway's
+     bytes fetched with the token in a header (a blob: URL), so the token is never in a URL. */
+  function fileSource(file, preview) {
+    if (preview) return Promise.resolve(preview);
+    if (!file.url || !token || !/^\/api\/v1\/webchat\/attachments\/[0-9a-f]{64}$/.test(file.url)) {
+      return Promise.reject(new Error("no file"));
+    }
+    return fetch(origin + file.url, { headers: { Authorization: "Bearer " + token } }).then(function (r) {
+      if (!r.ok) throw new Error("file " + r.status);
+      return r.blob();
+    }).then(function (blob) { return URL.createObjectURL(blob); });
+  }
+
+  /* A message's files: pictures as thumbnails, the rest as links that download them. */
+  function fileList(files, localUrls) {
+    if (!files || !files.length) return null;
+    var list = el("ul", { "class": "gw-files", "aria-label": T.files });
+    files.forEach(function (file, i) {
+      var name = String(file.name || "file");
+      var type = String(file.media_type || "").toLowerCase();
+      var item = el("li", { "class": "gw-file" });
+      var preview = localUrls ? localUrls[i] : null;
+      var link = el("a", { "class": "gw-file-link", href: "#", download: name, rel: "noopener" }, name);
+      var source = null;
+      function load() { if (!source) source = fileSource(file, preview); return source; }
+      if (PICTURES.indexOf(type) >= 0) {
+        var img = el("img", { "class": "gw-thumb", alt: name });
+        load().then(function (url) { img.src = url; link.href = url; }, function () { item.setAttribute("data-state", "missing"); });
+        item.appendChild(img);
+      }
+      link.addEventListener("click", function (ev) {
+        if (link.getAttribute("href") !== "#") return;
+        ev.preventDefault();
+        load().then(function (url) { link.href = url; link.click(); }, function () { item.setAttribute("data-state", "missing"); });
+      });
+      item.appendChild(link);
+      if (typeof file.size === "number") item.appendChild(el("span", { "class": "gw-file-size" }, " (" + Math.ceil(file.size / 1024) + " KB)"));
+      list.appendChild(item);
+    });
+    return list;
+  }
+
+  /* The paperclip: the file is uploaded, then sent as a message of its own. Shown at once
+     (its own copy); a refused upload marks it failed and says why. */
+  function sendFile(file) {
+    var clientId = uuid();
+    var named = { name: file.name, media_type: file.type, size: file.size };
+    previews[clientId] = [URL.createObjectURL(file)];
+    var row = addMine({ client_id: clientId, text: "", attachments: [named] }, "pending");
+    ensureSession().then(function (t) {
+      var body = new FormData();
+      body.append("file", file, file.name);
+      return fetch(origin + "/api/v1/webchat/attachments", {
+        method: "POST", headers: { Authorization: "Bearer " + t }, body: body
+      });
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (answer) {
+        if (!r.ok) throw { status: r.status, detail: answer.detail };
+        return answer;
+      });
+    }).then(function (uploaded) {
+      var item = {
+        type: "message", client_id: clientId, text: "",
+        attachments: [{ file: uploaded.file, name: uploaded.name, media_type: uploaded.media_type }]
+      };
+      outbox.push(item); store.set("outbox", outbox);
+      send(item);
+      connect();
+    }, function (err) {
+      row.setAttribute("data-state", "failed");
+      var status = err && err.status;
+      if (status === 413) note(T.fileTooLarge);
+      else if (status === 429) note(T.rateLimited);
+      else note(T.uploadFailed + ((err && err.detail) || (err && err.message) || ""));
+    });
   }
 
   function show(frame) {
@@ -131,7 +223,7 @@
       seen[frame.message_id] = true;
     }
     if (frame.author === "customer") {
-      var mine = addMine({ client_id: frame.client_id || "m" + frame.message_id, text: frame.text }, "sent");
+      var mine = addMine({ client_id: frame.client_id || "m" + frame.message_id, text: frame.text, attachments: frame.attachments }, "sent");
       mine.setAttribute("data-message-id", frame.message_id);
       return;
     }
@@ -142,7 +234,9 @@
       var who = frame.author === "agent" ? (frame.name || T.agent) : T.bot;
       row.appendChild(el("span", { "class": "gw-name" }, who));
     }
-    row.appendChild(el("p", { "class": "gw-text" }, frame.text));
+    if (frame.text || !frame.attachments || !frame.attachments.length) row.appendChild(el("p", { "class": "gw-text" }, frame.text));
+    var files = fileList(frame.attachments, null);
+    if (files) row.appendChild(files);
     if (frame.author === "bot" && frame.message_id && !frame.choices) row.appendChild(feedbackBox(frame));
     log.appendChild(row);
     if (frame.kind === "survey" && frame.ticket) log.appendChild(ratingBox(frame.ticket));
@@ -352,6 +446,12 @@
     if (now - lastTyping > 3000 && ws && ws.readyState === 1) { lastTyping = now; send({ type: "typing" }); }
   });
   humanButton.addEventListener("click", function () { submit(T.humanText, true); });
+  attachButton.addEventListener("click", function () { fileInput.click(); });
+  fileInput.addEventListener("change", function () {
+    var chosen = Array.prototype.slice.call(fileInput.files || []);
+    fileInput.value = "";  // so that choosing the same file again fires "change" again
+    chosen.forEach(sendFile);
+  });
 
   setState("connecting");
   if (token) connect();   // a returning visitor: history (resume) and any unsent messages

@@ -1,0 +1,139 @@
+"""Files both ways between the web chat widget and the console, in two browser contexts.
+
+The customer sends a screenshot with the widget's paperclip: it shows in their own thread at
+once, and the agent sees the picture in the console's thread, fetched through the console's
+download route. A file over the web chat's cap is refused in the widget with a reason and
+nothing is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, FilePayload, Page, expect
+from sqlalchemy import select
+
+from channels.webchat.state import WEBCHAT
+from gateway.app import create_app
+from gateway.appkeys import STORE
+from gateway.models import AgentRole, Channel
+from gateway.store import Store
+from gateway.store.tables import Ticket
+from tests.api.conftest import add_agent
+from tests.channels.webchat.conftest import TinyKB, chat_settings
+from tests.chromium import ARTIFACTS
+from tests.console.conftest import Dialogs, backend, console_login, courier, needs_chromium
+from tests.console.test_reply_attachments import PNG
+
+MakeServer = Callable[[web.Application], Awaitable[TestServer]]
+CAP = 4000
+pytestmark = needs_chromium
+
+
+async def escalated_webchat_ticket(store: Store) -> str:
+    async with asyncio.timeout(10):
+        while True:
+            async with store.read() as session:
+                number = await session.scalar(
+                    select(Ticket.number).where(
+                        Ticket.channel == Channel.WEBCHAT.value, Ticket.escalated_at.is_not(None)
+                    )
+                )
+            if number is not None:
+                return str(number)
+            await asyncio.sleep(0.05)
+
+
+async def attach(page: Page, files: list[FilePayload]) -> None:
+    """The customer clicks the paperclip and picks ``files``."""
+    async with page.expect_file_chooser() as chooser:
+        await page.click("#gw-chat-attach")
+    await (await chooser.value).set_files(files)
+
+
+async def until_loaded(page: Page, selector: str) -> None:
+    """Wait until the picture at ``selector`` decoded (a broken one has no natural width)."""
+    await page.wait_for_function(
+        "s => { const i = document.querySelector(s);"
+        " return !!i && i.complete && i.naturalWidth > 0 }",
+        arg=selector,
+        timeout=10_000,
+    )
+
+
+async def test_a_customer_sends_a_screenshot_and_the_agent_sees_it(
+    aiohttp_server: MakeServer, db_url: str, redis_url: str, browser: Browser, tmp_path: object
+) -> None:
+    directory = f"{tmp_path}/attachments"
+    settings = chat_settings(
+        db_url,
+        redis_url,
+        demo=True,
+        webchat={"attachment_dir": directory, "attachment_max_bytes": CAP},
+    )
+    server = await aiohttp_server(create_app(settings, kb=TinyKB()))
+    app = server.app
+    assert app is not None
+    store = app[STORE]
+    await asyncio.wait_for(app[WEBCHAT].hub.ready.wait(), 5)
+    await add_agent(store, "li@shop.test", AgentRole.AGENT)
+    failures: list[str] = []
+    delivery = asyncio.create_task(courier(settings, store, failures))
+    base = f"http://127.0.0.1:{server.port}"
+    dialogs = Dialogs()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = f"webchat-files-{backend(db_url)}"
+    try:
+        agent_ctx = await browser.new_context(
+            locale="en-US", viewport={"width": 1280, "height": 800}
+        )
+        customer_ctx = await browser.new_context(
+            locale="zh-CN", viewport={"width": 900, "height": 700}
+        )
+        console = await agent_ctx.new_page()
+        widget = await customer_ctx.new_page()
+        dialogs.watch(console)
+        dialogs.watch(widget)
+        await console_login(console, base, "li@shop.test")
+
+        # The customer sends a screenshot: shown at once in their thread, then acked (stored).
+        await widget.goto(f"{base}/")
+        await widget.click("#gw-chat-button")
+        await expect(widget.locator("#gw-chat-status")).to_have_attribute("data-state", "open")
+        await attach(widget, [FilePayload(name="订单截图.png", mimeType="image/png", buffer=PNG)])
+        mine = widget.locator("#gw-chat-log .gw-customer").last
+        await expect(mine).to_have_attribute("data-state", "sent", timeout=10_000)
+        await expect(mine.locator(".gw-file-link")).to_have_text("订单截图.png")
+        await until_loaded(widget, "#gw-chat-log .gw-customer .gw-thumb")
+
+        # A file over the cap: refused with the reason, marked failed, nothing sent.
+        big = FilePayload(
+            name="big.bin", mimeType="application/octet-stream", buffer=b"x" * CAP * 2
+        )
+        await attach(widget, [big])
+        failed = widget.locator("#gw-chat-log .gw-customer", has_text="big.bin")
+        await expect(failed).to_have_attribute("data-state", "failed", timeout=10_000)
+        await expect(widget.locator("#gw-chat-log .gw-note", has_text="文件太大")).to_have_count(1)
+
+        # A file alone is for people: the ticket escalates to the online agent, who sees the
+        # picture in the thread (loaded through the console's download route).
+        number = await escalated_webchat_ticket(store)
+        row = console.locator(f'#queue-list .ticket-row[data-number="{number}"]')
+        await row.click(timeout=10_000)
+        await expect(console.locator("#ticket-number")).to_have_text(number)
+        customer = console.locator("#thread .msg-customer")
+        await expect(customer.locator(".attachment a")).to_have_text(["订单截图.png"])
+        await expect(customer.locator("img.msg-photo")).to_have_count(1)
+        await until_loaded(console, "#thread .msg-customer img.msg-photo")
+        assert "big.bin" not in (await console.locator("#thread").inner_text())
+        await widget.screenshot(path=str(ARTIFACTS / f"{shot}-widget.png"))
+        await console.screenshot(path=str(ARTIFACTS / f"{shot}-console.png"))
+        assert dialogs.seen == []
+    finally:
+        delivery.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await delivery
