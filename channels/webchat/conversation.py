@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.webchat.files import stored_uploads
+from channels.webchat.files import shown_files, stored_uploads
 from channels.webchat.frames import (
     ErrorCode,
     FeedbackFrame,
@@ -249,6 +249,20 @@ class Conversation:
             await session.flush()
         return _ack(frame.client_id, stored.id, ticket.number)
 
+    async def file(self, name: str) -> dict[str, Any] | None:
+        """The attachment named ``name`` (its bytes' digest) of one of this conversation's
+        shown messages, or None: a session downloads its own files only (invariant 5)."""
+        query = self._scoped(select(TicketMessage.attachments)).where(
+            func.json_array_length(TicketMessage.attachments) > 0
+        )
+        async with self.services.store.read() as session:
+            for attachments in await session.scalars(query.order_by(TicketMessage.id.desc())):
+                for attachment in attachments or []:
+                    ref = attachment.get("ref") if isinstance(attachment, dict) else None
+                    if isinstance(ref, str) and ref and Path(ref).name == name:
+                        return dict(attachment)
+        return None
+
     def _scoped(self, query: Any) -> Any:
         """Only this session's shown messages (joined to their ticket and agent)."""
         claims = self.claims
@@ -341,6 +355,8 @@ def message_frame(
         "ticket": ticket,
         "at": _iso(message.created_at),
     }
+    if message.attachments:
+        frame["attachments"] = shown_files(message.attachments)
     meta = message.channel_meta or {}
     if author == AuthorType.CUSTOMER.value and "client_id" in meta:
         frame["client_id"] = meta["client_id"]

@@ -1,10 +1,18 @@
-"""``POST /api/v1/webchat/attachments``: a customer uploads a file from the widget.
+"""A customer's files: uploading one from the widget, downloading the conversation's.
+
+``POST /api/v1/webchat/attachments``:
 
 ``Authorization: Bearer <token>`` and one multipart part named ``file``; the bytes go to the
 attachment store (``files.py``) and the answer names them:
 ``201 {"file": "<sha256>", "name", "media_type", "size"}``; 413 past
 ``GATEWAY_WEBCHAT__ATTACHMENT_MAX_BYTES``, 400 naming ``file`` for a body that is not one file.
 A ``message`` then names the upload in its ``attachments``.
+
+``GET /api/v1/webchat/attachments/{sha256}`` (the bearer token, or ``?token=``) serves a file of
+one of the session's own messages (an agent's reply, the customer's own upload) and nothing
+else: 404 for any other, as for one that does not exist. Pictures are served inline (the widget
+shows them), everything else as a download; HTML, SVG and other types a browser could run are
+served as bytes, with ``nosniff`` and a sandboxing CSP (``gateway/api/attachment_routes.py``).
 
 Uploaded first, sent second: a file whose message never comes stays unnamed in the store until
 the attachment sweep (``workers/attachment_sweep.py``) removes it a day later. Uploads spend
@@ -13,6 +21,7 @@ the session's message budget (``GATEWAY_WEBCHAT__RATE_BURST``): a file counts as
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,15 +29,25 @@ from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
+from sqlalchemy.exc import SQLAlchemyError
 
-from channels.attachment_store import store_chunks
+from channels.attachment_store import is_stored, store_chunks
 from channels.webchat.frames import ErrorCode
 from channels.webchat.security import Refused, check_origin, claims_of, cors_headers
 from channels.webchat.state import WEBCHAT, WebchatState
 from channels.webchat.tokens import SessionClaims
+from gateway.api.attachment_routes import (
+    DOWNLOAD_HEADERS,
+    content_disposition,
+    served_type,
+    stored_file,
+)
 from gateway.api.reply_files import clean_filename, clean_media_type
+from gateway.appkeys import SETTINGS
 
 _CHUNK = 64 * 1024
+_PICTURES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+"""Served inline: raster types a browser decodes without running anything (never SVG)."""
 
 routes = web.RouteTableDef()
 
@@ -51,6 +70,7 @@ def _refused(request: web.Request, state: WebchatState, refused: Refused) -> web
 
 
 @routes.options("/api/v1/webchat/attachments")
+@routes.options("/api/v1/webchat/attachments/{file}")
 async def preflight(request: web.Request) -> web.Response:
     """CORS preflight (the widget uploads with an ``Authorization`` header)."""
     state = request.app[WEBCHAT]
@@ -120,3 +140,40 @@ async def upload(request: web.Request) -> web.Response:
     except Refused as refused:
         return _refused(request, state, refused)
     return _answer(request, state, body, 201)
+
+
+@routes.get("/api/v1/webchat/attachments/{file}")
+async def download(request: web.Request) -> web.StreamResponse:
+    """A file of one of the session's own messages (404 for any other)."""
+    state = request.app[WEBCHAT]
+    name = request.match_info["file"]
+    try:
+        claims = _session(request, state)
+        gone = Refused(404, ErrorCode.NOT_FOUND, "no such file in this conversation", "file")
+        if not is_stored(name):
+            raise gone
+        try:
+            attachment = await state.conversation(claims).file(name)
+        except (SQLAlchemyError, OSError):
+            raise Refused(503, ErrorCode.UNAVAILABLE, "try again in a moment") from None
+        if attachment is None:
+            raise gone
+        # resolve() and is_file() touch the disk: not on the event loop.
+        path = await asyncio.to_thread(stored_file, attachment.get("ref"), request.app[SETTINGS])
+        if path is None:
+            raise gone
+    except Refused as refused:
+        return _refused(request, state, refused)
+    media_type = served_type(attachment.get("content_type"))
+    disposition = content_disposition(attachment.get("filename"))
+    if media_type in _PICTURES:
+        disposition = "inline" + disposition.removeprefix("attachment")
+    return web.FileResponse(
+        path,
+        headers={
+            **DOWNLOAD_HEADERS,
+            **cors_headers(request, state.settings.origins),
+            "Content-Type": media_type,
+            "Content-Disposition": disposition,
+        },
+    )

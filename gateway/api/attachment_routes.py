@@ -1,6 +1,6 @@
 """Downloading a message's attachment from the attachment store.
 
-The bytes live in the store the email and Telegram channels write (``<attachment_dir>/<sha256>``,
+The bytes live in the store the channels write (``<attachment_dir>/<sha256>``,
 the message's ``Attachment.ref`` is that path). An agent downloads a file of a ticket they may
 see; the response is always a download (``Content-Disposition: attachment``, RFC 6266, with an
 RFC 5987 ``filename*`` for names that are not ASCII), never rendered by the browser: script-capable
@@ -47,13 +47,14 @@ _INLINE_SAFE = frozenset(
     }
 )
 _SCRIPTABLE = frozenset({"image/svg+xml"})
-_HEADERS = {
+DOWNLOAD_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     # Were a browser to render it anyway, nothing in it could run or load.
     "Content-Security-Policy": "default-src 'none'; sandbox",
     "Cache-Control": "private, no-store",
     "Referrer-Policy": "no-referrer",
 }
+"""Sent with every download (the web chat's too, ``channels/webchat/file_routes.py``)."""
 
 
 def served_type(declared: object) -> str:
@@ -138,7 +139,7 @@ async def download_attachment(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(
         path,
         headers={
-            **_HEADERS,
+            **DOWNLOAD_HEADERS,
             "Content-Type": served_type(attachment.get("content_type")),
             "Content-Disposition": content_disposition(attachment.get("filename")),
         },

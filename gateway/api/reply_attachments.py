@@ -4,7 +4,7 @@ One ``multipart/form-data`` part named ``file``; its bytes go to the attachment 
 ticket's channel (``gateway.api.reply_files``), and the answer names the stored file by its
 digest. A reply then lists the files it carries (``ReplyIn.attachments``), and its delivery
 sends them on the customer's channel: Telegram as media (photos, videos, songs, voice notes)
-or documents, email as MIME parts.
+or documents, email as MIME parts, the web chat as files the widget shows (pictures) or links.
 
 Uploaded first, sent second: a file uploaded for a reply the agent then drops stays in the
 store (named by its bytes, so never kept twice) until the attachment sweep
@@ -24,7 +24,7 @@ from channels.attachment_store import store_bytes, store_dir
 from gateway.api.access import principal
 from gateway.api.endpoints import ApiTable
 from gateway.api.errors import ApiError, respond
-from gateway.api.reply_files import TEXT_ONLY, clean_filename, clean_media_type, upload_limit
+from gateway.api.reply_files import clean_filename, clean_media_type, upload_limit
 from gateway.api.schemas import Uploaded
 from gateway.api.ticket_routes import visible_to
 from gateway.appkeys import SETTINGS, STORE
@@ -85,7 +85,7 @@ async def upload_attachment(request: web.Request) -> web.Response:
     if channel is None:  # a ticket the agent may not see looks like one that does not exist
         raise ApiError(404, "not_found", f"no ticket {number[:40]!r}")
     directory = store_dir(channel, settings)
-    if directory is None or channel in TEXT_ONLY:
+    if directory is None:
         raise ApiError(400, "invalid", f"{channel} replies carry text only", field="file")
     part, data = await _read_file(request, upload_limit(channel, settings))
     path = await asyncio.to_thread(store_bytes, directory, data)

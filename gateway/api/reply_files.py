@@ -2,7 +2,8 @@
 
 A file is kept in the attachment store of the ticket's channel (the directory its inbound files
 go to, ``<dir>/<sha256>``), so the download route and the channel's sender find it as they find
-a customer's. Web chat replies carry text only (``TEXT_ONLY``).
+a customer's; the web chat shows it in the widget, which downloads it with the customer's session
+token (``channels/webchat/file_routes.py``).
 """
 
 from __future__ import annotations
@@ -20,18 +21,17 @@ TELEGRAM_UPLOAD_BYTES = 50 * 1024 * 1024
 """The Bot API takes files of up to 50 MB sent by upload
 (https://core.telegram.org/bots/api#sending-files)."""
 
-TEXT_ONLY = frozenset({Channel.WEBCHAT.value})
-"""Channels whose replies take no file yet (the web chat keeps its customers' uploads, but
-does not show an agent's files to them)."""
-
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*$")
 
 
 def upload_limit(channel: str, settings: Settings) -> int:
-    """The largest file the channel delivers: the Bot API's upload limit, or the mail cap
+    """The largest file the channel delivers: the Bot API's upload limit, the web chat's cap
+    (``GATEWAY_WEBCHAT__ATTACHMENT_MAX_BYTES``, the same both ways), or the mail cap
     (``GATEWAY_EMAIL__ATTACHMENT_MAX_BYTES``, within what mail servers commonly accept)."""
     if channel == Channel.TELEGRAM.value:
         return TELEGRAM_UPLOAD_BYTES
+    if channel == Channel.WEBCHAT.value:
+        return settings.webchat.attachment_max_bytes
     return settings.email.attachment_max_bytes
 
 
@@ -58,7 +58,7 @@ def stored_attachments(
     if not refs:
         return []
     directory = store_dir(channel, settings)
-    if directory is None or channel in TEXT_ONLY:
+    if directory is None:
         raise ApiError(400, "invalid", f"{channel} replies carry text only", field="attachments")
     directory = directory.resolve()
     found = []

@@ -154,6 +154,7 @@ async def files(
         outbox_relay=False,
         email={"attachment_dir": str(directory), "attachment_max_bytes": EMAIL_FILE_BYTES},
         telegram={"attachment_dir": str(directory)},
+        webchat={"attachment_dir": str(tmp_path / "webchat-attachments")},
     )
     server: TestServer = await aiohttp_server(create_app(settings))
     clients: list[Client] = []

@@ -1,7 +1,8 @@
 """An agent attaches files to a reply in the console (Chromium): the files chosen with the
 attach button are listed under the reply box (names inert, one removable), uploaded when the
 reply is sent and stored on the reply message, which the thread then shows with its files; a
-refused upload sends nothing and keeps the draft; web chat tickets offer no attach button."""
+refused upload sends nothing and keeps the draft; opening another ticket (a web chat one, which
+takes files too) empties the list."""
 
 from __future__ import annotations
 
@@ -159,13 +160,13 @@ async def test_an_agent_replies_with_a_picture_and_a_text_file(
     href = f"/api/v1/tickets/{number}/messages/{reply.id}/attachments/1"
     await expect(link).to_have_attribute("href", href)
 
-    # A file picked, then the agent opens a web chat ticket: no attach button, no pending file.
+    # A file picked, then the agent opens a web chat ticket: no pending file; it takes files
+    # too (tests/console/test_webchat_files_in_browser.py).
     await choose(page, [FilePayload(name="a.txt", mimeType="text/plain", buffer=b"a")])
     await expect(listed).to_have_count(1)
     await open_ticket(console_app, page, Channel.WEBCHAT, "visitor-1")
-    await expect(page.locator("#attach")).to_be_hidden()
-    await expect(page.locator("#attach")).to_be_disabled()
-    await expect(page.locator("#attach-input")).to_be_disabled()
+    await expect(page.locator("#attach")).to_be_visible()
+    await expect(page.locator("#attach")).to_be_enabled()
     await expect(page.locator("#attach-list")).to_be_hidden()
     await expect(listed).to_have_count(0)
 

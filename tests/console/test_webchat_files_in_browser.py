@@ -3,7 +3,9 @@
 The customer sends a screenshot with the widget's paperclip: it shows in their own thread at
 once, and the agent sees the picture in the console's thread, fetched through the console's
 download route. A file over the web chat's cap is refused in the widget with a reason and
-nothing is stored.
+nothing is stored. The agent answers with a picture and a text file: the widget shows the
+picture and links the text file, both fetched with the session token; after a reload both
+directions' files come back with the conversation.
 """
 
 from __future__ import annotations
@@ -130,6 +132,46 @@ async def test_a_customer_sends_a_screenshot_and_the_agent_sees_it(
         await expect(customer.locator("img.msg-photo")).to_have_count(1)
         await until_loaded(console, "#thread .msg-customer img.msg-photo")
         assert "big.bin" not in (await console.locator("#thread").inner_text())
+
+        # The agent answers with a picture and a text file; the widget shows both.
+        notes = "退货步骤.txt"
+        async with console.expect_file_chooser() as chooser:
+            await console.click("#attach")
+        await (await chooser.value).set_files(
+            [
+                FilePayload(name="标签.png", mimeType="image/png", buffer=PNG),
+                FilePayload(name=notes, mimeType="text/plain", buffer="1. 打开订单".encode()),
+            ]
+        )
+        await console.fill("#composer", "请看附件")
+        await console.click("#send-reply")
+        await expect(console.locator("#thread .msg-agent .attachment a")).to_have_text(
+            ["标签.png", notes], timeout=10_000
+        )
+        agent = widget.locator("#gw-chat-log .gw-agent").last
+        await expect(agent.locator(".gw-text")).to_have_text("请看附件", timeout=10_000)
+        await expect(agent.locator(".gw-file-link")).to_have_text(["标签.png", notes])
+        await until_loaded(widget, "#gw-chat-log .gw-agent .gw-thumb")
+        assert await agent.locator(".gw-thumb").count() == 1  # the text file is a link only
+        async with widget.expect_download() as downloading:
+            await agent.locator(".gw-file-link", has_text=notes).click()
+        download = await downloading.value
+        assert download.suggested_filename == notes
+        saved = await download.path()
+        assert await asyncio.to_thread(saved.read_text, encoding="utf-8") == "1. 打开订单"
+        # The token never went into a URL the page holds: the files are blob: URLs.
+        sources = await widget.locator("#gw-chat-log img").evaluate_all(
+            "imgs => imgs.map(i => i.src)"
+        )
+        assert sources and all(src.startswith("blob:") for src in sources)
+
+        # After a reload both files come back with the conversation (resume).
+        await widget.reload()
+        await expect(widget.locator("#gw-chat-status")).to_have_attribute("data-state", "open")
+        thumbs = widget.locator("#gw-chat-log .gw-thumb")
+        await expect(thumbs).to_have_count(2, timeout=10_000)
+        await until_loaded(widget, "#gw-chat-log .gw-customer .gw-thumb")
+        await until_loaded(widget, "#gw-chat-log .gw-agent .gw-thumb")
         await widget.screenshot(path=str(ARTIFACTS / f"{shot}-widget.png"))
         await console.screenshot(path=str(ARTIFACTS / f"{shot}-console.png"))
         assert dialogs.seen == []

@@ -3,8 +3,8 @@
  * one after the other when the reply is sent (POST /api/v1/tickets/{number}/attachments, one
  * "file" part each); composer.js then sends the reply with their refs. A failed upload shows the
  * API's reason and sends nothing; the files already uploaded keep their refs, so a retry sends
- * only the rest. The list belongs to one ticket: opening another one empties it. Web chat
- * tickets cannot carry files, so the button is hidden there.
+ * only the rest. The list belongs to one ticket: opening another one empties it. Every channel
+ * carries files (the web chat shows them in the widget).
  *
  * Same rule as console.js: file names go on the page with textContent only.
  */
@@ -12,7 +12,6 @@
 (function () {
   var C = window.GW_CONSOLE;
   var MAX_FILES = 10;  // what POST .../replies takes at most
-  var NO_FILES = ["webchat"];  // channels whose tickets cannot carry an attachment
   var pending = [];  // { file: File, sent: {ref, filename, content_type} | null }
   var ticket = null;  // the number the list belongs to
   var busy = false;
@@ -95,12 +94,8 @@
 
   document.addEventListener("gw:ticket", function (event) {
     var shown = event.detail;
-    var carries = NO_FILES.indexOf(shown.channel) < 0;
-    if (shown.number !== ticket || !carries) pending = [];
+    if (shown.number !== ticket) pending = [];
     ticket = shown.number;
-    $("attach").hidden = !carries;
-    $("attach").disabled = !carries || busy;
-    $("attach-input").disabled = !carries;
     render();
   });
   document.addEventListener("gw:lang", render);

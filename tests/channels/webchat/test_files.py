@@ -236,3 +236,119 @@ async def test_a_message_names_only_files_that_were_uploaded(files_chat: Chat) -
     )
     await ws.close()
     assert await incoming_count(chat.store) == 0
+
+
+async def agent_upload(
+    agent: AgentClient, number: str, data: bytes, *, name: str, media_type: str
+) -> aiohttp.ClientResponse:
+    form = aiohttp.FormData()
+    form.add_field("file", data, filename=name, content_type=media_type)
+    response: aiohttp.ClientResponse = await agent.send(
+        "POST", f"/api/v1/tickets/{number}/attachments", data=form
+    )
+    return response
+
+
+async def test_an_agents_files_reach_the_customer_and_no_one_else(
+    files_chat: Chat, agents: Callable[[str], Awaitable[AgentClient]]
+) -> None:
+    chat = files_chat
+    token, _ = await chat.session(locale="zh-CN")
+    other, _ = await chat.session()
+    ws = await chat.connect(token)
+    await ws.send_json(message("人工", "ask-1", handoff=True))
+    ack = await receive_until(ws, lambda f: f["type"] == "ack")
+    await chat.drain()
+    number = ack["ticket"]
+
+    # The agent uploads for the web chat ticket: kept in the web chat's store, to its cap.
+    boss = await agents("boss@shop.test")
+    html = b"<script>alert(1)</script>"
+    picture = await (
+        await agent_upload(boss, number, PNG, name="label.png", media_type="image/png")
+    ).json()
+    page = await agent_upload(boss, number, html, name="page.html", media_type="text/html")
+    assert page.status == 201, await page.text()
+    script = await page.json()
+    assert picture["ref"] in stored_names(chat) and script["ref"] in stored_names(chat)
+    big = await agent_upload(boss, number, b"x" * (CAP + 1), name="b", media_type="text/plain")
+    assert big.status == 413
+    assert (await big.json())["field"] == "file"
+
+    reply = await boss.send(
+        "POST",
+        f"/api/v1/tickets/{number}/replies",
+        {"text": "见附件", "attachments": [picture, script]},
+    )
+    assert reply.status == 201, await reply.text()
+    reply_id = (await reply.json())["message_id"]
+
+    # Live: the reply's frame lists the files, each with the URL the widget downloads it from.
+    live = await receive_until(ws, lambda f: f.get("message_id") == reply_id)
+    assert live["author"] == "agent"
+    png_url = f"/api/v1/webchat/attachments/{picture['ref']}"
+    html_url = f"/api/v1/webchat/attachments/{script['ref']}"
+    assert live["attachments"] == [
+        {"url": png_url, "name": "label.png", "media_type": "image/png", "size": len(PNG)},
+        {"url": html_url, "name": "page.html", "media_type": "text/html", "size": len(html)},
+    ]
+    await ws.close()
+
+    # The customer downloads them: a picture inline, anything else as a download, never as
+    # HTML, never sniffed.
+    auth = {"Authorization": f"Bearer {token}"}
+    shown = await chat.client.get(png_url, headers=auth)
+    assert shown.status == 200
+    assert await shown.read() == PNG
+    assert shown.headers["Content-Type"] == "image/png"
+    assert shown.headers["Content-Disposition"].startswith("inline;")
+    assert shown.headers["X-Content-Type-Options"] == "nosniff"
+    kept = await chat.client.get(f"{html_url}?token={token}")
+    assert kept.status == 200
+    assert await kept.read() == html
+    assert kept.headers["Content-Type"] == "application/octet-stream"
+    assert kept.headers["Content-Disposition"] == 'attachment; filename="page.html"'
+    assert kept.headers["X-Content-Type-Options"] == "nosniff"
+
+    # Another session (knowing the digests) finds nothing; nor does anyone without a token.
+    for url in (png_url, html_url):
+        assert (
+            await chat.client.get(url, headers={"Authorization": f"Bearer {other}"})
+        ).status == 404
+        assert (await chat.client.get(url)).status == 401
+    for name in ("0" * 64, "abc", "..%2F..%2Fetc%2Fpasswd"):
+        missing = await chat.client.get(f"/api/v1/webchat/attachments/{name}", headers=auth)
+        assert missing.status == 404, name
+
+    # Resume and the long poll list the files too.
+    again = await chat.connect(token)
+    await again.send_json({"type": "resume", "after": 0})
+    resumed = await receive_until(again, lambda f: f.get("message_id") == reply_id)
+    assert resumed["attachments"] == live["attachments"]
+    await again.close()
+    polled = await (await chat.client.get("/api/v1/webchat/messages?after=0", headers=auth)).json()
+    [from_agent] = [m for m in polled["messages"] if m["message_id"] == reply_id]
+    assert from_agent["attachments"] == live["attachments"]
+
+
+async def test_a_customer_downloads_their_own_uploads_once_sent_only(files_chat: Chat) -> None:
+    chat = files_chat
+    token, _ = await chat.session()
+    other, _ = await chat.session()
+    auth = {"Authorization": f"Bearer {token}"}
+    reference = await (await upload(chat, token, PNG)).json()
+    url = f"/api/v1/webchat/attachments/{reference['file']}"
+    # Uploaded but named by no message: not the conversation's yet.
+    assert (await chat.client.get(url, headers=auth)).status == 404
+    ack = await (await post(chat, token, message("", "own-1", attachments=[reference]))).json()
+    assert (await chat.client.get(url, headers=auth)).status == 200
+    # The other session uploads the same bytes (so it knows the digest): still not theirs.
+    assert (await (await upload(chat, other, PNG)).json())["file"] == reference["file"]
+    assert (await chat.client.get(url, headers={"Authorization": f"Bearer {other}"})).status == 404
+    # On resume the customer's own message carries its file, with its client_id.
+    ws = await chat.connect(token)
+    await ws.send_json({"type": "resume", "after": 0})
+    own = await receive_until(ws, lambda f: f.get("message_id") == ack["message_id"])
+    assert own["client_id"] == "own-1"
+    assert [f["url"] for f in own["attachments"]] == [url]
+    await ws.close()
