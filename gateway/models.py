@@ -204,6 +204,12 @@ class OutboundMessage(BaseModel):
     """The agent chose the message ``reply_meta`` belongs to (a reply naming ``reply_to``): a
     channel that can show which message is answered does (a Telegram reply quotes it). False,
     ``reply_meta`` only threads (email), as for every notice and survey."""
+    quoted_text: str | None = None
+    """The words of the customer's message the agent's reply answers (``reply_to``), on
+    whichever channel it came. A channel that cannot point at that message (it came on
+    another channel, ``quote`` False; or from another Telegram chat) quotes these words as
+    text, so the customer still sees what the answer is about. None for other messages, and
+    for a quoted message without words (a file alone)."""
     locale: str | None = None
     attachments: tuple[Attachment, ...] = ()
     channel_meta: Mapping[str, Any] = Field(default_factory=dict)

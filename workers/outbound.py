@@ -69,13 +69,13 @@ async def load_rows(session: AsyncSession, outbox_ids: list[int]) -> list[Loaded
         .scalar_subquery()
     )
     stored = aliased(TicketMessage)  # the row's own message: a reply's text and files
-    # The customer's message an agent's reply names (``reply_to``): it threads on that one.
-    # Only one that came on the row's channel: another channel's ids mean nothing here.
+    # The customer's message an agent's reply names (``reply_to``): it threads on that one
+    # when it came on the row's channel (another channel's ids mean nothing here); from any
+    # channel, its words go with the delivery, for a channel to quote as text.
     quoted = aliased(TicketMessage)
     on_quoted = and_(
         quoted.id == stored.channel_meta[REPLY_TO_MESSAGE].as_integer(),
         quoted.ticket_id == OutboxRow.ticket_id,
-        quoted.channel == OutboxRow.channel,
     )
     found = await session.execute(
         select(
@@ -87,7 +87,9 @@ async def load_rows(session: AsyncSession, outbox_ids: list[int]) -> list[Loaded
             stored.text,
             stored.attachments,
             quoted.id,
+            quoted.channel,
             quoted.channel_meta,
+            quoted.text,
         )
         .join(Contact, Contact.id == OutboxRow.contact_id)
         .outerjoin(Ticket, Ticket.id == OutboxRow.ticket_id)
@@ -109,8 +111,10 @@ class LoadedRow:
     stored_text: str | None
     stored_files: list[dict[str, object]] | None
     quoted_id: int | None
-    """The customer's message the reply answers, when the agent named one on this channel."""
+    """The customer's message the reply answers, when the agent named one (on any channel)."""
+    quoted_channel: str | None
     quoted_meta: dict[str, object] | None
+    quoted_text: str | None
 
 
 def build_message(loaded: LoadedRow, settings: Settings) -> OutboundMessage | None:
@@ -120,12 +124,15 @@ def build_message(loaded: LoadedRow, settings: Settings) -> OutboundMessage | No
     attachments: tuple[Attachment, ...] = ()
     reply_meta = dict(loaded.latest_meta or {}) if ticket is not None else {}
     quote = False
+    quoted_text = None
     if row.kind == OutboxKind.REPLY.value and row.message_id is not None:
         # A reply carries its stored message; a notice's message_id only names its cause.
         text = loaded.stored_text or ""
         attachments = tuple(Attachment.model_validate(a) for a in loaded.stored_files or ())
         if loaded.quoted_id is not None:
-            reply_meta, quote = dict(loaded.quoted_meta or {}), True
+            quoted_text = (loaded.quoted_text or "").strip() or None
+            if loaded.quoted_channel == row.channel:
+                reply_meta, quote = dict(loaded.quoted_meta or {}), True
     else:
         values = {
             "number": ticket.number if ticket else "",
@@ -150,6 +157,7 @@ def build_message(loaded: LoadedRow, settings: Settings) -> OutboundMessage | No
         subject=ticket.subject if ticket else None,
         reply_meta=reply_meta,
         quote=quote,
+        quoted_text=quoted_text,
         locale=contact.locale,
         attachments=attachments,
         channel_meta=dict(row.payload),

@@ -77,6 +77,7 @@ def compose(
         mail["X-Auto-Response-Suppress"] = "All"
     lang = pick_locale(msg.locale)
     mail["Content-Language"] = lang
+    quoted = _quoted_words(msg)
     paragraphs = [msg.text.strip()]
     oversize = msg.reply_meta.get("oversize_attachments")
     if oversize and msg.template == "ticket_received":
@@ -85,8 +86,13 @@ def compose(
     if number:
         paragraphs.append(_FOOTER[lang].format(number=f"[{number}]"))
     text = "\n\n".join(paragraphs) + "\n"
+    body = "".join(f"<p>{_html_lines(p)}</p>" for p in paragraphs)
+    if quoted is not None:
+        # The reply's words follow the quoted ones, as a person's reply in a mail client does.
+        cited = "\n".join(f"> {line}".rstrip() for line in quoted.splitlines())
+        text = f"{cited}\n\n{text}"
+        body = f'<blockquote type="cite">{_html_lines(quoted)}</blockquote>{body}'
     mail.set_content(text, charset="utf-8")
-    body = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
     mail.add_alternative(
         f'<!DOCTYPE html><html lang="{lang}"><body>{body}</body></html>', subtype="html"
     )
@@ -98,3 +104,20 @@ def compose(
             maintype, subtype = "application", "octet-stream"
         mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=attachment.filename)
     return mail
+
+
+def _quoted_words(msg: OutboundMessage) -> str | None:
+    """The words of the customer's message the agent answers, to quote as text: when the
+    reply cannot thread on it, as it came on another channel (a Telegram message in a ticket
+    the customer also mailed) or without a Message-ID. In-Reply-To names it otherwise, and the
+    customer's client shows the thread."""
+    if msg.quoted_text is None:
+        return None
+    parent = msg.reply_meta.get("message_id")
+    if msg.quote and isinstance(parent, str) and parent:
+        return None
+    return msg.quoted_text
+
+
+def _html_lines(text: str) -> str:
+    return html.escape(text).replace("\n", "<br>")

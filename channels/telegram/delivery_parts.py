@@ -3,8 +3,9 @@
 :func:`parts` makes them from an :class:`OutboundMessage`: its text cut to Telegram's length
 (the keyboard on the last piece), then its files as photos, videos, songs or voice notes where
 Telegram shows or plays them, else documents; the first quotes the customer's message the agent
-answers. ``sender.py`` sends them in order and decides what a failure means;
-:func:`check_files` lets it fail a delivery before its first part when a file is gone.
+answers (pointing at it, or, when it is not this chat's, with its words: ``blockquote.py``).
+``sender.py`` sends them in order and decides what a failure means; :func:`check_files` lets it
+fail a delivery before its first part when a file is gone.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
+from telegram import Bot, InlineKeyboardMarkup, Message, MessageEntity, ReplyParameters
 from telegram.error import BadRequest
 
 from channels.attachment_store import check_stored, read_stored
+from channels.telegram.blockquote import Blockquote, blockquote
 from channels.telegram.keyboards import choices_keyboard, helpful_keyboard, rating_keyboard
-from channels.telegram.split import split_text
+from channels.telegram.split import split_text, utf16_units
 from channels.telegram.texts import text
 from gateway.models import Attachment, OutboundMessage, OutboxKind
 
@@ -37,26 +39,36 @@ Part = Callable[[Bot, int], Awaitable[Message]]
 def parts(msg: OutboundMessage) -> list[Part]:
     """The delivery's messages, in order: its text (cut to Telegram's length, the keyboard on
     the last piece), then its files; the first one quotes the message the agent answers, as a
-    person's reply does in Telegram's apps. The same message gives the same parts on every
+    person's reply does in Telegram's apps, or starts with its words where it cannot (another
+    channel's message, another chat's). The same message gives the same parts on every
     attempt."""
     body = msg.text
     if msg.channel_meta.get("kb_choices") and body.strip():
         body = f"{text('which_one', msg.locale)}\n{body}"
-    chunks = split_text(body) if body.strip() else []
-    markup = _keyboard(msg)
     quoted = _quoted(msg)
+    words = blockquote(msg.quoted_text) if quoted is None and msg.quoted_text else None
+    lead = words.lead if words else ""
+    chunks = split_text(body, ahead=utf16_units(lead)) if body.strip() else []
+    markup = _keyboard(msg)
     made: list[Part] = [
         partial(
             _send_text,
-            words=chunk,
+            words=lead + chunk if index == 0 else chunk,
             markup=markup if index == len(chunks) - 1 else None,
             reply=quoted if index == 0 else None,
+            entities=words.entities if words and index == 0 else None,
         )
         for index, chunk in enumerate(chunks)
     ]
-    quoted = None if made else quoted  # files alone: the first file quotes
+    if made:  # the text quotes; files alone, the first file does
+        quoted = words = None
     made.extend(
-        partial(_send_file, attachment=attachment, reply=quoted if index == 0 else None)
+        partial(
+            _send_file,
+            attachment=attachment,
+            reply=quoted if index == 0 else None,
+            caption=words if index == 0 else None,
+        )
         for index, attachment in enumerate(msg.attachments)
     )
     return made
@@ -84,8 +96,11 @@ async def _send_text(
     words: str,
     markup: InlineKeyboardMarkup | None,
     reply: ReplyParameters | None = None,
+    entities: tuple[MessageEntity, ...] | None = None,
 ) -> Message:
-    return await bot.send_message(chat_id, words, reply_markup=markup, reply_parameters=reply)
+    return await bot.send_message(
+        chat_id, words, reply_markup=markup, reply_parameters=reply, entities=entities
+    )
 
 
 def _keyboard(msg: OutboundMessage) -> InlineKeyboardMarkup | None:
@@ -116,10 +131,16 @@ async def check_files(files: tuple[Attachment, ...]) -> None:
 
 
 async def _send_file(
-    bot: Bot, chat_id: int, attachment: Attachment, reply: ReplyParameters | None = None
+    bot: Bot,
+    chat_id: int,
+    attachment: Attachment,
+    reply: ReplyParameters | None = None,
+    caption: Blockquote | None = None,
 ) -> Message:
     """A photo, video, song or voice note as Telegram shows and plays it; anything else, or
-    one Telegram refuses that way, as a document (a file to download)."""
+    one Telegram refuses that way, as a document (a file to download). ``caption``: the
+    quote of the message answered, when the reply is files alone (its caption, 1,024
+    characters at most, holds one)."""
     data = await asyncio.to_thread(read_stored, attachment)
     media = _media_method(bot, attachment.content_type, len(data))
     write, read = upload_timeouts(len(data))
@@ -129,6 +150,8 @@ async def _send_file(
         "read_timeout": read,
         "reply_parameters": reply,
     }
+    if caption is not None:
+        sending.update(caption=caption.words, caption_entities=caption.entities)
     if media is not None:
         try:
             return await media(chat_id, data, **sending)

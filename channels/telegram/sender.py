@@ -9,8 +9,9 @@
   or voice notes (which Telegram shows or plays), anything else as documents. The messages a
   delivery is sent as are made in ``delivery_parts.py``; here they are sent, in order.
 - An agent's reply that names the customer's message it answers (``OutboundMessage.quote``)
-  quotes it in the delivery's first message (``reply_parameters``); other replies quote
-  nothing.
+  quotes it in the delivery's first message (``reply_parameters``), or, when it is not a
+  message of this chat (another channel's, another chat's), starts that message with its words
+  as a blockquote entity (``blockquote.py``); other replies quote nothing.
 - ``RetryAfter`` (HTTP 429, https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this):
   a short wait is waited out here; a longer one goes back to RQ as a
   :class:`TransientChannelError` carrying the delay. Timeouts and network errors are transient too.

@@ -294,6 +294,8 @@ async def live_frame(store: Store, session_id: str, event: dict[str, Any]) -> di
     A reply, notice or survey names its stored message, which is read back (once per event and
     process) for its author and agent name, and only if it belongs to this session's
     conversation. An event without one (a notice of no ticket) is shown as a system message.
+    A reply that answers one of the customer's messages carries its words (``quote``): live
+    frames only, resume does not look them up.
     """
     if event.get("type") == "typing":
         return {"type": "typing", "author": "agent", "name": event.get("name")}
@@ -334,6 +336,8 @@ async def live_frame(store: Store, session_id: str, event: dict[str, Any]) -> di
     frame["kind"] = event.get("kind", "reply")
     if event.get("template"):
         frame["template"] = event["template"]
+    if isinstance(event.get("quote"), str):
+        frame["quote"] = event["quote"]
     return frame
 
 

@@ -66,6 +66,10 @@ class WebchatSender:
                 "ticket": msg.ticket_number,
                 "outbox_id": msg.outbox_id,
             }
+            if msg.quoted_text is not None:
+                # The customer's message an agent's reply answers: the widget has no way to
+                # point at one, so the words go with the reply (from any channel).
+                event["quote"] = msg.quoted_text
             if self._redis is None:
                 self._redis = aioredis.Redis.from_url(
                     self.settings.redis_url, socket_connect_timeout=2, socket_timeout=5

@@ -77,8 +77,10 @@ async def test_a_reply_to_an_earlier_message_keeps_it_and_threads_its_delivery_o
 
     quoted = await delivery_of(desk, quoting_id)
     assert (quoted.quote, dict(quoted.reply_meta)) == (True, {"chat_id": 1, "message_id": 11})
+    assert quoted.quoted_text == "人工: my parcel is late"
     latest = await delivery_of(desk, (await plain.json())["message_id"])
     assert (latest.quote, dict(latest.reply_meta)) == (False, {"chat_id": 1, "message_id": 12})
+    assert latest.quoted_text is None
 
 
 async def test_reply_to_anything_but_this_tickets_customer_message_is_refused_storing_nothing(
@@ -139,7 +141,8 @@ async def test_a_chosen_message_from_another_channel_threads_on_the_latest_of_th
 ) -> None:
     """An email the customer sent into their Telegram ticket (its number in the subject) may be
     answered, and the console shows the quote; but the reply goes out on Telegram, where the
-    email's ids mean nothing: it threads on the latest Telegram message and quotes none."""
+    email's ids mean nothing: it threads on the latest Telegram message, and carries the
+    email's words for the channel to quote as text."""
     number = await desk.customer_says(said("人工: the screen is cracked", 41))
     async with desk.store.write() as session:
         ticket = (await session.scalars(select(Ticket).where(Ticket.number == number))).one()
@@ -148,7 +151,7 @@ async def test_a_chosen_message_from_another_channel_threads_on_the_latest_of_th
             kind="incoming",
             author_type="customer",
             channel=Channel.EMAIL.value,
-            text="photos attached",
+            text=" photos attached\n",
             attachments=[],
             channel_meta={"message_id": "<p1@client.example>"},
             created_at=ticket.created_at,
@@ -161,3 +164,4 @@ async def test_a_chosen_message_from_another_channel_threads_on_the_latest_of_th
     assert response.status == 201, await response.text()
     built = await delivery_of(desk, (await response.json())["message_id"])
     assert (built.quote, dict(built.reply_meta)) == (False, {"chat_id": 1, "message_id": 41})
+    assert built.quoted_text == "photos attached"  # stripped

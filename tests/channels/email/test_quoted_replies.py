@@ -1,5 +1,7 @@
 """An agent answers one of the customer's mails (``reply_to`` in the agent API): the reply's
-In-Reply-To and References thread on that mail, not on the latest one (RFC 5322 3.6.4)."""
+In-Reply-To and References thread on that mail, not on the latest one (RFC 5322 3.6.4). A
+message that is no mail of the thread (the customer wrote it on Telegram) cannot be threaded
+on: the reply starts with its words as "> " quoted lines instead."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from sqlalchemy import select
 from channels.email.parse import ParsedMail
 from channels.email.process import Outcome
 from gateway.app import create_app
-from gateway.models import AgentRole
+from gateway.models import AgentRole, Channel
 from gateway.store.tables import Ticket, TicketMessage
 from tests.api.conftest import PASSWORD, add_agent
 from tests.channels.email.conftest import Mailroom, Sink
@@ -64,6 +66,12 @@ def sent_saying(sink: Sink, words: str) -> EmailMessage:
     return found
 
 
+def plain_text(sent: EmailMessage) -> str:
+    body = sent.get_body(("plain",))
+    assert isinstance(body, EmailMessage)
+    return str(body.get_content()).replace("\r\n", "\n")  # as the sink received it: CRLF
+
+
 async def test_a_reply_to_the_first_of_two_mails_threads_on_it(
     aiohttp_client: Any, mailroom: Mailroom, smtp_sink: Sink, db_url: str, redis_url: str
 ) -> None:
@@ -86,5 +94,59 @@ async def test_a_reply_to_the_first_of_two_mails_threads_on_it(
 
     to_first = sent_saying(smtp_sink, "About the motor")
     assert (to_first["In-Reply-To"], to_first["References"]) == (FIRST, FIRST)
+    assert plain_text(to_first).startswith("About the motor")  # threaded on it: no "> " quote
     to_latest = sent_saying(smtp_sink, "A new lid")
     assert (to_latest["In-Reply-To"], to_latest["References"]) == (SECOND, f"{FIRST} {SECOND}")
+
+
+async def on_telegram(room: Mailroom, number: str, text: str) -> int:
+    """The customer's Telegram message saying ``text`` in ticket ``number`` (as one joins it
+    once their Telegram and email contacts are one): its id."""
+    async with room.store.write() as session:
+        ticket = await session.scalar(select(Ticket).where(Ticket.number == number))
+        assert ticket is not None
+        message = TicketMessage(
+            ticket_id=ticket.id,
+            kind="incoming",
+            author_type="customer",
+            channel=Channel.TELEGRAM.value,
+            external_id="888:41",
+            text=text,
+            attachments=[],
+            channel_meta={"chat_id": 888, "message_id": 41},
+            created_at=ticket.created_at,
+        )
+        session.add(message)
+        await session.flush()
+        return message.id
+
+
+async def test_a_reply_to_a_telegram_message_in_a_mail_ticket_quotes_its_words(
+    aiohttp_client: Any, mailroom: Mailroom, smtp_sink: Sink, db_url: str, redis_url: str
+) -> None:
+    """Regression: the mail answered a Telegram message with no sign of which one (its ids
+    cannot go in In-Reply-To); it threads on the customer's latest mail, as a plain reply."""
+    number, _ = await customer_mails(mailroom, mail(subject="Blender broken", message_id=FIRST))
+    chat = await on_telegram(mailroom, number, "Is the <lid> covered?\n\nIt cracked & fell.")
+    client, headers = await agent(aiohttp_client, mailroom, db_url, redis_url)
+    answer = await client.post(
+        f"/api/v1/tickets/{number}/replies",
+        json={"text": "Yes, the lid is covered.", "reply_to": chat},
+        headers=headers,
+    )
+    assert answer.status == 201, await answer.text()
+    assert set(await mailroom.deliver_pending()) == {"sent"}
+
+    sent = sent_saying(smtp_sink, "the lid is covered")
+    plain = plain_text(sent)
+    assert plain.startswith(
+        "> Is the <lid> covered?\n>\n> It cracked & fell.\n\nYes, the lid is covered.\n"
+    )
+    html = sent.get_body(("html",))
+    assert isinstance(html, EmailMessage)
+    page = str(html.get_content())
+    assert (
+        '<body><blockquote type="cite">Is the &lt;lid&gt; covered?<br><br>It cracked &amp; '
+        "fell.</blockquote><p>Yes, the lid is covered.</p>"
+    ) in page
+    assert (sent["In-Reply-To"], sent["References"]) == (FIRST, FIRST)

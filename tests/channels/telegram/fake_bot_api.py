@@ -284,7 +284,7 @@ class FakeBotAPI:
     async def m_sendmessage(self, p: dict[str, Any]) -> dict[str, Any]:
         if not p.get("text"):
             raise APIError(400, "Bad Request: message text is empty")
-        if len(p["text"]) > 4096:
+        if len(p["text"].encode("utf-16-le")) // 2 > 4096:  # Telegram counts UTF-16 units
             raise APIError(400, "Bad Request: message is too long")
         return {**self._message(p, "sendMessage"), "text": p["text"]}
 

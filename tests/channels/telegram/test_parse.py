@@ -1,4 +1,5 @@
-"""``parse_update`` and ``split_text``: pure functions, tested from the fixture payloads."""
+"""``parse_update``, ``split_text`` and ``blockquote``: pure functions, tested from the fixture
+payloads."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 import pytest
 
 from channels.base import ChannelInputError
+from channels.telegram.blockquote import QUOTED_CHARS, blockquote
 from channels.telegram.keyboards import (
     CHOICE_LABEL_CHARS,
     Feedback,
@@ -351,6 +353,30 @@ def test_split_without_breaks_and_with_emoji() -> None:
     parts = split_text(emoji)
     assert [len(p) for p in parts] == [2048, 952]
     assert "".join(parts) == emoji
+
+
+def test_text_going_before_the_first_part_leaves_it_less_room() -> None:
+    paragraphs = ["x" * 2000, "y" * 2000, "z" * 100]
+    # Without the room taken, the first part would be the first two paragraphs (4,002).
+    x, y, z = paragraphs
+    assert split_text("\n\n".join(paragraphs), ahead=200) == [x, f"{y}\n\n{z}"]
+    assert split_text("😀" * 3000, ahead=11)[0] == "😀" * 2042  # 4,084 units; 2,043 is 4,097
+
+
+def test_a_quote_is_the_stripped_words_cut_between_words_with_an_ellipsis() -> None:
+    assert blockquote(" \n ") is None
+    short = blockquote("\n  Is it 👍 yet?  ")
+    assert short is not None
+    assert (short.words, short.lead) == ("Is it 👍 yet?", "Is it 👍 yet?\n")
+    [entity] = short.entities
+    assert (entity.type, entity.offset, entity.length) == ("blockquote", 0, 13)  # 👍 counts 2
+    long = blockquote("word " * 100)
+    assert long is not None
+    assert long.words == ("word " * 40).rstrip() + "…"
+    unbroken = blockquote("😀" * 300)
+    assert unbroken is not None
+    assert unbroken.words == "😀" * QUOTED_CHARS + "…"
+    assert unbroken.entities[0].length == 2 * QUOTED_CHARS + 1
 
 
 def test_a_photo_size_of_unknown_bytes_is_not_taken_over_one_known_to_fit() -> None:

@@ -1,6 +1,8 @@
 """An agent answers one of the customer's messages (``reply_to`` in the agent API): Telegram
 shows the answer quoting it (``reply_parameters`` on the delivery's first message), even when
-the customer has deleted it since; other replies quote nothing, as before."""
+the customer has deleted it since; other replies quote nothing, as before. A message Telegram
+cannot point at (one the customer mailed into the ticket, one of another chat) is quoted with
+its words: the delivery starts with them as a blockquote entity."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from channels.telegram.blockquote import QUOTED_CHARS
 from channels.telegram.sender import TelegramSender
 from gateway.appkeys import PIPELINE
-from gateway.models import AgentRole
+from gateway.models import AgentRole, Channel
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.tables import Ticket, TicketMessage
@@ -44,6 +47,29 @@ class Desk:
             ours = await session.scalar(select(TicketMessage.id).where(TicketMessage.text == text))
         assert ours is not None
         return ours, int(update["message"]["message_id"])
+
+    async def customer_mails(self, into: int, text: str) -> int:
+        """The customer's mail saying ``text`` joins the ticket of message ``into`` (as a
+        mail with its number in the subject does, once the two contacts are one): its id."""
+        async with self.db.write() as session:
+            ticket = await session.scalar(
+                select(Ticket).join(TicketMessage).where(TicketMessage.id == into)
+            )
+            assert ticket is not None
+            mailed = TicketMessage(
+                ticket_id=ticket.id,
+                kind="incoming",
+                author_type="customer",
+                channel=Channel.EMAIL.value,
+                external_id=f"<{into}-mail@client.example>",
+                text=text,
+                attachments=[],
+                channel_meta={"message_id": f"<{into}-mail@client.example>"},
+                created_at=ticket.created_at,
+            )
+            session.add(mailed)
+            await session.flush()
+            return mailed.id
 
     async def number(self, message_id: int) -> str:
         """The number of the ticket holding the message ``message_id``."""
@@ -91,6 +117,7 @@ async def test_a_reply_to_a_message_quotes_it_and_a_plain_reply_quotes_nothing(
     sent = fake.sent[-1]
     assert (sent["method"], sent["chat_id"], sent["text"]) == ("sendMessage", 888, "It left today.")
     assert sent["reply_parameters"] == quoting(first_tg)
+    assert "entities" not in sent  # pointed at, not repeated
 
     plain = await desk.reply(first, {"text": "Anything else?"})
     assert await desk.deliver(plain, settings) == "sent"
@@ -148,15 +175,95 @@ async def test_a_reply_to_another_tickets_message_is_refused_and_nothing_is_owed
     assert not [s for s in fake.sent if s.get("text") == "Quoting them"]
 
 
-async def test_a_message_of_another_chat_is_never_quoted(
+async def test_a_message_of_another_chat_is_never_pointed_at_but_quoted_in_words(
     fake: FakeBotAPI, settings: Settings
 ) -> None:
     """A private chat's message ids are its own count: the contact's other Telegram account's
-    message 7 is not this chat's message 7."""
+    message 7 is not this chat's message 7. Its words are quoted instead."""
     sender = TelegramSender(settings)
     elsewhere = {"chat_id": 999, "message_id": 7}
-    await sender.send(outbound("Hello", quote=True, reply_meta=elsewhere))
+    await sender.send(
+        outbound("Hello", quote=True, reply_meta=elsewhere, quoted_text="Is it 👍 yet?")
+    )
     here = {"chat_id": 888, "message_id": 7}
-    await sender.send(outbound("Hello again", outbox_id=2, quote=True, reply_meta=here))
+    await sender.send(
+        outbound(
+            "Hello again", outbox_id=2, quote=True, reply_meta=here, quoted_text="Is it 👍 yet?"
+        )
+    )
     assert "reply_parameters" not in fake.sent[0]
+    assert fake.sent[0]["text"] == "Is it 👍 yet?\nHello"
+    assert fake.sent[0]["entities"] == [{"type": "blockquote", "offset": 0, "length": 13}]
     assert fake.sent[1]["reply_parameters"] == quoting(7)
+    assert (fake.sent[1]["text"], "entities" in fake.sent[1]) == ("Hello again", False)
+
+
+def utf16(text: str) -> bytes:
+    return text.encode("utf-16-le")
+
+
+def quoted_words(sent: dict[str, Any], *, field: str = "text") -> str:
+    """The words a sent message's blockquote covers (offsets count UTF-16 units)."""
+    entities = sent["entities" if field == "text" else "caption_entities"]
+    [entity] = [e for e in entities if e["type"] == "blockquote"]
+    units = utf16(sent[field])
+    start, end = 2 * entity["offset"], 2 * (entity["offset"] + entity["length"])
+    return units[start:end].decode("utf-16-le")
+
+
+async def test_a_reply_to_a_mail_in_a_telegram_ticket_starts_with_its_words_quoted(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """Regression: the reply went out on Telegram quoting nothing, as the email's ids mean
+    nothing there; the customer could not tell which question it answered."""
+    desk = await a_desk(gateway, db)
+    first, _ = await desk.customer_says("人工 my parcel is late")
+    mailed = await desk.customer_mails(first, "  The box <b>arrived</b> open.\n")
+    await desk.customer_says("any news?")
+
+    answer = await desk.reply(first, {"text": "We will send a new one.", "reply_to": mailed})
+    assert await desk.deliver(answer, settings) == "sent"
+    sent = fake.sent[-1]
+    assert sent["text"] == "The box <b>arrived</b> open.\nWe will send a new one."
+    assert sent["entities"] == [{"type": "blockquote", "offset": 0, "length": 28}]
+    assert "parse_mode" not in sent  # the agent's and customer's words are never markup
+    assert "reply_parameters" not in sent
+
+    files_alone = await desk.reply(
+        first, {"attachments": [await _uploaded(desk, first)], "reply_to": mailed}
+    )
+    assert await desk.deliver(files_alone, settings) == "sent"
+    photo = fake.sent[-1]
+    assert (photo["method"], photo["caption"]) == ("sendPhoto", "The box <b>arrived</b> open.")
+    assert quoted_words(photo, field="caption") == "The box <b>arrived</b> open."
+
+
+async def _uploaded(desk: Desk, message_id: int) -> Any:
+    number = await desk.number(message_id)
+    uploaded = await upload(desk.client, desk.headers, number, "label.png", PNG, "image/png")
+    assert uploaded.status == 201, await uploaded.text()
+    return await uploaded.json()
+
+
+async def test_a_long_quote_is_shortened_and_a_long_reply_still_fits_telegram(
+    gateway: Gateway, db: Store, fake: FakeBotAPI, settings: Settings
+) -> None:
+    """Emoji count two UTF-16 units, in Telegram's 4,096 and in entities' offsets: the quote
+    and the first piece of the reply together stay within the limit."""
+    desk = await a_desk(gateway, db)
+    first, _ = await desk.customer_says("人工 a long story")
+    story = "📦 " * 150 + "and then it rained"
+    mailed = await desk.customer_mails(first, story)
+    reply = "😀" * 2500 + "\n\n" + "B" * 100
+
+    answer = await desk.reply(first, {"text": reply, "reply_to": mailed})
+    before = len(fake.sent)
+    assert await desk.deliver(answer, settings) == "sent"
+    head, tail = fake.sent[before:]  # the emoji cut where the limit falls, the rest after
+    assert 4095 <= len(utf16(head["text"])) // 2 <= 4096  # full, an emoji (2 units) short at most
+    words = quoted_words(head)
+    assert words.endswith("…") and len(words) <= QUOTED_CHARS + 1
+    assert story.startswith(words[:-1]) and not words[:-1].endswith(" ")
+    assert head["text"].startswith(words + "\n😀")
+    assert "entities" not in tail
+    assert head["text"][len(words) + 1 :] + tail["text"] == reply

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from channels.webchat.state import WEBCHAT
 from gateway.app import create_app
 from gateway.appkeys import PIPELINE, STORE
-from gateway.models import AuthorType, MessageKind, OutboxStatus
+from gateway.models import REPLY_TO_MESSAGE, AuthorType, MessageKind, OutboxStatus
 from gateway.outbox import owe_reply
 from gateway.settings import Settings
 from gateway.store import Store
@@ -117,8 +117,16 @@ async def incoming_count(store: Store) -> int:
 _agents = itertools.count(1)
 
 
-async def agent_reply(store: Store, ticket_number: str, text: str, *, name: str = "Li Lei") -> int:
-    """What the agent API (issue 4) will do: an agent's reply and its outbox row, one transaction.
+async def agent_reply(
+    store: Store,
+    ticket_number: str,
+    text: str,
+    *,
+    name: str = "Li Lei",
+    reply_to: int | None = None,
+) -> int:
+    """What the agent API (issue 4) will do: an agent's reply and its outbox row, one transaction;
+    ``reply_to``: the customer's message it answers.
 
     Returns the outbox row id. Replace with a call to the agent API once it exists.
     """
@@ -144,7 +152,7 @@ async def agent_reply(store: Store, ticket_number: str, text: str, *, name: str 
             channel=ticket.channel,
             text=text,
             attachments=[],
-            channel_meta={},
+            channel_meta={} if reply_to is None else {REPLY_TO_MESSAGE: reply_to},
             created_at=now,
         )
         session.add(reply)

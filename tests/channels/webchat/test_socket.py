@@ -284,6 +284,25 @@ async def test_talk_to_a_person_escalates_without_a_bot_answer_and_the_agent_rep
     await ws.close()
 
 
+async def test_a_reply_to_one_message_carries_its_words_and_a_plain_reply_none(
+    chat: Chat,
+) -> None:
+    """The widget cannot point at a message: the live frame quotes the one answered."""
+    token, _ = await chat.session(locale="en")
+    ws = await chat.connect(token)
+    await ws.send_json(message("  refund — I want a person\n", "q-1", handoff=True))
+    ack = await receive_until(ws, lambda f: f["type"] == "ack")
+    await receive_until(ws, lambda f: f.get("template") == "escalated")
+    await agent_reply(chat.store, ack["ticket"], "About the refund:", reply_to=ack["message_id"])
+    quoting = await receive_until(ws, lambda f: f.get("author") == "agent")
+    assert (quoting["text"], quoting["quote"]) == ("About the refund:", "refund — I want a person")
+    await agent_reply(chat.store, ack["ticket"], "Anything else?")
+    plain = await receive_until(ws, lambda f: f.get("author") == "agent")
+    assert plain["text"] == "Anything else?"
+    assert "quote" not in plain
+    await ws.close()
+
+
 async def test_resume_returns_the_history_in_order_without_internal_notes(chat: Chat) -> None:
     token, _ = await chat.session(locale="en")
     ws = await chat.connect(token)
