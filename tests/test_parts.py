@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import gateway.routing as routing
-from channels.telegram.conversations import apply_edit
+from channels.telegram.edits import apply_edit
 from gateway import parts
 from gateway.models import Attachment, EventKind, MessageKind
 from gateway.parts import PartGroup

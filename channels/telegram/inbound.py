@@ -20,7 +20,7 @@ from telegram import Bot
 from telegram.error import TelegramError
 
 from channels.base import ChannelInputError
-from channels.telegram import conversations
+from channels.telegram import conversations, edits
 from channels.telegram.callbacks import on_callback
 from channels.telegram.commands import CommandContext, run_command
 from channels.telegram.files import download_attachments
@@ -199,11 +199,11 @@ class TelegramInbound:
             # new file is fetched (outside any transaction) and takes the old one's place.
             # A caption's edit carries the same files, fetched once already.
             async with self.store.read() as session:
-                stored = await conversations.stored_files(session, inbound.external_id)
+                stored = await edits.stored_files(session, inbound.external_id)
             if stored is not None and stored.replaced_by(inbound):
                 inbound = files = await self._downloaded(inbound)
         async with self.store.write() as session:
-            applied = await conversations.apply_edit(
+            applied = await edits.apply_edit(
                 session,
                 inbound.external_id,
                 inbound.text,

@@ -8,7 +8,8 @@ from playwright.async_api import Browser, Page, expect
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from channels.telegram.conversations import apply_edit, set_reachable
+from channels.telegram.conversations import set_reachable
+from channels.telegram.edits import apply_edit
 from gateway.appkeys import PIPELINE, SETTINGS
 from gateway.models import AgentRole, Channel
 from gateway.store.tables import OutboxRow
