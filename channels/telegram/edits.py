@@ -78,9 +78,11 @@ async def apply_edit(
     reopen_window: timedelta,
     with_files: InboundMessage | None = None,
     update_id: int | None = None,
+    content: tuple[str, Any] | None = None,
 ) -> AppliedEdit | None:
     """Put an edited message's new text (and, given ``with_files``, that message's files in
-    place of the stored ones) on the stored message, keeping what it replaced in
+    place of the stored ones; given ``content``, the object its text was made from: see
+    :func:`edited_content`) on the stored message, keeping what it replaced in
     ``channel_meta["edits"]``. A redelivered or out-of-order edit (this one, or a later one,
     is applied already) changes nothing. An edit that makes a "thanks" a request has it taken
     up as one (:func:`gateway.reopening.take_up_edit`).
@@ -112,7 +114,10 @@ async def apply_edit(
     # is stored, or if its update is not newer than the applied edit's (a first edit sent
     # again after the second must not undo it).
     applied_update = int(meta.get("edit_update_id", 0))
-    same_words = text == row.text and with_files is None
+    kind, made_from = content if content is not None else (None, None)
+    if kind is None or kind != meta.get("text_from") or meta.get(kind) == made_from:
+        kind = None  # nothing of the stored content's object changes
+    same_words = text == row.text and with_files is None and kind is None
     older = update_id is not None and update_id <= applied_update
     if applied_date > edit_date or (applied_date == edit_date and (same_words or older)):
         # Redelivered: a follow-up this edit owed is ingested again (a no-op once stored), in
@@ -132,6 +137,7 @@ async def apply_edit(
             reopen_window=reopen_window,
             with_files=with_files,
             update_id=update_id,
+            content=content,
         )
         return on_follow_up or _owing(row.id, row.number, owed)
     edits = list(meta.get("edits", []))
@@ -142,6 +148,11 @@ async def apply_edit(
         replaced["attachments"] = row.attachments
         attachments = values["attachments"] = [a.model_dump() for a in with_files.attachments]
         meta["files"] = with_files.channel_meta.get("files")
+    if kind is not None:
+        # The checklist, poll ... as edited: an agent or report reading the object, not the
+        # words made of it, must not find the one the customer replaced.
+        replaced[kind] = meta.get(kind)
+        meta[kind] = made_from
     edits.append(replaced)
     meta.update(edits=edits, edit_date=edit_date)
     if update_id is not None:
@@ -181,6 +192,16 @@ async def apply_edit(
     if take_up is EditTakeUp.FOLLOW_UP:
         return _owing(row.id, row.number, follow_up)
     return AppliedEdit(row.id, to_route=take_up is EditTakeUp.ROUTE)
+
+
+def edited_content(edited: InboundMessage) -> tuple[str, Any] | None:
+    """The kind of content an edited message's text was made from (its ``text_from``: a
+    checklist, a poll, paid media ...) and the object kept under that kind's name, as the edit
+    has it; None for words a person typed."""
+    kind = edited.channel_meta.get("text_from")
+    if not isinstance(kind, str) or kind not in edited.channel_meta:
+        return None
+    return kind, edited.channel_meta[kind]
 
 
 def _owing(message_id: int, ticket_number: str, follow_up: str) -> AppliedEdit:

@@ -212,6 +212,7 @@ class TelegramInbound:
                 reopen_window=self.pipeline.ingest.reopen_window,
                 with_files=files,
                 update_id=int(inbound.channel_meta["update_id"]),
+                content=edits.edited_content(inbound),
             )
         if applied is None:
             if "command_edit" in inbound.channel_meta:

@@ -122,6 +122,48 @@ async def test_a_checklist_ticked_in_an_edit_changes_the_stored_text(
     assert stored.channel_meta["edits"][0]["text"].endswith("- [ ] Take out the SIM card")
 
 
+async def test_an_edited_checklist_replaces_the_kept_one_once(
+    settings: Settings, make_gateway: MakeGateway, db: Store
+) -> None:
+    """Regression, "kind meta stale after edit": the text followed an edit, but
+    ``channel_meta["checklist"]`` kept the checklist as first sent, so what read the object
+    (the console, a report) found a task undone that the customer had ticked. The edit puts
+    the new one in its place, keeping the old with what the edit replaced, and touches no
+    other key; its redelivery changes nothing."""
+    app, client = await make_gateway(settings)
+    assert await post_fixture(client, "checklist") == 200
+    await app[PIPELINE].drain()
+    [sent] = await messages(db)
+    first = dict(sent.channel_meta)
+    update = load_fixture("checklist")
+    message = update.pop("message")
+    message["checklist"]["title"] = "Before the repair, please"
+    message["checklist"]["tasks"][1]["completion_date"] = 1795320050
+    update.update(update_id=1040, edited_message={**message, "edit_date": 1795320060})
+    assert await post_update(client, update) == 200
+    await app[PIPELINE].drain()
+
+    [edited] = await messages(db)
+    assert edited.channel_meta["checklist"] == {
+        "title": "Before the repair, please",
+        "tasks": [
+            {"id": 1, "text": "Back up the phone", "done": True},
+            {"id": 2, "text": "Take out the SIM card", "done": True},
+        ],
+    }
+    [replaced] = edited.channel_meta["edits"]
+    assert replaced["checklist"] == first["checklist"]
+    assert replaced["text"] == sent.text
+    changed = {k for k in first.keys() | edited.channel_meta.keys()
+               if first.get(k) != edited.channel_meta.get(k)}  # fmt: skip
+    assert changed == {"checklist", "edits", "edit_date", "edit_update_id"}
+
+    assert await post_update(client, update) == 200  # Telegram delivers it again
+    await app[PIPELINE].drain()
+    [again] = await messages(db)
+    assert (again.text, again.channel_meta) == (edited.text, edited.channel_meta)
+
+
 def invoice(currency: str, total: int) -> dict[str, Any]:
     return {
         "invoice": {
