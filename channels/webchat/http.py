@@ -29,7 +29,14 @@ from channels.webchat.frames import (
     RatingFrame,
     parse_payload,
 )
-from channels.webchat.security import Refused, check_origin, claims_of, cors_headers
+from channels.webchat.security import (
+    Refused,
+    answer,
+    check_origin,
+    claims_of,
+    preflight_answer,
+    refusal,
+)
 from channels.webchat.sessions import PreChat, open_session
 from channels.webchat.state import WEBCHAT, WebchatState
 from channels.webchat.tokens import SessionClaims
@@ -69,29 +76,11 @@ async def _json_body(request: web.Request, *, optional: bool) -> dict[str, Any]:
     return data
 
 
-def _respond(
-    request: web.Request, state: WebchatState, body: Any, status: int = 200
-) -> web.Response:
-    return web.json_response(
-        body, status=status, headers=cors_headers(request, state.settings.origins)
-    )
-
-
-def _refused(request: web.Request, state: WebchatState, refused: Refused) -> web.Response:
-    response = refused.response()
-    response.headers.update(cors_headers(request, state.settings.origins))
-    return response
-
-
 @routes.options("/api/v1/webchat/sessions")
 @routes.options("/api/v1/webchat/messages")
 async def preflight(request: web.Request) -> web.Response:
     """CORS preflight (the widget posts JSON from the shop's own origin)."""
-    state = request.app[WEBCHAT]
-    headers = cors_headers(request, state.settings.origins)
-    if not headers:
-        return Refused(403, "origin_not_allowed", "this site may not embed the chat").response()
-    return web.Response(status=204, headers=headers)
+    return preflight_answer(request, request.app[WEBCHAT].settings.origins)
 
 
 @routes.post("/api/v1/webchat/sessions")
@@ -111,8 +100,10 @@ async def create_session(request: web.Request) -> web.Response:
         except (SQLAlchemyError, OSError):
             raise Refused(503, ErrorCode.UNAVAILABLE, "try again in a moment") from None
     except Refused as refused:
-        return _refused(request, state, refused)
-    return _respond(request, state, {"token": token, "contact_id": claims.contact_id}, 201)
+        return refusal(request, state.settings.origins, refused)
+    return answer(
+        request, state.settings.origins, {"token": token, "contact_id": claims.contact_id}, 201
+    )
 
 
 def _session(request: web.Request, state: WebchatState) -> SessionClaims:
@@ -153,8 +144,8 @@ async def post_message(request: web.Request) -> web.Response:
         except (SQLAlchemyError, OSError):
             raise Refused(503, ErrorCode.UNAVAILABLE, "try again in a moment") from None
     except Refused as refused:
-        return _refused(request, state, refused)
-    return _respond(request, state, ack)
+        return refusal(request, state.settings.origins, refused)
+    return answer(request, state.settings.origins, ack)
 
 
 class _Waiter:
@@ -209,9 +200,11 @@ async def poll_messages(request: web.Request) -> web.Response:
         finally:
             state.hub.remove(claims.session_id, waiter)
     except Refused as refused:
-        return _refused(request, state, refused)
+        return refusal(request, state.settings.origins, refused)
     ids = [f["message_id"] for f in frames if isinstance(f.get("message_id"), int)]
-    return _respond(request, state, {"messages": frames, "after": max([after, *ids])})
+    return answer(
+        request, state.settings.origins, {"messages": frames, "after": max([after, *ids])}
+    )
 
 
 async def _history(

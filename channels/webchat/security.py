@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -62,6 +63,28 @@ def cors_headers(request: web.Request, origins: Iterable[str]) -> dict[str, str]
         "Access-Control-Max-Age": "600",
         "Vary": "Origin",
     }
+
+
+def answer(
+    request: web.Request, origins: Iterable[str], body: Any, status: int = 200
+) -> web.Response:
+    """A JSON answer, with CORS headers for an allowed cross-origin caller."""
+    return web.json_response(body, status=status, headers=cors_headers(request, origins))
+
+
+def refusal(request: web.Request, origins: Iterable[str], refused: Refused) -> web.Response:
+    """``refused`` as an answer, with CORS headers: the widget reads the error's body."""
+    response = refused.response()
+    response.headers.update(cors_headers(request, origins))
+    return response
+
+
+def preflight_answer(request: web.Request, origins: Iterable[str]) -> web.Response:
+    """A CORS preflight's answer: 204 with the headers for an allowed origin, else 403."""
+    headers = cors_headers(request, origins)
+    if not headers:
+        return Refused(403, "origin_not_allowed", "this site may not embed the chat").response()
+    return web.Response(status=204, headers=headers)
 
 
 def claims_of(request: web.Request, secret: str) -> SessionClaims:
