@@ -61,6 +61,11 @@ class WebchatSettings(BaseModel):
     it): a screenshot or a phone photo, not a video library."""
     attachment_dir: str = "var/attachments"
     """The attachment store (shared with email and Telegram): ``<dir>/<sha256>``."""
+    upload_burst: int = Field(default=10, gt=0)
+    """Files one session may upload at once before the upload limit applies."""
+    uploads_per_minute: float = Field(default=6.0, gt=0)
+    """Sustained uploads per minute per session: with the message budget alone (5 a second),
+    one session could write 50 MB a second to the disk."""
 
 
 class MailSecurity(StrEnum):

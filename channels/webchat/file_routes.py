@@ -15,8 +15,9 @@ shows them), everything else as a download; HTML, SVG and other types a browser 
 served as bytes, with ``nosniff`` and a sandboxing CSP (``gateway/api/attachment_routes.py``).
 
 Uploaded first, sent second: a file whose message never comes stays unnamed in the store until
-the attachment sweep (``workers/attachment_sweep.py``) removes it a day later. Uploads spend
-the session's message budget (``GATEWAY_WEBCHAT__RATE_BURST``): a file counts as a message.
+the attachment sweep (``workers/attachment_sweep.py``) removes it a day later. Uploads have a
+budget of their own per session (``GATEWAY_WEBCHAT__UPLOAD_BURST``, ``__UPLOADS_PER_MINUTE``):
+the message budget (5 a second) would let one session write 50 MB a second to the disk.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
@@ -33,7 +33,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from channels.attachment_store import is_stored, store_chunks
 from channels.webchat.frames import ErrorCode
-from channels.webchat.security import Refused, check_origin, claims_of, cors_headers
+from channels.webchat.security import (
+    Refused,
+    answer,
+    check_origin,
+    claims_of,
+    cors_headers,
+    preflight_answer,
+    refusal,
+)
 from channels.webchat.state import WEBCHAT, WebchatState
 from channels.webchat.tokens import SessionClaims
 from gateway.api.attachment_routes import (
@@ -57,27 +65,11 @@ def _session(request: web.Request, state: WebchatState) -> SessionClaims:
     return claims_of(request, state.secret)
 
 
-def _answer(request: web.Request, state: WebchatState, body: Any, status: int) -> web.Response:
-    return web.json_response(
-        body, status=status, headers=cors_headers(request, state.settings.origins)
-    )
-
-
-def _refused(request: web.Request, state: WebchatState, refused: Refused) -> web.Response:
-    response = refused.response()
-    response.headers.update(cors_headers(request, state.settings.origins))
-    return response
-
-
 @routes.options("/api/v1/webchat/attachments")
 @routes.options("/api/v1/webchat/attachments/{file}")
 async def preflight(request: web.Request) -> web.Response:
     """CORS preflight (the widget uploads with an ``Authorization`` header)."""
-    state = request.app[WEBCHAT]
-    headers = cors_headers(request, state.settings.origins)
-    if not headers:
-        return Refused(403, "origin_not_allowed", "this site may not embed the chat").response()
-    return web.Response(status=204, headers=headers)
+    return preflight_answer(request, request.app[WEBCHAT].settings.origins)
 
 
 async def _file_part(request: web.Request) -> BodyPartReader:
@@ -114,8 +106,9 @@ async def upload(request: web.Request) -> web.Response:
     cap = state.settings.attachment_max_bytes
     try:
         claims = _session(request, state)
-        if not state.messages.allow(claims.session_id):
-            raise Refused(429, ErrorCode.RATE_LIMITED, "too many messages; slow down")
+        if not state.uploads.allow(claims.session_id):
+            wait = state.uploads.retry_after(claims.session_id)
+            raise Refused(429, ErrorCode.RATE_LIMITED, f"too many files; try again in {wait:.0f} s")
         try:
             part = await _file_part(request)
             counted = _Counted(part)
@@ -138,8 +131,8 @@ async def upload(request: web.Request) -> web.Response:
             "size": counted.size,
         }
     except Refused as refused:
-        return _refused(request, state, refused)
-    return _answer(request, state, body, 201)
+        return refusal(request, state.settings.origins, refused)
+    return answer(request, state.settings.origins, body, 201)
 
 
 @routes.get("/api/v1/webchat/attachments/{file}")
@@ -163,7 +156,7 @@ async def download(request: web.Request) -> web.StreamResponse:
         if path is None:
             raise gone
     except Refused as refused:
-        return _refused(request, state, refused)
+        return refusal(request, state.settings.origins, refused)
     media_type = served_type(attachment.get("content_type"))
     disposition = content_disposition(attachment.get("filename"))
     if media_type in _PICTURES:

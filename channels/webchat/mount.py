@@ -44,6 +44,7 @@ def _webchat(settings: Settings) -> Callable[[web.Application], AsyncIterator[No
             hub=hub,
             messages=RateLimiter(burst=chat.rate_burst, rate=chat.rate_per_second),
             sessions=RateLimiter(burst=chat.sessions_burst, rate=chat.sessions_per_minute / 60),
+            uploads=RateLimiter(burst=chat.upload_burst, rate=chat.uploads_per_minute / 60),
         )
         listener = asyncio.create_task(hub.run(), name="webchat-fanout")
         try:

@@ -26,6 +26,8 @@ class WebchatState:
     """Frames per chat session (burst 20, 5 per second by default)."""
     sessions: RateLimiter
     """New sessions per client IP address."""
+    uploads: RateLimiter
+    """Files per chat session (burst 10, 6 a minute by default): each may be megabytes."""
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
     """Open sockets, closed with 1001 at shutdown."""
 

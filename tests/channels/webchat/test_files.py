@@ -169,8 +169,8 @@ async def test_what_an_upload_refuses(make_chat: MakeChat, tmp_path: Path) -> No
         webchat={
             "attachment_dir": str(tmp_path / "files"),
             "attachment_max_bytes": CAP,
-            "rate_burst": 9,
-            "rate_per_second": 0.01,
+            "upload_burst": 9,
+            "uploads_per_minute": 0.6,
         }
     )
     token, _ = await chat.session()
@@ -196,10 +196,15 @@ async def test_what_an_upload_refuses(make_chat: MakeChat, tmp_path: Path) -> No
     )
     assert stored_names(chat) == []  # nothing refused was kept, not even a temporary file
 
-    # Uploads spend the session's message budget (burst 9 here; the 5 refused above spent
-    # theirs: only a request without a valid token spends none).
+    # Uploads spend the session's upload budget (burst 9 here; the 5 refused above spent
+    # theirs: only a request without a valid token spends none), not its message budget.
     statuses = [(await upload(chat, token, PNG)).status for _ in range(5)]
     assert statuses == [201, 201, 201, 201, 429]
+    refused = await (await upload(chat, token, PNG)).json()
+    assert refused["detail"].startswith("too many files"), refused
+    # The customer can still write (and name a file uploaded before).
+    said = await post(chat, token, message("can you see them?", "c-after-uploads"))
+    assert said.status == 200, await said.text()
 
 
 async def test_a_message_names_only_files_that_were_uploaded(files_chat: Chat) -> None:
