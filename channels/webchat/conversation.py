@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from channels.webchat.files import shown_files, stored_uploads
 from channels.webchat.frames import (
@@ -30,7 +31,14 @@ from channels.webchat.tokens import SessionClaims
 from gateway import kb_feedback
 from gateway.ingest import IngestResult
 from gateway.metrics import Metrics
-from gateway.models import Attachment, AuthorType, Channel, InboundMessage, MessageKind
+from gateway.models import (
+    REPLY_TO_MESSAGE,
+    Attachment,
+    AuthorType,
+    Channel,
+    InboundMessage,
+    MessageKind,
+)
 from gateway.pipeline import Pipeline
 from gateway.routing import Router
 from gateway.store import Store
@@ -135,16 +143,24 @@ class Conversation:
         so ``id > after`` alone would lose it for good. So this also returns the messages with
         ids up to ``after`` created at most ``SETTLING`` before message ``after`` was (any the
         client could not yet see must be that recent); the client drops ids it has shown.
+
+        An agent's reply that answers one of the customer's messages carries its words
+        (``quote``) as its live frame does, read in the same query (a join, not one per reply).
         """
         async with self.services.store.read() as session:
             since = await self._settling_since(session, after)
-            query = self._scoped(select(TicketMessage, Ticket.number, Agent.name)).where(
-                (TicketMessage.id > after) | (TicketMessage.created_at >= since)
+            quoted = aliased(TicketMessage)
+            query = (
+                self._scoped(select(TicketMessage, Ticket.number, Agent.name, quoted.text))
+                .outerjoin(quoted, _answered(quoted))
+                .where((TicketMessage.id > after) | (TicketMessage.created_at >= since))
             )
             rows = (
                 await session.execute(query.order_by(TicketMessage.id.desc()).limit(limit))
             ).all()
-        return [message_frame(m, number, name) for m, number, name in reversed(rows)]
+        return [
+            message_frame(m, number, name, quote=words) for m, number, name, words in reversed(rows)
+        ]
 
     async def _settling_since(self, session: AsyncSession, after: int) -> datetime:
         """The oldest ``created_at`` a message with an id up to ``after`` still owed can have.
@@ -282,6 +298,21 @@ class Conversation:
         )
 
 
+def _answered(quoted: type[TicketMessage]) -> ColumnElement[bool]:
+    """Joins ``quoted`` to the customer's message an agent's reply names (``REPLY_TO_MESSAGE``).
+
+    The reply's own ticket and incoming messages only, as the agent API allows (``gateway/desk.py``)
+    and the live frame's ``quote`` has it (``workers/outbound.py``): whatever a stored id says,
+    a resume never carries another conversation's words, nor a note's.
+    """
+    return and_(
+        TicketMessage.author_type == AuthorType.AGENT.value,
+        quoted.id == TicketMessage.channel_meta[REPLY_TO_MESSAGE].as_integer(),
+        quoted.ticket_id == TicketMessage.ticket_id,
+        quoted.kind == MessageKind.INCOMING.value,
+    )
+
+
 def _contact_and_survivors(contact_id: int) -> Select[Any]:
     """The contact and the one it was merged into (tickets may have moved to the survivor)."""
     merged_into = select(Contact.merged_into_id).where(Contact.id == contact_id)
@@ -294,8 +325,8 @@ async def live_frame(store: Store, session_id: str, event: dict[str, Any]) -> di
     A reply, notice or survey names its stored message, which is read back (once per event and
     process) for its author and agent name, and only if it belongs to this session's
     conversation. An event without one (a notice of no ticket) is shown as a system message.
-    A reply that answers one of the customer's messages carries its words (``quote``): live
-    frames only, resume does not look them up.
+    A reply that answers one of the customer's messages carries its words (``quote``), as the
+    sender looked them up (``Conversation.history`` reads them from the store for a resume).
     """
     if event.get("type") == "typing":
         return {"type": "typing", "author": "agent", "name": event.get("name")}
@@ -346,9 +377,14 @@ def _ack(client_id: str | None, message_id: int, ticket: str) -> dict[str, Any]:
 
 
 def message_frame(
-    message: TicketMessage, ticket: str | None, agent_name: str | None
+    message: TicketMessage,
+    ticket: str | None,
+    agent_name: str | None,
+    *,
+    quote: str | None = None,
 ) -> dict[str, Any]:
-    """A stored message as the widget shows it."""
+    """A stored message as the widget shows it; ``quote``: the words of the customer's message
+    an agent's reply answers (the widget cannot point at a message, so it shows them)."""
     author = message.author_type
     frame: dict[str, Any] = {
         "type": "message",
@@ -369,6 +405,9 @@ def message_frame(
         frame["kind"] = meta["outbox_kind"]
         if meta.get("template"):
             frame["template"] = meta["template"]
+    # Stripped and left out when empty, as the sender does for a live frame (a file alone).
+    if quote is not None and quote.strip():
+        frame["quote"] = quote.strip()
     if author == AuthorType.BOT.value:
         feedback = meta.get("feedback")
         frame["helpful"] = feedback.get("helpful") if isinstance(feedback, dict) else None
