@@ -109,7 +109,8 @@
   var resumedUpTo = 0;                        // history complete up to this id
   var ws = null, attempts = 0, retryTimer = null, lastTyping = 0, typingTimer = null;
   var polling = false, connecting = false;
-  var previews = {};                          // client id -> [object URL] of files chosen here
+  var previews = {};                          // client id -> [File] chosen here: shown from the local copy
+  var fileItems = [];                         // every file shown: its URL released on close (below)
 
   function setState(state) {
     status.setAttribute("data-state", state);
@@ -143,7 +144,7 @@
   /* A URL this page may use for a file: the local copy of one chosen here, or the gateway's
      bytes fetched with the token in a header (a blob: URL), so the token is never in a URL. */
   function fileSource(file, preview) {
-    if (preview) return Promise.resolve(preview);
+    if (preview) return Promise.resolve(URL.createObjectURL(preview));
     if (!file.url || !token || !/^\/api\/v1\/webchat\/attachments\/[0-9a-f]{64}$/.test(file.url)) {
       return Promise.reject(new Error("no file"));
     }
@@ -153,27 +154,46 @@
     }).then(function (blob) { return URL.createObjectURL(blob); });
   }
 
-  /* A message's files: pictures as thumbnails, the rest as links that download them. */
-  function fileList(files, localUrls) {
+  /* A message's files: pictures as thumbnails (loaded while the panel is open), the rest as
+     links that download them. An object URL holds its bytes until revoked: closing the widget
+     revokes every file's (off its picture too), opening loads the pictures again. */
+  function fileList(files, localFiles) {
     if (!files || !files.length) return null;
     var list = el("ul", { "class": "gw-files", "aria-label": T.files });
     files.forEach(function (file, i) {
       var name = String(file.name || "file");
       var type = String(file.media_type || "").toLowerCase();
       var item = el("li", { "class": "gw-file" });
-      var preview = localUrls ? localUrls[i] : null;
+      var preview = localFiles ? localFiles[i] : null;
       var link = el("a", { "class": "gw-file-link", href: "#", download: name, rel: "noopener" }, name);
-      var source = null;
-      function load() { if (!source) source = fileSource(file, preview); return source; }
-      if (PICTURES.indexOf(type) >= 0) {
-        var img = el("img", { "class": "gw-thumb", alt: name });
-        load().then(function (url) { img.src = url; link.href = url; }, function () { item.setAttribute("data-state", "missing"); });
-        item.appendChild(img);
+      var img = PICTURES.indexOf(type) >= 0 ? el("img", { "class": "gw-thumb", alt: name }) : null;
+      var source = null, made = null;
+      function load() {
+        if (source) return source;
+        var pending = source = fileSource(file, preview).then(function (url) {
+          if (source !== pending) { URL.revokeObjectURL(url); return null; }  // released meanwhile
+          made = url; item.removeAttribute("data-state"); return url;
+        });
+        return pending;
       }
+      function missing() { item.setAttribute("data-state", "missing"); }
+      function showPicture() {
+        load().then(function (url) { if (url) { img.src = url; link.href = url; } }, missing);
+      }
+      if (img) { item.appendChild(img); if (!panel.hidden) showPicture(); }
       link.addEventListener("click", function (ev) {
         if (link.getAttribute("href") !== "#") return;
         ev.preventDefault();
-        load().then(function (url) { link.href = url; link.click(); }, function () { item.setAttribute("data-state", "missing"); });
+        load().then(function (url) { if (url) { link.href = url; link.click(); } }, missing);
+      });
+      fileItems.push({
+        show: function () { if (img) showPicture(); },
+        release: function () {
+          source = null;
+          if (made) { URL.revokeObjectURL(made); made = null; }
+          if (img) img.removeAttribute("src");
+          link.setAttribute("href", "#");
+        }
       });
       item.appendChild(link);
       if (typeof file.size === "number") item.appendChild(el("span", { "class": "gw-file-size" }, " (" + Math.ceil(file.size / 1024) + " KB)"));
@@ -182,13 +202,14 @@
     return list;
   }
 
-  /* The paperclip: the file is uploaded, then sent as a message of its own. Shown at once
-     (its own copy); a refused upload marks it failed and says why. */
-  function sendFile(file) {
+  /* The paperclip: the file is uploaded, then sent in a message with ``text`` (the words typed
+     alongside, or none). Shown at once (its own copy); a refused upload marks it failed, says
+     why and puts the words back in an empty box, so they go with the next try. */
+  function sendFile(file, text) {
     var clientId = uuid();
     var named = { name: file.name, media_type: file.type, size: file.size };
-    previews[clientId] = [URL.createObjectURL(file)];
-    var row = addMine({ client_id: clientId, text: "", attachments: [named] }, "pending");
+    previews[clientId] = [file];
+    var row = addMine({ client_id: clientId, text: text, attachments: [named] }, "pending");
     ensureSession().then(function (t) {
       var body = new FormData();
       body.append("file", file, file.name);
@@ -202,7 +223,7 @@
       });
     }).then(function (uploaded) {
       var item = {
-        type: "message", client_id: clientId, text: "",
+        type: "message", client_id: clientId, text: text,
         attachments: [{ file: uploaded.file, name: uploaded.name, media_type: uploaded.media_type }]
       };
       outbox.push(item); store.set("outbox", outbox);
@@ -210,6 +231,7 @@
       connect();
     }, function (err) {
       row.setAttribute("data-state", "failed");
+      if (text && !input.value) input.value = text;
       var status = err && err.status;
       if (status === 413) note(T.fileTooLarge);
       else if (status === 429) note(T.rateLimited);
@@ -234,6 +256,7 @@
       var who = frame.author === "agent" ? (frame.name || T.agent) : T.bot;
       row.appendChild(el("span", { "class": "gw-name" }, who));
     }
+    if (frame.quote) row.appendChild(quoteBlock(frame.quote));
     if (frame.text || !frame.attachments || !frame.attachments.length) row.appendChild(el("p", { "class": "gw-text" }, frame.text));
     var files = fileList(frame.attachments, null);
     if (files) row.appendChild(files);
@@ -241,6 +264,14 @@
     log.appendChild(row);
     if (frame.kind === "survey" && frame.ticket) log.appendChild(ratingBox(frame.ticket));
     scroll();
+  }
+
+  /* The customer's message an agent's reply answers (the widget cannot point at it): its words
+     on one line, cut to about 120 characters, as text (they are the customer's). */
+  function quoteBlock(words) {
+    var chars = Array.from(String(words).replace(/\s+/g, " ").trim());  // an emoji stays whole
+    var text = chars.length > 120 ? chars.slice(0, 120).join("") + "\u2026" : chars.join("");
+    return el("blockquote", { "class": "gw-quote" }, text);
   }
 
   function feedbackBox(frame) {
@@ -428,11 +459,14 @@
   function open() {
     panel.hidden = false; button.setAttribute("aria-expanded", "true");
     root.setAttribute("data-open", "true");
+    fileItems.forEach(function (f) { f.show(); });
     connect(); input.focus();
   }
   function close() {
     panel.hidden = true; button.setAttribute("aria-expanded", "false");
     root.setAttribute("data-open", "false"); button.focus();
+    // Nothing is shown now: the files' bytes are let go (a long chat's pictures add up).
+    fileItems.forEach(function (f) { f.release(); });
   }
   button.addEventListener("click", function () { if (panel.hidden) open(); else close(); });
   closeButton.addEventListener("click", close);
@@ -450,7 +484,11 @@
   fileInput.addEventListener("change", function () {
     var chosen = Array.prototype.slice.call(fileInput.files || []);
     fileInput.value = "";  // so that choosing the same file again fires "change" again
-    chosen.forEach(sendFile);
+    if (!chosen.length) return;
+    // Words typed before the paperclip go with the file, in the same message.
+    var text = input.value.trim();
+    input.value = "";
+    chosen.forEach(function (file, i) { sendFile(file, i ? "" : text); });
   });
 
   setState("connecting");
