@@ -74,7 +74,9 @@ async def replay(settings: Settings, store: Store, parked_id: int) -> Replayed:
         async with contextlib.AsyncExitStack() as stack:
             bot = None
             if channel == Channel.TELEGRAM.value:
-                bot = await stack.enter_async_context(open_bot(settings.telegram))
+                bot = await stack.enter_async_context(
+                    open_bot(settings.telegram, redis_url=settings.redis_url)
+                )
             outcome = await feed(
                 channel, raw, settings=settings, store=store, pipeline=pipeline, bot=bot
             )

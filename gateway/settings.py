@@ -184,9 +184,13 @@ class TelegramSettings(BaseModel):
     back to the queue with the delay Telegram asked for. At most a minute: a job delivers up to
     20 rows within RQ's 180 s, and a worker killed in the wait delivers none of the rest."""
     rate_per_second: float = Field(default=30, ge=0)
-    """Messages a second one process's bot sends across all chats (python-telegram-bot's
-    ``AIORateLimiter``; Telegram asks bots to stay near 30, https://core.telegram.org/bots/faq);
-    0 turns the pacing off. Groups also keep to 20 a minute."""
+    """Messages a second the bot sends across all chats (Telegram asks bots to stay near 30,
+    https://core.telegram.org/bots/faq); 0 turns the pacing off. Groups also keep to 20 a
+    minute."""
+    rate_shared: bool = True
+    """The rate is the bot's, shared by every process through Redis (``channels/telegram/
+    pacing.py``); false: each process keeps to it alone (python-telegram-bot's
+    ``AIORateLimiter``), and N processes send up to N times it."""
 
     @field_validator("webhook_secret")
     @classmethod

@@ -12,9 +12,11 @@ A ``Bot`` is bound to the event loop it first runs on: the web app makes one in 
 step (it answers commands and button presses), and a worker keeps one for its deliveries
 (``TelegramSender.open``).
 
-The bot is python-telegram-bot's ``ExtBot`` (a ``Bot`` that takes a rate limiter), paced by its
-``AIORateLimiter``: ``rate_per_second`` messages a second across chats, 20 a minute in a group,
-per bot, so per process. The limiter does not retry: a ``RetryAfter`` still reaches the sender,
+The bot is python-telegram-bot's ``ExtBot`` (a ``Bot`` that takes a rate limiter), paced to
+``rate_per_second`` messages a second across chats and 20 a minute in a group. Those are the
+bot's limits, whichever process sends, so the budget is shared by every process through Redis
+(``pacing.py``; this process's own ``AIORateLimiter`` while Redis is away, or always with
+``rate_shared`` off). The limiter does not retry: a ``RetryAfter`` still reaches the sender,
 which waits a short one out and gives a long one back to the queue.
 """
 
@@ -30,10 +32,11 @@ from typing import Any
 
 from telegram import Bot
 from telegram.error import Forbidden, RetryAfter
-from telegram.ext import AIORateLimiter, ExtBot
+from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
+from channels.telegram.pacing import bot_limiter
 from gateway.settings import TelegramSettings
 
 API_ROOT = "https://api.telegram.org"
@@ -60,14 +63,21 @@ warnings.filterwarnings(
 
 @asynccontextmanager
 async def open_bot(
-    settings: TelegramSettings, *, long_poll: int = 0, httpx_kwargs: dict[str, Any] | None = None
+    settings: TelegramSettings,
+    *,
+    redis_url: str | None,
+    long_poll: int = 0,
+    httpx_kwargs: dict[str, Any] | None = None,
 ) -> AsyncIterator[Bot]:
-    """A ``Bot`` for ``settings``, its HTTP connections closed on exit.
+    """A ``Bot`` for ``settings``, its HTTP connections (and the limiter's) closed on exit.
 
-    ``settings.base_url`` is the root of a local Bot API server (``http://127.0.0.1:8081``);
-    ``long_poll`` is the ``getUpdates`` timeout the polling connection must outlast;
-    ``httpx_kwargs`` go to the ``httpx.AsyncClient`` of every call but ``getUpdates`` (the
-    sender's event hook marks the moment a message leaves: ``sender.py``).
+    ``redis_url`` is the gateway's Redis, through which every process's bot shares the rate
+    (a required keyword, so that no caller paces its process alone by forgetting it; None
+    does so on purpose); ``settings.base_url`` is the root of a local Bot API server
+    (``http://127.0.0.1:8081``); ``long_poll`` is the ``getUpdates`` timeout the polling
+    connection must outlast; ``httpx_kwargs`` go to the ``httpx.AsyncClient`` of every call
+    but ``getUpdates`` (the sender's event hook marks the moment a message leaves:
+    ``sender.py``).
     """
     if settings.token is None:
         raise ValueError("GATEWAY_TELEGRAM__TOKEN is not set")
@@ -78,18 +88,20 @@ async def open_bot(
         ),
         HTTPXRequest(connection_pool_size=1, connect_timeout=5, read_timeout=long_poll + 10),
     )
-    rate = settings.rate_per_second
+    limiter = bot_limiter(settings, redis_url=redis_url)
     bot: ExtBot[int] = ExtBot(
         settings.token.get_secret_value(),
         base_url=f"{root}/bot",
         base_file_url=f"{root}/file/bot",
         request=requests[0],
         get_updates_request=requests[1],
-        rate_limiter=AIORateLimiter(overall_max_rate=rate, max_retries=0) if rate else None,
+        rate_limiter=limiter,
     )
     try:
         yield bot
     finally:
+        if limiter is not None:
+            await limiter.shutdown()
         await asyncio.gather(*(request.shutdown() for request in requests))
 
 

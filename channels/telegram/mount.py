@@ -47,7 +47,9 @@ def _channel(settings: Settings) -> Callable[[web.Application], AsyncIterator[No
 
     async def channel(app: web.Application) -> AsyncIterator[None]:
         polling = config.mode is TelegramMode.POLLING
-        async with open_bot(config, long_poll=config.poll_timeout if polling else 0) as bot:
+        async with open_bot(
+            config, redis_url=settings.redis_url, long_poll=config.poll_timeout if polling else 0
+        ) as bot:
             pipeline = app[PIPELINE]
             inbound = TelegramInbound(
                 pipeline=pipeline,

@@ -131,7 +131,9 @@ class TelegramSender:
         """Keep one ``Bot`` and its connections for every send until :meth:`aclose`."""
         if self._kept is None:
             stack = AsyncExitStack()
-            bot = await stack.enter_async_context(open_bot(self.config, httpx_kwargs=_HOOKS))
+            bot = await stack.enter_async_context(
+                open_bot(self.config, redis_url=self.settings.redis_url, httpx_kwargs=_HOOKS)
+            )
             self._kept = (bot, stack)
 
     async def aclose(self) -> None:
@@ -181,7 +183,9 @@ class TelegramSender:
                 if self._kept is not None:
                     await self._send_all(self._kept[0], chat_id, parts, ids, before_wait)
                 else:
-                    async with open_bot(self.config, httpx_kwargs=_HOOKS) as bot:
+                    async with open_bot(
+                        self.config, redis_url=self.settings.redis_url, httpx_kwargs=_HOOKS
+                    ) as bot:
                         await self._send_all(bot, chat_id, parts, ids, before_wait)
             except TelegramError:
                 if len(ids) > recorded:
