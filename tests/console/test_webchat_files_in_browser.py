@@ -11,27 +11,19 @@ directions' files come back with the conversation.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
 
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, FilePayload, Page, expect
 from sqlalchemy import select
 
-from channels.webchat.state import WEBCHAT
-from gateway.app import create_app
-from gateway.appkeys import STORE
-from gateway.models import AgentRole, Channel
+from gateway.models import Channel
 from gateway.store import Store
 from gateway.store.tables import Ticket
-from tests.api.conftest import add_agent
-from tests.channels.webchat.conftest import TinyKB, chat_settings
+from tests.channels.webchat.conftest import chat_settings
 from tests.chromium import ARTIFACTS
-from tests.console.conftest import Dialogs, backend, console_login, courier, needs_chromium
+from tests.console.conftest import backend, needs_chromium
 from tests.console.test_reply_attachments import PNG
+from tests.console.webchat_desk import MakeServer, webchat_desk
 
-MakeServer = Callable[[web.Application], Awaitable[TestServer]]
 CAP = 4000
 pytestmark = needs_chromium
 
@@ -77,30 +69,11 @@ async def test_a_customer_sends_a_screenshot_and_the_agent_sees_it(
         demo=True,
         webchat={"attachment_dir": directory, "attachment_max_bytes": CAP},
     )
-    server = await aiohttp_server(create_app(settings, kb=TinyKB()))
-    app = server.app
-    assert app is not None
-    store = app[STORE]
-    await asyncio.wait_for(app[WEBCHAT].hub.ready.wait(), 5)
-    await add_agent(store, "li@shop.test", AgentRole.AGENT)
-    failures: list[str] = []
-    delivery = asyncio.create_task(courier(settings, store, failures))
-    base = f"http://127.0.0.1:{server.port}"
-    dialogs = Dialogs()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = f"webchat-files-{backend(db_url)}"
-    try:
-        agent_ctx = await browser.new_context(
-            locale="en-US", viewport={"width": 1280, "height": 800}
-        )
-        customer_ctx = await browser.new_context(
-            locale="zh-CN", viewport={"width": 900, "height": 700}
-        )
-        console = await agent_ctx.new_page()
-        widget = await customer_ctx.new_page()
-        dialogs.watch(console)
-        dialogs.watch(widget)
-        await console_login(console, base, "li@shop.test")
+    async with webchat_desk(aiohttp_server, browser, settings) as desk:
+        store, base, console, widget = desk.store, desk.base, desk.console, desk.widget
+        dialogs = desk.dialogs
 
         # The customer sends a screenshot: shown at once in their thread, then acked (stored).
         await widget.goto(f"{base}/")
@@ -175,7 +148,3 @@ async def test_a_customer_sends_a_screenshot_and_the_agent_sees_it(
         await widget.screenshot(path=str(ARTIFACTS / f"{shot}-widget.png"))
         await console.screenshot(path=str(ARTIFACTS / f"{shot}-console.png"))
         assert dialogs.seen == []
-    finally:
-        delivery.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await delivery

@@ -8,33 +8,23 @@ after a reload. Closing the widget revokes its pictures' object URLs; opening it
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
-
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, FilePayload, Locator, Page, expect
 from sqlalchemy import select
 
-from channels.webchat.state import WEBCHAT
-from gateway.app import create_app
-from gateway.appkeys import STORE
-from gateway.models import AgentRole, MessageKind
+from gateway.models import MessageKind
 from gateway.store.tables import TicketMessage
-from tests.api.conftest import add_agent
-from tests.channels.webchat.conftest import TinyKB, chat_settings
+from tests.channels.webchat.conftest import chat_settings
 from tests.chromium import ARTIFACTS
-from tests.console.conftest import Dialogs, console_login, courier, needs_chromium
+from tests.console.conftest import needs_chromium
 from tests.console.test_reply_attachments import PNG
 from tests.console.test_webchat_files_in_browser import (
     attach,
     escalated_webchat_ticket,
     until_loaded,
 )
+from tests.console.webchat_desk import MakeServer, webchat_desk
 
-MakeServer = Callable[[web.Application], Awaitable[TestServer]]
 WORDS = "订单 G-1234 的收据 <b>请看</b>：" + "包装破损，里面的杯子碎了两个。" * 8
 QUOTED = WORDS[:120] + "…"  # no runs of spaces, nor characters beyond one code point
 THUMB = "#gw-chat-log .gw-customer .gw-thumb"
@@ -71,29 +61,9 @@ async def test_words_go_with_a_file_and_the_answer_to_them_is_quoted(
     settings = chat_settings(
         db_url, redis_url, demo=True, webchat={"attachment_dir": f"{tmp_path}/attachments"}
     )
-    server = await aiohttp_server(create_app(settings, kb=TinyKB()))
-    app = server.app
-    assert app is not None
-    store = app[STORE]
-    await asyncio.wait_for(app[WEBCHAT].hub.ready.wait(), 5)
-    await add_agent(store, "li@shop.test", AgentRole.AGENT)
-    failures: list[str] = []
-    delivery = asyncio.create_task(courier(settings, store, failures))
-    base = f"http://127.0.0.1:{server.port}"
-    dialogs = Dialogs()
-    try:
-        agent_ctx = await browser.new_context(
-            locale="en-US", viewport={"width": 1280, "height": 800}
-        )
-        customer_ctx = await browser.new_context(
-            locale="zh-CN", viewport={"width": 900, "height": 700}
-        )
-        console = await agent_ctx.new_page()
-        widget = await customer_ctx.new_page()
-        await widget.add_init_script(WATCH_REVOKED)
-        dialogs.watch(console)
-        dialogs.watch(widget)
-        await console_login(console, base, "li@shop.test")
+    async with webchat_desk(aiohttp_server, browser, settings, widget_script=WATCH_REVOKED) as desk:
+        store, base, console, widget = desk.store, desk.base, desk.console, desk.widget
+        dialogs, failures = desk.dialogs, desk.failures
 
         # Words typed, then a photo picked: one message carrying both; the box is emptied.
         await widget.goto(f"{base}/")
@@ -169,7 +139,3 @@ async def test_words_go_with_a_file_and_the_answer_to_them_is_quoted(
         await widget.screenshot(path=str(ARTIFACTS / "webchat-quote-widget.png"))
         assert failures == []
         assert dialogs.seen == []
-    finally:
-        delivery.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await delivery
