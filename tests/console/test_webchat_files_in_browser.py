@@ -13,12 +13,8 @@ from __future__ import annotations
 import asyncio
 
 from playwright.async_api import Browser, FilePayload, Page, expect
-from sqlalchemy import select
 
-from gateway.models import Channel
-from gateway.store import Store
-from gateway.store.tables import Ticket
-from tests.channels.webchat.conftest import chat_settings
+from tests.channels.webchat.conftest import chat_settings, escalated_webchat_ticket
 from tests.chromium import ARTIFACTS
 from tests.console.conftest import backend, needs_chromium
 from tests.console.test_reply_attachments import PNG
@@ -26,20 +22,6 @@ from tests.console.webchat_desk import MakeServer, webchat_desk
 
 CAP = 4000
 pytestmark = needs_chromium
-
-
-async def escalated_webchat_ticket(store: Store) -> str:
-    async with asyncio.timeout(10):
-        while True:
-            async with store.read() as session:
-                number = await session.scalar(
-                    select(Ticket.number).where(
-                        Ticket.channel == Channel.WEBCHAT.value, Ticket.escalated_at.is_not(None)
-                    )
-                )
-            if number is not None:
-                return str(number)
-            await asyncio.sleep(0.05)
 
 
 async def attach(page: Page, files: list[FilePayload]) -> None:

@@ -14,13 +14,12 @@ from sqlalchemy import select
 
 from gateway.models import MessageKind
 from gateway.store.tables import TicketMessage
-from tests.channels.webchat.conftest import chat_settings
+from tests.channels.webchat.conftest import chat_settings, escalated_webchat_ticket
 from tests.chromium import ARTIFACTS
 from tests.console.conftest import needs_chromium
 from tests.console.test_reply_attachments import PNG
 from tests.console.test_webchat_files_in_browser import (
     attach,
-    escalated_webchat_ticket,
     until_loaded,
 )
 from tests.console.webchat_desk import MakeServer, webchat_desk

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from channels.webchat.state import WEBCHAT
 from gateway.app import create_app
 from gateway.appkeys import PIPELINE, STORE
-from gateway.models import REPLY_TO_MESSAGE, AuthorType, MessageKind, OutboxStatus
+from gateway.models import REPLY_TO_MESSAGE, AuthorType, Channel, MessageKind, OutboxStatus
 from gateway.outbox import owe_reply
 from gateway.settings import Settings
 from gateway.store import Store
@@ -254,3 +254,18 @@ async def make_chat(
 @pytest.fixture
 async def chat(make_chat: Callable[..., Awaitable[Chat]]) -> Chat:
     return await make_chat()
+
+
+async def escalated_webchat_ticket(store: Store) -> str:
+    """The number of the web chat ticket that escalated (to a person), once one has."""
+    async with asyncio.timeout(10):
+        while True:
+            async with store.read() as session:
+                number = await session.scalar(
+                    select(Ticket.number).where(
+                        Ticket.channel == Channel.WEBCHAT.value, Ticket.escalated_at.is_not(None)
+                    )
+                )
+            if number is not None:
+                return str(number)
+            await asyncio.sleep(0.05)

@@ -25,12 +25,17 @@ from channels.webchat.state import WEBCHAT
 from channels.webchat.tokens import verify_token
 from gateway.app import create_app
 from gateway.appkeys import REDIS, STORE
-from gateway.models import Channel, MessageKind
-from gateway.store.tables import Ticket, TicketMessage
+from gateway.models import MessageKind
+from gateway.store.tables import TicketMessage
 from knowledge_base.encoder import HashingEncoder
 from knowledge_base.loaders import load_entries
 from knowledge_base.service import MatcherKB
-from tests.channels.webchat.conftest import agent_reply, chat_settings, courier
+from tests.channels.webchat.conftest import (
+    agent_reply,
+    chat_settings,
+    courier,
+    escalated_webchat_ticket,
+)
 from tests.chromium import ARTIFACTS, CHROMIUM
 from tests.chromium import browser as browser  # fails a test on the page's JS errors
 
@@ -57,18 +62,7 @@ async def open_panel(page: Page) -> None:
 
 async def webchat_ticket(server: TestServer) -> str:
     assert server.app is not None
-    store = server.app[STORE]
-    async with asyncio.timeout(10):
-        while True:
-            async with store.read() as session:
-                number = await session.scalar(
-                    select(Ticket.number).where(
-                        Ticket.channel == Channel.WEBCHAT.value, Ticket.escalated_at.is_not(None)
-                    )
-                )
-            if number is not None:
-                return str(number)
-            await asyncio.sleep(0.05)
+    return await escalated_webchat_ticket(server.app[STORE])
 
 
 async def until_feedback(server: TestServer, message_id: int) -> None:
