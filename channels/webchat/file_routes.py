@@ -50,7 +50,7 @@ from gateway.api.attachment_routes import (
     served_type,
     stored_file,
 )
-from gateway.api.reply_files import clean_filename, clean_media_type
+from gateway.api.reply_files import NoFilePart, clean_filename, clean_media_type, file_part
 from gateway.appkeys import SETTINGS
 
 _CHUNK = 64 * 1024
@@ -70,17 +70,6 @@ def _session(request: web.Request, state: WebchatState) -> SessionClaims:
 async def preflight(request: web.Request) -> web.Response:
     """CORS preflight (the widget uploads with an ``Authorization`` header)."""
     return preflight_answer(request, request.app[WEBCHAT].settings.origins)
-
-
-async def _file_part(request: web.Request) -> BodyPartReader:
-    if not request.content_type.startswith("multipart/"):
-        raise Refused(400, ErrorCode.INVALID, "send the file as multipart/form-data", "file")
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if isinstance(part, BodyPartReader) and part.name == "file":
-            return part
-        await part.release()
-    raise Refused(400, ErrorCode.INVALID, "no part named file", "file")
 
 
 class _Counted:
@@ -110,11 +99,13 @@ async def upload(request: web.Request) -> web.Response:
             wait = state.uploads.retry_after(claims.session_id)
             raise Refused(429, ErrorCode.RATE_LIMITED, f"too many files; try again in {wait:.0f} s")
         try:
-            part = await _file_part(request)
+            part = await file_part(request)
             counted = _Counted(part)
             path = await store_chunks(
                 Path(state.settings.attachment_dir), counted.chunks(), max_bytes=cap
             )
+        except NoFilePart as exc:
+            raise Refused(400, ErrorCode.INVALID, str(exc), "file") from None
         except (ValueError, HttpProcessingError) as exc:  # UnicodeDecodeError is a ValueError
             detail = f"not a multipart body: {exc}"[:200]
             raise Refused(400, ErrorCode.INVALID, detail, "file") from None

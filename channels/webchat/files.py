@@ -18,7 +18,7 @@ from typing import Any
 
 from channels.attachment_store import is_stored
 from channels.webchat.frames import ErrorCode, FileRef, FrameError
-from gateway.api.reply_files import clean_filename, clean_media_type
+from gateway.api.reply_files import stored_upload
 from gateway.models import Attachment
 
 DOWNLOAD = "/api/v1/webchat/attachments/{file}"
@@ -31,29 +31,17 @@ def stored_uploads(
 ) -> tuple[Attachment, ...]:
     """The files a message names, each checked to be in the web chat's store (blocking: call
     it in a thread); an ``invalid`` error naming ``attachments`` for the first that is not."""
-    directory = directory.resolve()
     found = []
     for ref in refs:
-        path = directory / ref.file  # 64 hex digits (frames.py): no path in it
-        try:
-            size = path.stat().st_size if path.is_file() else None
-        except OSError:
-            size = None
-        if size is None:
+        attachment = stored_upload(directory, ref.file, ref.name, ref.media_type)
+        if attachment is None:
             raise FrameError(
                 ErrorCode.INVALID,
                 f"no uploaded file {ref.file[:12]}…: upload it first",
                 field="attachments",
                 client_id=client_id,
             )
-        found.append(
-            Attachment(
-                filename=clean_filename(ref.name),
-                content_type=clean_media_type(ref.media_type),
-                size=size,
-                ref=str(path),
-            )
-        )
+        found.append(attachment)
     return tuple(found)
 
 

@@ -24,7 +24,13 @@ from channels.attachment_store import store_bytes, store_dir
 from gateway.api.access import principal
 from gateway.api.endpoints import ApiTable
 from gateway.api.errors import ApiError, respond
-from gateway.api.reply_files import clean_filename, clean_media_type, upload_limit
+from gateway.api.reply_files import (
+    NoFilePart,
+    clean_filename,
+    clean_media_type,
+    file_part,
+    upload_limit,
+)
 from gateway.api.schemas import Uploaded
 from gateway.api.ticket_routes import visible_to
 from gateway.appkeys import SETTINGS, STORE
@@ -36,28 +42,19 @@ api = ApiTable()
 _CHUNK = 64 * 1024
 
 
-async def _file_part(request: web.Request) -> BodyPartReader:
-    if not request.content_type.startswith("multipart/"):
-        raise ApiError(400, "invalid", "send the file as multipart/form-data", field="file")
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if isinstance(part, BodyPartReader) and part.name == "file":
-            return part
-        await part.release()
-    raise ApiError(400, "invalid", "no part named file", field="file")
-
-
 async def _read_file(request: web.Request, limit: int) -> tuple[BodyPartReader, bytes]:
     """The ``file`` part and its bytes, read up to ``limit``: 400 for a body aiohttp cannot
     parse as multipart (a bad boundary, a part header with control characters), 413 past the
     limit."""
     data = bytearray()
     try:
-        part = await _file_part(request)
+        part = await file_part(request)
         while chunk := await part.read_chunk(_CHUNK):
             data += chunk
             if len(data) > limit:
                 raise ApiError(413, "too_large", f"files of up to {limit} bytes", field="file")
+    except NoFilePart as exc:
+        raise ApiError(400, "invalid", str(exc), field="file") from None
     except (ValueError, HttpProcessingError) as exc:  # UnicodeDecodeError is a ValueError
         raise ApiError(400, "invalid", f"not a multipart body: {exc}"[:200], field="file") from None
     if not data:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from pathlib import Path
+
+from aiohttp import BodyPartReader, web
 
 from channels.attachment_store import store_dir
 from gateway.api.errors import ApiError
@@ -50,6 +53,44 @@ def clean_media_type(raw: str | None) -> str:
     return media if _MEDIA_TYPE.match(media) else "application/octet-stream"
 
 
+class NoFilePart(Exception):
+    """The request holds no ``file`` part to upload; the message says why."""
+
+
+async def file_part(request: web.Request) -> BodyPartReader:
+    """The upload's ``multipart/form-data`` part named ``file`` (an agent's for a reply, a
+    customer's from the widget); :class:`NoFilePart` when there is none."""
+    if not request.content_type.startswith("multipart/"):
+        raise NoFilePart("send the file as multipart/form-data")
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if isinstance(part, BodyPartReader) and part.name == "file":
+            return part
+        await part.release()
+    raise NoFilePart("no part named file")
+
+
+def stored_upload(
+    directory: Path, ref: str, filename: str, media_type: str | None
+) -> Attachment | None:
+    """The uploaded file ``ref`` (64 hex digits: no path in it) of the store ``directory``, as
+    a message's attachment under the name and type its uploader gave; None when the store has
+    no such file (blocking: call it in a thread)."""
+    path = directory.resolve() / ref
+    try:
+        size = path.stat().st_size if path.is_file() else None
+    except OSError:
+        size = None
+    if size is None:
+        return None
+    return Attachment(
+        filename=clean_filename(filename),
+        content_type=clean_media_type(media_type),
+        size=size,
+        ref=str(path),
+    )
+
+
 def stored_attachments(
     refs: list[AttachmentRef], channel: str, settings: Settings
 ) -> list[Attachment]:
@@ -60,20 +101,12 @@ def stored_attachments(
     directory = store_dir(channel, settings)
     if directory is None:
         raise ApiError(400, "invalid", f"{channel} replies carry text only", field="attachments")
-    directory = directory.resolve()
     found = []
     for index, named in enumerate(refs):
-        path = directory / named.ref  # the ref is 64 hex digits: no path in it
-        if not path.is_file():
+        attachment = stored_upload(directory, named.ref, named.filename, named.content_type)
+        if attachment is None:
             raise ApiError(
                 400, "invalid", "no uploaded file has this ref", field=f"attachments.{index}.ref"
             )
-        found.append(
-            Attachment(
-                filename=clean_filename(named.filename),
-                content_type=clean_media_type(named.content_type),
-                size=path.stat().st_size,
-                ref=str(path),
-            )
-        )
+        found.append(attachment)
     return found
